@@ -1,0 +1,112 @@
+/**
+ * `bgtasks process-tasks`: load the task files and run a worker until the duration, the batch or
+ * a signal ends it. SIGINT/SIGTERM stop gracefully (running tasks get --grace seconds, then are
+ * released with their attempt given back); a second signal stops at once.
+ */
+import { resolveSettings } from '../../core/config.js';
+import { createLogger, setLogger, type Logger } from '../../core/log.js';
+import { discoverTasks } from '../../core/loader.js';
+import { runMigrations } from '../../core/migrate.js';
+import { reachableStore } from '../../core/stores.js';
+import { Worker } from '../../core/worker.js';
+import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions } from '../../core/worker-options.js';
+import { flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../common.js';
+import { EXIT } from '../exit-codes.js';
+
+export interface ProcessTasksFlags extends DbFlags {
+  duration?: string;
+  batch?: boolean;
+  maxTasks?: string;
+  sleep?: string;
+  queue?: string;
+  excludeQueues?: string;
+  concurrency?: string;
+  prefetch?: string;
+  grace?: string;
+  workerId?: string;
+  migrate?: boolean;
+  taskFiles?: string;
+  lockTimeout?: string;
+  heartbeatInterval?: string;
+  startupDelay?: boolean;
+  logFormat?: string;
+  verbose?: boolean;
+  quiet?: boolean;
+  connection?: string;
+}
+
+export function makeLogger(flags: { logFormat?: string; verbose?: boolean; quiet?: boolean }, base: Record<string, unknown> = {}): Logger {
+  const format = flags.logFormat ?? 'human';
+  if (format !== 'human' && format !== 'json') throw new UsageError(`Invalid --log-format: ${JSON.stringify(format)} — expected "human" or "json"`);
+  if (flags.verbose && flags.quiet) throw new UsageError('Invalid flags: --verbose and --quiet cannot be used together');
+  return createLogger({
+    format,
+    level: flags.verbose ? 'debug' : flags.quiet ? 'warn' : 'info',
+    write: (line) => process.stdout.write(`${line}\n`),
+    base,
+  });
+}
+
+/** Turns the flags into worker options (every value checked, errors naming the flag). */
+export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
+  const o: WorkerOptions = {
+    duration: numberFlag(flags.duration, '--duration', 'seconds >= 0 (0 = run until stopped)', (n) => n >= 0),
+    batch: flags.batch ?? false,
+    maxTasks: numberFlag(flags.maxTasks, '--max-tasks', 'an integer >= 1', (n) => Number.isInteger(n) && n >= 1),
+    sleep: flagSetting('sleep', flags.sleep, '--sleep') as number | undefined,
+    grace: numberFlag(flags.grace, '--grace', 'seconds >= 0', (n) => n >= 0),
+    concurrency: flagSetting('concurrency', flags.concurrency, '--concurrency') as number | undefined,
+    prefetch: flagSetting('prefetch', flags.prefetch, '--prefetch') as number | undefined,
+    lockTimeout: flagSetting('lockTimeout', flags.lockTimeout, '--lock-timeout') as number | undefined,
+    heartbeatInterval: flagSetting('heartbeatInterval', flags.heartbeatInterval, '--heartbeat-interval') as number | undefined,
+    queues: flags.queue !== undefined ? parseQueueList(flags.queue, '--queue') : null,
+    excludeQueues: flags.excludeQueues !== undefined ? parseQueueList(flags.excludeQueues, '--exclude-queues') : null,
+    connection: flags.connection ?? null,
+  };
+  if (flags.workerId !== undefined) o.workerId = flags.workerId;
+  for (const k of Object.keys(o) as Array<keyof WorkerOptions>) if (o[k] === undefined) delete o[k];
+  checkWorkerOptions(o);
+  return o;
+}
+
+export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
+  const options = workerOptionsFrom(flags);
+  const overrides = overridesFrom(flags);
+  if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
+  const settings = await resolveSettings({ overrides });
+  const workerId = options.workerId ?? defaultWorkerId();
+  const log = makeLogger(flags, { worker: workerId });
+  setLogger(log);
+  const { files, names } = await discoverTasks(settings.taskFiles, settings.taskFilesBase);
+  log.info('task files loaded', { files: files.length, tasks: names.join(',') });
+  if (flags.migrate) {
+    const applied = await runMigrations((await reachableStore(settings, options.connection)).conn, settings.tablePrefix);
+    if (applied.length > 0) log.info('migrated', { applied: applied.join(',') });
+  }
+  if (flags.startupDelay !== false && !options.batch) {
+    // Many workers launched by the same cron tick should not all poll at the same instant.
+    await new Promise((r) => setTimeout(r, Math.random() * 1000));
+  }
+  const running = new Worker({ ...options, workerId, logger: log });
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      log.warn(`${sig} received: no new tasks; running tasks get --grace seconds to finish (send it again to stop now)`);
+      void running.stop();
+    } else {
+      log.warn(`${sig} received again: aborting running tasks and releasing them`);
+      void running.stopNow();
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await running.start(settings);
+    const summary = await running.done;
+    return summary.reason === 'fatal' ? EXIT.FAILURE : EXIT.OK;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

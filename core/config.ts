@@ -1,0 +1,294 @@
+/**
+ * Every setting, its default and its validation, in one place.
+ *
+ * Precedence (DECISIONS.md): CLI flags > `configure()` > `BGTASKS_*` environment variables >
+ * `bgtasks.config.{ts,mts,js,mjs,json}` (searched upward from the working directory) > defaults.
+ * Environment variables that bgtasks does not know are ignored; known ones with bad values are
+ * errors naming the variable.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Knex } from 'knex';
+import { ConfigError } from './errors.js';
+import { processWide } from './global.js';
+import { parseDatabase, type DatabaseSetting, type DatabaseSpec } from './db/database-spec.js';
+import { describeValue, parseWithSpec, SETTING_SPECS, type SettingName } from './settings-spec.js';
+
+export type { DatabaseSetting, DatabaseSpec };
+
+/** Resolved settings. Durations are in seconds (fractions allowed). */
+export interface Settings {
+  /** The database: a URL, a knex config object or a knex instance. Default: `sqlite:bgtasks.sqlite3`. */
+  database: DatabaseSpec;
+  /** Other named databases; a task picks one with its `connection` option. */
+  connections: Record<string, DatabaseSpec>;
+  /** Prefix of every table bgtasks creates. Default `bgtasks_`. */
+  tablePrefix: string;
+  /** Attempts before a task fails for good. Default 25. */
+  maxAttempts: number;
+  /** Seconds an attempt may run before it is aborted and counted as failed. Default 3600. */
+  maxRunTime: number;
+  /** `DESC` runs higher priorities first (default), `ASC` lower ones. */
+  priorityOrdering: 'DESC' | 'ASC';
+  /** Tasks one worker process runs at once. Default 1. */
+  concurrency: number;
+  /** Extra tasks a worker claims ahead of its free slots (leases kept alive, released on stop). */
+  prefetch: number;
+  /** Globs of task files, relative to `taskFilesBase`. */
+  taskFiles: string[];
+  /** The directory task-file globs are relative to (the config file's, or the working directory). */
+  taskFilesBase: string;
+  /** Seconds without a heartbeat after which a running task's lease expires. Default 60. */
+  lockTimeout: number;
+  /** Seconds between lease renewals. Default 10. */
+  heartbeatInterval: number;
+  /** Seconds an idle worker sleeps between polls. Default 5. */
+  sleep: number;
+  /** IANA time zone for cron recurrences. Default `UTC`. */
+  timezone: string;
+  /** Largest accepted JSON size of a task's arguments, in bytes. Default 1 MiB. */
+  maxArgsBytes: number;
+  /** `normal` stores tasks; `immediate` runs them inline at enqueue; `dummy` records them in memory. */
+  mode: 'normal' | 'immediate' | 'dummy';
+  /** Largest number of pending tasks per queue name; enqueue into a full queue throws. */
+  maxQueueSize: Record<string, number>;
+  /** Failed-attempt records kept per task (the newest ones). Default 10. */
+  errorsKept: number;
+  /** Where the settings came from, for `bgtasks config` and error messages. */
+  configFile: string | null;
+}
+
+/** What `configure()` and a config file accept. */
+export interface SettingsInput {
+  database?: DatabaseSetting;
+  connections?: Record<string, DatabaseSetting>;
+  tablePrefix?: string;
+  maxAttempts?: number;
+  maxRunTime?: number;
+  priorityOrdering?: 'DESC' | 'ASC';
+  concurrency?: number;
+  prefetch?: number;
+  taskFiles?: string | string[];
+  lockTimeout?: number;
+  heartbeatInterval?: number;
+  sleep?: number;
+  timezone?: string;
+  maxArgsBytes?: number;
+  mode?: 'normal' | 'immediate' | 'dummy';
+  maxQueueSize?: Record<string, number>;
+  errorsKept?: number;
+}
+
+export const DEFAULT_TASK_FILES = ['**/tasks.{ts,mts,js,mjs}'];
+export const TASK_FILES_IGNORE = ['**/node_modules/**', '**/dist/**', '**/.git/**'];
+export const CONFIG_FILE_NAMES = [
+  'bgtasks.config.ts',
+  'bgtasks.config.mts',
+  'bgtasks.config.js',
+  'bgtasks.config.mjs',
+  'bgtasks.config.json',
+];
+
+const ENV_NAMES: Record<string, SettingName> = {
+  BGTASKS_DATABASE_URL: 'database',
+  BGTASKS_TABLE_PREFIX: 'tablePrefix',
+  BGTASKS_MAX_ATTEMPTS: 'maxAttempts',
+  BGTASKS_MAX_RUN_TIME: 'maxRunTime',
+  BGTASKS_PRIORITY_ORDERING: 'priorityOrdering',
+  BGTASKS_CONCURRENCY: 'concurrency',
+  BGTASKS_PREFETCH: 'prefetch',
+  BGTASKS_TASK_FILES: 'taskFiles',
+  BGTASKS_LOCK_TIMEOUT: 'lockTimeout',
+  BGTASKS_HEARTBEAT_INTERVAL: 'heartbeatInterval',
+  BGTASKS_SLEEP: 'sleep',
+  BGTASKS_TIMEZONE: 'timezone',
+  BGTASKS_MAX_ARGS_BYTES: 'maxArgsBytes',
+  BGTASKS_MODE: 'mode',
+  BGTASKS_ERRORS_KEPT: 'errorsKept',
+};
+export const ENV_VARIABLES = Object.keys(ENV_NAMES);
+
+interface ConfigState {
+  configured: Partial<Settings>;
+  cache: Map<string, Promise<Settings>>;
+}
+
+const state = processWide<ConfigState>('config', () => ({ configured: {}, cache: new Map() }));
+
+/**
+ * Sets settings for this process; they win over the environment and the config file. Values are
+ * validated now. Call it before the first enqueue (a later call applies to what comes after it).
+ */
+export function configure(input: SettingsInput): void {
+  const parsed = parseInput(input, 'configure()', process.cwd());
+  state.configured = { ...state.configured, ...parsed };
+  state.cache.clear();
+}
+
+/** Forgets everything `configure()` set (for tests). */
+export function resetConfiguration(): void {
+  state.configured = {};
+  state.cache.clear();
+}
+
+export interface ResolveOptions {
+  cwd?: string;
+  /** CLI flags: they win over every other source. */
+  overrides?: SettingsInput;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The settings of this process (cached per working directory). */
+export function getSettings(options: ResolveOptions = {}): Promise<Settings> {
+  if (options.overrides || options.env) return resolveSettings(options);
+  const cwd = options.cwd ?? process.cwd();
+  let p = state.cache.get(cwd);
+  if (!p) {
+    p = resolveSettings({ cwd });
+    p.catch(() => state.cache.delete(cwd));
+    state.cache.set(cwd, p);
+  }
+  return p;
+}
+
+/** Resolves every source into settings, without caching. */
+export async function resolveSettings(options: ResolveOptions = {}): Promise<Settings> {
+  const cwd = path.resolve(options.cwd ?? process.cwd());
+  const env = options.env ?? process.env;
+  const file = findConfigFile(cwd);
+  const fromFile = file ? parseInput(await loadConfigFile(file), `config file ${file}`, path.dirname(file)) : {};
+  const fromEnv = parseEnv(env, cwd);
+  const fromCli = options.overrides ? parseInput(options.overrides, 'command line', cwd) : {};
+  const merged: Partial<Settings> = { ...fromFile, ...fromEnv, ...state.configured, ...fromCli };
+  const settings: Settings = {
+    database: merged.database ?? parseDatabase('sqlite:bgtasks.sqlite3', cwd, 'default database'),
+    connections: merged.connections ?? {},
+    tablePrefix: merged.tablePrefix ?? 'bgtasks_',
+    maxAttempts: merged.maxAttempts ?? 25,
+    maxRunTime: merged.maxRunTime ?? 3600,
+    priorityOrdering: merged.priorityOrdering ?? 'DESC',
+    concurrency: merged.concurrency ?? 1,
+    prefetch: merged.prefetch ?? 0,
+    taskFiles: merged.taskFiles ?? DEFAULT_TASK_FILES,
+    taskFilesBase: merged.taskFilesBase ?? cwd,
+    lockTimeout: merged.lockTimeout ?? 60,
+    heartbeatInterval: merged.heartbeatInterval ?? 10,
+    sleep: merged.sleep ?? 5,
+    timezone: merged.timezone ?? 'UTC',
+    maxArgsBytes: merged.maxArgsBytes ?? 1024 * 1024,
+    mode: merged.mode ?? 'normal',
+    maxQueueSize: merged.maxQueueSize ?? {},
+    errorsKept: merged.errorsKept ?? 10,
+    configFile: file,
+  };
+  if (settings.heartbeatInterval >= settings.lockTimeout) {
+    throw new ConfigError(
+      `Invalid heartbeatInterval: ${settings.heartbeatInterval} — expected fewer seconds than lockTimeout (${settings.lockTimeout}), or leases expire between heartbeats`,
+    );
+  }
+  return settings;
+}
+
+/** The nearest config file at or above `cwd`, or null. */
+export function findConfigFile(cwd: string): string | null {
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    for (const name of CONFIG_FILE_NAMES) {
+      const candidate = path.join(dir, name);
+      if (existsSync(candidate)) return candidate;
+    }
+    if (path.dirname(dir) === dir) return null;
+  }
+}
+
+async function loadConfigFile(file: string): Promise<SettingsInput> {
+  let loaded: unknown;
+  try {
+    if (file.endsWith('.json')) {
+      loaded = JSON.parse(readFileSync(file, 'utf8'));
+    } else if (file.endsWith('.ts') || file.endsWith('.mts')) {
+      const { tsImport } = await import('tsx/esm/api');
+      loaded = await tsImport(pathToFileURL(file).href, import.meta.url);
+    } else {
+      loaded = await import(pathToFileURL(file).href);
+    }
+  } catch (err) {
+    throw new ConfigError(`Cannot load config file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const value = unwrapModule(loaded);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(`Invalid config file ${file}: expected it to export (default) an object of settings`);
+  }
+  return value as SettingsInput;
+}
+
+/** ESM `default`, a CJS-compiled `default.default`, or the namespace itself. */
+export function unwrapModule(mod: unknown): unknown {
+  let v = mod as Record<string, unknown> | undefined;
+  if (v && typeof v === 'object' && 'default' in v) v = v.default as Record<string, unknown>;
+  if (v && typeof v === 'object' && Object.keys(v).length === 1 && 'default' in v && typeof v.default === 'object') {
+    v = v.default as Record<string, unknown>;
+  }
+  return v;
+}
+
+function parseInput(input: SettingsInput, source: string, baseDir: string): Partial<Settings> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigError(`Invalid settings from ${source}: expected an object, got ${describeValue(input)}`);
+  }
+  const out: Partial<Settings> = {};
+  for (const [key, raw] of Object.entries(input)) {
+    if (raw === undefined) continue;
+    if (key === 'database') {
+      out.database = parseDatabase(raw as DatabaseSetting, baseDir, `database (from ${source})`);
+    } else if (key === 'connections') {
+      out.connections = parseConnections(raw, baseDir, source);
+    } else if (key in SETTING_SPECS) {
+      (out as Record<string, unknown>)[key] = parseWithSpec(key as SettingName, raw, source);
+      if (key === 'taskFiles') out.taskFilesBase = baseDir;
+    } else {
+      throw new ConfigError(
+        `Unknown setting "${key}" (from ${source}) — expected one of: database, connections, ${Object.keys(SETTING_SPECS).join(', ')}`,
+      );
+    }
+  }
+  return out;
+}
+
+function parseConnections(raw: unknown, baseDir: string, source: string): Record<string, DatabaseSpec> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`Invalid connections (from ${source}): expected an object of name → database, got ${describeValue(raw)}`);
+  }
+  const out: Record<string, DatabaseSpec> = {};
+  for (const [name, db] of Object.entries(raw)) {
+    out[name] = parseDatabase(db as DatabaseSetting, baseDir, `connections.${name} (from ${source})`);
+  }
+  return out;
+}
+
+function parseEnv(env: NodeJS.ProcessEnv, cwd: string): Partial<Settings> {
+  const out: Partial<Settings> = {};
+  for (const [variable, key] of Object.entries(ENV_NAMES)) {
+    const raw = env[variable];
+    if (raw === undefined || raw === '') continue;
+    if (key === 'database') {
+      out.database = parseDatabase(raw, cwd, variable);
+    } else {
+      (out as Record<string, unknown>)[key] = parseWithSpec(key, raw, variable, true);
+      if (key === 'taskFiles') out.taskFilesBase = cwd;
+    }
+  }
+  return out;
+}
+
+/** Settings as the CLI and docs show them: passwords masked, knex instances described. */
+export function describeSettings(s: Settings): Record<string, unknown> {
+  const { database, connections, ...rest } = s;
+  return {
+    ...rest,
+    database: database.display,
+    connections: Object.fromEntries(Object.entries(connections).map(([k, v]) => [k, v.display])),
+  };
+}
+
+export type { Knex };

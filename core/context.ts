@@ -1,0 +1,17 @@
+/**
+ * The context a task gets when it asks for one (`background({ context: true }, (ctx, …) => …)`).
+ */
+import type { Logger } from './log.js';
+
+export interface TaskContext {
+  /** The task's id. */
+  readonly id: string;
+  /** This attempt's number (1 on the first run). */
+  readonly attempt: number;
+  /** Aborts on timeout (maxRunTime), cancellation, a lost lease and worker shutdown. */
+  readonly signal: AbortSignal;
+  readonly queue: string | null;
+  readonly name: string;
+  /** Log lines tagged with this task's id and name. */
+  readonly log: Logger;
+}

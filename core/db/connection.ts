@@ -1,0 +1,65 @@
+/**
+ * Opens (and caches) one knex instance per database. The application's own knex instance is used
+ * as it is and never destroyed by us.
+ */
+import type { Knex } from 'knex';
+import { processWide } from '../global.js';
+import { dialectFor, type Dialect } from '../dialects/index.js';
+import type { DatabaseSpec } from './database-spec.js';
+
+export interface Connection {
+  knex: Knex;
+  dialect: Dialect;
+  spec: DatabaseSpec;
+  /** False for the application's own knex instance. */
+  owned: boolean;
+}
+
+const pool = processWide('connections', () => new Map<string, Promise<Connection>>());
+
+async function open(spec: DatabaseSpec): Promise<Connection> {
+  const dialect = dialectFor(spec.dialect);
+  if (spec.knex) {
+    dialect.prepareExternal(spec.knex);
+    return { knex: spec.knex, dialect, spec, owned: false };
+  }
+  const { default: knexFactory } = await import('knex');
+  const knex = knexFactory(dialect.prepareConfig(spec.config!));
+  return { knex, dialect, spec, owned: true };
+}
+
+/** The cached connection for `spec`, opened on first use. */
+export function connect(spec: DatabaseSpec): Promise<Connection> {
+  let c = pool.get(spec.key);
+  if (!c) {
+    c = open(spec);
+    c.catch(() => pool.delete(spec.key));
+    pool.set(spec.key, c);
+  }
+  return c;
+}
+
+/** A connection that is not shared with the cache (a worker owns and closes its own). */
+export function connectPrivate(spec: DatabaseSpec): Promise<Connection> {
+  return open(spec);
+}
+
+/** Closes a connection this process opened (never the application's own instance). */
+export async function closeConnection(conn: Connection): Promise<void> {
+  if (conn.owned) await conn.knex.destroy();
+}
+
+/** Closes every connection bgtasks opened in this process. */
+export async function closeConnections(): Promise<void> {
+  const all = [...pool.values()];
+  pool.clear();
+  await Promise.all(
+    all.map(async (p) => {
+      try {
+        await closeConnection(await p);
+      } catch {
+        // A connection that never opened has nothing to close.
+      }
+    }),
+  );
+}

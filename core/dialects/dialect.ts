@@ -1,0 +1,84 @@
+/**
+ * What differs between SQLite, MySQL/MariaDB and PostgreSQL, and nothing else: connection set-up,
+ * the claim statement, insert-returning, index DDL and error classification. Everything portable
+ * lives in `core/store.ts`.
+ */
+import type { Knex } from 'knex';
+import type { DialectName } from '../db/database-spec.js';
+
+export type Db = Knex | Knex.Transaction;
+
+/** What a claim writes on each claimed row. */
+export interface ClaimSet {
+  workerId: string;
+  /** Unique per claim statement; each row's claim token is `${token}:${id}`. */
+  token: string;
+  nowMs: number;
+  leaseUntilMs: number;
+}
+
+/**
+ * How an error from the driver should be handled:
+ * - `retry`: a deadlock, lock wait timeout or SQLITE_BUSY: run the whole transaction again;
+ * - `connection`: the database is unreachable; the worker backs off and keeps its results;
+ * - `unique`: a unique constraint was violated;
+ * - `missing-table`: the schema is not there (not migrated, or the wrong table prefix).
+ */
+export type ErrorKind = 'retry' | 'connection' | 'unique' | 'missing-table';
+
+export interface Dialect {
+  readonly name: DialectName;
+  /** Our own pool's settings and per-connection set-up. */
+  prepareConfig(config: Knex.Config): Knex.Config;
+  /** Set-up for an application's own knex instance, which we must not reconfigure wholesale. */
+  prepareExternal(knex: Knex): void;
+  /**
+   * Claims the rows `candidates` selects (ids, in claim order, already limited) and returns them
+   * as they are after the claim (attempts counted, lease taken), in any order.
+   */
+  claim(knex: Knex, table: string, candidates: Knex.QueryBuilder, set: ClaimSet): Promise<Record<string, unknown>[]>;
+  /** Inserts rows and returns their ids as strings, in the order of `rows`. */
+  insertReturningIds(db: Db, table: string, rows: Record<string, unknown>[]): Promise<string[]>;
+  /** Creates an index; `where` makes it partial where the database supports that. */
+  createIndex(knex: Knex, table: string, name: string, columnsSql: string, where?: string): Promise<void>;
+  /** The database server's clock, in epoch ms (to warn about clock skew between machines). */
+  serverTimeMs(knex: Knex): Promise<number>;
+  classifyError(err: unknown): ErrorKind | null;
+}
+
+export function errorCode(err: unknown): string {
+  const e = err as { code?: unknown; errno?: unknown } | null;
+  return e && typeof e === 'object' ? String(e.code ?? '') : '';
+}
+
+/** Network errors that every driver reports with Node's own codes. */
+export const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
+
+/** True for knex's pool-acquire timeout and for network failures. */
+export function isConnectionFailure(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const name = (err as Error).name;
+  if (name === 'KnexTimeoutError') return true;
+  if (NETWORK_CODES.has(errorCode(err))) return true;
+  const msg = String((err as Error).message ?? '');
+  return /Connection terminated|connection is closed|Can't add new command when connection is in closed state|Cannot enqueue|server has gone away|Connection lost|read ECONNRESET|write EPIPE|Client was closed and is not queryable|terminating connection/i.test(
+    msg,
+  );
+}
+
+/** Rows from `knex.raw`: sqlite gives an array, mysql2 `[rows, fields]`, pg `{ rows }`. */
+export function rawRows(dialect: DialectName, result: unknown): Record<string, unknown>[] {
+  if (dialect === 'postgres') return (result as { rows: Record<string, unknown>[] }).rows;
+  if (dialect === 'mysql') return (result as [Record<string, unknown>[]])[0];
+  return result as Record<string, unknown>[];
+}

@@ -1,0 +1,122 @@
+/**
+ * MySQL 8 / MariaDB 10.6+: no UPDATE … RETURNING (MariaDB) and no INSERT … RETURNING (MySQL), so
+ * the claim is a short transaction: SELECT … FOR UPDATE SKIP LOCKED, then UPDATE by id, with the
+ * claimed values applied to the selected rows in memory. Concurrent batch claims deadlock now and
+ * then under REPEATABLE READ; our own connections use READ COMMITTED (far fewer deadlocks), and the
+ * store retries the ones that still happen.
+ */
+import type { Knex } from 'knex';
+import { errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
+
+const RETRY_ERRNOS = new Set([1213, 1205]); // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+const CONNECTION_ERRNOS = new Set([2002, 2003, 2006, 2013, 1053, 1927, 1040, 4031]);
+
+const autoIncConsecutive = new WeakMap<object, Promise<boolean>>();
+
+/**
+ * MySQL: a multi-row INSERT gets consecutive ids unless innodb_autoinc_lock_mode is 2
+ * ("interleaved", MySQL 8's default); then we cannot derive the ids from the first one.
+ */
+function consecutiveIds(db: Db): Promise<boolean> {
+  const key = (db as { client: object }).client;
+  let p = autoIncConsecutive.get(key);
+  if (!p) {
+    p = db
+      .raw('SELECT @@innodb_autoinc_lock_mode AS m')
+      .then((r) => Number((r as [Array<{ m: unknown }>])[0][0]?.m) !== 2)
+      .catch(() => false);
+    autoIncConsecutive.set(key, p);
+  }
+  return p;
+}
+
+export const mysqlDialect: Dialect = {
+  name: 'mysql',
+
+  prepareConfig(config) {
+    const pool = { ...(config.pool ?? {}) };
+    const userAfterCreate = pool.afterCreate as ((conn: unknown, done: (e: Error | null, c: unknown) => void) => void) | undefined;
+    return {
+      ...config,
+      pool: {
+        min: 0,
+        max: 10,
+        ...pool,
+        afterCreate(conn: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, c: unknown) => void) {
+          conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) =>
+            err || !userAfterCreate ? done(err, conn) : userAfterCreate(conn, done),
+          );
+        },
+      },
+    };
+  },
+
+  prepareExternal() {},
+
+  async claim(knex, table, candidates, set: ClaimSet) {
+    return knex.transaction(async (trx) => {
+      const sub = candidates.clearSelect().select('*').forUpdate().skipLocked().toSQL();
+      const [rows] = (await trx.raw(sub.sql, sub.bindings)) as [Record<string, unknown>[]];
+      if (rows.length === 0) return [];
+      const ids = rows.map((r) => r.id as number);
+      await trx(table)
+        .whereIn('id', ids)
+        .update({
+          locked_by: set.workerId,
+          claim_token: trx.raw('CONCAT(?, id)', [`${set.token}:`]),
+          locked_at: set.nowMs,
+          locked_until: set.leaseUntilMs,
+          attempts: trx.raw('attempts + 1'),
+        });
+      // MySQL: no UPDATE … RETURNING; the rows are locked, so applying the same values here gives
+      // exactly what the UPDATE wrote.
+      return rows.map((r) => ({
+        ...r,
+        locked_by: set.workerId,
+        claim_token: `${set.token}:${String(r.id)}`,
+        locked_at: set.nowMs,
+        locked_until: set.leaseUntilMs,
+        attempts: Number(r.attempts) + 1,
+      }));
+    });
+  },
+
+  async insertReturningIds(db: Db, table, rows) {
+    if (rows.length === 1 || !(await consecutiveIds(db))) {
+      const ids: string[] = [];
+      for (const row of rows) {
+        const [id] = (await db(table).insert(row)) as number[];
+        ids.push(String(id));
+      }
+      return ids;
+    }
+    // MySQL: the insert id is the first row's; the rest follow it (consecutive lock mode).
+    const [first] = (await db(table).insert(rows)) as number[];
+    return rows.map((_, i) => String(Number(first) + i));
+  },
+
+  async createIndex(knex, table, name, columnsSql) {
+    // MySQL has no partial indexes; the index covers every row.
+    await knex.raw(`CREATE INDEX ${name} ON ${table} (${columnsSql})`);
+  },
+
+  async serverTimeMs(knex) {
+    const r = await knex.raw('SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS UNSIGNED) AS t');
+    return Number((r as [Array<{ t: unknown }>])[0][0]!.t);
+  },
+
+  classifyError(err): ErrorKind | null {
+    const errno = Number((err as { errno?: unknown } | null)?.errno);
+    const code = errorCode(err);
+    if (RETRY_ERRNOS.has(errno)) return 'retry';
+    if (errno === 1062 || code === 'ER_DUP_ENTRY') return 'unique';
+    if (errno === 1146 || code === 'ER_NO_SUCH_TABLE') return 'missing-table';
+    if (CONNECTION_ERRNOS.has(errno) || code === 'PROTOCOL_CONNECTION_LOST' || (err as { fatal?: boolean })?.fatal === true) {
+      return 'connection';
+    }
+    if (isConnectionFailure(err)) return 'connection';
+    return null;
+  },
+};
+
+export type { Knex };

@@ -1,0 +1,112 @@
+/**
+ * SQLite: WAL, a busy timeout and one connection per process. Several processes may share the file
+ * (the web app enqueuing while workers run), so every write must wait for the lock instead of
+ * failing: the claim is one `UPDATE … RETURNING` statement, and every write transaction's first
+ * statement is a write (a transaction that reads first cannot wait for the lock: it fails with
+ * SQLITE_BUSY_SNAPSHOT whatever the busy timeout).
+ */
+import type { Knex } from 'knex';
+import { errorCode, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
+
+/** Milliseconds a statement waits for another process's write lock before SQLITE_BUSY. */
+export const SQLITE_BUSY_TIMEOUT_MS = 15_000;
+
+const PRAGMAS = [
+  'PRAGMA journal_mode = WAL',
+  'PRAGMA synchronous = NORMAL',
+  `PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`,
+  'PRAGMA foreign_keys = ON',
+];
+
+type SqliteConn = {
+  exec?: (sql: string, cb?: (err: Error | null) => void) => unknown;
+  configure?: (option: string, value: number) => void;
+  pragma?: (sql: string) => unknown;
+};
+
+function setUp(conn: SqliteConn, done: (err: Error | null, conn: unknown) => void): void {
+  if (typeof conn.pragma === 'function') {
+    // better-sqlite3: synchronous API.
+    try {
+      for (const p of PRAGMAS) conn.pragma(p.replace(/^PRAGMA /, ''));
+      done(null, conn);
+    } catch (err) {
+      done(err as Error, conn);
+    }
+    return;
+  }
+  conn.exec!(PRAGMAS.join(';\n'), (err) => done(err, conn));
+}
+
+export const sqliteDialect: Dialect = {
+  name: 'sqlite',
+
+  prepareConfig(config) {
+    const pool = { ...(config.pool ?? {}) };
+    const userAfterCreate = pool.afterCreate as ((conn: unknown, done: (e: Error | null, c: unknown) => void) => void) | undefined;
+    return {
+      ...config,
+      useNullAsDefault: true,
+      // One connection: statements of this process queue in the pool instead of contending for the
+      // file lock with each other.
+      pool: {
+        ...pool,
+        min: 1,
+        max: 1,
+        afterCreate(conn: SqliteConn, done: (err: Error | null, conn: unknown) => void) {
+          setUp(conn, (err, c) => (err || !userAfterCreate ? done(err, c) : userAfterCreate(c, done)));
+        },
+      },
+    };
+  },
+
+  prepareExternal(knex) {
+    // The application's pool lacks our pragmas. The busy timeout is what keeps SQLITE_BUSY away
+    // from callers; set it on each connection the pool creates (synchronous in both drivers).
+    const pool = (knex.client as { pool?: { on?: (ev: string, fn: (id: unknown, conn: SqliteConn) => void) => void } }).pool;
+    pool?.on?.('createSuccess', (_id, conn) => {
+      if (typeof conn.configure === 'function') conn.configure('busyTimeout', SQLITE_BUSY_TIMEOUT_MS);
+      else if (typeof conn.pragma === 'function') conn.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    });
+  },
+
+  async claim(knex, table, candidates, set: ClaimSet) {
+    // SQLite: RETURNING gives the rows in no particular order; the store sorts them.
+    const rows = await knex(table)
+      .whereIn('id', candidates)
+      .update({
+        locked_by: set.workerId,
+        claim_token: knex.raw(`? || id`, [`${set.token}:`]),
+        locked_at: set.nowMs,
+        locked_until: set.leaseUntilMs,
+        attempts: knex.raw('attempts + 1'),
+      })
+      .returning('*');
+    return rows as Record<string, unknown>[];
+  },
+
+  async insertReturningIds(db: Db, table, rows) {
+    const out = (await db(table).insert(rows).returning('id')) as Array<{ id: number | string }>;
+    return out.map((r) => String(r.id));
+  },
+
+  async createIndex(knex, table, name, columnsSql, where) {
+    await knex.raw(`CREATE INDEX ${name} ON ${table} (${columnsSql})${where ? ` WHERE ${where}` : ''}`);
+  },
+
+  async serverTimeMs() {
+    // SQLite runs in this process: its clock is ours.
+    return Date.now();
+  },
+
+  classifyError(err): ErrorKind | null {
+    const code = errorCode(err);
+    const msg = String((err as Error | null)?.message ?? '');
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || /SQLITE_BUSY|database is locked/.test(msg)) return 'retry';
+    if (code === 'SQLITE_CONSTRAINT' && /UNIQUE|PRIMARY KEY/i.test(msg)) return 'unique';
+    if (/no such table/i.test(msg)) return 'missing-table';
+    return null;
+  },
+};
+
+export type { Knex };

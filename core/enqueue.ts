@@ -1,0 +1,174 @@
+/**
+ * Enqueue: validate the call, resolve its options, and store it (following its dedupe action) as
+ * one transaction. Nothing is stored when anything fails.
+ */
+import type { Knex } from 'knex';
+import { currentClock } from './clock-state.js';
+import { getSettings, type Settings } from './config.js';
+import { QueueFullError, ValidationError } from './errors.js';
+import { events } from './events.js';
+import { canonicalArgs, taskHash } from './json.js';
+import { effectiveAction, mergeOptions } from './policy/options.js';
+import { resolveWhen } from './policy/when.js';
+import type { NewTask } from './rows.js';
+import type { ScheduleOptions, Schedule } from './schedule.js';
+import type { Store } from './store.js';
+import { storeFor } from './stores.js';
+import type { DefinitionInternals } from './task.js';
+import type { CallOptions, EnqueueOutcome, TaskRef, When } from './types.js';
+
+/** The row an enqueue would insert, built from the call and its options. */
+export function buildTask(
+  def: DefinitionInternals,
+  args: readonly unknown[],
+  when: When | undefined,
+  callOpts: Partial<CallOptions>,
+  settings: Settings,
+  nowMs: number,
+): { task: NewTask; opts: Partial<CallOptions> } {
+  if (!Array.isArray(args)) throw new ValidationError(`${def.name}: arguments must be an array`);
+  const argsJson = canonicalArgs(args);
+  const bytes = Buffer.byteLength(argsJson);
+  if (bytes > settings.maxArgsBytes) {
+    throw new ValidationError(
+      `${def.name}: arguments are ${bytes} bytes of JSON — expected at most ${settings.maxArgsBytes} (the maxArgsBytes setting); store large data elsewhere and pass its id`,
+    );
+  }
+  const opts = mergeOptions(callOpts, def.using, def.options);
+  const runAt = resolveWhen(when ?? def.using.schedule ?? def.options.schedule, nowMs);
+  const repeat = opts.repeat ?? null;
+  // Call-site and .using() limits are stored with the task; the definition's own are read by
+  // the worker from the definition, so changing them in code applies to tasks already queued.
+  const stored = (k: 'maxAttempts' | 'maxRunTime') => callOpts[k] ?? def.using[k] ?? null;
+  const task: NewTask = {
+    name: def.name,
+    args: argsJson,
+    hash: taskHash(def.name, argsJson),
+    queue: opts.queue ?? null,
+    priority: opts.priority ?? 0,
+    verboseName: opts.verboseName ?? null,
+    creatorType: opts.creator ? opts.creator.type : null,
+    creatorId: opts.creator ? String(opts.creator.id) : null,
+    runAt,
+    scheduledAt: runAt,
+    enqueuedAt: nowMs,
+    maxAttempts: stored('maxAttempts'),
+    maxRunTime: stored('maxRunTime'),
+    expiresAt: opts.expiresAfter ? runAt + Math.round(opts.expiresAfter * 1000) : null,
+    repeatEvery: typeof repeat === 'number' ? repeat : 0,
+    repeatCron: typeof repeat === 'string' ? repeat : null,
+    timezone: typeof repeat === 'string' ? (opts.timezone ?? settings.timezone) : null,
+    repeatUntil: opts.repeatUntil ? opts.repeatUntil.getTime() : null,
+    repeatOnFailure: opts.repeatOnFailure ?? true,
+    recurringKey: null,
+  };
+  return { task, opts };
+}
+
+function ref(id: string, t: NewTask, runAt: number, outcome: EnqueueOutcome): TaskRef {
+  return { id, name: t.name, queue: t.queue, runAt: new Date(runAt), outcome };
+}
+
+/** Emits `task:created` once the writing transaction has committed. */
+function emitCreated(refs: TaskRef[], tasks: NewTask[], db: ScheduleOptions['db']): void {
+  if (events.listenerCount('task:created') === 0) return;
+  const emit = () => {
+    refs.forEach((r, i) => {
+      if (r.outcome !== 'created' && r.outcome !== 'replaced') return;
+      const t = tasks[i] ?? tasks[0]!;
+      events.emit('task:created', { id: r.id, name: r.name, queue: r.queue, priority: t.priority, attempt: 0, runAt: r.runAt.getTime(), outcome: r.outcome });
+    });
+  };
+  const trx = db as Knex.Transaction | undefined;
+  if (trx?.isTransaction && trx.executionPromise) {
+    trx.executionPromise.then(emit, () => {});
+  } else {
+    emit();
+  }
+}
+
+async function checkQueueSize(store: Store, trx: Knex.Transaction, settings: Settings, t: NewTask, adding: number, nowMs: number): Promise<void> {
+  if (t.queue === null) return;
+  const limit = settings.maxQueueSize[t.queue];
+  if (limit === undefined) return;
+  // Serialise enqueues into this queue so two callers cannot both take the last place.
+  await store.lockKey(trx, `queue:${t.queue}`, nowMs);
+  const n = await store.countPendingInQueue(trx, t.queue);
+  if (n + adding > limit) {
+    throw new QueueFullError(`Queue "${t.queue}" is full: it holds ${n} pending task(s) and its maxQueueSize is ${limit}`);
+  }
+}
+
+/** Enqueues one call. */
+export async function enqueueCall(def: DefinitionInternals, args: unknown[], sched: Schedule | undefined): Promise<TaskRef> {
+  const settings = await getSettings();
+  const callOpts = sched?.options ?? {};
+  const nowMs = currentClock().now();
+  const { task, opts } = buildTask(def, args, sched?.when, callOpts, settings, nowMs);
+  const store = await storeFor(settings, callOpts.connection ?? def.options.connection);
+  const action = effectiveAction(opts);
+  const db = callOpts.db;
+  const needsTx = action !== 'schedule' || (task.queue !== null && settings.maxQueueSize[task.queue] !== undefined);
+  let result: TaskRef;
+  if (!needsTx) {
+    const [id] = await store.insertTasks([task], db);
+    result = ref(id!, task, task.runAt, 'created');
+  } else {
+    result = await store.tx(async (trx) => {
+      // The lock comes first: on SQLite a write transaction must begin with a write.
+      await store.lockKey(trx, `hash:${task.hash}`, nowMs);
+      const matchQueue = callOpts.queue !== undefined || def.using.queue !== undefined || def.options.queue !== undefined ? task.queue : undefined;
+      if (action === 'checkExisting' || action === 'rescheduleExisting') {
+        const twins = await store.findTwins(trx, task.hash, matchQueue);
+        if (twins.length > 0) {
+          if (action === 'checkExisting') return ref(twins[0]!.id, task, twins[0]!.runAt, 'existing');
+          await store.rescheduleTwins(trx, twins.map((t) => t.id), task.runAt, task.priority);
+          return ref(twins[0]!.id, task, task.runAt, 'rescheduled');
+        }
+      }
+      let replaced = 0;
+      if (action === 'replaceExisting') replaced = await store.deleteTwins(trx, task.hash);
+      await checkQueueSize(store, trx, settings, task, 1, nowMs);
+      const [id] = await store.insertTasks([task], trx);
+      return ref(id!, task, task.runAt, replaced > 0 ? 'replaced' : 'created');
+    }, db);
+  }
+  emitCreated([result], [task], db);
+  return result;
+}
+
+/** Enqueues many calls of one definition in one transaction (chunked multi-row inserts). */
+export async function enqueueBulk(
+  def: DefinitionInternals,
+  calls: readonly unknown[][],
+  options: ScheduleOptions & { when?: When },
+): Promise<TaskRef[]> {
+  if (!Array.isArray(calls)) throw new ValidationError(`${def.name}.bulk(): expected an array of argument arrays`);
+  const settings = await getSettings();
+  const nowMs = currentClock().now();
+  const { when, db, connection, ...callOpts } = options;
+  if (callOpts.action !== undefined && callOpts.action !== 'schedule') {
+    throw new ValidationError(`${def.name}.bulk(): action "${callOpts.action}" is not supported in bulk — enqueue those calls one by one`);
+  }
+  const tasks = calls.map((args, i) => {
+    if (!Array.isArray(args)) throw new ValidationError(`${def.name}.bulk(): call ${i + 1} is not an array of arguments`);
+    try {
+      return buildTask(def, args, when, callOpts, settings, nowMs).task;
+    } catch (err) {
+      if (err instanceof ValidationError) throw new ValidationError(`${def.name}.bulk(): call ${i + 1}: ${err.message}`, { cause: err });
+      throw err;
+    }
+  });
+  if (tasks.length === 0) return [];
+  const store = await storeFor(settings, connection ?? def.options.connection);
+  const ids = await store.tx(async (trx) => {
+    const first = tasks[0]!;
+    if (first.queue !== null && settings.maxQueueSize[first.queue] !== undefined) {
+      await checkQueueSize(store, trx, settings, first, tasks.length, nowMs);
+    }
+    return store.insertTasks(tasks, trx);
+  }, db);
+  const refs = ids.map((id, i) => ref(id, tasks[i]!, tasks[i]!.runAt, 'created'));
+  emitCreated(refs, tasks, db);
+  return refs;
+}

@@ -1,0 +1,136 @@
+/**
+ * The error hierarchy: one base class, named subclasses with a fixed message shape, causes chained
+ * with `{ cause }`.
+ *
+ * Checks use `Symbol.for` brands instead of `instanceof`: a task file loaded by tsx (or a second
+ * copy of the package) has its own copies of these classes, and a `PermanentTaskError` thrown from
+ * there must still be recognised by the worker.
+ */
+import type { ErrorRecord } from './types.js';
+
+const KIND = Symbol.for('bgtasks.errorKind');
+
+export class BgtasksError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    Object.defineProperty(this, KIND, { value: new.target.name, enumerable: false });
+  }
+}
+
+/** An invalid setting: names the setting, the value and what is allowed. */
+export class ConfigError extends BgtasksError {}
+
+/** Bad input at enqueue or in an API call (arguments, options, ids). */
+export class ValidationError extends BgtasksError {}
+
+const PERMANENT = Symbol.for('bgtasks.permanent');
+
+/** Thrown by a task to fail for good, without retries. Subclasses are permanent too. */
+export class PermanentTaskError extends BgtasksError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    Object.defineProperty(this, PERMANENT, { value: true, enumerable: false });
+  }
+}
+/** The reference's name for PermanentTaskError. */
+export const InvalidTaskError = PermanentTaskError;
+
+/** An attempt ran longer than its `maxRunTime`. */
+export class TaskTimeoutError extends BgtasksError {}
+
+/** The task was cancelled with `cancel(id)` or `bgtasks cancel`. */
+export class CancelledError extends BgtasksError {}
+
+/** The task was not started within `expiresAfter` seconds of its run time. */
+export class ExpiredError extends BgtasksError {}
+
+/** Enqueue into a queue that holds `maxQueueSize` pending tasks already. */
+export class QueueFullError extends BgtasksError {}
+
+/** No task or result has this id. */
+export class TaskNotFoundError extends BgtasksError {}
+
+/** A task name that no loaded task file registered. */
+export class UnknownTaskError extends BgtasksError {}
+
+/** The database schema is missing or older/newer than this version of bgtasks. */
+export class NotMigratedError extends BgtasksError {}
+
+/** The worker's lease on a task was lost (another worker claimed it, or it was deleted). */
+export class LeaseLostError extends BgtasksError {}
+
+/** A task's worker stopped renewing its lease (it died, or stalled past lockTimeout). */
+export class WorkerLostError extends BgtasksError {}
+
+/** The worker stopped (graceful shutdown or the --duration limit) while the task ran. */
+export class WorkerStoppedError extends BgtasksError {}
+
+/** A task file could not be found, imported, or registered nothing. */
+export class TaskLoadError extends BgtasksError {}
+
+/** The database could not be reached. */
+export class DatabaseUnavailableError extends BgtasksError {}
+
+/** `returnValue` was read before the task finished. */
+export class TaskNotFinishedError extends BgtasksError {}
+
+/** `returnValue` was read on a task that failed. */
+export class TaskFailedError extends BgtasksError {}
+
+/** `waitFor` ran out of time. */
+export class WaitTimeoutError extends BgtasksError {}
+
+/** True when `err` is (a copy of) the bgtasks error class called `kind`. */
+export function isErrorKind(err: unknown, kind: string): boolean {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[KIND] === kind;
+}
+
+/** True for errors that end a task without retries (PermanentTaskError and its subclasses). */
+export function isPermanent(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[PERMANENT] === true;
+}
+
+/** The class name of any thrown value. */
+export function errorClassName(err: unknown): string {
+  if (err instanceof Error) return err.name && err.name !== 'Error' ? err.name : err.constructor?.name || 'Error';
+  if (err === null) return 'null';
+  return typeof err;
+}
+
+const MAX_STACK_CHARS = 16_000;
+const MAX_CAUSE_DEPTH = 8;
+
+/** The stack of `err` followed by its `cause` chain, as one text. */
+export function formatError(err: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; depth < MAX_CAUSE_DEPTH && cur !== undefined; depth++) {
+    const text =
+      cur instanceof Error ? cur.stack || `${errorClassName(cur)}: ${cur.message}` : `${errorClassName(cur)}: ${safeString(cur)}`;
+    parts.push(depth === 0 ? text : `Caused by: ${text}`);
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  const all = parts.join('\n');
+  return all.length > MAX_STACK_CHARS ? `${all.slice(0, MAX_STACK_CHARS)}\n… (truncated)` : all;
+}
+
+function safeString(v: unknown): string {
+  try {
+    return typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** The stored record of one failed attempt. */
+export function errorRecord(err: unknown, attempt: number, at: number, workerId: string | null): ErrorRecord {
+  return {
+    class: errorClassName(err),
+    message: err instanceof Error ? err.message : safeString(err),
+    stack: formatError(err),
+    attempt,
+    at,
+    workerId,
+  };
+}

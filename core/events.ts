@@ -1,0 +1,92 @@
+/**
+ * The process-wide typed event emitter (the reference's signals). Transition events are emitted
+ * after the transaction that made the transition has committed. A listener that throws (or
+ * rejects) is logged and changes nothing: it cannot break a worker or a task's settlement.
+ */
+import { processWide } from './global.js';
+import { getLogger } from './log.js';
+import type { EnqueueOutcome } from './types.js';
+
+/** What every task event carries. */
+export interface TaskEventInfo {
+  id: string;
+  name: string;
+  queue: string | null;
+  priority: number;
+  /** The attempt number (0 before the first claim). */
+  attempt: number;
+  /** Epoch ms of the (next) run time. */
+  runAt: number;
+}
+
+export interface TaskEvents {
+  /** A task was stored (not for `existing` or `rescheduled` outcomes). */
+  'task:created': TaskEventInfo & { outcome: EnqueueOutcome };
+  'task:started': TaskEventInfo & { workerId: string };
+  'task:succeeded': TaskEventInfo & { workerId: string; returnValue: unknown; durationMs: number };
+  /** An attempt failed; `task:rescheduled` or `task:failed` follows. */
+  'task:error': TaskEventInfo & { workerId: string | null; error: unknown };
+  'task:rescheduled': TaskEventInfo & { workerId: string | null; error: unknown };
+  'task:failed': TaskEventInfo & { workerId: string | null; error: unknown };
+  /** After every attempt, whatever its outcome. */
+  'task:finished': TaskEventInfo & { workerId: string | null; outcome: 'succeeded' | 'rescheduled' | 'failed' | 'released' };
+}
+
+export type TaskEventName = keyof TaskEvents;
+type Listener<E extends TaskEventName> = (payload: TaskEvents[E]) => void | Promise<void>;
+
+export class TaskEventEmitter {
+  private readonly listeners = new Map<TaskEventName, Set<Listener<any>>>();
+
+  on<E extends TaskEventName>(event: E, listener: Listener<E>): () => void {
+    let set = this.listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(event, set);
+    }
+    set.add(listener);
+    return () => this.off(event, listener);
+  }
+
+  once<E extends TaskEventName>(event: E, listener: Listener<E>): () => void {
+    const off = this.on(event, (p) => {
+      off();
+      return listener(p);
+    });
+    return off;
+  }
+
+  off<E extends TaskEventName>(event: E, listener: Listener<E>): void {
+    this.listeners.get(event)?.delete(listener);
+  }
+
+  removeAllListeners(): void {
+    this.listeners.clear();
+  }
+
+  listenerCount(event: TaskEventName): number {
+    return this.listeners.get(event)?.size ?? 0;
+  }
+
+  emit<E extends TaskEventName>(event: E, payload: TaskEvents[E]): void {
+    const set = this.listeners.get(event);
+    if (!set || set.size === 0) return;
+    for (const l of [...set]) {
+      try {
+        const r = l(payload);
+        if (r && typeof (r as Promise<void>).catch === 'function') {
+          (r as Promise<void>).catch((err: unknown) => listenerFailed(event, err));
+        }
+      } catch (err) {
+        listenerFailed(event, err);
+      }
+    }
+  }
+}
+
+function listenerFailed(event: string, err: unknown): void {
+  getLogger().error(`a ${event} listener threw; ignored`, { error: err instanceof Error ? err.stack ?? err.message : String(err) });
+}
+
+/** The one emitter of this process. */
+export const events: TaskEventEmitter = processWide('events', () => new TaskEventEmitter());

@@ -1,0 +1,108 @@
+/**
+ * Runs one attempt of one task and says how it ended. It never throws: every failure, including a
+ * bad stored argument, a non-JSON return value, a timeout or an abort, becomes an Execution that
+ * the settle step records.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { TaskContext } from './context.js';
+import { isErrorKind, isPermanent, PermanentTaskError, TaskTimeoutError } from './errors.js';
+import { canonicalJson } from './json.js';
+import type { Logger } from './log.js';
+import type { Execution } from './policy/transitions.js';
+import type { DefinitionInternals } from './task.js';
+import type { TaskRow } from './types.js';
+
+export interface RunningTaskInfo {
+  id: string;
+  name: string;
+}
+
+/** The task whose code is running now (for --log-std and error attribution). */
+export const runningTask = new AsyncLocalStorage<RunningTaskInfo>();
+
+export interface ExecuteInput {
+  task: TaskRow;
+  def: DefinitionInternals;
+  /** The attempt's time limit; its signal aborts with a TaskTimeoutError when it passes. */
+  maxRunTimeMs: number;
+  /** Aborted by the worker: cancellation, a lost lease, or shutdown (its reason says which). */
+  stop: AbortSignal;
+  log: Logger;
+}
+
+/** The reason an abort carries, mapped to how the attempt ended. */
+export function executionOfAbort(reason: unknown): Execution {
+  if (isErrorKind(reason, 'TaskTimeoutError')) return { kind: 'timeout', error: reason };
+  if (isErrorKind(reason, 'CancelledError')) return { kind: 'cancelled', error: reason };
+  if (isErrorKind(reason, 'LeaseLostError')) return { kind: 'lease-lost' };
+  if (isErrorKind(reason, 'WorkerStoppedError') && (reason as { release?: boolean }).release) return { kind: 'released' };
+  return { kind: 'error', error: reason, permanent: false };
+}
+
+function parseArgs(task: TaskRow): unknown[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(task.args);
+  } catch (err) {
+    throw new PermanentTaskError(`Task ${task.name} #${task.id}: its stored arguments are not valid JSON`, { cause: err });
+  }
+  if (!Array.isArray(parsed)) throw new PermanentTaskError(`Task ${task.name} #${task.id}: its stored arguments are not a JSON array`);
+  return parsed;
+}
+
+export async function execute(input: ExecuteInput): Promise<Execution> {
+  const { task, def } = input;
+  const controller = new AbortController();
+  const abort = (reason: unknown) => {
+    if (!controller.signal.aborted) controller.abort(reason);
+  };
+  const onStop = () => abort(input.stop.reason);
+  if (input.stop.aborted) return executionOfAbort(input.stop.reason);
+  input.stop.addEventListener('abort', onStop, { once: true });
+  const timer = setTimeout(
+    () => abort(new TaskTimeoutError(`Task ${task.name} #${task.id} ran longer than its maxRunTime of ${input.maxRunTimeMs / 1000} s`)),
+    Math.min(input.maxRunTimeMs, 2 ** 31 - 1),
+  );
+  let aborted: () => void = () => {};
+  const abortedPromise = new Promise<Execution>((resolve) => {
+    aborted = () => resolve(executionOfAbort(controller.signal.reason));
+    controller.signal.addEventListener('abort', aborted, { once: true });
+  });
+  try {
+    const args = parseArgs(task);
+    const run = async (): Promise<Execution> => {
+      let value: unknown;
+      if (def.takesContext) {
+        const ctx: TaskContext = {
+          id: task.id,
+          attempt: task.attempts,
+          signal: controller.signal,
+          queue: task.queue,
+          name: task.name,
+          log: input.log,
+        };
+        value = await def.fn(ctx, ...args);
+      } else {
+        value = await def.fn(...args);
+      }
+      if (value === undefined) return { kind: 'success', returnJson: null };
+      try {
+        return { kind: 'success', returnJson: canonicalJson(value, `return value of task ${task.name} #${task.id}`) };
+      } catch (err) {
+        // Not retried: a second run would repeat the task's side effects and fail the same way.
+        return { kind: 'error', error: err, permanent: true };
+      }
+    };
+    const work = runningTask.run({ id: task.id, name: task.name }, run).catch(
+      (err: unknown): Execution => ({ kind: 'error', error: err, permanent: isPermanent(err) }),
+    );
+    // A task that ignores its signal is abandoned here; its late result is discarded.
+    return await Promise.race([work, abortedPromise]);
+  } catch (err) {
+    return { kind: 'error', error: err, permanent: isPermanent(err) };
+  } finally {
+    clearTimeout(timer);
+    input.stop.removeEventListener('abort', onStop);
+    controller.signal.removeEventListener('abort', aborted);
+  }
+}

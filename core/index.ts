@@ -1,0 +1,49 @@
+/**
+ * bgtasks: background tasks stored in your own SQL database. This is the only public entry point.
+ */
+export { background, type TaskDefinition, type TaskOptions, type JsonArgsCheck } from './task.js';
+export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
+export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config.js';
+export { migrate } from './migrate.js';
+export { createWorker, Worker, type WorkerOptions, type WorkerSummary } from './worker.js';
+export { closeConnections } from './db/connection.js';
+export { events, type TaskEvents, type TaskEventName, type TaskEventInfo } from './events.js';
+export { createLogger, setLogger, silentLogger, type Logger } from './log.js';
+export { setClock, resetClock } from './clock-state.js';
+export { ManualClock, systemClock, type Clock } from './clock.js';
+export type { TaskContext } from './context.js';
+export {
+  BgtasksError,
+  ConfigError,
+  ValidationError,
+  PermanentTaskError,
+  InvalidTaskError,
+  TaskTimeoutError,
+  CancelledError,
+  ExpiredError,
+  QueueFullError,
+  TaskNotFoundError,
+  UnknownTaskError,
+  NotMigratedError,
+  LeaseLostError,
+  WorkerLostError,
+  WorkerStoppedError,
+  TaskLoadError,
+  DatabaseUnavailableError,
+  TaskNotFinishedError,
+  TaskFailedError,
+  WaitTimeoutError,
+} from './errors.js';
+export {
+  Repeat,
+  STATUSES,
+  type Status,
+  type TaskRef,
+  type Json,
+  type When,
+  type DurationObject,
+  type Creator,
+  type CallOptions,
+  type DedupeAction,
+  type EnqueueOutcome,
+} from './types.js';

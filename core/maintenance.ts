@@ -1,0 +1,117 @@
+/**
+ * What every worker does now and then besides running tasks: recover tasks whose lease expired
+ * (their worker died or stalled), warn about due tasks no loaded task file can run, and warn once
+ * about clock skew between this machine and the database.
+ */
+import type { Clock } from './clock.js';
+import { errorRecord, WorkerLostError } from './errors.js';
+import { events } from './events.js';
+import type { Logger } from './log.js';
+import type { Recurrence } from './policy/recurrence.js';
+import { decideExpiredLease } from './policy/transitions.js';
+import type { Store } from './store.js';
+import type { TaskRow } from './types.js';
+
+/** The recurrence stored on a task. */
+export function taskRecurrence(t: TaskRow): Recurrence {
+  return { everyMs: Math.round(t.repeatEvery * 1000), cron: t.repeatCron, timezone: t.timezone, untilMs: t.repeatUntil };
+}
+
+export interface MaintenanceOptions {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  workerId: string;
+  names: readonly string[];
+  maxAttemptsFor: (t: TaskRow) => number;
+  /** How often expired leases are looked for. */
+  everyMs: number;
+}
+
+const UNKNOWN_NAMES_EVERY_MS = 60_000;
+const SKEW_WARN_MS = 5_000;
+
+export class Maintenance {
+  private lastRecovery = 0;
+  private lastUnknownCheck = 0;
+
+  constructor(private readonly o: MaintenanceOptions) {}
+
+  /** Runs what is due; never throws (a failure is logged and tried again next time). */
+  async tick(dbDown: boolean): Promise<void> {
+    if (dbDown) return;
+    const real = Date.now();
+    try {
+      if (real - this.lastRecovery >= this.o.everyMs) {
+        this.lastRecovery = real;
+        await this.recoverExpiredLeases();
+      }
+      if (real - this.lastUnknownCheck >= UNKNOWN_NAMES_EVERY_MS) {
+        this.lastUnknownCheck = real;
+        await this.warnUnknownNames();
+      }
+    } catch (err) {
+      this.o.log.warn('maintenance query failed; will try again', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  /** Makes tasks of dead workers claimable again (or fails them when their attempts are used up). */
+  async recoverExpiredLeases(): Promise<number> {
+    const now = this.o.clock.now();
+    const expired = await this.o.store.expiredLeases(now);
+    let n = 0;
+    for (const t of expired) {
+      const error = new WorkerLostError(
+        `worker ${t.lockedBy} stopped renewing its lease (it expired at ${new Date(t.lockedUntil ?? now).toISOString()}); the lost run counts as attempt ${t.attempts}`,
+      );
+      const d = decideExpiredLease(
+        { attempts: t.attempts, scheduledAt: t.scheduledAt, recurrence: taskRecurrence(t), repeatOnFailure: t.repeatOnFailure },
+        { nowMs: now, maxAttempts: this.o.maxAttemptsFor(t) },
+        error,
+      );
+      const record = errorRecord(error, t.attempts, now, t.lockedBy);
+      const ok =
+        d.type === 'retry'
+          ? await this.o.store.retry(t, d.runAt, record, { expiredLeaseBefore: now })
+          : d.type === 'fail'
+            ? await this.o.store.fail(t, { nowMs: now, record, successorAt: d.successorAt, uncount: false, expiredLeaseBefore: now })
+            : false;
+      if (!ok) continue;
+      n++;
+      const info = { id: t.id, name: t.name, queue: t.queue, priority: t.priority, attempt: t.attempts, runAt: now, workerId: null };
+      this.o.log.warn(d.type === 'retry' ? 'recovered a task whose worker stopped renewing its lease' : 'failed a task whose worker stopped renewing its lease; its attempts are used up', {
+        id: t.id,
+        name: t.name,
+        lost_worker: t.lockedBy,
+        attempt: t.attempts,
+      });
+      events.emit('task:error', { ...info, error });
+      events.emit(d.type === 'retry' ? 'task:rescheduled' : 'task:failed', { ...info, error });
+    }
+    return n;
+  }
+
+  async warnUnknownNames(): Promise<void> {
+    const unknown = await this.o.store.unknownReady(this.o.names, this.o.clock.now());
+    for (const [name, count] of unknown) {
+      this.o.log.warn('due tasks have a name no loaded task file registers; this worker leaves them for one that does', { name, count });
+    }
+  }
+
+  /** Leases compare times written by different machines: warn once when clocks disagree. */
+  async checkClockSkew(): Promise<void> {
+    try {
+      const before = Date.now();
+      const server = await this.o.store.dialect.serverTimeMs(this.o.store.knex);
+      const mid = (before + Date.now()) / 2;
+      const skew = server - mid;
+      if (Math.abs(skew) > SKEW_WARN_MS) {
+        this.o.log.warn('this machine\'s clock and the database\'s clock differ; leases compare times written by different machines', {
+          skew_ms: Math.round(skew),
+        });
+      }
+    } catch {
+      // Not knowing the skew is no reason not to run.
+    }
+  }
+}

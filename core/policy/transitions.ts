@@ -1,0 +1,90 @@
+/**
+ * State transitions as a pure function: given a claimed task and how its attempt ended, what the
+ * settle must write. The store carries the decision out as one guarded transaction.
+ */
+import { backoffSeconds } from './backoff.js';
+import { isRecurring, nextSlot, type Recurrence } from './recurrence.js';
+
+/** How one attempt ended (the executor's verdict). */
+export type Execution =
+  | { kind: 'success'; returnJson: string | null }
+  /** The task threw (or returned something that is not JSON: then `permanent`). */
+  | { kind: 'error'; error: unknown; permanent: boolean }
+  /** maxRunTime passed; counts as a failed attempt. */
+  | { kind: 'timeout'; error: unknown }
+  /** cancel() was called while it ran. */
+  | { kind: 'cancelled'; error: unknown }
+  /** The worker stopped it: released with the attempt given back (graceful stop). */
+  | { kind: 'released' }
+  /** Not run: its `expiresAfter` had passed when it was claimed. */
+  | { kind: 'expired'; error: unknown }
+  /** The worker lost the lease; another worker owns the task now, so nothing may be written. */
+  | { kind: 'lease-lost' };
+
+export type Decision =
+  | { type: 'complete'; successorAt: number | null }
+  | { type: 'retry'; runAt: number; error: unknown }
+  /** `uncount`: the attempt counted at claim never ran, so the record gives it back. */
+  | { type: 'fail'; error: unknown; successorAt: number | null; uncount: boolean }
+  | { type: 'release' }
+  | { type: 'none' };
+
+export interface TaskState {
+  attempts: number;
+  scheduledAt: number;
+  recurrence: Recurrence;
+  repeatOnFailure: boolean;
+}
+
+export interface DecideContext {
+  nowMs: number;
+  /** The effective limit: call site > definition > settings. */
+  maxAttempts: number;
+}
+
+export function decide(task: TaskState, execution: Execution, ctx: DecideContext): Decision {
+  const successor = (): number | null =>
+    isRecurring(task.recurrence) ? nextSlot(task.recurrence, task.scheduledAt, ctx.nowMs) : null;
+  switch (execution.kind) {
+    case 'success':
+      return { type: 'complete', successorAt: successor() };
+    case 'released':
+      return { type: 'release' };
+    case 'lease-lost':
+      return { type: 'none' };
+    case 'cancelled':
+      // Cancelling is an operator's decision to stop this task, and with it its repeat chain.
+      return { type: 'fail', error: execution.error, successorAt: null, uncount: false };
+    case 'expired':
+      return { type: 'fail', error: execution.error, successorAt: task.repeatOnFailure ? successor() : null, uncount: true };
+    case 'error':
+    case 'timeout': {
+      const permanent = execution.kind === 'error' && execution.permanent;
+      const next = successor();
+      const failForGood = (): Decision => ({
+        type: 'fail',
+        error: execution.error,
+        successorAt: task.repeatOnFailure ? next : null,
+        uncount: false,
+      });
+      if (permanent || task.attempts >= ctx.maxAttempts) return failForGood();
+      const runAt = ctx.nowMs + backoffSeconds(task.attempts) * 1000;
+      // A recurring task retries only until its next slot is due; then that slot takes over.
+      if (next !== null && runAt >= next) return failForGood();
+      return { type: 'retry', runAt, error: execution.error };
+    }
+  }
+}
+
+/**
+ * A task whose lease expired (its worker died or stalled): the lost run keeps its attempt, and the
+ * task is ready at once (no backoff: the failure was the worker's), or failed for good when its
+ * attempts are used up, so a task that kills its worker every time cannot loop for ever.
+ */
+export function decideExpiredLease(task: TaskState, ctx: DecideContext, error: unknown): Decision {
+  if (task.attempts >= ctx.maxAttempts) {
+    const next = isRecurring(task.recurrence) && task.repeatOnFailure ? nextSlot(task.recurrence, task.scheduledAt, ctx.nowMs) : null;
+    return { type: 'fail', error, successorAt: next, uncount: false };
+  }
+  return { type: 'retry', runAt: ctx.nowMs, error };
+}

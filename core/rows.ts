@@ -1,0 +1,201 @@
+/**
+ * The one place where snake_case rows become camelCase objects and back. Drivers disagree on
+ * types: PostgreSQL returns BIGINT as strings, MySQL and SQLite return booleans as 0/1.
+ */
+import type { CompletedRow, ErrorRecord, TaskRow } from './types.js';
+
+type Raw = Record<string, unknown>;
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const bool = (v: unknown): boolean => v === true || v === 1 || v === '1' || v === 't';
+
+function parseErrors(v: unknown): ErrorRecord[] {
+  if (typeof v !== 'string' || v === '') return [];
+  try {
+    const parsed = JSON.parse(v) as unknown;
+    return Array.isArray(parsed) ? (parsed as ErrorRecord[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+export function toTaskRow(r: Raw): TaskRow {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    args: String(r.args),
+    hash: String(r.hash),
+    queue: strOrNull(r.queue),
+    priority: num(r.priority),
+    verboseName: strOrNull(r.verbose_name),
+    creatorType: strOrNull(r.creator_type),
+    creatorId: strOrNull(r.creator_id),
+    runAt: num(r.run_at),
+    scheduledAt: num(r.scheduled_at),
+    enqueuedAt: num(r.enqueued_at),
+    attempts: num(r.attempts),
+    maxAttempts: numOrNull(r.max_attempts),
+    maxRunTime: r.max_run_time_ms === null || r.max_run_time_ms === undefined ? null : num(r.max_run_time_ms) / 1000,
+    expiresAt: numOrNull(r.expires_at),
+    repeatEvery: num(r.repeat_every_ms ?? 0) / 1000,
+    repeatCron: strOrNull(r.repeat_cron),
+    timezone: strOrNull(r.timezone),
+    repeatUntil: numOrNull(r.repeat_until),
+    repeatOnFailure: r.repeat_on_failure === undefined ? true : bool(r.repeat_on_failure),
+    lastError: strOrNull(r.last_error),
+    errors: parseErrors(r.errors),
+    lockedBy: strOrNull(r.locked_by),
+    claimToken: strOrNull(r.claim_token),
+    lockedAt: numOrNull(r.locked_at),
+    lockedUntil: numOrNull(r.locked_until),
+    cancelRequested: bool(r.cancel_requested),
+    recurringKey: strOrNull(r.recurring_key),
+  };
+}
+
+export function toCompletedRow(r: Raw): CompletedRow {
+  return {
+    taskId: String(r.task_id),
+    name: String(r.name),
+    args: String(r.args),
+    hash: String(r.hash),
+    queue: strOrNull(r.queue),
+    priority: num(r.priority),
+    verboseName: strOrNull(r.verbose_name),
+    creatorType: strOrNull(r.creator_type),
+    creatorId: strOrNull(r.creator_id),
+    runAt: num(r.run_at),
+    scheduledAt: num(r.scheduled_at),
+    enqueuedAt: num(r.enqueued_at),
+    startedAt: numOrNull(r.started_at),
+    finishedAt: num(r.finished_at),
+    failedAt: numOrNull(r.failed_at),
+    attempts: num(r.attempts),
+    lastError: strOrNull(r.last_error),
+    errors: parseErrors(r.errors),
+    returnValue: strOrNull(r.return_value),
+    workerId: strOrNull(r.worker_id),
+    repeatEvery: num(r.repeat_every_ms ?? 0) / 1000,
+    repeatCron: strOrNull(r.repeat_cron),
+    timezone: strOrNull(r.timezone),
+    repeatUntil: numOrNull(r.repeat_until),
+  };
+}
+
+/** What a new pending task needs; the store fills in the rest. */
+export interface NewTask {
+  name: string;
+  args: string;
+  hash: string;
+  queue: string | null;
+  priority: number;
+  verboseName: string | null;
+  creatorType: string | null;
+  creatorId: string | null;
+  runAt: number;
+  scheduledAt: number;
+  enqueuedAt: number;
+  maxAttempts: number | null;
+  maxRunTime: number | null;
+  expiresAt: number | null;
+  repeatEvery: number;
+  repeatCron: string | null;
+  timezone: string | null;
+  repeatUntil: number | null;
+  repeatOnFailure: boolean;
+  recurringKey: string | null;
+}
+
+export function newTaskRow(t: NewTask): Raw {
+  return {
+    name: t.name,
+    args: t.args,
+    hash: t.hash,
+    queue: t.queue,
+    priority: t.priority,
+    verbose_name: t.verboseName,
+    creator_type: t.creatorType,
+    creator_id: t.creatorId,
+    run_at: t.runAt,
+    scheduled_at: t.scheduledAt,
+    enqueued_at: t.enqueuedAt,
+    attempts: 0,
+    max_attempts: t.maxAttempts,
+    max_run_time_ms: t.maxRunTime === null ? null : Math.round(t.maxRunTime * 1000),
+    expires_at: t.expiresAt,
+    repeat_every_ms: Math.round(t.repeatEvery * 1000),
+    repeat_cron: t.repeatCron,
+    timezone: t.timezone,
+    repeat_until: t.repeatUntil,
+    repeat_on_failure: t.repeatOnFailure,
+    recurring_key: t.recurringKey,
+  };
+}
+
+/** The successor of a recurring task: the same call, at its next slot, with a fresh history. */
+export function successorOf(t: TaskRow, slotMs: number, nowMs: number): NewTask {
+  return {
+    name: t.name,
+    args: t.args,
+    hash: t.hash,
+    queue: t.queue,
+    priority: t.priority,
+    verboseName: t.verboseName,
+    creatorType: t.creatorType,
+    creatorId: t.creatorId,
+    runAt: slotMs,
+    scheduledAt: slotMs,
+    enqueuedAt: nowMs,
+    maxAttempts: t.maxAttempts,
+    maxRunTime: t.maxRunTime,
+    expiresAt: t.expiresAt === null ? null : slotMs + (t.expiresAt - t.runAt),
+    repeatEvery: t.repeatEvery,
+    repeatCron: t.repeatCron,
+    timezone: t.timezone,
+    repeatUntil: t.repeatUntil,
+    repeatOnFailure: t.repeatOnFailure,
+    recurringKey: t.recurringKey,
+  };
+}
+
+export interface Finish {
+  finishedAt: number;
+  failedAt: number | null;
+  returnValue: string | null;
+  lastError: string | null;
+  errors: ErrorRecord[];
+  attempts: number;
+}
+
+/** The completed-table row of a task that finished (for good). */
+export function completedRow(t: TaskRow, f: Finish): Raw {
+  return {
+    task_id: t.id,
+    name: t.name,
+    args: t.args,
+    hash: t.hash,
+    queue: t.queue,
+    priority: t.priority,
+    verbose_name: t.verboseName,
+    creator_type: t.creatorType,
+    creator_id: t.creatorId,
+    run_at: t.runAt,
+    scheduled_at: t.scheduledAt,
+    enqueued_at: t.enqueuedAt,
+    attempts: f.attempts,
+    repeat_every_ms: Math.round(t.repeatEvery * 1000),
+    repeat_cron: t.repeatCron,
+    timezone: t.timezone,
+    repeat_until: t.repeatUntil,
+    recurring_key: t.recurringKey,
+    last_error: f.lastError,
+    errors: f.errors.length ? JSON.stringify(f.errors) : null,
+    started_at: t.lockedAt,
+    finished_at: f.finishedAt,
+    failed_at: f.failedAt,
+    return_value: f.returnValue,
+    worker_id: t.lockedBy,
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * `schedule(when, options?)`: the call-site options, passed as the last argument of a task call.
+ * The object is branded (with a `Symbol.for` key, so copies of the package agree), so it can never
+ * be taken for one of the task's own arguments.
+ */
+import type { Knex } from 'knex';
+import { ValidationError } from './errors.js';
+import { checkOptions, CALL_OPTION_KEYS } from './policy/options.js';
+import { checkWhen } from './policy/when.js';
+import type { CallOptions, When } from './types.js';
+
+const BRAND = Symbol.for('bgtasks.schedule');
+declare const scheduleBrand: unique symbol;
+
+export interface ScheduleOptions extends CallOptions {
+  /** Write the task inside this knex transaction (or on this knex instance). */
+  db?: Knex | Knex.Transaction;
+  /** The named connection to store the task in (see the `connections` setting). */
+  connection?: string;
+}
+
+export interface Schedule {
+  readonly [scheduleBrand]: true;
+  /** The run time: seconds from now, a Date, or a duration; undefined for the task's default. */
+  readonly when: When | undefined;
+  readonly options: Readonly<ScheduleOptions>;
+}
+
+export const SCHEDULE_OPTION_KEYS = [...CALL_OPTION_KEYS, 'db', 'connection'] as const;
+
+/** Call-site options: `await sendMail(to, schedule(90, { priority: 5 }))`. */
+export function schedule(when?: When, options: ScheduleOptions = {}): Schedule {
+  checkWhen(when, 'schedule(when)');
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ValidationError('Invalid schedule(when, options): options must be an object');
+  }
+  checkOptions(options as Record<string, unknown>, SCHEDULE_OPTION_KEYS, 'schedule() options');
+  if (options.connection !== undefined && typeof options.connection !== 'string') {
+    throw new ValidationError('Invalid connection in schedule() options: expected the name of a configured connection');
+  }
+  const s = { when, options: Object.freeze({ ...options }) };
+  Object.defineProperty(s, BRAND, { value: true, enumerable: false });
+  return Object.freeze(s) as unknown as Schedule;
+}
+
+export function isSchedule(v: unknown): v is Schedule {
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[BRAND] === true;
+}

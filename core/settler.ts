@@ -1,0 +1,202 @@
+/**
+ * Settling: the write that ends an attempt. Successes are buffered and completed many per
+ * transaction (flushed within `flushMs`); retries, failures and releases are written at once.
+ * Every write is guarded by the claim token; a write that finds the lease gone is a no-op that is
+ * logged. When the database is unreachable, writes stay queued and are tried again with capped
+ * backoff, so no result is lost while the worker lives.
+ */
+import { errorRecord } from './errors.js';
+import type { Logger } from './log.js';
+import type { Decision } from './policy/transitions.js';
+import type { Completion, Store } from './store.js';
+import type { TaskRow } from './types.js';
+
+export type SettledOutcome = 'succeeded' | 'rescheduled' | 'failed' | 'released' | 'lost';
+
+export interface SettleReport {
+  task: TaskRow;
+  outcome: SettledOutcome;
+  decision: Decision;
+  returnValue: string | null;
+  /** Wall-clock milliseconds the attempt ran. */
+  durationMs: number | null;
+}
+
+interface PendingWrite {
+  task: TaskRow;
+  decision: Decision;
+  returnValue: string | null;
+  durationMs: number | null;
+  finishedAt: number;
+  resolve: () => void;
+}
+
+export interface SettlerOptions {
+  store: Store;
+  workerId: string;
+  now: () => number;
+  log: Logger;
+  /** Called after each write commits (events and log lines). */
+  onSettled: (report: SettleReport) => void;
+  /** Reports that the database is unreachable (true) or reachable again (false). */
+  onConnection: (ok: boolean, err?: unknown) => void;
+  flushMs?: number;
+  maxBatch?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Settler {
+  private readonly queue: PendingWrite[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+  private backoffMs = 0;
+  private readonly flushMs: number;
+  private readonly maxBatch: number;
+
+  constructor(private readonly o: SettlerOptions) {
+    this.flushMs = o.flushMs ?? 2;
+    this.maxBatch = o.maxBatch ?? 100;
+  }
+
+  /** Tasks whose results are waiting to be written; their leases must stay alive. */
+  held(): TaskRow[] {
+    return this.queue.map((w) => w.task);
+  }
+
+  get size(): number {
+    return this.queue.length;
+  }
+
+  /** Queues a decision for `task`; resolves once it is written (or found to be lost). */
+  settle(task: TaskRow, decision: Decision, returnValue: string | null = null, durationMs: number | null = null): Promise<void> {
+    return new Promise((resolve) => {
+      this.queue.push({ task, decision, returnValue, durationMs, finishedAt: this.o.now(), resolve });
+      const batched = decision.type === 'complete';
+      if (!batched || this.queue.length >= this.maxBatch) this.kick(0);
+      else this.kick(this.flushMs);
+    });
+  }
+
+  private kick(delayMs: number): void {
+    if (this.flushing) return;
+    if (delayMs === 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.flushing = this.flushLoop().finally(() => {
+        this.flushing = null;
+        if (this.queue.length > 0) this.kick(this.backoffMs || this.flushMs);
+      });
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.kick(0);
+      }, delayMs);
+    }
+  }
+
+  /**
+   * Writes everything queued (waiting for a flush under way), retrying through an outage until
+   * `deadlineMs` (epoch ms of the real clock). Returns false if writes were still queued then.
+   */
+  async flush(deadlineMs = Infinity): Promise<boolean> {
+    while (this.queue.length > 0 || this.flushing) {
+      if (this.flushing) {
+        await this.flushing;
+        continue;
+      }
+      if (this.backoffMs > 0) {
+        if (Date.now() + this.backoffMs > deadlineMs) return false;
+        await sleep(this.backoffMs);
+      }
+      this.kick(0);
+    }
+    return true;
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.takeBatch();
+      try {
+        await this.write(batch);
+        if (this.backoffMs > 0) this.o.onConnection(true);
+        this.backoffMs = 0;
+      } catch (err) {
+        if (this.o.store.dialect.classifyError(err) === 'connection') {
+          // Keep the writes (in order) and try again later.
+          this.queue.unshift(...batch);
+          this.o.onConnection(false, err);
+          this.backoffMs = Math.min(30_000, Math.max(250, this.backoffMs * 2));
+          return;
+        }
+        // Not transient: the task keeps its lease until it expires and another worker recovers it.
+        this.o.log.error('could not record a task result; its lease will expire and the task will be recovered', {
+          error: err instanceof Error ? err.message : String(err),
+          ids: batch.map((w) => w.task.id).join(','),
+        });
+        for (const w of batch) w.resolve();
+      }
+    }
+  }
+
+  /** Successes in a row from the front of the queue, or a single other write. */
+  private takeBatch(): PendingWrite[] {
+    const first = this.queue[0]!;
+    if (first.decision.type !== 'complete') return [this.queue.shift()!];
+    let n = 0;
+    while (n < this.queue.length && n < this.maxBatch && this.queue[n]!.decision.type === 'complete') n++;
+    return this.queue.splice(0, n);
+  }
+
+  private async write(batch: PendingWrite[]): Promise<void> {
+    const { store } = this.o;
+    const now = this.o.now();
+    const d = batch[0]!.decision;
+    if (d.type === 'complete') {
+      const items: Completion[] = batch.map((w) => ({
+        task: w.task,
+        finishedAt: w.finishedAt,
+        returnValue: w.returnValue,
+        successorAt: (w.decision as { successorAt: number | null }).successorAt,
+      }));
+      const { lost } = await store.completeMany(items, now);
+      const lostIds = new Set(lost.map((c) => c.task.id));
+      for (const w of batch) {
+        this.report(w, lostIds.has(w.task.id) ? 'lost' : 'succeeded');
+        w.resolve();
+      }
+      return;
+    }
+    const w = batch[0]!;
+    let ok = true;
+    let outcome: SettledOutcome = 'released';
+    if (d.type === 'retry') {
+      ok = await store.retry(w.task, d.runAt, errorRecord(d.error, w.task.attempts, now, this.o.workerId));
+      outcome = 'rescheduled';
+    } else if (d.type === 'fail') {
+      ok = await store.fail(w.task, {
+        nowMs: now,
+        record: errorRecord(d.error, d.uncount ? Math.max(0, w.task.attempts - 1) : w.task.attempts, now, this.o.workerId),
+        successorAt: d.successorAt,
+        uncount: d.uncount,
+      });
+      outcome = 'failed';
+    } else if (d.type === 'release') {
+      ok = (await store.release([w.task])) === 1;
+    } else {
+      ok = false;
+    }
+    this.report(w, ok ? outcome : 'lost');
+    w.resolve();
+  }
+
+  private report(w: PendingWrite, outcome: SettledOutcome): void {
+    if (outcome === 'lost' && w.decision.type !== 'none') {
+      this.o.log.warn('lease lost before the result was recorded; another worker owns the task now, so this result is discarded', {
+        id: w.task.id,
+        name: w.task.name,
+      });
+    }
+    this.o.onSettled({ task: w.task, outcome, decision: w.decision, returnValue: w.returnValue, durationMs: w.durationMs });
+  }
+}

@@ -1,0 +1,433 @@
+/**
+ * The portable SQL, written once with knex. Every state change is one guarded statement (or one
+ * transaction of them) keyed by task id and claim token, and its affected-row count is checked:
+ * zero means another worker owns the task now, which the caller handles as an outcome.
+ */
+import type { Knex } from 'knex';
+import { randomUUID } from 'node:crypto';
+import type { Connection } from './db/connection.js';
+import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
+import { NotMigratedError } from './errors.js';
+import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
+import type { CompletedRow, ErrorRecord, TaskRow } from './types.js';
+
+export interface Tables {
+  tasks: string;
+  completed: string;
+  locks: string;
+  migrations: string;
+}
+
+export function tablesFor(prefix: string): Tables {
+  return {
+    tasks: `${prefix}tasks`,
+    completed: `${prefix}completed_tasks`,
+    locks: `${prefix}locks`,
+    migrations: `${prefix}migrations`,
+  };
+}
+
+export interface ClaimFilter {
+  /** Task names this worker can run. */
+  names: readonly string[];
+  /** Only these queues (null: any queue, including no queue). */
+  queues: readonly string[] | null;
+  /** Every queue but these (tasks without a queue included). */
+  excludeQueues: readonly string[] | null;
+  ordering: 'DESC' | 'ASC';
+}
+
+export interface ClaimRequest extends ClaimFilter {
+  workerId: string;
+  nowMs: number;
+  leaseMs: number;
+  limit: number;
+}
+
+/** A success waiting to be written. */
+export interface Completion {
+  task: TaskRow;
+  finishedAt: number;
+  returnValue: string | null;
+  successorAt: number | null;
+}
+
+/** Rows per multi-row INSERT: under every database's bind-parameter limit. */
+const INSERT_CHUNK = 400;
+const MAX_TX_RETRIES = 10;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Store {
+  readonly tables: Tables;
+  readonly knex: Knex;
+  readonly dialect: Dialect;
+
+  constructor(
+    readonly conn: Connection,
+    readonly prefix: string,
+    /** Failed-attempt records kept per task. */
+    readonly errorsKept = 10,
+  ) {
+    this.tables = tablesFor(prefix);
+    this.knex = conn.knex;
+    this.dialect = conn.dialect;
+  }
+
+  /**
+   * Runs `fn` in a transaction, again when the database reports a deadlock or SQLITE_BUSY. With
+   * `db` (the caller's own transaction) it runs there, once: a retry is the caller's to make.
+   */
+  async tx<T>(fn: (trx: Knex.Transaction) => Promise<T>, db?: Db): Promise<T> {
+    if (db) {
+      if ((db as Knex.Transaction).isTransaction) return this.translate(() => fn(db as Knex.Transaction));
+      return this.tx(fn, undefined);
+    }
+    return this.retrying(() => this.knex.transaction(fn));
+  }
+
+  /** Runs a statement (or transaction) again on deadlocks and busy errors, with jittered backoff. */
+  async retrying<T>(op: () => Promise<T>): Promise<T> {
+    for (let i = 0; ; i++) {
+      try {
+        return await op();
+      } catch (err) {
+        const kind = this.dialect.classifyError(err);
+        if (kind === 'retry' && i < MAX_TX_RETRIES) {
+          await sleep(Math.min(1000, 5 * 2 ** i) * (0.5 + Math.random()));
+          continue;
+        }
+        throw this.wrap(err);
+      }
+    }
+  }
+
+  private async translate<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      throw this.wrap(err);
+    }
+  }
+
+  /** A missing table becomes a NotMigratedError that says what to run. */
+  wrap(err: unknown): unknown {
+    if (this.dialect.classifyError(err) === 'missing-table') {
+      return new NotMigratedError(
+        `The bgtasks tables (prefix "${this.prefix}") do not exist in ${this.conn.spec.display}. Run \`bgtasks migrate\` (or process-tasks --migrate, or migrate(knex) from code).`,
+        { cause: err },
+      );
+    }
+    return err;
+  }
+
+  // ── Enqueue ────────────────────────────────────────────────────────────────────────────────
+
+  /** Inserts new tasks (chunked, in one transaction when there are several) and returns their ids. */
+  async insertTasks(tasks: readonly NewTask[], db?: Db): Promise<string[]> {
+    const rows = tasks.map(newTaskRow);
+    if (rows.length === 1 && !db) {
+      return this.retrying(() => this.dialect.insertReturningIds(this.knex, this.tables.tasks, rows));
+    }
+    return this.tx(async (trx) => {
+      const ids: string[] = [];
+      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+        ids.push(...(await this.dialect.insertReturningIds(trx, this.tables.tasks, rows.slice(i, i + INSERT_CHUNK))));
+      }
+      return ids;
+    }, db);
+  }
+
+  /**
+   * Serialises transactions on `key` until commit: an upsert takes a row lock on every database
+   * (and SQLite's write lock, as the transaction's first statement should).
+   */
+  async lockKey(trx: Knex.Transaction, key: string, nowMs: number): Promise<void> {
+    await trx(this.tables.locks).insert({ key, locked_at: nowMs }).onConflict('key').merge(['locked_at']);
+  }
+
+  /** Unlocked pending tasks with this hash (and queue, when given), oldest first. */
+  async findTwins(trx: Db, hash: string, queue: string | null | undefined): Promise<Array<{ id: string; runAt: number }>> {
+    const q = trx(this.tables.tasks).select('id', 'run_at').where('hash', hash).whereNull('locked_by').orderBy('id');
+    if (queue !== undefined) {
+      if (queue === null) q.whereNull('queue');
+      else q.where('queue', queue);
+    }
+    const rows = (await q) as Array<{ id: unknown; run_at: unknown }>;
+    return rows.map((r) => ({ id: String(r.id), runAt: Number(r.run_at) }));
+  }
+
+  async rescheduleTwins(trx: Db, ids: string[], runAt: number, priority: number): Promise<number> {
+    return trx(this.tables.tasks)
+      .whereIn('id', ids)
+      .whereNull('locked_by')
+      .update({ run_at: runAt, scheduled_at: runAt, priority });
+  }
+
+  async deleteTwins(trx: Db, hash: string): Promise<number> {
+    return trx(this.tables.tasks).where('hash', hash).whereNull('locked_by').del();
+  }
+
+  async countPendingInQueue(db: Db, queue: string): Promise<number> {
+    const [row] = (await db(this.tables.tasks).where('queue', queue).count({ n: '*' })) as Array<{ n: unknown }>;
+    return Number(row?.n ?? 0);
+  }
+
+  // ── Claim and leases ───────────────────────────────────────────────────────────────────────
+
+  /** The due, unlocked tasks this worker may run, in claim order, as a query for their ids. */
+  private candidates(f: ClaimFilter, nowMs: number, limit: number): Knex.QueryBuilder {
+    const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
+    this.applyFilter(q, f);
+    const dir = f.ordering === 'ASC' ? 'asc' : 'desc';
+    return q
+      .orderBy([
+        { column: 'priority', order: dir },
+        { column: 'run_at', order: 'asc' },
+        { column: 'id', order: 'asc' },
+      ])
+      .limit(limit);
+  }
+
+  private applyFilter(q: Knex.QueryBuilder, f: ClaimFilter): void {
+    q.whereIn('name', f.names as string[]);
+    if (f.queues) q.whereIn('queue', f.queues as string[]);
+    if (f.excludeQueues && f.excludeQueues.length > 0) {
+      const ex = f.excludeQueues as string[];
+      q.where((b) => b.whereNull('queue').orWhereNotIn('queue', ex));
+    }
+  }
+
+  /** Claims up to `limit` due tasks: counts the attempt and takes a lease. Sorted in claim order. */
+  async claim(req: ClaimRequest): Promise<TaskRow[]> {
+    if (req.names.length === 0 || req.limit <= 0) return [];
+    const set: ClaimSet = {
+      workerId: req.workerId,
+      token: randomUUID(),
+      nowMs: req.nowMs,
+      leaseUntilMs: req.nowMs + req.leaseMs,
+    };
+    const raw = await this.retrying(() =>
+      this.dialect.claim(this.knex, this.tables.tasks, this.candidates(req, req.nowMs, req.limit), set),
+    );
+    const rows = raw.map(toTaskRow);
+    const sign = req.ordering === 'ASC' ? 1 : -1;
+    rows.sort((a, b) => sign * (a.priority - b.priority) || a.runAt - b.runAt || Number(a.id) - Number(b.id));
+    return rows;
+  }
+
+  /** A non-locking count of due, unlocked tasks this worker could claim (SKIP LOCKED can't tell). */
+  async countReady(f: ClaimFilter, nowMs: number): Promise<number> {
+    if (f.names.length === 0) return 0;
+    const q = this.knex(this.tables.tasks).whereNull('locked_by').where('run_at', '<=', nowMs);
+    this.applyFilter(q, f);
+    const [row] = (await this.retrying(() => q.count({ n: '*' }))) as Array<{ n: unknown }>;
+    return Number(row?.n ?? 0);
+  }
+
+  /** Due, unlocked tasks whose names this worker has not registered: name → count. */
+  async unknownReady(names: readonly string[], nowMs: number): Promise<Map<string, number>> {
+    const q = this.knex(this.tables.tasks)
+      .select('name')
+      .count({ n: '*' })
+      .whereNull('locked_by')
+      .where('run_at', '<=', nowMs)
+      .groupBy('name');
+    if (names.length > 0) q.whereNotIn('name', names as string[]);
+    const rows = (await this.retrying(() => q)) as Array<{ name: string; n: unknown }>;
+    return new Map(rows.map((r) => [r.name, Number(r.n)]));
+  }
+
+  /**
+   * Renews the leases of `tasks` held by this worker. Returns the tokens whose lease is gone
+   * (another worker took the task, or it was deleted) and those whose cancellation was requested.
+   */
+  async heartbeat(
+    workerId: string,
+    tasks: ReadonlyArray<{ id: string; claimToken: string }>,
+    leaseUntilMs: number,
+  ): Promise<{ lost: string[]; cancelled: string[] }> {
+    if (tasks.length === 0) return { lost: [], cancelled: [] };
+    const ids = tasks.map((t) => t.id);
+    const tokens = tasks.map((t) => t.claimToken);
+    await this.retrying(() =>
+      this.knex(this.tables.tasks)
+        .whereIn('id', ids)
+        .whereIn('claim_token', tokens)
+        .where('locked_by', workerId)
+        .update({ locked_until: leaseUntilMs }),
+    );
+    const rows = (await this.retrying(() =>
+      this.knex(this.tables.tasks).select('claim_token', 'cancel_requested').whereIn('id', ids).whereIn('claim_token', tokens),
+    )) as Array<{ claim_token: string; cancel_requested: unknown }>;
+    const held = new Set(rows.map((r) => r.claim_token));
+    return {
+      lost: tokens.filter((t) => !held.has(t)),
+      cancelled: rows.filter((r) => r.cancel_requested === true || Number(r.cancel_requested) === 1).map((r) => r.claim_token),
+    };
+  }
+
+  // ── Settle ─────────────────────────────────────────────────────────────────────────────────
+
+  /** Trims the error history to the newest `errorsKept` records. */
+  withError(task: TaskRow, record: ErrorRecord): { errors: ErrorRecord[]; lastError: string } {
+    const errors = [...task.errors, record].slice(-this.errorsKept);
+    return { errors, lastError: record.stack };
+  }
+
+  /**
+   * Completes successes: deletes the pending rows (guarded by claim token), writes the completed
+   * rows and the successors of recurring tasks, in one transaction. Returns the ids whose lease
+   * was lost (nothing written for them).
+   */
+  async completeMany(items: readonly Completion[], nowMs: number): Promise<{ done: Completion[]; lost: Completion[] }> {
+    if (items.length === 0) return { done: [], lost: [] };
+    try {
+      await this.tx(async (trx) => {
+        const n = await trx(this.tables.tasks)
+          .whereIn('id', items.map((c) => c.task.id))
+          .whereIn('claim_token', items.map((c) => c.task.claimToken!))
+          .del();
+        if (n !== items.length) throw new LostLeases();
+        await this.writeFinished(trx, items.map((c) => [c.task, this.finishOf(c)] as const), nowMs, items);
+      });
+      return { done: [...items], lost: [] };
+    } catch (err) {
+      if (!(err instanceof LostLeases)) throw err;
+    }
+    // Some lease was lost: settle one by one to learn which.
+    const done: Completion[] = [];
+    const lost: Completion[] = [];
+    for (const c of items) {
+      const ok = await this.tx(async (trx) => {
+        if (!(await this.deleteClaimed(trx, c.task))) return false;
+        await this.writeFinished(trx, [[c.task, this.finishOf(c)]], nowMs, [c]);
+        return true;
+      });
+      (ok ? done : lost).push(c);
+    }
+    return { done, lost };
+  }
+
+  private finishOf(c: Completion): Finish {
+    return {
+      finishedAt: c.finishedAt,
+      failedAt: null,
+      returnValue: c.returnValue,
+      lastError: c.task.lastError,
+      errors: c.task.errors,
+      attempts: c.task.attempts,
+    };
+  }
+
+  private async writeFinished(
+    trx: Knex.Transaction,
+    finished: ReadonlyArray<readonly [TaskRow, Finish]>,
+    nowMs: number,
+    successors: ReadonlyArray<{ task: TaskRow; successorAt: number | null }>,
+  ): Promise<void> {
+    const rows = finished.map(([t, f]) => completedRow(t, f));
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      await trx(this.tables.completed).insert(rows.slice(i, i + INSERT_CHUNK));
+    }
+    const next = successors.filter((s) => s.successorAt !== null).map((s) => newTaskRow(successorOf(s.task, s.successorAt!, nowMs)));
+    for (let i = 0; i < next.length; i += INSERT_CHUNK) {
+      await trx(this.tables.tasks).insert(next.slice(i, i + INSERT_CHUNK));
+    }
+  }
+
+  private async deleteClaimed(trx: Db, task: TaskRow): Promise<boolean> {
+    const n = await trx(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!).del();
+    return n === 1;
+  }
+
+  /** Puts a failed attempt back as ready at `runAt`, with its error. False if the lease was lost. */
+  async retry(task: TaskRow, runAt: number, record: ErrorRecord, extra: { expiredLeaseBefore?: number } = {}): Promise<boolean> {
+    const { errors, lastError } = this.withError(task, record);
+    const q = this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
+    if (extra.expiredLeaseBefore !== undefined) q.where('locked_until', '<', extra.expiredLeaseBefore);
+    const n = await this.retrying(() =>
+      q.clone().update({
+        run_at: runAt,
+        locked_by: null,
+        claim_token: null,
+        locked_at: null,
+        locked_until: null,
+        cancel_requested: false,
+        last_error: lastError,
+        errors: JSON.stringify(errors),
+      }),
+    );
+    return n === 1;
+  }
+
+  /**
+   * Fails a task for good: moves it to the completed table with its error (and schedules the
+   * successor of a recurring task). False if the lease was lost.
+   */
+  async fail(
+    task: TaskRow,
+    opts: { nowMs: number; record: ErrorRecord; successorAt: number | null; uncount: boolean; expiredLeaseBefore?: number },
+  ): Promise<boolean> {
+    const { errors, lastError } = this.withError(task, opts.record);
+    return this.tx(async (trx) => {
+      const q = trx(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
+      if (opts.expiredLeaseBefore !== undefined) q.where('locked_until', '<', opts.expiredLeaseBefore);
+      if ((await q.del()) !== 1) return false;
+      const finish: Finish = {
+        finishedAt: opts.nowMs,
+        failedAt: opts.nowMs,
+        returnValue: null,
+        lastError,
+        errors,
+        attempts: opts.uncount ? Math.max(0, task.attempts - 1) : task.attempts,
+      };
+      await this.writeFinished(trx, [[task, finish]], opts.nowMs, [{ task, successorAt: opts.successorAt }]);
+      return true;
+    });
+  }
+
+  /** Gives claimed tasks back: lease cleared, attempt returned, ready at once. Returns how many. */
+  async release(tasks: readonly TaskRow[]): Promise<number> {
+    if (tasks.length === 0) return 0;
+    return this.retrying(() =>
+      this.knex(this.tables.tasks)
+        .whereIn('id', tasks.map((t) => t.id))
+        .whereIn('claim_token', tasks.map((t) => t.claimToken!))
+        .update({
+          locked_by: null,
+          claim_token: null,
+          locked_at: null,
+          locked_until: null,
+          attempts: this.knex.raw('CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END'),
+        }),
+    );
+  }
+
+  /** Running tasks whose lease expired before `nowMs` (their worker stopped renewing it). */
+  async expiredLeases(nowMs: number, limit = 100): Promise<TaskRow[]> {
+    const rows = await this.retrying(() =>
+      this.knex(this.tables.tasks)
+        .select('*')
+        .whereNotNull('locked_by')
+        .where('locked_until', '<', nowMs)
+        .orderBy('locked_until')
+        .limit(limit),
+    );
+    return (rows as Record<string, unknown>[]).map(toTaskRow);
+  }
+
+  // ── Reading ────────────────────────────────────────────────────────────────────────────────
+
+  async findPending(id: string, db: Db = this.knex): Promise<TaskRow | null> {
+    const row = (await db(this.tables.tasks).where('id', id).first()) as Record<string, unknown> | undefined;
+    return row ? toTaskRow(row) : null;
+  }
+
+  async findCompleted(id: string, db: Db = this.knex): Promise<CompletedRow | null> {
+    const row = (await db(this.tables.completed).where('task_id', id).first()) as Record<string, unknown> | undefined;
+    return row ? toCompletedRow(row) : null;
+  }
+}
+
+class LostLeases extends Error {}

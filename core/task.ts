@@ -1,0 +1,173 @@
+/**
+ * `background()`: turns a function into a task definition. Calling the definition enqueues a task;
+ * `.now()` runs the function inline; `.using()` makes a variant with other defaults; `.bulk()`
+ * enqueues many calls in one transaction.
+ */
+import type { TaskContext } from './context.js';
+import { enqueueBulk, enqueueCall } from './enqueue.js';
+import { ValidationError } from './errors.js';
+import { createLogger } from './log.js';
+import { CALL_OPTION_KEYS, checkOptions } from './policy/options.js';
+import { checkWhen } from './policy/when.js';
+import { callerOrigin, register } from './registry.js';
+import { isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
+import type { CallOptions, CommonTaskOptions, TaskRef, When } from './types.js';
+
+/** Options of `background(options, fn)`. */
+export interface TaskOptions extends CommonTaskOptions {
+  /** The registry name. Default: the function's name. */
+  name?: string;
+  /** Default run time of each call: seconds from now, a Date or a duration. Default: now. */
+  schedule?: When;
+  /** The function takes a TaskContext as its first parameter. */
+  context?: boolean;
+  /** The named connection its tasks are stored in (see the `connections` setting). */
+  connection?: string;
+}
+
+// ── Types that keep arguments JSON-safe at compile time ───────────────────────────────────────
+
+type NotJson =
+  | Date
+  | Map<unknown, unknown>
+  | Set<unknown>
+  | WeakMap<object, unknown>
+  | WeakSet<object>
+  | RegExp
+  | Promise<unknown>
+  | ((...args: any[]) => unknown)
+  | bigint
+  | symbol
+  | undefined;
+
+type IsAny<T> = 0 extends 1 & T ? true : false;
+type Depth = [never, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+
+/** The parts of T that cannot survive JSON (never when T is fine). Recursion stops at depth 8. */
+type NonJsonPart<T, D extends number = 8> = [D] extends [never]
+  ? never
+  : IsAny<T> extends true
+    ? never
+    : unknown extends T
+      ? never
+      : T extends NotJson
+        ? T
+        : T extends string | number | boolean | null
+          ? never
+          : T extends readonly unknown[]
+            ? NonJsonPart<T[number], Depth[D]>
+            : T extends object
+              ? { [K in keyof T]-?: NonJsonPart<T[K], Depth[D]> }[keyof T]
+              : never;
+
+/** Argument types that cannot survive JSON make the `background()` call a compile error. */
+export type JsonArgsCheck<A extends unknown[]> = [NonJsonPart<Required<A>[number]>] extends [never]
+  ? unknown
+  : { 'bgtasks: task arguments must survive JSON, and this type does not': NonJsonPart<Required<A>[number]> };
+
+/** A task definition: call it to enqueue. */
+export interface TaskDefinition<A extends unknown[], R> {
+  /** Enqueues a call with the task's defaults. */
+  (...args: A): Promise<TaskRef>;
+  /** Enqueues a call with call-site options: `task(a, b, schedule(90, { priority: 5 }))`. */
+  (...args: [...A, Schedule]): Promise<TaskRef>;
+  readonly name: string;
+  readonly options: Readonly<TaskOptions>;
+  /** Runs the function inline; nothing is stored. */
+  now(...args: A): R;
+  /** A variant with other defaults (the same registered task). */
+  using(options: CallOptions & { schedule?: When }): TaskDefinition<A, R>;
+  /** Enqueues many calls: chunked multi-row inserts in one transaction. */
+  bulk(calls: readonly A[], options?: ScheduleOptions & { when?: When }): Promise<TaskRef[]>;
+}
+
+/** What the worker needs of a definition. */
+export interface DefinitionInternals {
+  name: string;
+  fn: (...args: any[]) => unknown;
+  options: Readonly<TaskOptions>;
+  /** Options from `.using()`, between the call site and the definition. */
+  using: Readonly<CallOptions & { schedule?: When }>;
+  takesContext: boolean;
+  origin: string | null;
+}
+
+const INTERNALS = Symbol.for('bgtasks.definition');
+
+export function internalsOf(def: unknown): DefinitionInternals | undefined {
+  return typeof def === 'function' ? ((def as unknown as Record<symbol, DefinitionInternals>)[INTERNALS] ?? undefined) : undefined;
+}
+
+const DEFINITION_KEYS = [...CALL_OPTION_KEYS.filter((k) => k !== 'verboseName' && k !== 'creator'), 'name', 'schedule', 'context', 'connection'];
+const USING_KEYS = [...CALL_OPTION_KEYS, 'schedule'];
+
+export function background<A extends unknown[], R>(fn: ((...args: A) => R) & JsonArgsCheck<A>): TaskDefinition<A, R>;
+export function background<A extends unknown[], R>(
+  options: TaskOptions & { context: true },
+  fn: ((ctx: TaskContext, ...args: A) => R) & JsonArgsCheck<A>,
+): TaskDefinition<A, R>;
+export function background<A extends unknown[], R>(
+  options: TaskOptions & { context?: false },
+  fn: ((...args: A) => R) & JsonArgsCheck<A>,
+): TaskDefinition<A, R>;
+export function background(a: unknown, b?: unknown): TaskDefinition<unknown[], unknown> {
+  const [options, fn] = typeof a === 'function' && b === undefined ? [{} as TaskOptions, a] : [a as TaskOptions, b];
+  if (typeof fn !== 'function') {
+    throw new ValidationError('background() expects a function, or options and a function: background({ queue: "mail" }, async function sendMail(to) { … })');
+  }
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ValidationError('background(options, fn): options must be an object');
+  }
+  checkOptions(options as Record<string, unknown>, DEFINITION_KEYS, 'background() options');
+  checkWhen(options.schedule, 'schedule in background() options');
+  const name = options.name ?? (fn as { name?: string }).name;
+  if (typeof name !== 'string' || name.trim() === '') {
+    throw new ValidationError('background(): an anonymous function needs a name — pass { name: "…" } or use a named function');
+  }
+  if (name.length > 190) throw new ValidationError(`background(): task name is ${name.length} characters — expected at most 190`);
+  const internals: DefinitionInternals = {
+    name,
+    fn: fn as (...args: any[]) => unknown,
+    options: Object.freeze({ ...options }),
+    using: Object.freeze({}),
+    takesContext: options.context === true,
+    origin: callerOrigin(),
+  };
+  register(internals);
+  return makeDefinition(internals);
+}
+
+function makeDefinition(internals: DefinitionInternals): TaskDefinition<unknown[], unknown> {
+  const call = (...args: unknown[]): Promise<TaskRef> => {
+    const last = args[args.length - 1];
+    const sched = isSchedule(last) ? last : undefined;
+    return enqueueCall(internals, sched ? args.slice(0, -1) : args, sched);
+  };
+  Object.defineProperty(call, 'name', { value: internals.name });
+  Object.defineProperty(call, INTERNALS, { value: internals });
+  const def = Object.assign(call, {
+    options: internals.options,
+    now: (...args: unknown[]) => runInline(internals, args),
+    using(options: CallOptions & { schedule?: When }) {
+      checkOptions(options as Record<string, unknown>, USING_KEYS, '.using() options');
+      checkWhen(options.schedule, 'schedule in .using() options');
+      return makeDefinition({ ...internals, using: Object.freeze({ ...internals.using, ...options }) });
+    },
+    bulk: (calls: readonly unknown[][], options?: ScheduleOptions & { when?: When }) => enqueueBulk(internals, calls, options ?? {}),
+  });
+  return def as unknown as TaskDefinition<unknown[], unknown>;
+}
+
+/** `.now()`: the function itself, with an inline context for tasks that take one. */
+function runInline(internals: DefinitionInternals, args: unknown[]): unknown {
+  if (!internals.takesContext) return internals.fn(...args);
+  const ctx: TaskContext = {
+    id: 'inline',
+    attempt: 1,
+    signal: new AbortController().signal,
+    queue: internals.using.queue ?? internals.options.queue ?? null,
+    name: internals.name,
+    log: createLogger({ base: { task: internals.name, id: 'inline' } }),
+  };
+  return internals.fn(ctx, ...args);
+}

@@ -1,0 +1,98 @@
+/**
+ * Worker options: what `createWorker()` and `bgtasks process-tasks` accept, validated in one pure
+ * function so the CLI and the API reject the same values with the same words.
+ */
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Clock } from './clock.js';
+import { ConfigError } from './errors.js';
+import type { Logger } from './log.js';
+
+export interface WorkerOptions {
+  /** Only these queues (null/undefined: every queue, and tasks without one). */
+  queues?: string[] | null;
+  /** Every queue except these (tasks without a queue included). Only without `queues`. */
+  excludeQueues?: string[] | null;
+  /** Tasks run at once. Default: the `concurrency` setting (1). */
+  concurrency?: number;
+  /** Tasks claimed ahead of free slots. Default: the `prefetch` setting. */
+  prefetch?: number;
+  /** Seconds between polls when idle. Default: the `sleep` setting (5). */
+  sleep?: number;
+  /** Stop claiming after this many seconds (0: run until stopped). */
+  duration?: number;
+  /** Seconds running tasks get to finish after a stop or the duration. Default 30. */
+  grace?: number;
+  /** Run what is due, then stop when nothing due is left. */
+  batch?: boolean;
+  /** Stop after this many tasks ran (any outcome). */
+  maxTasks?: number | null;
+  /** Non-empty, at most 64 characters. Default `hostname:pid:random`. */
+  workerId?: string;
+  /** Task names to claim. Default: every registered task. */
+  names?: string[];
+  /** The named connection (see the `connections` setting). */
+  connection?: string | null;
+  clock?: Clock;
+  logger?: Logger;
+  /** Override settings for this worker only. */
+  lockTimeout?: number;
+  heartbeatInterval?: number;
+  maxAttempts?: number;
+  maxRunTime?: number;
+  /** Milliseconds successes may wait to be written in one batch. Default 2. */
+  settleFlushMs?: number;
+}
+
+export const WORKER_ID_MAX = 64;
+
+export function defaultWorkerId(): string {
+  const suffix = randomBytes(4).toString('hex');
+  const tail = `:${process.pid}:${suffix}`;
+  const host = os.hostname().slice(0, WORKER_ID_MAX - tail.length);
+  return `${host}${tail}`;
+}
+
+function check(ok: boolean, flag: string, value: unknown, expected: string): void {
+  if (!ok) throw new ConfigError(`Invalid ${flag}: ${JSON.stringify(value)} — expected ${expected}`);
+}
+
+/** Validates the options that have no settings counterpart. Names match the CLI flags. */
+export function checkWorkerOptions(o: WorkerOptions): void {
+  if (o.workerId !== undefined) {
+    check(typeof o.workerId === 'string' && o.workerId.trim().length > 0, '--worker-id', o.workerId, 'a non-empty worker id');
+    check(o.workerId.length <= WORKER_ID_MAX, '--worker-id', o.workerId, `at most ${WORKER_ID_MAX} characters`);
+  }
+  const nonNeg = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  if (o.duration !== undefined) check(nonNeg(o.duration), '--duration', o.duration, 'seconds >= 0 (0 = run until stopped)');
+  if (o.grace !== undefined) check(nonNeg(o.grace), '--grace', o.grace, 'seconds >= 0');
+  if (o.sleep !== undefined) {
+    check(typeof o.sleep === 'number' && Number.isFinite(o.sleep) && o.sleep > 0, '--sleep', o.sleep, 'a finite number of seconds > 0');
+  }
+  if (o.maxTasks !== undefined && o.maxTasks !== null) {
+    check(Number.isInteger(o.maxTasks) && o.maxTasks > 0, '--max-tasks', o.maxTasks, 'an integer >= 1');
+  }
+  if (o.concurrency !== undefined) {
+    check(Number.isInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= 1000, '--concurrency', o.concurrency, 'an integer from 1 to 1000');
+  }
+  if (o.prefetch !== undefined) {
+    check(Number.isInteger(o.prefetch) && o.prefetch >= 0 && o.prefetch <= 10000, '--prefetch', o.prefetch, 'an integer from 0 to 10000');
+  }
+  for (const [flag, list] of [
+    ['--queue', o.queues],
+    ['--exclude-queues', o.excludeQueues],
+  ] as const) {
+    if (list === undefined || list === null) continue;
+    check(Array.isArray(list) && list.length > 0 && list.every((q) => typeof q === 'string' && q.length > 0 && q.length <= 190), flag, list, 'a comma-separated list of queue names');
+  }
+  if (o.queues && o.excludeQueues) {
+    throw new ConfigError('Invalid --exclude-queues: it cannot be combined with --queue — --queue already takes only the queues it names');
+  }
+}
+
+/** Splits `a,b , c` into names; empty parts are errors. */
+export function parseQueueList(value: string, flag: string): string[] {
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.some((p) => p === '')) throw new ConfigError(`Invalid ${flag}: ${JSON.stringify(value)} — expected a comma-separated list of queue names`);
+  return parts;
+}

@@ -1,0 +1,422 @@
+/**
+ * The worker: claim → execute → settle, with leases kept alive by heartbeats. It owns the loop,
+ * the slots and shutdown; `executor.ts` runs one attempt, `settler.ts` writes its end, and
+ * `policy/transitions.ts` decides what that end is. The CLI's process-tasks is a thin shell over it.
+ */
+import { currentClock } from './clock-state.js';
+import type { Clock } from './clock.js';
+import { getSettings, type Settings } from './config.js';
+import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from './errors.js';
+import { events, type TaskEventInfo } from './events.js';
+import { execute } from './executor.js';
+import { getLogger, type Logger } from './log.js';
+import { ensureMigrated } from './migrate.js';
+import { decide, type Decision, type Execution } from './policy/transitions.js';
+import { registeredNames, getRegistered } from './registry.js';
+import type { DefinitionInternals } from './task.js';
+import { Settler, type SettleReport } from './settler.js';
+import type { ClaimFilter, Store } from './store.js';
+import { reachableStore } from './stores.js';
+import type { TaskRow } from './types.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { checkWorkerOptions, defaultWorkerId, type WorkerOptions } from './worker-options.js';
+import { taskRecurrence, Maintenance } from './maintenance.js';
+
+export type { WorkerOptions };
+
+export type StopReason = 'stopped' | 'duration' | 'batch' | 'max-tasks' | 'fatal';
+
+export interface WorkerSummary {
+  workerId: string;
+  /** Attempts that ran to an end (any outcome). */
+  ran: number;
+  succeeded: number;
+  rescheduled: number;
+  failed: number;
+  released: number;
+  lost: number;
+  reason: StopReason;
+}
+
+interface Slot {
+  task: TaskRow;
+  stop: AbortController;
+}
+
+const sleepReal = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Worker {
+  readonly id: string;
+  private settings!: Settings;
+  private store!: Store;
+  private settler!: Settler;
+  private leases!: LeaseKeeper;
+  private maintenance!: Maintenance;
+  private readonly clock: Clock;
+  readonly log: Logger;
+  private filter!: ClaimFilter;
+  private concurrency = 1;
+  private prefetch = 0;
+  private sleepMs = 5000;
+  private lockTimeoutMs = 60_000;
+  private readonly slots = new Map<string, Slot>();
+  private buffer: TaskRow[] = [];
+  private stopping: StopReason | null = null;
+  private wake: (() => void) | null = null;
+  private started = false;
+  private started_at = 0;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private resolveDone!: (s: WorkerSummary) => void;
+  readonly done: Promise<WorkerSummary>;
+  private readonly summary: WorkerSummary;
+  private dbDown = false;
+  private graceTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: WorkerOptions = {}) {
+    checkWorkerOptions(options);
+    this.id = options.workerId ?? defaultWorkerId();
+    this.clock = options.clock ?? currentClock();
+    this.log = options.logger ?? getLogger();
+    this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  /** Resolves settings, opens the database, checks the schema, and starts the loop. */
+  async start(settings?: Settings): Promise<this> {
+    if (this.started) throw new Error('worker already started');
+    this.started = true;
+    const o = this.options;
+    this.settings = settings ?? (await getSettings());
+    const s = this.settings;
+    this.store = await reachableStore(s, o.connection);
+    await ensureMigrated(this.store.conn, s.tablePrefix);
+    this.concurrency = o.concurrency ?? s.concurrency;
+    this.prefetch = o.prefetch ?? s.prefetch;
+    this.sleepMs = Math.round((o.sleep ?? s.sleep) * 1000);
+    this.lockTimeoutMs = Math.round((o.lockTimeout ?? s.lockTimeout) * 1000);
+    this.filter = {
+      names: o.names ?? registeredNames(),
+      queues: o.queues ?? null,
+      excludeQueues: o.excludeQueues ?? null,
+      ordering: s.priorityOrdering,
+    };
+    this.settler = new Settler({
+      store: this.store,
+      workerId: this.id,
+      now: () => this.clock.now(),
+      log: this.log,
+      onSettled: (r) => this.onSettled(r),
+      onConnection: (ok, err) => this.connectionState(ok, err),
+      flushMs: o.settleFlushMs,
+    });
+    this.leases = new LeaseKeeper({
+      store: this.store,
+      workerId: this.id,
+      clock: this.clock,
+      lockTimeoutMs: this.lockTimeoutMs,
+      intervalMs: Math.round((o.heartbeatInterval ?? s.heartbeatInterval) * 1000),
+      held: () => [...[...this.slots.values()].map((sl) => sl.task), ...this.buffer, ...this.settler.held()],
+      onLost: (token) => {
+        this.buffer = this.buffer.filter((t) => t.claimToken !== token);
+        this.abortSlot(token, new LeaseLostError('the lease on this task was lost (another worker claimed it, or it was deleted)'));
+      },
+      onCancelled: (token) => this.abortSlot(token, new CancelledError('the task was cancelled')),
+      onConnection: (ok, err) => this.connectionState(ok, err),
+      log: this.log,
+    });
+    this.maintenance = new Maintenance({
+      store: this.store,
+      clock: this.clock,
+      log: this.log,
+      workerId: this.id,
+      names: this.filter.names,
+      maxAttemptsFor: (t) => this.maxAttemptsFor(t),
+      everyMs: Math.max(1000, Math.min(this.sleepMs, this.lockTimeoutMs / 2)),
+    });
+    if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
+    this.log.info('worker started', {
+      worker: this.id,
+      queues: this.filter.queues?.join(',') ?? (this.filter.excludeQueues ? `all but ${this.filter.excludeQueues.join(',')}` : 'all'),
+      concurrency: this.concurrency,
+      tasks: this.filter.names.length,
+    });
+    await this.maintenance.checkClockSkew();
+    this.started_at = Date.now();
+    if (o.duration && o.duration > 0) {
+      this.deadlineTimer = setTimeout(() => this.requestStop('duration'), o.duration * 1000);
+    }
+    this.leases.start();
+    void this.loop().catch((err: unknown) => {
+      this.log.error('worker loop failed', { error: err instanceof Error ? err.stack : String(err) });
+      this.requestStop('fatal');
+    });
+    return this;
+  }
+
+  /** Runs what is due now, then resolves when nothing due is left (the `--batch` mode). */
+  static async drain(options: WorkerOptions = {}, settings?: Settings): Promise<WorkerSummary> {
+    const w = new Worker({ ...options, batch: true });
+    await w.start(settings);
+    return w.done;
+  }
+
+  /**
+   * Stops claiming; running tasks get `graceSeconds` to finish, then are aborted and released
+   * (attempt given back). Resolves with the summary once everything is settled.
+   */
+  async stop(graceSeconds = this.options.grace ?? 30): Promise<WorkerSummary> {
+    this.requestStop('stopped', graceSeconds);
+    return this.done;
+  }
+
+  /** Aborts running tasks now and releases them (a second SIGINT/SIGTERM). */
+  async stopNow(): Promise<WorkerSummary> {
+    this.requestStop('stopped', 0);
+    return this.done;
+  }
+
+  private requestStop(reason: StopReason, graceSeconds = this.options.grace ?? 30): void {
+    if (!this.stopping) this.stopping = reason;
+    // The operator's time limit makes the abort a failed attempt; a stop request gives it back.
+    const release = this.stopping !== 'duration' && this.stopping !== 'fatal';
+    const abortAll = () => {
+      for (const [token] of this.slots) {
+        this.abortSlot(token, Object.assign(new WorkerStoppedError(release ? 'the worker stopped' : 'the worker reached its --duration limit plus --grace'), { release }));
+      }
+    };
+    if (graceSeconds <= 0) abortAll();
+    else if (!this.graceTimer) this.graceTimer = setTimeout(abortAll, graceSeconds * 1000);
+    this.wake?.();
+  }
+
+  private abortSlot(token: string, reason: unknown): void {
+    const slot = this.slots.get(token);
+    if (slot && !slot.stop.signal.aborted) slot.stop.abort(reason);
+  }
+
+  private async loop(): Promise<void> {
+    let ran = 0;
+    while (!this.stopping) {
+      await this.maintenance.tick(this.dbDown);
+      const free = this.concurrency - this.slots.size;
+      const want = free + this.prefetch - this.buffer.length;
+      let claimed = 0;
+      if (want > 0 && free > 0) {
+        const rows = await this.claim(want);
+        claimed = rows.length;
+        this.buffer.push(...rows);
+      }
+      while (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping) {
+        const max = this.options.maxTasks;
+        if (max && ran >= max) break;
+        ran++;
+        this.run(this.buffer.shift()!);
+      }
+      if (this.options.maxTasks && ran >= this.options.maxTasks) {
+        await this.waitFor(() => this.slots.size === 0);
+        this.requestStop('max-tasks');
+        break;
+      }
+      if (this.stopping) break;
+      if (claimed > 0 && claimed >= want) continue;
+      if (this.slots.size >= this.concurrency) {
+        await this.waitFor(() => this.slots.size < this.concurrency || this.stopping !== null);
+        continue;
+      }
+      if (this.options.batch && this.slots.size === 0 && this.buffer.length === 0 && !this.dbDown) {
+        await this.settler.flush();
+        // An empty SKIP LOCKED claim proves nothing; a non-locking count does.
+        if ((await this.safely(() => this.store.countReady(this.filter, this.clock.now()), 0)) === 0) {
+          this.requestStop('batch');
+          break;
+        }
+        continue;
+      }
+      await this.idle(this.dbDown ? Math.min(30_000, Math.max(this.sleepMs, 1000)) : this.sleepMs);
+    }
+    await this.shutdown();
+  }
+
+  private async claim(limit: number): Promise<TaskRow[]> {
+    return this.safely(
+      () =>
+        this.store.claim({ ...this.filter, workerId: this.id, nowMs: this.clock.now(), leaseMs: this.lockTimeoutMs, limit }),
+      [],
+    );
+  }
+
+  /** Runs a query; a connection failure is logged once and gives `fallback`. */
+  private async safely<T>(op: () => Promise<T>, fallback: T): Promise<T> {
+    try {
+      const r = await op();
+      if (this.dbDown) this.connectionState(true);
+      return r;
+    } catch (err) {
+      if (this.store.dialect.classifyError(err) === 'connection') {
+        this.connectionState(false, err);
+        return fallback;
+      }
+      throw err;
+    }
+  }
+
+  private connectionState(ok: boolean, err?: unknown): void {
+    if (ok && this.dbDown) {
+      this.dbDown = false;
+      this.log.warn('database reachable again', { database: this.store.conn.spec.display });
+    } else if (!ok && !this.dbDown) {
+      this.dbDown = true;
+      this.log.warn('database unreachable; retrying with backoff, results are kept until they can be recorded', {
+        database: this.store.conn.spec.display,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(t);
+        if (self.wake === done) self.wake = null;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async waitFor(cond: () => boolean): Promise<void> {
+    while (!cond()) await this.idle(1000);
+  }
+
+  private info(t: TaskRow): TaskEventInfo {
+    return { id: t.id, name: t.name, queue: t.queue, priority: t.priority, attempt: t.attempts, runAt: t.runAt };
+  }
+
+  private maxAttemptsFor(t: TaskRow): number {
+    const def = getRegistered(t.name) as DefinitionInternals | undefined;
+    return t.maxAttempts ?? def?.options.maxAttempts ?? this.options.maxAttempts ?? this.settings.maxAttempts;
+  }
+
+  private run(task: TaskRow): void {
+    const stop = new AbortController();
+    this.slots.set(task.claimToken!, { task, stop });
+    void this.attempt(task, stop.signal).finally(() => {
+      this.slots.delete(task.claimToken!);
+      this.wake?.();
+    });
+  }
+
+  private async attempt(task: TaskRow, stop: AbortSignal): Promise<void> {
+    const def = getRegistered(task.name) as DefinitionInternals | undefined;
+    const nowMs = this.clock.now();
+    const started = performance.now();
+    let execution: Execution;
+    if (task.expiresAt !== null && task.expiresAt <= nowMs) {
+      execution = { kind: 'expired', error: new ExpiredError(`Task ${task.name} #${task.id} was not started before it expired at ${new Date(task.expiresAt).toISOString()}`) };
+    } else if (!def) {
+      execution = { kind: 'released' };
+    } else {
+      events.emit('task:started', { ...this.info(task), workerId: this.id });
+      this.log.info('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
+      const maxRunTime = task.maxRunTime ?? def.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
+      execution = await execute({
+        task,
+        def,
+        maxRunTimeMs: Math.round(maxRunTime * 1000),
+        stop,
+        log: this.log,
+      });
+    }
+    const decision: Decision = decide(
+      { attempts: task.attempts, scheduledAt: task.scheduledAt, recurrence: taskRecurrence(task), repeatOnFailure: task.repeatOnFailure },
+      execution,
+      { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task) },
+    );
+    const durationMs = Math.round((performance.now() - started) * 10) / 10;
+    if (decision.type === 'none') {
+      this.log.warn('lease lost while the task ran; its result is discarded (another worker owns it now)', { id: task.id, name: task.name });
+      this.summary.lost++;
+      this.summary.ran++;
+      return;
+    }
+    await this.settler.settle(task, decision, execution.kind === 'success' ? execution.returnJson : null, durationMs);
+  }
+
+  private onSettled(r: SettleReport): void {
+    const t = r.task;
+    const info = this.info(t);
+    const durationMs = r.durationMs ?? undefined;
+    const base = { id: t.id, name: t.name, queue: t.queue, attempt: t.attempts, duration_ms: durationMs };
+    this.summary.ran++;
+    const err = r.decision.type === 'retry' || r.decision.type === 'fail' ? r.decision.error : undefined;
+    switch (r.outcome) {
+      case 'succeeded':
+        this.summary.succeeded++;
+        this.log.info('task succeeded', { ...base, outcome: 'succeeded' });
+        if (events.listenerCount('task:succeeded') > 0) {
+          events.emit('task:succeeded', { ...info, workerId: this.id, returnValue: r.returnValue ? JSON.parse(r.returnValue) : undefined, durationMs: durationMs ?? 0 });
+        }
+        break;
+      case 'rescheduled':
+        this.summary.rescheduled++;
+        this.log.warn('task failed; retry scheduled', { ...base, outcome: 'rescheduled', retry_at: new Date((r.decision as { runAt: number }).runAt).toISOString(), error: errText(err) });
+        events.emit('task:error', { ...info, workerId: this.id, error: err });
+        events.emit('task:rescheduled', { ...info, workerId: this.id, error: err });
+        break;
+      case 'failed':
+        this.summary.failed++;
+        this.log.error('task failed for good', { ...base, outcome: 'failed', error: errText(err) });
+        events.emit('task:error', { ...info, workerId: this.id, error: err });
+        events.emit('task:failed', { ...info, workerId: this.id, error: err });
+        break;
+      case 'released':
+        this.summary.released++;
+        this.log.info('task released (attempt given back)', { ...base, outcome: 'released' });
+        break;
+      case 'lost':
+        this.summary.lost++;
+        return;
+    }
+    events.emit('task:finished', { ...info, workerId: this.id, outcome: r.outcome as 'succeeded' | 'rescheduled' | 'failed' | 'released' });
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    // Prefetched tasks never started: give them back at once.
+    const unstarted = this.buffer.splice(0);
+    if (unstarted.length > 0) {
+      await this.safely(() => this.store.release(unstarted), 0);
+      this.summary.released += unstarted.length;
+    }
+    // Running tasks finish (or are aborted by the grace timer and settle as released/failed).
+    while (this.slots.size > 0) await this.idle(50);
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    const flushed = await this.settler.flush(Date.now() + 30_000);
+    if (!flushed) this.log.error('some results could not be recorded before exit; those tasks will be recovered when their leases expire');
+    await this.leases.stop();
+    this.summary.reason = this.stopping ?? 'stopped';
+    this.log.info('worker stopped', {
+      worker: this.id,
+      reason: this.summary.reason,
+      ran: this.summary.ran,
+      succeeded: this.summary.succeeded,
+      failed: this.summary.failed,
+      rescheduled: this.summary.rescheduled,
+      seconds: Math.round((Date.now() - this.started_at) / 100) / 10,
+    });
+    this.resolveDone({ ...this.summary });
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** Creates a worker; call `start()` to run it. */
+export function createWorker(options: WorkerOptions = {}): Worker {
+  return new Worker(options);
+}
+
+export { sleepReal };
