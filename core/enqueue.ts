@@ -80,7 +80,7 @@ function emitCreated(refs: TaskRef[], tasks: NewTask[], db: ScheduleOptions['db'
     });
   };
   const trx = db as Knex.Transaction | undefined;
-  if (trx?.isTransaction && trx.executionPromise) {
+  if (trx?.isTransaction && trx.executionPromise !== undefined) {
     trx.executionPromise.then(emit, () => {});
   } else {
     emit();

@@ -168,7 +168,7 @@ export class Settler {
       return;
     }
     const w = batch[0]!;
-    let ok = true;
+    let ok: boolean;
     let outcome: SettledOutcome = 'released';
     if (d.type === 'retry') {
       ok = await store.retry(w.task, d.runAt, errorRecord(d.error, w.task.attempts, now, this.o.workerId));

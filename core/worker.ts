@@ -273,15 +273,15 @@ export class Worker {
     }
   }
 
+  /** Sleeps up to `ms`; `this.wake()` ends the sleep early (a slot freed, a stop request). */
   private idle(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = () => {
         clearTimeout(t);
-        if (self.wake === done) self.wake = null;
+        if (this.wake === done) this.wake = null;
         resolve();
-      }
+      };
+      const t = setTimeout(done, ms);
       this.wake = done;
     });
   }

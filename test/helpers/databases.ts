@@ -1,0 +1,124 @@
+/**
+ * The contract-suite harness: one suite body, run on SQLite always and on MariaDB/MySQL and
+ * PostgreSQL when BGTASKS_TEST_MYSQL_URL / BGTASKS_TEST_PG_URL are set. A URL that is set but
+ * unreachable fails the run (the `before` hook throws); an unset URL skips that database with a
+ * printed notice.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { configure, resetConfiguration, resolveSettings, type Settings } from '../../core/config.js';
+import { closeConnections } from '../../core/db/connection.js';
+import { rollbackMigrations, runMigrations } from '../../core/migrate.js';
+import type { Store } from '../../core/store.js';
+import { forgetStores, storeFor } from '../../core/stores.js';
+import type { DialectName } from '../../core/db/database-spec.js';
+
+export interface TestDatabase {
+  readonly name: DialectName;
+  /** The database URL (for SQLite, of a file in a temporary directory). */
+  url: string;
+  /** Settings for this suite: its own table prefix, nothing from the environment. */
+  settings: Settings;
+  store: Store;
+  /** Empties the bgtasks tables (between tests). */
+  reset(): Promise<void>;
+  /** A temporary directory removed after the suite. */
+  dir: string;
+}
+
+interface Target {
+  name: DialectName;
+  label: string;
+  env: string | null;
+  url: string | null;
+}
+
+const TARGETS: Target[] = [
+  { name: 'sqlite', label: 'SQLite', env: null, url: 'sqlite' },
+  { name: 'mysql', label: 'MariaDB/MySQL', env: 'BGTASKS_TEST_MYSQL_URL', url: process.env.BGTASKS_TEST_MYSQL_URL || null },
+  { name: 'postgres', label: 'PostgreSQL', env: 'BGTASKS_TEST_PG_URL', url: process.env.BGTASKS_TEST_PG_URL || null },
+];
+
+const g = globalThis as { __bgtasksNoticePrinted?: boolean };
+if (!g.__bgtasksNoticePrinted) {
+  g.__bgtasksNoticePrinted = true;
+  for (const t of TARGETS) {
+    if (t.env && !t.url) {
+      process.stdout.write(`NOTICE: ${t.env} is not set: the ${t.label} contract tests are skipped (not counted as passed).\n`);
+    }
+  }
+}
+
+/** The databases the suite runs on in this environment. */
+export function availableDatabases(): DialectName[] {
+  return TARGETS.filter((t) => t.url).map((t) => t.name);
+}
+
+/** The URL of a configured server database, or null. */
+export function serverUrl(name: 'mysql' | 'postgres'): string | null {
+  return TARGETS.find((t) => t.name === name)!.url;
+}
+
+export function uniquePrefix(): string {
+  return `t${randomBytes(4).toString('hex')}_`;
+}
+
+/** Settings for a database URL with a table prefix, ignoring the environment and config files. */
+export async function settingsFor(url: string, tablePrefix: string, cwd: string, extra: Record<string, unknown> = {}): Promise<Settings> {
+  return resolveSettings({ cwd, env: {}, overrides: { database: url, tablePrefix, ...extra } });
+}
+
+/**
+ * Defines `describe(title [db])` for each available database. The body gets a TestDatabase whose
+ * tables are created before the suite, emptied before each test and dropped after the suite.
+ */
+export function contract(title: string, body: (db: TestDatabase) => void, extraSettings: Record<string, unknown> = {}): void {
+  for (const t of TARGETS) {
+    if (!t.url) continue;
+    describe(`${title} [${t.name}]`, function () {
+      const db = { name: t.name } as TestDatabase;
+      before(async function () {
+        this.timeout(60_000);
+        db.dir = mkdtempSync(path.join(os.tmpdir(), 'bgtasks-test-'));
+        db.url = t.name === 'sqlite' ? `sqlite:${path.join(db.dir, 'test.sqlite3')}` : t.url!;
+        db.settings = await settingsFor(db.url, uniquePrefix(), db.dir, extraSettings);
+        db.store = await storeFor(db.settings);
+        try {
+          await db.store.knex.raw('SELECT 1');
+        } catch (err) {
+          throw new Error(`${t.env ?? t.label} is set but the database is unreachable: ${(err as Error).message}`, { cause: err });
+        }
+        await runMigrations(db.store.conn, db.settings.tablePrefix);
+        // Task calls (enqueue) read the process-wide settings: point them at this suite's tables.
+        configure({ database: db.url, tablePrefix: db.settings.tablePrefix, ...extraSettings });
+        const tables = db.store.tables;
+        db.reset = async () => {
+          await db.store.knex(tables.tasks).del();
+          await db.store.knex(tables.completed).del();
+          await db.store.knex(tables.locks).del();
+        };
+      });
+      after(async function () {
+        this.timeout(60_000);
+        if (db.store) await rollbackMigrations(db.store.conn, db.settings.tablePrefix).catch(() => {});
+        resetConfiguration();
+        forgetStores();
+        await closeConnections();
+        if (db.dir) rmSync(db.dir, { recursive: true, force: true });
+      });
+      body(db);
+    });
+  }
+}
+
+/** Polls `cond` until it holds (never a fixed sleep); fails with `what` after `timeoutMs`. */
+export async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000, everyMs = 10): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
