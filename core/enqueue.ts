@@ -16,6 +16,7 @@ import type { Store } from './store.js';
 import { storeFor } from './stores.js';
 import type { DefinitionInternals } from './task.js';
 import type { CallOptions, EnqueueOutcome, TaskRef, When } from './types.js';
+import { readResult, type TaskResult } from './results.js';
 
 /** The row an enqueue would insert, built from the call and its options. */
 export function buildTask(
@@ -65,8 +66,15 @@ export function buildTask(
   return { task, opts };
 }
 
-function ref(id: string, t: NewTask, runAt: number, outcome: EnqueueOutcome): TaskRef {
-  return { id, name: t.name, queue: t.queue, runAt: new Date(runAt), outcome };
+/** A TaskRef that can also read its result back (`refresh()`, non-enumerable). */
+export interface TaskHandle<R = unknown> extends TaskRef {
+  refresh(): Promise<TaskResult<R>>;
+}
+
+function ref(store: Store, id: string, t: NewTask, runAt: number, outcome: EnqueueOutcome): TaskHandle {
+  const r: TaskRef = { id, name: t.name, queue: t.queue, runAt: new Date(runAt), outcome };
+  Object.defineProperty(r, 'refresh', { value: () => readResult(store, id), enumerable: false });
+  return r as TaskHandle;
 }
 
 /** Emits `task:created` once the writing transaction has committed. */
@@ -100,7 +108,7 @@ async function checkQueueSize(store: Store, trx: Knex.Transaction, settings: Set
 }
 
 /** Enqueues one call. */
-export async function enqueueCall(def: DefinitionInternals, args: unknown[], sched: Schedule | undefined): Promise<TaskRef> {
+export async function enqueueCall(def: DefinitionInternals, args: unknown[], sched: Schedule | undefined): Promise<TaskHandle> {
   const settings = await getSettings();
   const callOpts = sched?.options ?? {};
   const nowMs = currentClock().now();
@@ -109,10 +117,10 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
   const action = effectiveAction(opts);
   const db = callOpts.db;
   const needsTx = action !== 'schedule' || (task.queue !== null && settings.maxQueueSize[task.queue] !== undefined);
-  let result: TaskRef;
+  let result: TaskHandle;
   if (!needsTx) {
     const [id] = await store.insertTasks([task], db);
-    result = ref(id!, task, task.runAt, 'created');
+    result = ref(store, id!, task, task.runAt, 'created');
   } else {
     result = await store.tx(async (trx) => {
       // The lock comes first: on SQLite a write transaction must begin with a write.
@@ -121,16 +129,16 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
       if (action === 'checkExisting' || action === 'rescheduleExisting') {
         const twins = await store.findTwins(trx, task.hash, matchQueue);
         if (twins.length > 0) {
-          if (action === 'checkExisting') return ref(twins[0]!.id, task, twins[0]!.runAt, 'existing');
+          if (action === 'checkExisting') return ref(store, twins[0]!.id, task, twins[0]!.runAt, 'existing');
           await store.rescheduleTwins(trx, twins.map((t) => t.id), task.runAt, task.priority);
-          return ref(twins[0]!.id, task, task.runAt, 'rescheduled');
+          return ref(store, twins[0]!.id, task, task.runAt, 'rescheduled');
         }
       }
       let replaced = 0;
       if (action === 'replaceExisting') replaced = await store.deleteTwins(trx, task.hash);
       await checkQueueSize(store, trx, settings, task, 1, nowMs);
       const [id] = await store.insertTasks([task], trx);
-      return ref(id!, task, task.runAt, replaced > 0 ? 'replaced' : 'created');
+      return ref(store, id!, task, task.runAt, replaced > 0 ? 'replaced' : 'created');
     }, db);
   }
   emitCreated([result], [task], db);
@@ -142,7 +150,7 @@ export async function enqueueBulk(
   def: DefinitionInternals,
   calls: readonly unknown[][],
   options: ScheduleOptions & { when?: When },
-): Promise<TaskRef[]> {
+): Promise<TaskHandle[]> {
   if (!Array.isArray(calls)) throw new ValidationError(`${def.name}.bulk(): expected an array of argument arrays`);
   const settings = await getSettings();
   const nowMs = currentClock().now();
@@ -168,7 +176,7 @@ export async function enqueueBulk(
     }
     return store.insertTasks(tasks, trx);
   }, db);
-  const refs = ids.map((id, i) => ref(id, tasks[i]!, tasks[i]!.runAt, 'created'));
+  const refs = ids.map((id, i) => ref(store, id, tasks[i]!, tasks[i]!.runAt, 'created'));
   emitCreated(refs, tasks, db);
   return refs;
 }

@@ -11,7 +11,8 @@ import { CALL_OPTION_KEYS, checkOptions } from './policy/options.js';
 import { checkWhen } from './policy/when.js';
 import { callerOrigin, register } from './registry.js';
 import { isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
-import type { CallOptions, CommonTaskOptions, TaskRef, When } from './types.js';
+import type { CallOptions, CommonTaskOptions, When } from './types.js';
+import type { TaskHandle } from './enqueue.js';
 
 /** Options of `background(options, fn)`. */
 export interface TaskOptions extends CommonTaskOptions {
@@ -68,9 +69,9 @@ export type JsonArgsCheck<A extends unknown[]> = [NonJsonPart<Required<A>[number
 /** A task definition: call it to enqueue. */
 export interface TaskDefinition<A extends unknown[], R> {
   /** Enqueues a call with the task's defaults. */
-  (...args: A): Promise<TaskRef>;
+  (...args: A): Promise<TaskHandle<Awaited<R>>>;
   /** Enqueues a call with call-site options: `task(a, b, schedule(90, { priority: 5 }))`. */
-  (...args: [...A, Schedule]): Promise<TaskRef>;
+  (...args: [...A, Schedule]): Promise<TaskHandle<Awaited<R>>>;
   readonly name: string;
   readonly options: Readonly<TaskOptions>;
   /** Runs the function inline; nothing is stored. */
@@ -78,7 +79,7 @@ export interface TaskDefinition<A extends unknown[], R> {
   /** A variant with other defaults (the same registered task). */
   using(options: CallOptions & { schedule?: When }): TaskDefinition<A, R>;
   /** Enqueues many calls: chunked multi-row inserts in one transaction. */
-  bulk(calls: readonly A[], options?: ScheduleOptions & { when?: When }): Promise<TaskRef[]>;
+  bulk(calls: readonly A[], options?: ScheduleOptions & { when?: When }): Promise<TaskHandle<Awaited<R>>[]>;
 }
 
 /** What the worker needs of a definition. */
@@ -138,7 +139,7 @@ export function background(a: unknown, b?: unknown): TaskDefinition<unknown[], u
 }
 
 function makeDefinition(internals: DefinitionInternals): TaskDefinition<unknown[], unknown> {
-  const call = (...args: unknown[]): Promise<TaskRef> => {
+  const call = (...args: unknown[]): Promise<TaskHandle> => {
     const last = args[args.length - 1];
     const sched = isSchedule(last) ? last : undefined;
     return enqueueCall(internals, sched ? args.slice(0, -1) : args, sched);

@@ -11,7 +11,16 @@ import { isValidTimeZone } from './timezone.js';
 type Checker = (v: unknown, label: string) => void;
 
 const bad = (label: string, v: unknown, expected: string): never => {
-  const shown = typeof v === 'string' ? JSON.stringify(v) : v instanceof Date ? v.toISOString() : typeof v === 'object' && v !== null ? 'an object' : String(v);
+  const shown =
+    typeof v === 'string'
+      ? JSON.stringify(v)
+      : v instanceof Date
+        ? Number.isNaN(v.getTime())
+          ? 'an Invalid Date'
+          : v.toISOString()
+        : typeof v === 'object' && v !== null
+          ? 'an object'
+          : String(v);
   throw new ValidationError(`Invalid ${label}: ${shown} — expected ${expected}`);
 };
 
@@ -112,12 +121,24 @@ export const CALL_OPTION_KEYS = [
   'creator',
 ] as const;
 
+/** A layer's dedupe action: `action`, or the reference's `removeExisting` flag, or undefined. */
+function layerAction(layer: Partial<CallOptions> | undefined): DedupeAction | undefined {
+  if (!layer) return undefined;
+  if (layer.action !== undefined) return layer.action;
+  if (layer.removeExisting !== undefined) return layer.removeExisting ? 'replaceExisting' : 'schedule';
+  return undefined;
+}
+
 /**
  * Layers options, highest precedence first: the first layer where a key is not `undefined` wins.
+ * `action` and `removeExisting` are one choice: the highest layer that sets either decides it.
  */
 export function mergeOptions(...layers: ReadonlyArray<Partial<CallOptions> | undefined>): Partial<CallOptions> {
   const out: Record<string, unknown> = {};
+  const action = layers.map(layerAction).find((a) => a !== undefined);
+  if (action !== undefined) out.action = action;
   for (const key of CALL_OPTION_KEYS) {
+    if (key === 'action' || key === 'removeExisting') continue;
     for (const layer of layers) {
       const v = layer?.[key];
       if (v !== undefined) {
