@@ -37,6 +37,8 @@ type Listener<E extends TaskEventName> = (payload: TaskEvents[E]) => void | Prom
 
 export class TaskEventEmitter {
   private readonly listeners = new Map<TaskEventName, Set<Listener<any>>>();
+  /** once() wrappers by their original listener, so off(event, original) removes them. */
+  private readonly wrappers = new WeakMap<Listener<any>, Listener<any>>();
 
   on<E extends TaskEventName>(event: E, listener: Listener<E>): () => void {
     let set = this.listeners.get(event);
@@ -49,15 +51,21 @@ export class TaskEventEmitter {
   }
 
   once<E extends TaskEventName>(event: E, listener: Listener<E>): () => void {
-    const off = this.on(event, (p) => {
+    const wrapper: Listener<E> = (p) => {
       off();
       return listener(p);
-    });
+    };
+    this.wrappers.set(listener, wrapper);
+    const off = this.on(event, wrapper);
     return off;
   }
 
   off<E extends TaskEventName>(event: E, listener: Listener<E>): void {
-    this.listeners.get(event)?.delete(listener);
+    const set = this.listeners.get(event);
+    if (!set) return;
+    set.delete(listener);
+    const wrapper = this.wrappers.get(listener);
+    if (wrapper) set.delete(wrapper);
   }
 
   removeAllListeners(): void {

@@ -5,6 +5,7 @@ export { background, type TaskDefinition, type TaskOptions, type JsonArgsCheck }
 export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
 export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config.js';
 export { migrate } from './migrate.js';
+export { cancel, type CancelOutcome } from './cancel.js';
 export { getResult, waitFor, type TaskResult, type TaskError } from './results.js';
 export type { TaskHandle } from './enqueue.js';
 export { listTasks, createdBy, failedTasks, succeededTasks, type TaskFilter } from './queries.js';

@@ -4,11 +4,11 @@
  * about clock skew between this machine and the database.
  */
 import type { Clock } from './clock.js';
-import { errorRecord, WorkerLostError } from './errors.js';
+import { CancelledError, errorRecord, WorkerLostError } from './errors.js';
 import { events } from './events.js';
 import type { Logger } from './log.js';
 import type { Recurrence } from './policy/recurrence.js';
-import { decideExpiredLease } from './policy/transitions.js';
+import { decideExpiredLease, type Decision } from './policy/transitions.js';
 import type { Store } from './store.js';
 import type { TaskRow } from './types.js';
 
@@ -64,18 +64,23 @@ export class Maintenance {
       const error = new WorkerLostError(
         `worker ${t.lockedBy} stopped renewing its lease (it expired at ${new Date(t.lockedUntil ?? now).toISOString()}); the lost run counts as attempt ${t.attempts}`,
       );
-      const d = decideExpiredLease(
-        { attempts: t.attempts, scheduledAt: t.scheduledAt, recurrence: taskRecurrence(t), repeatOnFailure: t.repeatOnFailure },
-        { nowMs: now, maxAttempts: this.o.maxAttemptsFor(t) },
-        error,
-      );
-      const record = errorRecord(error, t.attempts, now, t.lockedBy);
-      const ok =
-        d.type === 'retry'
-          ? await this.o.store.retry(t, d.runAt, record, { expiredLeaseBefore: now })
-          : d.type === 'fail'
-            ? await this.o.store.fail(t, { nowMs: now, record, successorAt: d.successorAt, uncount: false, expiredLeaseBefore: now })
-            : false;
+      // A cancellation requested of a task whose worker then died is honoured here.
+      const d: Decision = t.cancelRequested
+        ? { type: 'fail', error: new CancelledError(`the task was cancelled; ${error.message}`), successorAt: null, uncount: false }
+        : decideExpiredLease(
+            { attempts: t.attempts, scheduledAt: t.scheduledAt, recurrence: taskRecurrence(t), repeatOnFailure: t.repeatOnFailure },
+            { nowMs: now, maxAttempts: this.o.maxAttemptsFor(t) },
+            error,
+          );
+      const record = errorRecord(d.type === 'fail' ? d.error : error, t.attempts, now, t.lockedBy);
+      let ok = false;
+      if (d.type === 'retry') {
+        const r = await this.o.store.retry(t, d.runAt, record, { expiredLeaseBefore: now });
+        // A cancel request that arrived meanwhile is handled on the next pass.
+        ok = r === 'ok';
+      } else if (d.type === 'fail') {
+        ok = await this.o.store.fail(t, { nowMs: now, record, successorAt: d.successorAt, uncount: false, expiredLeaseBefore: now });
+      }
       if (!ok) continue;
       n++;
       const info = { id: t.id, name: t.name, queue: t.queue, priority: t.priority, attempt: t.attempts, runAt: now, workerId: null };
@@ -85,8 +90,9 @@ export class Maintenance {
         lost_worker: t.lockedBy,
         attempt: t.attempts,
       });
-      events.emit('task:error', { ...info, error });
-      events.emit(d.type === 'retry' ? 'task:rescheduled' : 'task:failed', { ...info, error });
+      const err = d.type === 'fail' ? d.error : error;
+      events.emit('task:error', { ...info, error: err });
+      events.emit(d.type === 'retry' ? 'task:rescheduled' : 'task:failed', { ...info, error: err });
     }
     return n;
   }

@@ -5,7 +5,7 @@
  * logged. When the database is unreachable, writes stay queued and are tried again with capped
  * backoff, so no result is lost while the worker lives.
  */
-import { errorRecord } from './errors.js';
+import { CancelledError, errorRecord } from './errors.js';
 import type { Logger } from './log.js';
 import type { Decision } from './policy/transitions.js';
 import type { Completion, Store } from './store.js';
@@ -171,8 +171,16 @@ export class Settler {
     let ok: boolean;
     let outcome: SettledOutcome = 'released';
     if (d.type === 'retry') {
-      ok = await store.retry(w.task, d.runAt, errorRecord(d.error, w.task.attempts, now, this.o.workerId));
+      const r = await store.retry(w.task, d.runAt, errorRecord(d.error, w.task.attempts, now, this.o.workerId));
+      ok = r !== 'lost';
       outcome = 'rescheduled';
+      if (r === 'cancelled') {
+        // Cancelled while it ran: the cancellation wins over the retry.
+        const error = new CancelledError(`the task was cancelled (its attempt ${w.task.attempts} had failed: ${String((d.error as Error)?.message ?? d.error)})`);
+        ok = await store.fail(w.task, { nowMs: now, record: errorRecord(error, w.task.attempts, now, this.o.workerId), successorAt: null, uncount: false });
+        outcome = 'failed';
+        w.decision = { type: 'fail', error, successorAt: null, uncount: false };
+      }
     } else if (d.type === 'fail') {
       ok = await store.fail(w.task, {
         nowMs: now,

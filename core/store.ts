@@ -341,24 +341,56 @@ export class Store {
     return n === 1;
   }
 
-  /** Puts a failed attempt back as ready at `runAt`, with its error. False if the lease was lost. */
-  async retry(task: TaskRow, runAt: number, record: ErrorRecord, extra: { expiredLeaseBefore?: number } = {}): Promise<boolean> {
+  /**
+   * Puts a failed attempt back as ready at `runAt`, with its error. `lost` if the lease is gone;
+   * `cancelled` if a cancellation was requested meanwhile (the caller then fails it instead, so a
+   * retry never swallows a cancel request).
+   */
+  async retry(
+    task: TaskRow,
+    runAt: number,
+    record: ErrorRecord,
+    extra: { expiredLeaseBefore?: number } = {},
+  ): Promise<'ok' | 'lost' | 'cancelled'> {
     const { errors, lastError } = this.withError(task, record);
     const q = this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
     if (extra.expiredLeaseBefore !== undefined) q.where('locked_until', '<', extra.expiredLeaseBefore);
     const n = await this.retrying(() =>
-      q.clone().update({
-        run_at: runAt,
-        locked_by: null,
-        claim_token: null,
-        locked_at: null,
-        locked_until: null,
-        cancel_requested: false,
-        last_error: lastError,
-        errors: JSON.stringify(errors),
-      }),
+      q
+        .clone()
+        .where('cancel_requested', false)
+        .update({
+          run_at: runAt,
+          locked_by: null,
+          claim_token: null,
+          locked_at: null,
+          locked_until: null,
+          last_error: lastError,
+          errors: JSON.stringify(errors),
+        }),
+    );
+    if (n === 1) return 'ok';
+    const still = (await this.retrying(() => q.clone().select('cancel_requested').first())) as { cancel_requested: unknown } | undefined;
+    return still && (still.cancel_requested === true || Number(still.cancel_requested) === 1) ? 'cancelled' : 'lost';
+  }
+
+  /** Asks the worker running this claim to abort it (seen at its next heartbeat). */
+  async requestCancel(task: TaskRow): Promise<boolean> {
+    const n = await this.retrying(() =>
+      this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!).update({ cancel_requested: true }),
     );
     return n === 1;
+  }
+
+  /** Fails a READY (unclaimed) task for good, e.g. a cancelled one. False if it was claimed meanwhile. */
+  async failReady(task: TaskRow, nowMs: number, record: ErrorRecord): Promise<boolean> {
+    const { errors, lastError } = this.withError(task, record);
+    return this.tx(async (trx) => {
+      if ((await trx(this.tables.tasks).where('id', task.id).whereNull('locked_by').del()) !== 1) return false;
+      const finish: Finish = { finishedAt: nowMs, failedAt: nowMs, returnValue: null, lastError, errors, attempts: task.attempts };
+      await this.writeFinished(trx, [[{ ...task, lockedBy: null, lockedAt: null }, finish]], nowMs, []);
+      return true;
+    });
   }
 
   /**

@@ -53,8 +53,12 @@ export function defaultWorkerId(): string {
   return `${host}${tail}`;
 }
 
+function shown(value: unknown): string {
+  return typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
+}
+
 function check(ok: boolean, flag: string, value: unknown, expected: string): void {
-  if (!ok) throw new ConfigError(`Invalid ${flag}: ${JSON.stringify(value)} — expected ${expected}`);
+  if (!ok) throw new ConfigError(`Invalid ${flag}: ${shown(value)} — expected ${expected}`);
 }
 
 /** Validates the options that have no settings counterpart. Names match the CLI flags. */

@@ -120,7 +120,7 @@ export class Worker {
         this.buffer = this.buffer.filter((t) => t.claimToken !== token);
         this.abortSlot(token, new LeaseLostError('the lease on this task was lost (another worker claimed it, or it was deleted)'));
       },
-      onCancelled: (token) => this.abortSlot(token, new CancelledError('the task was cancelled')),
+      onCancelled: (token) => this.cancelHeld(token),
       onConnection: (ok, err) => this.connectionState(ok, err),
       log: this.log,
     });
@@ -151,6 +151,11 @@ export class Worker {
       this.requestStop('fatal');
     });
     return this;
+  }
+
+  /** The tasks running now (id and name), e.g. to attribute an unhandled rejection. */
+  runningTasks(): Array<{ id: string; name: string }> {
+    return [...this.slots.values()].map((s) => ({ id: s.task.id, name: s.task.name }));
   }
 
   /** Runs what is due now, then resolves when nothing due is left (the `--batch` mode). */
@@ -187,6 +192,18 @@ export class Worker {
     if (graceSeconds <= 0) abortAll();
     else if (!this.graceTimer) this.graceTimer = setTimeout(abortAll, graceSeconds * 1000);
     this.wake?.();
+  }
+
+  /** A cancel request seen by a heartbeat: abort the running attempt, or fail a prefetched task. */
+  private cancelHeld(token: string): void {
+    const queued = this.buffer.find((t) => t.claimToken === token);
+    if (queued) {
+      this.buffer = this.buffer.filter((t) => t !== queued);
+      const error = new CancelledError(`Task ${queued.name} #${queued.id} was cancelled before it started`);
+      void this.settler.settle(queued, { type: 'fail', error, successorAt: null, uncount: true });
+      return;
+    }
+    this.abortSlot(token, new CancelledError('the task was cancelled'));
   }
 
   private abortSlot(token: string, reason: unknown): void {

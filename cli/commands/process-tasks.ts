@@ -99,8 +99,29 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
       void running.stopNow();
     }
   };
+  // Task code must not kill the worker with a forgotten promise: log it (naming the task when
+  // only one runs, so the rejection can only be its) and go on.
+  const onRejection = (reason: unknown) => {
+    const tasks = running.runningTasks();
+    log.error('unhandled promise rejection in task code (ignored; the worker keeps running)', {
+      error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason),
+      ...(tasks.length === 1 ? { id: tasks[0]!.id, name: tasks[0]!.name } : { running: tasks.map((t) => `${t.name}#${t.id}`).join(',') }),
+    });
+  };
+  // An uncaught exception leaves the process in an unknown state: give the in-flight tasks back
+  // (attempts returned) and exit non-zero so the supervisor starts a fresh worker.
+  const onException = (err: unknown) => {
+    log.error('uncaught exception: releasing in-flight tasks and exiting', {
+      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
+    const exit = () => process.exit(EXIT.FAILURE);
+    setTimeout(exit, 10_000).unref();
+    running.stopNow().then(exit, exit);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('unhandledRejection', onRejection);
+  process.on('uncaughtException', onException);
   try {
     await running.start(settings);
     const summary = await running.done;
@@ -108,5 +129,7 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
   }
 }

@@ -41,9 +41,28 @@ export function isKnexInstance(v: unknown): v is Knex {
   return typeof v === 'function' && typeof (v as Knex).raw === 'function' && typeof (v as Knex).client === 'object';
 }
 
-/** Replaces the password of a URL with `***`. Text that is not a URL is returned unchanged. */
+const SECRET_PARAMS = /^(password|pass|pwd|passwd|sslpassword|secret|token)$/i;
+
+/**
+ * Replaces the password of a URL (and secret query parameters such as `?password=`) with `***`.
+ * The password ends at the last "@" of the authority, since a password may itself contain "@".
+ * Text that is not a URL is returned unchanged.
+ */
 export function maskUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)([^@]*)@/i, '$1***@');
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(url);
+  if (!m) return url;
+  const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
+  let auth = authority;
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = authority.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0) auth = `${userinfo.slice(0, colon)}:***${authority.slice(at)}`;
+  }
+  const maskedRest = rest.replace(/([?&])([^=&#]+)=([^&#]*)/g, (all, sep: string, key: string) =>
+    SECRET_PARAMS.test(decodeURIComponent(key)) ? `${sep}${key}=***` : all,
+  );
+  return `${scheme}${auth}${maskedRest}`;
 }
 
 /** Parses a `database` value. `baseDir` anchors relative SQLite paths; `label` names the source. */

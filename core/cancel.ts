@@ -1,0 +1,51 @@
+/**
+ * Cancellation. A READY task becomes FAILED with a CancelledError at once. A RUNNING task gets a
+ * cancel request: its worker sees it at the next heartbeat, aborts the task's signal, and records
+ * it FAILED (cancelled) when it stops. Cancelling also ends a repeat chain.
+ */
+import { currentClock } from './clock-state.js';
+import { getSettings } from './config.js';
+import { CancelledError, errorRecord, ValidationError, TaskNotFoundError } from './errors.js';
+import { events } from './events.js';
+import { checkTaskId } from './results.js';
+import type { Store } from './store.js';
+import { storeFor } from './stores.js';
+import type { TaskRef } from './types.js';
+
+export interface CancelOutcome {
+  id: string;
+  /** FAILED: cancelled now. RUNNING: the cancel request reaches its worker at its next heartbeat. */
+  status: 'FAILED' | 'RUNNING';
+}
+
+export async function cancelTask(store: Store, id: string): Promise<CancelOutcome> {
+  // A task can be claimed between our read and our write; each write is guarded, so try again.
+  for (let i = 0; i < 10; i++) {
+    const now = currentClock().now();
+    const task = await store.findPending(id);
+    if (!task) {
+      const done = await store.findCompleted(id);
+      if (done) {
+        throw new ValidationError(`Task ${done.name} #${id} has already finished (${done.failedAt === null ? 'SUCCESSFUL' : 'FAILED'}); nothing to cancel`);
+      }
+      throw new TaskNotFoundError(`No task with id ${id} (pending or completed) in ${store.conn.spec.display}`);
+    }
+    if (task.lockedBy === null) {
+      const error = new CancelledError(`Task ${task.name} #${id} was cancelled before it ran`);
+      if (await store.failReady(task, now, errorRecord(error, task.attempts, now, null))) {
+        const info = { id, name: task.name, queue: task.queue, priority: task.priority, attempt: task.attempts, runAt: task.runAt, workerId: null };
+        events.emit('task:failed', { ...info, error });
+        return { id, status: 'FAILED' };
+      }
+    } else if (await store.requestCancel(task)) {
+      return { id, status: 'RUNNING' };
+    }
+  }
+  throw new Error(`Task #${id} changed state ten times while being cancelled; try again`);
+}
+
+/** Cancels a task by id (or TaskRef). */
+export async function cancel(idOrRef: string | number | Pick<TaskRef, 'id'>, options: { connection?: string } = {}): Promise<CancelOutcome> {
+  const id = checkTaskId(typeof idOrRef === 'object' && idOrRef !== null ? idOrRef.id : idOrRef);
+  return cancelTask(await storeFor(await getSettings(), options.connection), id);
+}
