@@ -3,7 +3,7 @@
  * flag), and turning errors into one line and an exit code, never a stack trace from deep inside.
  */
 import { isErrorKind } from '../core/errors.js';
-import { maskUrl } from '../core/db/database-spec.js';
+import { maskUrlsIn } from '../core/db/database-spec.js';
 import { parseWithSpec, type SettingName } from '../core/settings-spec.js';
 import type { SettingsInput } from '../core/config.js';
 import { EXIT } from './exit-codes.js';
@@ -41,7 +41,7 @@ const USAGE_KINDS = ['ConfigError', 'ValidationError', 'UnknownTaskError', 'Task
 
 /** The exit code and one-line message for an error. */
 export function describeFailure(err: unknown): { code: number; message: string } {
-  const message = maskUrl(err instanceof Error ? err.message : String(err));
+  const message = maskUrlsIn(err instanceof Error ? err.message : String(err));
   if (err instanceof UsageError || USAGE_KINDS.some((k) => isErrorKind(err, k))) return { code: EXIT.USAGE, message };
   if (isErrorKind(err, 'NotMigratedError')) return { code: EXIT.NOT_MIGRATED, message };
   if (isErrorKind(err, 'TaskLoadError')) return { code: EXIT.FAILURE, message };

@@ -93,3 +93,6 @@ try {
   if (err instanceof CommanderError) process.exit(EXIT.USAGE);
   throw err;
 }
+// The command is done. Timers or pools that task code left open (an abandoned task's timer, the
+// application's own database pool) must not keep a cron-launched process alive.
+process.exit(process.exitCode ?? EXIT.OK);

@@ -37,8 +37,8 @@ type Listener<E extends TaskEventName> = (payload: TaskEvents[E]) => void | Prom
 
 export class TaskEventEmitter {
   private readonly listeners = new Map<TaskEventName, Set<Listener<any>>>();
-  /** once() wrappers by their original listener, so off(event, original) removes them. */
-  private readonly wrappers = new WeakMap<Listener<any>, Listener<any>>();
+  /** once() wrappers by event and original listener, so off(event, original) removes them. */
+  private readonly wrappers = new Map<TaskEventName, WeakMap<Listener<any>, Listener<any>>>();
 
   on<E extends TaskEventName>(event: E, listener: Listener<E>): () => void {
     let set = this.listeners.get(event);
@@ -55,7 +55,12 @@ export class TaskEventEmitter {
       off();
       return listener(p);
     };
-    this.wrappers.set(listener, wrapper);
+    let byListener = this.wrappers.get(event);
+    if (!byListener) {
+      byListener = new WeakMap();
+      this.wrappers.set(event, byListener);
+    }
+    byListener.set(listener, wrapper);
     const off = this.on(event, wrapper);
     return off;
   }
@@ -64,7 +69,7 @@ export class TaskEventEmitter {
     const set = this.listeners.get(event);
     if (!set) return;
     set.delete(listener);
-    const wrapper = this.wrappers.get(listener);
+    const wrapper = this.wrappers.get(event)?.get(listener);
     if (wrapper) set.delete(wrapper);
   }
 

@@ -2,6 +2,7 @@
  * Logging: human-readable lines by default, JSON lines with format `json`. Fields use the glossary
  * words (task id, name, queue, attempt, duration, outcome, worker id).
  */
+import { maskUrlsIn } from './db/database-spec.js';
 import { processWide } from './global.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -40,7 +41,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const log = (level: Level) => (msg: string, fields: Record<string, unknown> = {}) => {
     if (ORDER[level] < min) return;
     const all = { ...base, ...fields };
-    write(format === 'json' ? JSON.stringify({ level, time: new Date().toISOString(), msg, ...all }) : human(level, msg, all));
+    const line = format === 'json' ? JSON.stringify({ level, time: new Date().toISOString(), msg, ...all }) : human(level, msg, all);
+    // Warnings and errors quote driver messages; a URL in one must not show its password.
+    write(level === 'warn' || level === 'error' ? maskUrlsIn(line) : line);
   };
   return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
 }

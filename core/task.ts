@@ -66,12 +66,26 @@ export type JsonArgsCheck<A extends unknown[]> = [NonJsonPart<Required<A>[number
   ? unknown
   : { 'bgtasks: task arguments must survive JSON, and this type does not': NonJsonPart<Required<A>[number]> };
 
+/**
+ * The arguments followed by a schedule. Trailing optional parameters may be left out before the
+ * schedule: for `(to: string, times?: number)` both `(to, schedule(…))` and `(to, 2, schedule(…))`.
+ */
+export type ArgsWithSchedule<A extends unknown[]> = number extends A['length']
+  ? [...A, Schedule]
+  : A extends [infer H, ...infer T]
+    ? [H, ...ArgsWithSchedule<T>]
+    : A extends []
+      ? [Schedule]
+      : A extends [(infer H)?, ...infer T]
+        ? [Schedule] | [Exclude<H, undefined>, ...ArgsWithSchedule<T>]
+        : [...A, Schedule];
+
 /** A task definition: call it to enqueue. */
 export interface TaskDefinition<A extends unknown[], R> {
   /** Enqueues a call with the task's defaults. */
   (...args: A): Promise<TaskHandle<Awaited<R>>>;
   /** Enqueues a call with call-site options: `task(a, b, schedule(90, { priority: 5 }))`. */
-  (...args: [...A, Schedule]): Promise<TaskHandle<Awaited<R>>>;
+  (...args: ArgsWithSchedule<A>): Promise<TaskHandle<Awaited<R>>>;
   readonly name: string;
   readonly options: Readonly<TaskOptions>;
   /** Runs the function inline; nothing is stored. */

@@ -131,7 +131,9 @@ export class Worker {
       workerId: this.id,
       names: this.filter.names,
       maxAttemptsFor: (t) => this.maxAttemptsFor(t),
-      everyMs: Math.max(1000, Math.min(this.sleepMs, this.lockTimeoutMs / 2)),
+      // Recovery runs at every poll (at most 4 times a second): a dead worker's task is picked up
+      // within lockTimeout plus one poll.
+      everyMs: Math.max(250, Math.min(this.sleepMs, this.lockTimeoutMs / 2)),
     });
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {

@@ -65,6 +65,11 @@ export function maskUrl(url: string): string {
   return `${scheme}${auth}${maskedRest}`;
 }
 
+/** Masks the password of every URL inside a text (driver error messages may quote one). */
+export function maskUrlsIn(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]+/gi, (url) => maskUrl(url));
+}
+
 /** Parses a `database` value. `baseDir` anchors relative SQLite paths; `label` names the source. */
 export function parseDatabase(value: DatabaseSetting, baseDir: string, label: string): DatabaseSpec {
   if (typeof value === 'string') return parseUrl(value, baseDir, label);

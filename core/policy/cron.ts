@@ -8,7 +8,7 @@
  * spring-forward gap it moves `30 2 * * *` to 03:30 instead of the gap end and runs `0,30 2 * * *`
  * twice, and on a fall-back night it drops the repeated 02:30 of `30 *\/2 * * *`.
  *
- * Vixie cron splits jobs by their hour field, and so do we:
+ * Like Vixie cron, jobs split in two by their hour field:
  * - wildcard hours (`*`, `*\/2`) run at every real instant whose wall-clock reading matches. Times
  *   in a gap are never shown, so they do not run; times in an overlap are shown twice, at two real
  *   instants, so they run twice. `0 * * * *` therefore runs once per elapsed hour, with no gap and
@@ -43,7 +43,10 @@ export function cronSlotsBetween(expression: string, timezone: string, afterMs: 
   return slots;
 }
 
-/** Vixie's test: the hour field starts with a wildcard (`?` is cron-parser's synonym for `*`). */
+/**
+ * The hour field starts with a wildcard (`?` is cron-parser's synonym for `*`). Vixie cron also
+ * counts a wildcard minute, but DECISIONS.md speaks of wildcard hours only, so `*\/20 2 * * *` is fixed.
+ */
 function hasWildcardHour(expression: string): boolean {
   const fields = cronFields(expression);
   return /^[*?]/.test(fields[fields.length - 4] ?? '');
@@ -106,8 +109,8 @@ function matchAfter(expression: string, wallMs: number): number {
 
 /**
  * The first instant in (fromMs, toMs] whose offset differs from the offset at fromMs, or null.
- * It probes a day apart, so two changes less than a day apart that cancel out are not seen; no
- * zone's rules have such a pair.
+ * It probes a day apart, so two changes less than a day apart that cancel each other out would be
+ * missed; the tz database has no such pair that we know of.
  */
 function nextChange(zone: string, fromMs: number, toMs: number): number | null {
   const offset = offsetMs(zone, fromMs);

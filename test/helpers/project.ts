@@ -19,11 +19,15 @@ export interface Project {
   remove(): void;
 }
 
-/** A temporary project with `package.json` (ESM) and `node_modules/bgtasks` pointing here. */
-export function makeProject(files: Record<string, string> = {}): Project {
+/**
+ * A temporary project with `package.json` (ESM) and `node_modules/bgtasks` pointing here; `link`
+ * names other packages of ours (e.g. knex) to make importable from the project too.
+ */
+export function makeProject(files: Record<string, string> = {}, link: string[] = []): Project {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bgtasks-proj-'));
   mkdirSync(path.join(dir, 'node_modules'));
   symlinkSync(REPO, path.join(dir, 'node_modules', 'bgtasks'), 'dir');
+  for (const pkg of link) symlinkSync(path.join(REPO, 'node_modules', pkg), path.join(dir, 'node_modules', pkg), 'dir');
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', type: 'module', private: true }));
   const p: Project = {
     dir,

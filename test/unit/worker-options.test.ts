@@ -1,0 +1,130 @@
+/** core/worker-options.ts: worker option checks that name the CLI flag, queue lists, worker ids. */
+import os from 'node:os';
+import { expect } from 'chai';
+import { checkWorkerOptions, defaultWorkerId, parseQueueList, WORKER_ID_MAX, type WorkerOptions } from '../../core/worker-options.js';
+import { ConfigError } from '../../core/errors.js';
+
+function messageOf(o: WorkerOptions): string {
+  try {
+    checkWorkerOptions(o);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error(`expected ${JSON.stringify(o)} to be rejected`);
+}
+
+describe('checkWorkerOptions', () => {
+  it('accepts no options and valid ones', () => {
+    expect(() => checkWorkerOptions({})).to.not.throw();
+    expect(() =>
+      checkWorkerOptions({
+        workerId: 'w'.repeat(WORKER_ID_MAX),
+        duration: 0,
+        grace: 0,
+        sleep: 0.01,
+        maxTasks: 1,
+        concurrency: 1000,
+        prefetch: 0,
+        queues: ['mail', 'reports'],
+        excludeQueues: null,
+      }),
+    ).to.not.throw();
+    expect(() => checkWorkerOptions({ excludeQueues: ['slow'], maxTasks: null })).to.not.throw();
+  });
+
+  it('rejects an empty or blank --worker-id', () => {
+    expect(messageOf({ workerId: '' })).to.equal('Invalid --worker-id: "" — expected a non-empty worker id');
+    expect(messageOf({ workerId: '   ' })).to.match(/^Invalid --worker-id: " {3}" — expected a non-empty worker id$/);
+  });
+
+  it('rejects a --worker-id longer than 64 characters', () => {
+    const id = 'w'.repeat(WORKER_ID_MAX + 1);
+    expect(WORKER_ID_MAX).to.equal(64);
+    expect(messageOf({ workerId: id })).to.equal(`Invalid --worker-id: "${id}" — expected at most 64 characters`);
+  });
+
+  it('rejects a --worker-id that is not a string', () => {
+    expect(messageOf({ workerId: 42 as unknown as string })).to.match(/^Invalid --worker-id: 42 — /);
+  });
+
+  it('rejects a --sleep of 0, below 0, NaN or Infinity', () => {
+    for (const sleep of [0, -1, NaN, Infinity]) {
+      expect(messageOf({ sleep }), String(sleep)).to.match(/^Invalid --sleep: .* — expected a finite number of seconds > 0$/);
+    }
+  });
+
+  it('shows NaN and Infinity as given, not as null', () => {
+    expect(messageOf({ sleep: NaN })).to.contain('NaN');
+    expect(messageOf({ duration: Infinity })).to.contain('Infinity');
+  });
+
+  it('rejects a negative or non-finite --duration and --grace', () => {
+    for (const duration of [-1, NaN, Infinity]) {
+      expect(messageOf({ duration }), String(duration)).to.match(/^Invalid --duration: .* — expected seconds >= 0 \(0 = run until stopped\)$/);
+    }
+    expect(messageOf({ grace: -5 })).to.equal('Invalid --grace: -5 — expected seconds >= 0');
+  });
+
+  it('rejects a --max-tasks that is not an integer >= 1', () => {
+    for (const maxTasks of [0, -1, 1.5, NaN]) {
+      expect(messageOf({ maxTasks }), String(maxTasks)).to.match(/^Invalid --max-tasks: .* — expected an integer >= 1$/);
+    }
+  });
+
+  it('rejects --concurrency and --prefetch out of range', () => {
+    expect(messageOf({ concurrency: 0 })).to.equal('Invalid --concurrency: 0 — expected an integer from 1 to 1000');
+    expect(messageOf({ concurrency: 1001 })).to.match(/^Invalid --concurrency: 1001/);
+    expect(messageOf({ prefetch: -1 })).to.equal('Invalid --prefetch: -1 — expected an integer from 0 to 10000');
+    expect(messageOf({ prefetch: 1.5 })).to.match(/^Invalid --prefetch: 1.5/);
+  });
+
+  it('rejects empty queue lists and empty queue names, naming the flag', () => {
+    expect(messageOf({ queues: [] })).to.equal('Invalid --queue: [] — expected a comma-separated list of queue names');
+    expect(messageOf({ queues: ['mail', ''] })).to.match(/^Invalid --queue: /);
+    expect(messageOf({ excludeQueues: ['q'.repeat(191)] })).to.match(/^Invalid --exclude-queues: /);
+  });
+
+  it('rejects --queue together with --exclude-queues', () => {
+    const msg = messageOf({ queues: ['mail'], excludeQueues: ['slow'] });
+    expect(msg).to.contain('--exclude-queues');
+    expect(msg).to.contain('--queue');
+    expect(msg).to.equal('Invalid --exclude-queues: it cannot be combined with --queue — --queue already takes only the queues it names');
+  });
+});
+
+describe('parseQueueList', () => {
+  it('splits on commas and trims', () => {
+    expect(parseQueueList('mail, reports ,slow', '--queue')).to.deep.equal(['mail', 'reports', 'slow']);
+    expect(parseQueueList('mail', '--queue')).to.deep.equal(['mail']);
+  });
+
+  it('rejects empty parts, naming the flag and the value', () => {
+    for (const value of ['', 'a,,b', 'a,', ' , ']) {
+      expect(() => parseQueueList(value, '--exclude-queues'), value).to.throw(
+        ConfigError,
+        `Invalid --exclude-queues: ${JSON.stringify(value)} — expected a comma-separated list of queue names`,
+      );
+    }
+  });
+});
+
+describe('defaultWorkerId', () => {
+  it('is hostname:pid:random hex, at most 64 characters', () => {
+    const id = defaultWorkerId();
+    expect(id.length).to.be.at.most(WORKER_ID_MAX);
+    const m = /^(.*):(\d+):([0-9a-f]{8})$/.exec(id);
+    expect(m, id).to.not.equal(null);
+    expect(os.hostname().startsWith(m![1]!)).to.equal(true);
+    expect(m![1]!.length).to.be.greaterThan(0);
+    expect(Number(m![2])).to.equal(process.pid);
+  });
+
+  it('differs between calls, so two workers in one process get different ids', () => {
+    expect(defaultWorkerId()).to.not.equal(defaultWorkerId());
+  });
+
+  it('passes checkWorkerOptions', () => {
+    expect(() => checkWorkerOptions({ workerId: defaultWorkerId() })).to.not.throw();
+  });
+});
