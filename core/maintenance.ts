@@ -11,6 +11,7 @@ import type { Recurrence } from './policy/recurrence.js';
 import { decideExpiredLease, type Decision } from './policy/transitions.js';
 import type { Store } from './store.js';
 import type { TaskRow } from './types.js';
+import type { RecurringScheduler } from './scheduler.js';
 
 /** The recurrence stored on a task. */
 export function taskRecurrence(t: TaskRow): Recurrence {
@@ -24,8 +25,10 @@ export interface MaintenanceOptions {
   workerId: string;
   names: readonly string[];
   maxAttemptsFor: (t: TaskRow) => number;
-  /** How often expired leases are looked for. */
+  /** How often expired leases are looked for (and cron slots enqueued). */
   everyMs: number;
+  /** Enqueues due cron slots of the schedules this worker's task files declare. */
+  scheduler?: RecurringScheduler | null;
 }
 
 const UNKNOWN_NAMES_EVERY_MS = 60_000;
@@ -45,6 +48,7 @@ export class Maintenance {
       if (real - this.lastRecovery >= this.o.everyMs) {
         this.lastRecovery = real;
         await this.recoverExpiredLeases();
+        if (this.o.scheduler) await this.o.scheduler.tick();
       }
       if (real - this.lastUnknownCheck >= UNKNOWN_NAMES_EVERY_MS) {
         this.lastUnknownCheck = real;

@@ -46,6 +46,11 @@ export function allRegistered(): Registered[] {
   return [...registry.values()];
 }
 
+/** Removes one definition (tests that must not leak their tasks into other suites' workers). */
+export function unregister(name: string): void {
+  registry.delete(name);
+}
+
 /** Empties the registry (tests; the dev supervisor uses a fresh process instead). */
 export function clearRegistry(): void {
   registry.clear();

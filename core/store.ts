@@ -15,6 +15,8 @@ export interface Tables {
   tasks: string;
   completed: string;
   locks: string;
+  schedules: string;
+  scheduleSlots: string;
   migrations: string;
 }
 
@@ -23,6 +25,8 @@ export function tablesFor(prefix: string): Tables {
     tasks: `${prefix}tasks`,
     completed: `${prefix}completed_tasks`,
     locks: `${prefix}locks`,
+    schedules: `${prefix}schedules`,
+    scheduleSlots: `${prefix}schedule_slots`,
     migrations: `${prefix}migrations`,
   };
 }

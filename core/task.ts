@@ -13,9 +13,19 @@ import { callerOrigin, register } from './registry.js';
 import { isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
 import type { CallOptions, CommonTaskOptions, When } from './types.js';
 import type { TaskHandle } from './enqueue.js';
+import { declaredSchedules, type CatchUp, type CronSchedule, type DeclaredSchedule } from './recurring.js';
 
 /** Options of `background(options, fn)`. */
-export interface TaskOptions extends CommonTaskOptions {
+export interface TaskOptions<A extends unknown[] = unknown[]> extends CommonTaskOptions {
+  /**
+   * Run on a cron schedule, enqueued by the workers exactly once per slot: an expression (with
+   * `args`), or several schedules. See docs/scheduling.md.
+   */
+  cron?: string | CronSchedule<A>[];
+  /** The arguments of the `cron` schedule (when `cron` is one expression). */
+  args?: A;
+  /** Slots missed while no worker ran: `skip` (default), `once`, or a number to backfill. */
+  catchUp?: CatchUp;
   /** The registry name. Default: the function's name. */
   name?: string;
   /** Default run time of each call: seconds from now, a Date or a duration. Default: now. */
@@ -105,6 +115,8 @@ export interface DefinitionInternals {
   using: Readonly<CallOptions & { schedule?: When }>;
   takesContext: boolean;
   origin: string | null;
+  /** Cron schedules declared with the definition. */
+  schedules: DeclaredSchedule[];
 }
 
 const INTERNALS = Symbol.for('bgtasks.definition');
@@ -113,16 +125,25 @@ export function internalsOf(def: unknown): DefinitionInternals | undefined {
   return typeof def === 'function' ? ((def as unknown as Record<symbol, DefinitionInternals>)[INTERNALS] ?? undefined) : undefined;
 }
 
-const DEFINITION_KEYS = [...CALL_OPTION_KEYS.filter((k) => k !== 'verboseName' && k !== 'creator'), 'name', 'schedule', 'context', 'connection'];
+const DEFINITION_KEYS = [
+  ...CALL_OPTION_KEYS.filter((k) => k !== 'verboseName' && k !== 'creator'),
+  'name',
+  'schedule',
+  'context',
+  'connection',
+  'cron',
+  'args',
+  'catchUp',
+];
 const USING_KEYS = [...CALL_OPTION_KEYS, 'schedule'];
 
 export function background<A extends unknown[], R>(fn: ((...args: A) => R) & JsonArgsCheck<A>): TaskDefinition<A, R>;
 export function background<A extends unknown[], R>(
-  options: TaskOptions & { context: true },
+  options: TaskOptions<A> & { context: true },
   fn: ((ctx: TaskContext, ...args: A) => R) & JsonArgsCheck<A>,
 ): TaskDefinition<A, R>;
 export function background<A extends unknown[], R>(
-  options: TaskOptions & { context?: false },
+  options: TaskOptions<A> & { context?: false },
   fn: ((...args: A) => R) & JsonArgsCheck<A>,
 ): TaskDefinition<A, R>;
 export function background(a: unknown, b?: unknown): TaskDefinition<unknown[], unknown> {
@@ -140,7 +161,9 @@ export function background(a: unknown, b?: unknown): TaskDefinition<unknown[], u
     throw new ValidationError('background(): an anonymous function needs a name — pass { name: "…" } or use a named function');
   }
   if (name.length > 190) throw new ValidationError(`background(): task name is ${name.length} characters — expected at most 190`);
+  const schedules = declaredSchedules(name, options);
   const internals: DefinitionInternals = {
+    schedules,
     name,
     fn: fn as (...args: any[]) => unknown,
     options: Object.freeze({ ...options }),

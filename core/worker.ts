@@ -12,7 +12,8 @@ import { execute } from './executor.js';
 import { getLogger, type Logger } from './log.js';
 import { ensureMigrated } from './migrate.js';
 import { decide, type Decision, type Execution } from './policy/transitions.js';
-import { registeredNames, getRegistered } from './registry.js';
+import { registeredNames, getRegistered, allRegistered } from './registry.js';
+import { RecurringScheduler } from './scheduler.js';
 import type { DefinitionInternals } from './task.js';
 import { Settler, type SettleReport } from './settler.js';
 import type { ClaimFilter, Store } from './store.js';
@@ -134,6 +135,7 @@ export class Worker {
       // Recovery runs at every poll (at most 4 times a second): a dead worker's task is picked up
       // within lockTimeout plus one poll.
       everyMs: Math.max(250, Math.min(this.sleepMs, this.lockTimeoutMs / 2)),
+      scheduler: this.makeScheduler(),
     });
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
@@ -153,6 +155,28 @@ export class Worker {
       this.requestStop('fatal');
     });
     return this;
+  }
+
+  private makeScheduler(): RecurringScheduler | null {
+    const names = new Set(this.filter.names);
+    const defs = (allRegistered() as DefinitionInternals[]).filter((d) => names.has(d.name));
+    const schedules = defs.flatMap((d) => d.schedules ?? []);
+    if (schedules.length === 0) return null;
+    return new RecurringScheduler({
+      store: this.store,
+      clock: this.clock,
+      log: this.log,
+      workerId: this.id,
+      schedules,
+      defaultTimezone: this.settings.timezone,
+      // A slot first seen later than this was missed while no worker ran (see catchUp).
+      graceMs: Math.max(300_000, 3 * this.sleepMs),
+      taskDefaults: (name) => {
+        const d = getRegistered(name) as DefinitionInternals | undefined;
+        return { queue: d?.options.queue ?? null, priority: d?.options.priority ?? 0, expiresAfter: d?.options.expiresAfter ?? null };
+      },
+      names: this.filter.names,
+    });
   }
 
   /** The tasks running now (id and name), e.g. to attribute an unhandled rejection. */

@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import type { Dialect } from '../core/dialects/dialect.js';
 import * as m001 from './001_initial.js';
+import * as m002 from './002_recurring.js';
 
 export interface MigrationContext {
   prefix: string;
@@ -17,4 +18,4 @@ export interface Migration {
   down(knex: Knex, ctx: MigrationContext): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [m001];
+export const MIGRATIONS: readonly Migration[] = [m001, m002];

@@ -98,6 +98,8 @@ export function contract(title: string, body: (db: TestDatabase) => void, extraS
           await db.store.knex(tables.tasks).del();
           await db.store.knex(tables.completed).del();
           await db.store.knex(tables.locks).del();
+          await db.store.knex(tables.schedules).del();
+          await db.store.knex(tables.scheduleSlots).del();
         };
       });
       after(async function () {
