@@ -17,6 +17,8 @@ import { storeFor } from './stores.js';
 import type { DefinitionInternals } from './task.js';
 import type { CallOptions, EnqueueOutcome, TaskRef, When } from './types.js';
 import { readResult, type TaskResult } from './results.js';
+import { validateForEnqueue, type ArgsValidator } from './validate.js';
+import { enqueueInMemory } from './modes.js';
 
 /** The row an enqueue would insert, built from the call and its options. */
 export function buildTask(
@@ -113,6 +115,8 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
   const callOpts = sched?.options ?? {};
   const nowMs = currentClock().now();
   const { task, opts } = buildTask(def, args, sched?.when, callOpts, settings, nowMs);
+  await validateForEnqueue(def.name, def.options.validate as ArgsValidator | undefined, args);
+  if (settings.mode !== 'normal') return enqueueInMemory(settings.mode, def, task, settings);
   const store = await storeFor(settings, callOpts.connection ?? def.options.connection);
   const action = effectiveAction(opts);
   const db = callOpts.db;
@@ -168,6 +172,18 @@ export async function enqueueBulk(
     }
   });
   if (tasks.length === 0) return [];
+  for (let i = 0; i < calls.length; i++) {
+    try {
+      await validateForEnqueue(def.name, def.options.validate as ArgsValidator | undefined, calls[i]!);
+    } catch (err) {
+      throw new ValidationError(`${def.name}.bulk(): call ${i + 1}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  if (settings.mode !== 'normal') {
+    const refs: TaskHandle[] = [];
+    for (const t of tasks) refs.push(await enqueueInMemory(settings.mode, def, t, settings));
+    return refs;
+  }
   const store = await storeFor(settings, connection ?? def.options.connection);
   const ids = await store.tx(async (trx) => {
     const first = tasks[0]!;

@@ -7,10 +7,11 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TaskContext } from './context.js';
 import { isErrorKind, isPermanent, PermanentTaskError, TaskTimeoutError } from './errors.js';
 import { canonicalJson } from './json.js';
-import type { Logger } from './log.js';
+import { withFields, type Logger } from './log.js';
 import type { Execution } from './policy/transitions.js';
 import type { DefinitionInternals } from './task.js';
 import type { TaskRow } from './types.js';
+import { validateForExecution, type ArgsValidator } from './validate.js';
 
 export interface RunningTaskInfo {
   id: string;
@@ -71,6 +72,7 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
   try {
     const args = parseArgs(task);
     const run = async (): Promise<Execution> => {
+      await validateForExecution(task.name, task.id, def.options.validate as ArgsValidator | undefined, args);
       let value: unknown;
       if (def.takesContext) {
         const ctx: TaskContext = {
@@ -79,7 +81,7 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
           signal: controller.signal,
           queue: task.queue,
           name: task.name,
-          log: input.log,
+          log: withFields(input.log, { id: task.id, name: task.name }),
         };
         value = await def.fn(ctx, ...args);
       } else {

@@ -6,6 +6,9 @@ export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './sch
 export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config.js';
 export { migrate } from './migrate.js';
 export { cancel, type CancelOutcome } from './cancel.js';
+export { dummy } from './modes.js';
+export type { ArgsValidator, StandardSchemaV1 } from './validate.js';
+export type { CronSchedule, CatchUp } from './recurring.js';
 export { getResult, waitFor, type TaskResult, type TaskError } from './results.js';
 export type { TaskHandle } from './enqueue.js';
 export { listTasks, createdBy, failedTasks, succeededTasks, type TaskFilter } from './queries.js';

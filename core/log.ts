@@ -61,3 +61,13 @@ export function setLogger(logger: Logger): void {
 
 /** A logger that drops everything (tests, benchmarks). */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** A logger that adds `fields` to every line (e.g. a task's id and name). */
+export function withFields(logger: Logger, fields: Record<string, unknown>): Logger {
+  return {
+    debug: (m, f) => logger.debug(m, { ...fields, ...f }),
+    info: (m, f) => logger.info(m, { ...fields, ...f }),
+    warn: (m, f) => logger.warn(m, { ...fields, ...f }),
+    error: (m, f) => logger.error(m, { ...fields, ...f }),
+  };
+}

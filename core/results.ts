@@ -182,6 +182,12 @@ export async function readResult<R = unknown>(store: Store, id: string): Promise
 export async function getResult<R = unknown>(idOrRef: string | number | Pick<TaskRef, 'id'>, options: { connection?: string } = {}): Promise<TaskResult<R>> {
   const id = checkTaskId(typeof idOrRef === 'object' && idOrRef !== null ? idOrRef.id : idOrRef);
   const settings = await getSettings();
+  if (settings.mode !== 'normal') {
+    const { findMemoryResult } = await import('./modes.js');
+    const found = findMemoryResult(id);
+    if (found) return found as TaskResult<R>;
+    throw new TaskNotFoundError(`No task with id ${id} was recorded in ${settings.mode} mode`);
+  }
   return readResult<R>(await storeFor(settings, options.connection), id);
 }
 

@@ -14,6 +14,7 @@ import { isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
 import type { CallOptions, CommonTaskOptions, When } from './types.js';
 import type { TaskHandle } from './enqueue.js';
 import { declaredSchedules, type CatchUp, type CronSchedule, type DeclaredSchedule } from './recurring.js';
+import { checkValidator, type ArgsValidator } from './validate.js';
 
 /** Options of `background(options, fn)`. */
 export interface TaskOptions<A extends unknown[] = unknown[]> extends CommonTaskOptions {
@@ -26,6 +27,11 @@ export interface TaskOptions<A extends unknown[] = unknown[]> extends CommonTask
   args?: A;
   /** Slots missed while no worker ran: `skip` (default), `once`, or a number to backfill. */
   catchUp?: CatchUp;
+  /**
+   * Checks the arguments at enqueue and again before each run: a function that throws (or returns
+   * false or a message), or a Standard Schema (zod, valibot…) of the argument tuple.
+   */
+  validate?: ArgsValidator<A>;
   /** The registry name. Default: the function's name. */
   name?: string;
   /** Default run time of each call: seconds from now, a Date or a duration. Default: now. */
@@ -134,6 +140,7 @@ const DEFINITION_KEYS = [
   'cron',
   'args',
   'catchUp',
+  'validate',
 ];
 const USING_KEYS = [...CALL_OPTION_KEYS, 'schedule'];
 
@@ -161,6 +168,7 @@ export function background(a: unknown, b?: unknown): TaskDefinition<unknown[], u
     throw new ValidationError('background(): an anonymous function needs a name — pass { name: "…" } or use a named function');
   }
   if (name.length > 190) throw new ValidationError(`background(): task name is ${name.length} characters — expected at most 190`);
+  checkValidator(options.validate, `background() "${name}"`);
   const schedules = declaredSchedules(name, options);
   const internals: DefinitionInternals = {
     schedules,
