@@ -9,6 +9,7 @@ import { getSettings, type Settings } from './config.js';
 import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from './errors.js';
 import { events, type TaskEventInfo } from './events.js';
 import { execute } from './executor.js';
+import { flushTaskOutput } from './log-std.js';
 import { getLogger, type Logger } from './log.js';
 import { ensureMigrated } from './migrate.js';
 import { decide, type Decision, type Execution } from './policy/transitions.js';
@@ -378,6 +379,7 @@ export class Worker {
       { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task) },
     );
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
+    flushTaskOutput(task.id);
     if (decision.type === 'none') {
       this.log.warn('lease lost while the task ran; its result is discarded (another worker owns it now)', { id: task.id, name: task.name });
       this.summary.lost++;

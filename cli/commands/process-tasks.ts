@@ -6,6 +6,7 @@
 import { resolveSettings } from '../../core/config.js';
 import { createLogger, setLogger, type Logger } from '../../core/log.js';
 import { discoverTasks } from '../../core/loader.js';
+import { captureTaskOutput } from '../../core/log-std.js';
 import { runMigrations } from '../../core/migrate.js';
 import { reachableStore } from '../../core/stores.js';
 import { Worker } from '../../core/worker.js';
@@ -33,16 +34,20 @@ export interface ProcessTasksFlags extends DbFlags {
   verbose?: boolean;
   quiet?: boolean;
   connection?: string;
+  dev?: boolean;
+  logStd?: boolean;
 }
 
 export function makeLogger(flags: { logFormat?: string; verbose?: boolean; quiet?: boolean }, base: Record<string, unknown> = {}): Logger {
   const format = flags.logFormat ?? 'human';
   if (format !== 'human' && format !== 'json') throw new UsageError(`Invalid --log-format: ${JSON.stringify(format)} — expected "human" or "json"`);
   if (flags.verbose && flags.quiet) throw new UsageError('Invalid flags: --verbose and --quiet cannot be used together');
+  // Bound now: --log-std later replaces process.stdout.write, and log lines must bypass that.
+  const out = process.stdout.write.bind(process.stdout);
   return createLogger({
     format,
     level: flags.verbose ? 'debug' : flags.quiet ? 'warn' : 'info',
-    write: (line) => process.stdout.write(`${line}\n`),
+    write: (line) => void out(`${line}\n`),
     base,
   });
 }
@@ -71,12 +76,22 @@ export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
 
 export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   const options = workerOptionsFrom(flags);
+  if (flags.dev && !process.env.BGTASKS_DEV_CHILD) {
+    if (flags.batch) {
+      process.stderr.write('bgtasks: --dev is ignored with --batch (a batch run ends by itself)\n');
+    } else {
+      const { devSupervisor } = await import('./dev.js');
+      const at = process.argv.indexOf('process-tasks');
+      return devSupervisor(process.argv.slice(at + 1), flags);
+    }
+  }
   const overrides = overridesFrom(flags);
   if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
   const settings = await resolveSettings({ overrides });
   const workerId = options.workerId ?? defaultWorkerId();
   const log = makeLogger(flags, { worker: workerId });
   setLogger(log);
+  const uncapture = flags.logStd ? captureTaskOutput(log) : null;
   const { files, names } = await discoverTasks(settings.taskFiles, settings.taskFilesBase);
   log.info('task files loaded', { files: files.length, tasks: names.join(',') });
   if (flags.migrate) {
@@ -131,5 +146,6 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     process.off('SIGTERM', onSignal);
     process.off('unhandledRejection', onRejection);
     process.off('uncaughtException', onException);
+    uncapture?.();
   }
 }

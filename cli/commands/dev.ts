@@ -1,0 +1,122 @@
+/**
+ * `bgtasks process-tasks --dev`: a supervisor that runs the worker as a child process and restarts
+ * it when a task file or other project source changes. A restart is graceful: running tasks get
+ * their --grace to finish (then are released), then the new code starts. A task file that fails
+ * to import is shown, and the supervisor keeps watching: saving a fix starts the worker again.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resolveSettings } from '../../core/config.js';
+import { flagSetting, overridesFrom, type DbFlags } from '../common.js';
+import { EXIT } from '../exit-codes.js';
+
+const SOURCE_EXT = /\.(ts|mts|cts|tsx|js|mjs|cjs|json)$/;
+const SKIPPED_DIRS = new Set(['node_modules', 'dist', '.git']);
+const DEBOUNCE_MS = 150;
+
+/** True for paths the supervisor does not watch (dependencies, build output, data files). */
+export function ignoredByDev(file: string, isFile: boolean | undefined): boolean {
+  const parts = file.split(path.sep);
+  if (parts.some((p) => SKIPPED_DIRS.has(p))) return true;
+  return isFile === true && !SOURCE_EXT.test(file);
+}
+
+function say(text: string): void {
+  process.stdout.write(`${new Date().toISOString()} DEV   ${text}\n`);
+}
+
+/** The child's arguments: the same command without --dev (and without --duration, which the supervisor keeps). */
+export function childArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--dev') continue;
+    if (a === '--duration') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('--duration=')) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+export async function devSupervisor(argv: readonly string[], flags: DbFlags & { taskFiles?: string; duration?: string }): Promise<number> {
+  const overrides = overridesFrom(flags);
+  if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
+  const settings = await resolveSettings({ overrides });
+  const roots = [...new Set([process.cwd(), settings.taskFilesBase])];
+  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'index.js');
+  const args = ['process-tasks', ...childArgs(argv)];
+
+  let child: ChildProcess | null = null;
+  let restarting = false;
+  let stopping = false;
+  let finish!: (code: number) => void;
+  const finished = new Promise<number>((r) => (finish = r));
+
+  const start = () => {
+    restarting = false;
+    const c = spawn(process.execPath, [cli, ...args], { stdio: 'inherit', env: { ...process.env, BGTASKS_DEV_CHILD: '1' } });
+    child = c;
+    c.on('exit', (code, signal) => {
+      if (child === c) child = null;
+      if (stopping) return finish(EXIT.OK);
+      if (restarting) return start();
+      if (code === 0 && !signal) {
+        say('the worker finished; exiting');
+        return finish(EXIT.OK);
+      }
+      say(`the worker exited (${signal ?? `code ${code}`}); fix the error and save a file: it restarts on the next change`);
+    });
+  };
+
+  const { watch } = await import('chokidar');
+  const watcher = watch(roots, {
+    ignoreInitial: true,
+    ignored: (p: string, stats?: { isFile(): boolean }) => ignoredByDev(p, stats?.isFile()),
+  });
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+
+  let timer: NodeJS.Timeout | null = null;
+  const changed = new Set<string>();
+  watcher.on('all', (_event: string, file: string) => {
+    changed.add(path.relative(process.cwd(), file) || file);
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      const files = [...changed];
+      changed.clear();
+      if (stopping) return;
+      say(`changed: ${files.join(', ')}; restarting the worker`);
+      if (child) {
+        restarting = true;
+        child.kill('SIGTERM');
+      } else {
+        start();
+      }
+    }, DEBOUNCE_MS);
+  });
+
+  const stop = (sig: NodeJS.Signals) => {
+    if (!stopping) say(`${sig} received; stopping the worker`);
+    stopping = true;
+    if (child) child.kill(sig);
+    else finish(EXIT.OK);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const duration = flags.duration !== undefined ? Number(flags.duration) : 0;
+  const durationTimer = duration > 0 ? setTimeout(() => stop('SIGTERM'), duration * 1000) : null;
+
+  say(`watching ${roots.join(', ')} (node_modules, dist and .git skipped)`);
+  start();
+  const code = await finished;
+  if (durationTimer) clearTimeout(durationTimer);
+  if (timer) clearTimeout(timer);
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  await watcher.close();
+  return code;
+}

@@ -1,0 +1,80 @@
+/**
+ * `process-tasks --dev`, spawned: a change to a task file restarts the worker with the new code;
+ * a task file that fails to import is shown, and fixing it recovers without a manual restart.
+ */
+import { expect } from 'chai';
+import { waitUntil } from '../helpers/databases.js';
+import { makeProject, runCli, spawnNode, startCli, TSX_LOADER, type Project, type Spawned } from '../helpers/project.js';
+
+const version = (v: string) => `
+import { background } from 'bgtasks';
+export const whichVersion = background(function whichVersion() {
+  return '${v}';
+});
+`;
+
+const RUN = `
+import { closeConnections, waitFor } from 'bgtasks';
+import { whichVersion } from './tasks.js';
+const ref = await whichVersion();
+const r = await waitFor(ref, { timeoutMs: 20000, intervalMs: 50 });
+process.stdout.write(String(r.returnValue) + '\\n');
+await closeConnections();
+process.exit(0);
+`;
+
+describe('process-tasks --dev, spawned', function () {
+  this.timeout(90_000);
+  let project: Project;
+  let dev: Spawned | null = null;
+
+  const runTask = async () => {
+    const r = await spawnNode(['--import', TSX_LOADER, 'run.ts'], project.dir).exited;
+    expect(r.code, r.stderr).to.equal(0);
+    return r.stdout.trim();
+  };
+  const started = () => (dev!.stdout().match(/worker started/g) ?? []).length;
+
+  beforeEach(async () => {
+    project = makeProject({ 'tasks.ts': version('v1'), 'run.ts': RUN });
+    expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
+    dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '2'], project.dir);
+    await waitUntil(() => started() === 1, 'the first worker to start', 20_000);
+  });
+  afterEach(async () => {
+    if (dev && dev.child.exitCode === null) {
+      dev.child.kill('SIGTERM');
+      const r = await dev.exited;
+      expect(r.code).to.equal(0);
+    }
+    project.remove();
+  });
+
+  it('restarts the worker with the new code when a task file changes, saying what changed', async () => {
+    expect(await runTask()).to.equal('v1');
+    project.write('tasks.ts', version('v2'));
+    await waitUntil(() => started() === 2, 'the worker to restart', 20_000);
+    expect(dev!.stdout()).to.match(/changed: tasks\.ts; restarting the worker/);
+    expect(await runTask()).to.equal('v2');
+  });
+
+  it('shows an import error, keeps watching, and recovers when the file is fixed', async () => {
+    project.write('tasks.ts', `import { background } from 'bgtasks';\nexport const whichVersion = background(function whichVersion( {\n`);
+    await waitUntil(() => /the worker exited \(code 1\); fix the error/.test(dev!.stdout()), 'the broken worker to exit', 20_000);
+    expect(dev!.stderr()).to.match(/Cannot import task file .*tasks\.ts/);
+    expect(dev!.child.exitCode).to.equal(null);
+    project.write('tasks.ts', version('v3'));
+    await waitUntil(() => started() === 2, 'the fixed worker to start', 20_000);
+    expect(await runTask()).to.equal('v3');
+  });
+
+  it('does not restart for changes in node_modules or the database file', async () => {
+    project.write('node_modules/some-lib/index.js', 'module.exports = 1;\n');
+    // A task run writes the SQLite file.
+    expect(await runTask()).to.equal('v1');
+    // Then a watched file: the first change the supervisor reports must be this one alone.
+    project.write('other.ts', 'export const x = 1;\n');
+    await waitUntil(() => /changed: /.test(dev!.stdout()), 'the supervisor to report a change', 20_000);
+    expect(dev!.stdout().match(/changed: (.*); restarting/)![1]).to.equal('other.ts');
+  });
+});
