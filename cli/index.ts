@@ -52,6 +52,8 @@ dbOptions(
     .option('--heartbeat-interval <seconds>', 'seconds between lease renewals (default 10)')
     .option('--migrate', 'apply pending migrations before starting')
     .option('--no-startup-delay', 'skip the random start-up delay of up to 1 s')
+    .option('--dev', 'development: restart the worker when a task file or the project\'s source changes')
+    .option('--log-std', 'turn what tasks write to console/stdout/stderr into log lines tagged with the task')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['human', 'json']))
     .option('-v, --verbose', 'log debug lines too')
     .option('-q, --quiet', 'log only warnings and errors')
@@ -62,7 +64,8 @@ Examples:
   $ bgtasks process-tasks --duration 300            # from crontab: */5 * * * * cd /app && npx bgtasks process-tasks --duration 300
   $ bgtasks process-tasks --batch                    # run what is due, then exit
   $ bgtasks process-tasks --queue mail,sms --concurrency 8
-  $ bgtasks process-tasks --log-format json --sleep 0.5`,
+  $ bgtasks process-tasks --log-format json --sleep 0.5
+  $ bgtasks process-tasks --dev --log-std            # development: reload on change`,
     ),
 ).action(async (flags) => {
   const { processTasks } = await import('./commands/process-tasks.js');
@@ -79,6 +82,175 @@ dbOptions(
 ).action(async (flags) => {
   const { migrateCommand } = await import('./commands/migrate.js');
   await runCommand(() => migrateCommand(flags));
+});
+
+// ── Operations commands ──────────────────────────────────────────────────────────────────────
+
+const DB_HELP = '\nExit codes: 0 ok, 1 runtime failure, 2 usage error (bad flag, unknown id or name), 3 not migrated.';
+
+dbOptions(
+  program
+    .command('list')
+    .description('List tasks, pending ones first (by run time), then finished ones (newest first).')
+    .option('--state <states>', 'ready, running, successful or failed (comma-separated for several)')
+    .option('--queue <names>', 'only these queues (comma-separated)')
+    .option('--name <names>', 'only these task names (comma-separated)')
+    .option('--creator <type:id>', 'only tasks scheduled by this creator, e.g. user:42')
+    .option('--limit <n>', 'at most this many tasks (default 50)')
+    .option('--json', 'print a JSON array')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ bgtasks list --state ready,running
+  $ bgtasks list --state failed --queue mail --limit 10
+  $ bgtasks list --creator user:42 --json | jq '.[].id'${DB_HELP}`,
+    ),
+).action(async (flags) => {
+  const { listCommand } = await import('./commands/list.js');
+  await runCommand(() => listCommand(flags));
+});
+
+dbOptions(
+  program
+    .command('show')
+    .description('Show everything about one task: status, arguments, times (UTC), worker, errors with their stacks, return value.')
+    .argument('<id>', 'the task id')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExamples:\n  $ bgtasks show 42\n  $ bgtasks show 42 --json | jq .errors${DB_HELP}`),
+).action(async (id: string, flags) => {
+  const { showCommand } = await import('./commands/show.js');
+  await runCommand(() => showCommand(id, flags));
+});
+
+dbOptions(
+  program
+    .command('stats')
+    .description('Counts per queue and state, the oldest due task\'s wait, and the failures of the last hour.')
+    .option('--queue <names>', 'only these queues (comma-separated)')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExamples:\n  $ bgtasks stats\n  $ bgtasks stats --queue mail --json${DB_HELP}`),
+).action(async (flags) => {
+  const { statsCommand } = await import('./commands/stats.js');
+  await runCommand(() => statsCommand(flags));
+});
+
+dbOptions(
+  program
+    .command('health')
+    .description('Exit 0 when no due task has waited longer than --max-wait seconds (and the last hour\'s failures are under --max-failures), else exit 1 with the reason.')
+    .requiredOption('--max-wait <seconds>', 'longest acceptable wait of a due task')
+    .option('--max-failures <n>', 'unhealthy when this many tasks failed in the last hour (default: no limit)')
+    .option('--queue <names>', 'only these queues (comma-separated)')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ bgtasks health --max-wait 600
+  $ bgtasks health --max-wait 300 --max-failures 20 || notify-ops   # crontab alerting
+
+Exit codes: 0 healthy, 1 unhealthy (or a runtime failure), 2 usage error, 3 not migrated.`,
+    ),
+).action(async (flags) => {
+  const { healthCommand } = await import('./commands/health.js');
+  await runCommand(() => healthCommand(flags));
+});
+
+dbOptions(
+  program
+    .command('enqueue')
+    .description('Enqueue a call of a registered task (the task files are loaded as process-tasks loads them).')
+    .argument('<name>', 'the task name')
+    .option('--args <json>', 'the arguments as a JSON array (default [])')
+    .option('--in <seconds>', 'run this many seconds from now (default: the task\'s schedule, or now)')
+    .option('--queue <name>', 'the queue (default: the task\'s)')
+    .option('--priority <n>', 'the priority, an integer (default: the task\'s, or 0)')
+    .option('--task-files <globs>', 'task files to load (comma-separated globs; default **/tasks.{ts,mts,js,mjs})')
+    .option('--json', 'print the TaskRef as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ bgtasks enqueue sendWelcomeEmail --args '["ada@example.com"]'
+  $ bgtasks enqueue rebuildIndex --in 3600 --queue maintenance --priority 5
+  $ bgtasks enqueue report --args '[{"month": "2030-01"}]' --json${DB_HELP}`,
+    ),
+).action(async (name: string, flags) => {
+  const { enqueueCommand } = await import('./commands/enqueue.js');
+  await runCommand(() => enqueueCommand(name, flags));
+});
+
+dbOptions(
+  program
+    .command('retry')
+    .description('Enqueue FAILED tasks again as new pending tasks (same call, attempts 0, due now); the failed records stay.')
+    .argument('[ids...]', 'ids of failed tasks')
+    .option('--failed', 'every failed task (narrowed by --since, --queue, --name)')
+    .option('--since <when>', 'with --failed: failed within this many seconds, or since this ISO time (UTC)')
+    .option('--queue <names>', 'with --failed: only these queues (comma-separated)')
+    .option('--name <names>', 'with --failed: only these task names (comma-separated)')
+    .option('--limit <n>', 'with --failed: at most this many tasks')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ bgtasks retry 42 43
+  $ bgtasks retry --failed --since 3600 --queue mail
+  $ bgtasks retry --failed --since 2030-01-01T00:00:00Z --name sendWelcomeEmail --json${DB_HELP}`,
+    ),
+).action(async (ids: string[], flags) => {
+  const { retryCommand } = await import('./commands/retry.js');
+  await runCommand(() => retryCommand(ids, flags));
+});
+
+dbOptions(
+  program
+    .command('delete')
+    .description('Delete pending or finished tasks. A RUNNING task is refused unless --force.')
+    .argument('<ids...>', 'task ids')
+    .option('--force', 'delete RUNNING tasks too (their worker finds its lease gone and drops the result)')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExamples:\n  $ bgtasks delete 42 43\n  $ bgtasks delete 44 --force${DB_HELP}`),
+).action(async (ids: string[], flags) => {
+  const { deleteCommand } = await import('./commands/delete.js');
+  await runCommand(() => deleteCommand(ids, flags));
+});
+
+dbOptions(
+  program
+    .command('cancel')
+    .description('Cancel tasks: a READY one becomes FAILED (cancelled) now; a RUNNING one is aborted at its worker\'s next heartbeat.')
+    .argument('<ids...>', 'task ids')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExamples:\n  $ bgtasks cancel 42\n  $ bgtasks cancel 42 43 --json${DB_HELP}`),
+).action(async (ids: string[], flags) => {
+  const { cancelCommand } = await import('./commands/cancel.js');
+  await runCommand(() => cancelCommand(ids, flags));
+});
+
+dbOptions(
+  program
+    .command('prune-results')
+    .description('Delete finished tasks (successful and failed) older than --days, in small batches; pending and running tasks are never touched.')
+    .option('--days <n>', 'delete results finished more than this many days ago (default 30; 0 = all)', '30')
+    .option('--failed-days <n>', 'keep failed tasks this many days instead (0 = prune every failed task)')
+    .option('--queue <names>', 'only these queues (comma-separated)')
+    .option('--dry-run', 'count what would be deleted; delete nothing')
+    .option('--batch-size <n>', 'rows per DELETE statement (default 2000)')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ bgtasks prune-results                           # from crontab: 17 3 * * * cd /app && npx bgtasks prune-results
+  $ bgtasks prune-results --days 7 --failed-days 90
+  $ bgtasks prune-results --days 1 --queue reports --dry-run${DB_HELP}`,
+    ),
+).action(async (flags) => {
+  const { pruneResultsCommand } = await import('./commands/prune-results.js');
+  await runCommand(() => pruneResultsCommand(flags));
 });
 
 async function packageVersion(): Promise<string> {

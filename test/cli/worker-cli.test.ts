@@ -135,7 +135,7 @@ for (const t of cliTargets()) {
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       const done = lines.find((l) => l.msg === 'task succeeded')!;
       expect(done).to.include({ level: 'info', id, name: 'record', attempt: 1, outcome: 'succeeded' });
-      expect(done.queue).to.equal(undefined);
+      expect(done.queue).to.equal(null);
       expect(done.worker).to.be.a('string');
       expect(done.duration_ms).to.be.a('number');
       expect(Date.parse(done.time as string)).to.be.greaterThan(0);

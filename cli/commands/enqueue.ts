@@ -1,0 +1,77 @@
+/**
+ * `bgtasks enqueue NAME --args '[…]'`: enqueue a call of a registered task from the shell. The
+ * task files are loaded as process-tasks loads them, the arguments are checked by the same rules
+ * as a call in code, and the task is stored by the same enqueue (its definition's defaults and
+ * dedupe action apply).
+ */
+import { configure, getSettings, resolveSettings } from '../../core/config.js';
+import { enqueueCall } from '../../core/enqueue.js';
+import { UnknownTaskError } from '../../core/errors.js';
+import { discoverTasks } from '../../core/loader.js';
+import { ensureMigrated } from '../../core/migrate.js';
+import { getRegistered, registeredNames } from '../../core/registry.js';
+import { schedule, type ScheduleOptions } from '../../core/schedule.js';
+import { reachableStore } from '../../core/stores.js';
+import type { DefinitionInternals } from '../../core/task.js';
+import { flagSetting, numberFlag, overridesFrom, UsageError } from '../common.js';
+import { EXIT } from '../exit-codes.js';
+import { iso, json, line, queueLabel } from '../format.js';
+import type { StoreFlags } from '../ops-common.js';
+
+export interface EnqueueFlags extends StoreFlags {
+  args?: string;
+  in?: string;
+  queue?: string;
+  priority?: string;
+  taskFiles?: string;
+}
+
+/** `--args`: a JSON array of the call's arguments. */
+export function parseArgsFlag(value: string | undefined): unknown[] {
+  if (value === undefined) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err) {
+    throw new UsageError(`Invalid --args: ${(err as Error).message} — expected a JSON array of the arguments, e.g. --args '["ada@example.com", 3]'`);
+  }
+  if (!Array.isArray(parsed)) {
+    throw new UsageError(`Invalid --args: ${value.length > 60 ? `${value.slice(0, 60)}…` : value} is not a JSON array — pass the arguments as an array, e.g. --args '[${value.length > 60 ? '…' : value}]'`);
+  }
+  return parsed;
+}
+
+export async function enqueueCommand(name: string, flags: EnqueueFlags): Promise<number> {
+  const args = parseArgsFlag(flags.args);
+  const inSeconds = numberFlag(flags.in, '--in', 'seconds from now >= 0 (fractions allowed)', (n) => n >= 0);
+  const priority = numberFlag(flags.priority, '--priority', 'an integer', (n) => Number.isInteger(n));
+  const overrides = overridesFrom(flags);
+  if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
+  const loading = await resolveSettings({ overrides });
+  await discoverTasks(loading.taskFiles, loading.taskFilesBase);
+  const def = getRegistered(name) as DefinitionInternals | undefined;
+  if (!def) {
+    const known = registeredNames();
+    throw new UnknownTaskError(`Unknown task "${name}" — the task files register: ${known.length > 0 ? known.join(', ') : '(none)'}`);
+  }
+  const options: ScheduleOptions = {};
+  if (flags.queue !== undefined) options.queue = flags.queue;
+  if (priority !== undefined) options.priority = priority;
+  if (flags.connection !== undefined) options.connection = flags.connection;
+  // Checked now, before any database work: bad values are usage errors that name the option.
+  const sched = schedule(inSeconds, options);
+  // The flags win over what the task files may have configured: applied after loading them.
+  // From the shell the task is always stored: the immediate and dummy modes would run or record
+  // it in this short-lived process only.
+  configure({ ...overrides, mode: 'normal' });
+  const settings = await getSettings();
+  const store = await reachableStore(settings, flags.connection ?? def.options.connection);
+  await ensureMigrated(store.conn, settings.tablePrefix);
+  const ref = await enqueueCall(def, args, sched);
+  if (flags.json) {
+    json({ id: ref.id, name: ref.name, queue: ref.queue, runAt: ref.runAt, outcome: ref.outcome });
+  } else {
+    line(`${ref.outcome === 'existing' ? 'Already pending' : ref.outcome === 'rescheduled' ? 'Rescheduled' : 'Enqueued'} ${ref.name} #${ref.id} (queue ${queueLabel(ref.queue)}, runs at ${iso(ref.runAt)}, ${ref.outcome})`);
+  }
+  return EXIT.OK;
+}

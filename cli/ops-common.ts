@@ -1,0 +1,81 @@
+/**
+ * What the operations commands share: opening the store the flags name (and refusing a database
+ * that is not migrated, exit 3), and parsing ids, lists, states and times from flags.
+ */
+import { resolveSettings, type Settings } from '../core/config.js';
+import { ensureMigrated } from '../core/migrate.js';
+import { checkTaskId } from '../core/results.js';
+import type { Store } from '../core/store.js';
+import { reachableStore } from '../core/stores.js';
+import { STATUSES, type Creator, type Status } from '../core/types.js';
+import { overridesFrom, UsageError, type DbFlags } from './common.js';
+
+export interface StoreFlags extends DbFlags {
+  connection?: string;
+  json?: boolean;
+}
+
+/** The settings and the migrated store the flags point at. */
+export async function openStore(flags: StoreFlags): Promise<{ settings: Settings; store: Store }> {
+  const settings = await resolveSettings({ overrides: overridesFrom(flags) });
+  const store = await reachableStore(settings, flags.connection);
+  await ensureMigrated(store.conn, settings.tablePrefix);
+  return { settings, store };
+}
+
+/** Task ids from the command line: each checked, duplicates dropped, order kept. */
+export function parseIds(raw: readonly string[] | undefined): string[] {
+  if (!raw || raw.length === 0) throw new UsageError('Missing task id(s) — pass one or more ids, e.g. 42 43');
+  const ids: string[] = [];
+  for (const r of raw) {
+    const id = checkTaskId(r.trim());
+    if (!ids.includes(id)) ids.push(id);
+  }
+  return ids;
+}
+
+/** A comma-separated list flag; empty parts are an error naming the flag. */
+export function parseList(value: string | undefined, flag: string, what = 'names'): string[] | null {
+  if (value === undefined) return null;
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.some((p) => p === '')) throw new UsageError(`Invalid ${flag}: ${JSON.stringify(value)} — expected a comma-separated list of ${what}`);
+  return [...new Set(parts)];
+}
+
+/** `--state ready,failed` → ['READY', 'FAILED']. */
+export function parseStates(value: string | undefined): Status[] | null {
+  const list = parseList(value, '--state', 'states');
+  if (!list) return null;
+  return list.map((s) => {
+    const up = s.toUpperCase() as Status;
+    if (!STATUSES.includes(up)) {
+      throw new UsageError(`Invalid --state: ${JSON.stringify(s)} — expected ${STATUSES.map((x) => x.toLowerCase()).join(', ')} (comma-separated for several)`);
+    }
+    return up;
+  });
+}
+
+/** `--creator type:id`. */
+export function parseCreator(value: string | undefined): Creator | null {
+  if (value === undefined) return null;
+  const at = value.indexOf(':');
+  if (at <= 0 || at === value.length - 1) throw new UsageError(`Invalid --creator: ${JSON.stringify(value)} — expected type:id, e.g. user:42`);
+  return { type: value.slice(0, at), id: value.slice(at + 1) };
+}
+
+/**
+ * `--since`: seconds before now (`3600`, fractions allowed) or an ISO 8601 time
+ * (`2030-01-01T12:00:00Z`; a date alone is midnight UTC). Returns epoch ms.
+ */
+export function parseSince(value: string | undefined, nowMs: number): number | null {
+  if (value === undefined) return null;
+  const v = value.trim();
+  if (/^[0-9]+(\.[0-9]+)?$/.test(v)) return nowMs - Math.round(Number(v) * 1000);
+  if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) {
+    // A time without a zone is read as UTC, like every time bgtasks stores and shows.
+    const withZone = /T|\s/.test(v) && !/(Z|[+-]\d{2}:?\d{2})$/.test(v) ? `${v.replace(' ', 'T')}Z` : v.replace(' ', 'T');
+    const ms = Date.parse(withZone);
+    if (Number.isFinite(ms)) return ms;
+  }
+  throw new UsageError(`Invalid --since: ${JSON.stringify(value)} — expected seconds (e.g. 3600) or an ISO time (e.g. 2030-01-01T12:00:00Z)`);
+}

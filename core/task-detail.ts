@@ -1,0 +1,145 @@
+/**
+ * One task's full record, as `bgtasks show` prints it: everything the pending or the completed
+ * table holds about it, with times as Dates and JSON texts parsed.
+ */
+import { notFound } from './admin.js';
+import { pendingStatus } from './results.js';
+import type { Store } from './store.js';
+import type { CompletedRow, Creator, ErrorRecord, Json, Status, TaskRow } from './types.js';
+
+export interface TaskErrorDetail {
+  class: string;
+  message: string;
+  attempt: number;
+  at: Date;
+  workerId: string | null;
+  /** The stack followed by its `cause` chain. */
+  stack: string;
+}
+
+/** Everything stored about one task (the `bgtasks show` record). */
+export interface TaskDetail {
+  id: string;
+  name: string;
+  status: Status;
+  verboseName: string | null;
+  queue: string | null;
+  priority: number;
+  args: Json;
+  hash: string;
+  creator: Creator | null;
+  attempts: number;
+  /** The task's own limit; null: the definition's or the setting's. Not kept after the end. */
+  maxAttempts: number | null;
+  enqueuedAt: Date;
+  scheduledAt: Date;
+  runAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  failedAt: Date | null;
+  expiresAt: Date | null;
+  /** The worker running it (RUNNING), or the one that finished it. */
+  workerId: string | null;
+  /** When a running task's lease runs out unless renewed. */
+  leaseUntil: Date | null;
+  cancelRequested: boolean;
+  repeat: { everySeconds: number | null; cron: string | null; timezone: string | null; until: Date | null } | null;
+  lastError: string | null;
+  errors: TaskErrorDetail[];
+  /** The return value of a SUCCESSFUL task (null when it returned nothing). */
+  returnValue: Json | null;
+}
+
+const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
+
+function parseJson(text: string | null): Json | null {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as Json;
+  } catch {
+    // Stored by hand or by another tool: show the text as it is rather than failing.
+    return text;
+  }
+}
+
+function errorsOf(list: ErrorRecord[]): TaskErrorDetail[] {
+  return list.map((e) => ({ class: e.class, message: e.message, attempt: e.attempt, at: new Date(e.at), workerId: e.workerId, stack: e.stack }));
+}
+
+function repeatOf(everySeconds: number, cron: string | null, timezone: string | null, until: number | null): TaskDetail['repeat'] {
+  if (everySeconds <= 0 && cron === null) return null;
+  return { everySeconds: everySeconds > 0 ? everySeconds : null, cron, timezone, until: date(until) };
+}
+
+const creatorOf = (type: string | null, id: string | null): Creator | null => (type === null ? null : { type, id: id ?? '' });
+
+function detailOfPending(t: TaskRow, nowMs: number): TaskDetail {
+  const status = pendingStatus(t, nowMs);
+  return {
+    id: t.id,
+    name: t.name,
+    status,
+    verboseName: t.verboseName,
+    queue: t.queue,
+    priority: t.priority,
+    args: parseJson(t.args),
+    hash: t.hash,
+    creator: creatorOf(t.creatorType, t.creatorId),
+    attempts: t.attempts,
+    maxAttempts: t.maxAttempts,
+    enqueuedAt: new Date(t.enqueuedAt),
+    scheduledAt: new Date(t.scheduledAt),
+    runAt: new Date(t.runAt),
+    startedAt: status === 'RUNNING' ? date(t.lockedAt) : null,
+    finishedAt: null,
+    failedAt: null,
+    expiresAt: date(t.expiresAt),
+    workerId: status === 'RUNNING' ? t.lockedBy : null,
+    leaseUntil: status === 'RUNNING' ? date(t.lockedUntil) : null,
+    cancelRequested: t.cancelRequested,
+    repeat: repeatOf(t.repeatEvery, t.repeatCron, t.timezone, t.repeatUntil),
+    lastError: t.lastError,
+    errors: errorsOf(t.errors),
+    returnValue: null,
+  };
+}
+
+function detailOfCompleted(c: CompletedRow): TaskDetail {
+  return {
+    id: c.taskId,
+    name: c.name,
+    status: c.failedAt === null ? 'SUCCESSFUL' : 'FAILED',
+    verboseName: c.verboseName,
+    queue: c.queue,
+    priority: c.priority,
+    args: parseJson(c.args),
+    hash: c.hash,
+    creator: creatorOf(c.creatorType, c.creatorId),
+    attempts: c.attempts,
+    maxAttempts: null,
+    enqueuedAt: new Date(c.enqueuedAt),
+    scheduledAt: new Date(c.scheduledAt),
+    runAt: new Date(c.runAt),
+    startedAt: date(c.startedAt),
+    finishedAt: new Date(c.finishedAt),
+    failedAt: date(c.failedAt),
+    expiresAt: null,
+    workerId: c.workerId,
+    leaseUntil: null,
+    cancelRequested: false,
+    repeat: repeatOf(c.repeatEvery, c.repeatCron, c.timezone, c.repeatUntil),
+    lastError: c.lastError,
+    errors: errorsOf(c.errors),
+    returnValue: c.failedAt === null ? parseJson(c.returnValue) : null,
+  };
+}
+
+/** The full record of one task, pending or finished. */
+export async function taskDetail(store: Store, id: string, nowMs: number): Promise<TaskDetail> {
+  // Pending first: a task that finishes in between is then found in the completed table.
+  const pending = await store.retrying(() => store.findPending(id));
+  if (pending) return detailOfPending(pending, nowMs);
+  const done = await store.retrying(() => store.findCompleted(id));
+  if (done) return detailOfCompleted(done);
+  throw notFound(store, id);
+}
