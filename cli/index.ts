@@ -137,6 +137,17 @@ dbOptions(
 
 dbOptions(
   program
+    .command('schedules')
+    .description('Cron schedules declared in task files (background({ cron })): zone, last and next slot, pending instances.')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExamples:\n  $ bgtasks schedules\n  $ bgtasks schedules --json${DB_HELP}`),
+).action(async (flags) => {
+  const { schedulesCommand } = await import('./commands/schedules.js');
+  await runCommand(() => schedulesCommand(flags));
+});
+
+dbOptions(
+  program
     .command('health')
     .description('Exit 0 when no due task has waited longer than --max-wait seconds (and the last hour\'s failures are under --max-failures), else exit 1 with the reason.')
     .requiredOption('--max-wait <seconds>', 'longest acceptable wait of a due task')
