@@ -8,7 +8,9 @@ import { getSettings, type Settings } from './config.js';
 import { QueueFullError, ValidationError } from './errors.js';
 import { events } from './events.js';
 import { canonicalArgs, taskHash } from './json.js';
-import { effectiveAction, mergeOptions } from './policy/options.js';
+import { checkOptions, effectiveAction, mergeOptions } from './policy/options.js';
+import { checkWhen } from './policy/when.js';
+import { SCHEDULE_OPTION_KEYS } from './schedule.js';
 import { resolveWhen } from './policy/when.js';
 import type { NewTask } from './rows.js';
 import type { ScheduleOptions, Schedule } from './schedule.js';
@@ -158,9 +160,14 @@ export async function enqueueBulk(
   if (!Array.isArray(calls)) throw new ValidationError(`${def.name}.bulk(): expected an array of argument arrays`);
   const settings = await getSettings();
   const nowMs = currentClock().now();
+  if (typeof options !== 'object' || options === null) throw new ValidationError(`${def.name}.bulk(): options must be an object`);
+  checkOptions(options as Record<string, unknown>, [...SCHEDULE_OPTION_KEYS, 'when'], `${def.name}.bulk() options`);
   const { when, db, connection, ...callOpts } = options;
-  if (callOpts.action !== undefined && callOpts.action !== 'schedule') {
-    throw new ValidationError(`${def.name}.bulk(): action "${callOpts.action}" is not supported in bulk — enqueue those calls one by one`);
+  checkWhen(when, `when in ${def.name}.bulk() options`);
+  if ((callOpts.action !== undefined && callOpts.action !== 'schedule') || callOpts.removeExisting) {
+    throw new ValidationError(
+      `${def.name}.bulk(): action "${callOpts.action ?? 'replaceExisting'}" is not supported in bulk — enqueue those calls one by one`,
+    );
   }
   const tasks = calls.map((args, i) => {
     if (!Array.isArray(args)) throw new ValidationError(`${def.name}.bulk(): call ${i + 1} is not an array of arguments`);

@@ -10,6 +10,7 @@ import { NotMigratedError } from './errors.js';
 import { dialectFor } from './dialects/index.js';
 import { parseDatabase } from './db/database-spec.js';
 import { tablesFor } from './store.js';
+import { databaseFor } from './stores.js';
 
 export interface SchemaStatus {
   applied: string[];
@@ -95,5 +96,5 @@ export async function migrate(knex?: Knex, options: { tablePrefix?: string } = {
     const conn: Connection = { knex, dialect: dialectFor(spec.dialect), spec, owned: false };
     return runMigrations(conn, prefix);
   }
-  return runMigrations(await connect(settings.database), prefix);
+  return runMigrations(await connect(databaseFor(settings)), prefix);
 }

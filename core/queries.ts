@@ -96,17 +96,22 @@ export async function listTasks(filter: TaskFilter = {}, options: { connection?:
   return findTasks(store, filter);
 }
 
+type Connection = { connection?: string };
+
 /** Pending and finished tasks scheduled by `creator` (the reference's `created_by`). */
-export function createdBy(creator: Creator, filter: Omit<TaskFilter, 'creator'> = {}): Promise<TaskResult[]> {
-  return listTasks({ ...filter, creator });
+export function createdBy(creator: Creator, filter: Omit<TaskFilter, 'creator'> & Connection = {}): Promise<TaskResult[]> {
+  const { connection, ...f } = filter;
+  return listTasks({ ...f, creator }, { connection });
 }
 
 /** Tasks that failed for good, optionally only within the last `within` seconds. */
-export function failedTasks(within?: number, filter: Omit<TaskFilter, 'state' | 'finishedWithin'> = {}): Promise<TaskResult[]> {
-  return listTasks({ ...filter, state: 'FAILED', finishedWithin: within });
+export function failedTasks(within?: number, filter: Omit<TaskFilter, 'state' | 'finishedWithin'> & Connection = {}): Promise<TaskResult[]> {
+  const { connection, ...f } = filter;
+  return listTasks({ ...f, state: 'FAILED', finishedWithin: within }, { connection });
 }
 
 /** Tasks that succeeded, optionally only within the last `within` seconds. */
-export function succeededTasks(within?: number, filter: Omit<TaskFilter, 'state' | 'finishedWithin'> = {}): Promise<TaskResult[]> {
-  return listTasks({ ...filter, state: 'SUCCESSFUL', finishedWithin: within });
+export function succeededTasks(within?: number, filter: Omit<TaskFilter, 'state' | 'finishedWithin'> & Connection = {}): Promise<TaskResult[]> {
+  const { connection, ...f } = filter;
+  return listTasks({ ...f, state: 'SUCCESSFUL', finishedWithin: within }, { connection });
 }

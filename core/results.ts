@@ -191,20 +191,26 @@ export async function getResult<R = unknown>(idOrRef: string | number | Pick<Tas
   return readResult<R>(await storeFor(settings, options.connection), id);
 }
 
-/** Polls until the task has finished (SUCCESSFUL or FAILED); for scripts and tests. */
+/**
+ * Polls until the task has finished (SUCCESSFUL or FAILED); for scripts and tests. `timeout` and
+ * `interval` are seconds (DECISIONS.md: user-facing durations are seconds); `timeoutMs` and
+ * `intervalMs` are accepted too.
+ */
 export async function waitFor<R = unknown>(
   idOrRef: string | number | Pick<TaskRef, 'id'>,
-  options: { timeoutMs?: number; intervalMs?: number; connection?: string } = {},
+  options: { timeout?: number; interval?: number; timeoutMs?: number; intervalMs?: number; connection?: string } = {},
 ): Promise<TaskResult<R>> {
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const intervalMs = options.intervalMs ?? 100;
-  if (!(timeoutMs > 0) || !(intervalMs > 0)) throw new ValidationError('waitFor: timeoutMs and intervalMs must be numbers > 0');
+  const timeoutMs = options.timeoutMs ?? (options.timeout ?? 30) * 1000;
+  const intervalMs = options.intervalMs ?? (options.interval ?? 0.1) * 1000;
+  if (!(timeoutMs > 0) || !(intervalMs > 0) || !Number.isFinite(timeoutMs) || !Number.isFinite(intervalMs)) {
+    throw new ValidationError('waitFor: timeout and interval must be finite numbers of seconds > 0');
+  }
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await getResult<R>(idOrRef, options);
     if (r.isFinished) return r;
     if (Date.now() + intervalMs > deadline) {
-      throw new WaitTimeoutError(`Task ${r.name} #${r.id} had not finished after ${timeoutMs} ms (status ${r.status})`);
+      throw new WaitTimeoutError(`Task ${r.name} #${r.id} had not finished after ${timeoutMs / 1000} s (status ${r.status})`);
     }
     await new Promise((res) => setTimeout(res, intervalMs));
   }

@@ -47,7 +47,8 @@ export const SETTING_SPECS = {
     parse: (v: unknown) => (typeof v === 'string' && (v === '' || TABLE_PREFIX.test(v)) ? v : undefined),
   },
   maxAttempts: num('int', 1, false),
-  maxRunTime: num('float', 0, true),
+  // Node timers wait at most 2^31-1 ms (24.8 days).
+  maxRunTime: num('float', 0, true, 2_147_483),
   priorityOrdering: oneOf(['DESC', 'ASC'] as const),
   concurrency: num('int', 1, false, 1000),
   prefetch: num('int', 0, false, 10000),

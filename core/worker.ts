@@ -6,7 +6,7 @@
 import { currentClock } from './clock-state.js';
 import type { Clock } from './clock.js';
 import { getSettings, type Settings } from './config.js';
-import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from './errors.js';
+import { CancelledError, ConfigError, LeaseLostError, WorkerStoppedError, ExpiredError } from './errors.js';
 import { events, type TaskEventInfo } from './events.js';
 import { execute } from './executor.js';
 import { flushTaskOutput } from './log-std.js';
@@ -72,6 +72,7 @@ export class Worker {
   readonly done: Promise<WorkerSummary>;
   private readonly summary: WorkerSummary;
   private dbDown = false;
+  private outagePolls = 0;
   private graceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: WorkerOptions = {}) {
@@ -90,12 +91,13 @@ export class Worker {
     const o = this.options;
     this.settings = settings ?? (await getSettings());
     const s = this.settings;
+    this.lockTimeoutMs = Math.round((o.lockTimeout ?? s.lockTimeout) * 1000);
+    const heartbeatMs = this.heartbeatMs(o, s);
     this.store = await reachableStore(s, o.connection);
     await ensureMigrated(this.store.conn, s.tablePrefix);
     this.concurrency = o.concurrency ?? s.concurrency;
     this.prefetch = o.prefetch ?? s.prefetch;
     this.sleepMs = Math.round((o.sleep ?? s.sleep) * 1000);
-    this.lockTimeoutMs = Math.round((o.lockTimeout ?? s.lockTimeout) * 1000);
     this.filter = {
       names: o.names ?? registeredNames(),
       queues: o.queues ?? null,
@@ -116,7 +118,7 @@ export class Worker {
       workerId: this.id,
       clock: this.clock,
       lockTimeoutMs: this.lockTimeoutMs,
-      intervalMs: Math.round((o.heartbeatInterval ?? s.heartbeatInterval) * 1000),
+      intervalMs: heartbeatMs,
       held: () => [...[...this.slots.values()].map((sl) => sl.task), ...this.buffer, ...this.settler.held()],
       onLost: (token) => {
         this.buffer = this.buffer.filter((t) => t.claimToken !== token);
@@ -221,6 +223,21 @@ export class Worker {
     this.wake?.();
   }
 
+  /**
+   * The heartbeat interval: a lease must be renewed well before it expires. An explicit interval
+   * that is not shorter than the lock timeout is an error; a configured one that is too long for a
+   * shorter lock timeout (e.g. only --lock-timeout 2 was given) becomes a third of it.
+   */
+  private heartbeatMs(o: WorkerOptions, s: Settings): number {
+    const hb = (o.heartbeatInterval ?? s.heartbeatInterval) * 1000;
+    if (o.heartbeatInterval !== undefined && hb >= this.lockTimeoutMs) {
+      throw new ConfigError(
+        `Invalid --heartbeat-interval: ${o.heartbeatInterval} — expected fewer seconds than --lock-timeout (${this.lockTimeoutMs / 1000}), or leases expire between heartbeats`,
+      );
+    }
+    return Math.round(hb > this.lockTimeoutMs / 2 ? this.lockTimeoutMs / 3 : hb);
+  }
+
   /** A cancel request seen by a heartbeat: abort the running attempt, or fail a prefetched task. */
   private cancelHeld(token: string): void {
     const queued = this.buffer.find((t) => t.claimToken === token);
@@ -276,7 +293,7 @@ export class Worker {
         }
         continue;
       }
-      await this.idle(this.dbDown ? Math.min(30_000, Math.max(this.sleepMs, 1000)) : this.sleepMs);
+      await this.idle(this.dbDown ? this.outageBackoffMs() : this.sleepMs);
     }
     await this.shutdown();
   }
@@ -304,8 +321,16 @@ export class Worker {
     }
   }
 
+  /** Polls while the database is unreachable: doubling from max(sleep, 1 s), capped at 30 s. */
+  private outageBackoffMs(): number {
+    const ms = Math.min(30_000, Math.max(this.sleepMs, 1000) * 2 ** Math.min(this.outagePolls, 5));
+    this.outagePolls++;
+    return ms;
+  }
+
   private connectionState(ok: boolean, err?: unknown): void {
     if (ok && this.dbDown) {
+      this.outagePolls = 0;
       this.dbDown = false;
       this.log.warn('database reachable again', { database: this.store.conn.spec.display });
     } else if (!ok && !this.dbDown) {

@@ -87,12 +87,15 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   }
   const overrides = overridesFrom(flags);
   if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
-  const settings = await resolveSettings({ overrides });
+  const fileSettings = await resolveSettings({ overrides });
   const workerId = options.workerId ?? defaultWorkerId();
   const log = makeLogger(flags, { worker: workerId });
   setLogger(log);
   const uncapture = flags.logStd ? captureTaskOutput(log) : null;
-  const { files, names } = await discoverTasks(settings.taskFiles, settings.taskFilesBase);
+  const { files, names } = await discoverTasks(fileSettings.taskFiles, fileSettings.taskFilesBase);
+  // Resolved again: a task file may call configure(), which ranks above the environment and the
+  // config file (the command line still wins).
+  const settings = await resolveSettings({ overrides });
   log.info('task files loaded', { files: files.length, tasks: names.join(',') });
   if (flags.migrate) {
     const applied = await runMigrations((await reachableStore(settings, options.connection)).conn, settings.tablePrefix);

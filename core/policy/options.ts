@@ -28,6 +28,11 @@ const positiveSeconds: Checker = (v, l) => {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) bad(l, v, 'a number of seconds > 0');
 };
 
+/** Node timers wait at most 2^31-1 ms (24.8 days): a longer run-time limit could not be enforced. */
+const runTimeSeconds: Checker = (v, l) => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 2_147_483) bad(l, v, 'a number of seconds > 0 and <= 2147483 (24.8 days)');
+};
+
 export const OPTION_CHECKS: Record<string, Checker> = {
   queue(v, l) {
     if (v !== null && (typeof v !== 'string' || v.length === 0 || v.length > 190)) bad(l, v, 'a queue name (1 to 190 characters) or null');
@@ -38,7 +43,7 @@ export const OPTION_CHECKS: Record<string, Checker> = {
   maxAttempts(v, l) {
     if (!Number.isInteger(v) || (v as number) < 1) bad(l, v, 'an integer >= 1');
   },
-  maxRunTime: positiveSeconds,
+  maxRunTime: runTimeSeconds,
   expiresAfter(v, l) {
     if (v !== null) positiveSeconds(v, l);
   },

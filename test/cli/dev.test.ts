@@ -17,7 +17,7 @@ const RUN = `
 import { closeConnections, waitFor } from 'bgtasks';
 import { whichVersion } from './tasks.js';
 const ref = await whichVersion();
-const r = await waitFor(ref, { timeoutMs: 20000, intervalMs: 50 });
+const r = await waitFor(ref, { timeout: 20, interval: 0.05 });
 process.stdout.write(String(r.returnValue) + '\\n');
 await closeConnections();
 process.exit(0);

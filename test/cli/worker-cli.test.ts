@@ -178,6 +178,7 @@ describe('process-tasks usage errors, spawned', function () {
     [['--worker-id', 'x'.repeat(65)], /Invalid --worker-id: .* — expected at most 64 characters/],
     [['--queue', 'a', '--exclude-queues', 'b'], /--exclude-queues.*cannot be combined with --queue/],
     [['--no-such-flag'], /unknown option '--no-such-flag'/],
+    [['--lock-timeout', '2', '--heartbeat-interval', '5'], /Invalid --heartbeat-interval: 5 — expected fewer seconds than --lock-timeout \(2\)/],
   ] as Array<[string[], RegExp]>) {
     it(`rejects ${args.join(' ') || "''"} with exit 2 and one line naming the flag`, async () => {
       const r = await runCli(['process-tasks', ...args], project.dir);
@@ -225,6 +226,22 @@ describe('process-tasks usage errors, spawned', function () {
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/Cannot reach the database postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/app/);
     expect(r.stderr + r.stdout).not.to.include('s3cret');
+  });
+
+  it('applies configure() called in a task file to the worker (it ranks above the environment)', async () => {
+    const p = makeProject({
+      'tasks.ts': `import { background, configure } from 'bgtasks';\nconfigure({ maxAttempts: 1 });\nexport const fails = background(function fails() { throw new Error('no'); });\n`,
+      'enqueue.ts': `import { fails } from './tasks.js';\nimport { closeConnections } from 'bgtasks';\nawait fails();\nawait closeConnections();\n`,
+    });
+    try {
+      expect((await runCli(['migrate'], p.dir)).code).to.equal(0);
+      expect((await spawnNode(['--import', TSX_LOADER, 'enqueue.ts'], p.dir).exited).code).to.equal(0);
+      const r = await runCli(['process-tasks', '--batch'], p.dir, { BGTASKS_MAX_ATTEMPTS: '5' });
+      expect(r.code).to.equal(0);
+      expect(r.stdout).to.match(/task failed for good/);
+    } finally {
+      p.remove();
+    }
   });
 
   it('names a bad environment variable and its value', async () => {

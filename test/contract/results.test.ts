@@ -153,10 +153,10 @@ contract(
 
       it('waitFor resolves when the task finishes and times out with a clear error otherwise', async () => {
         const ref = await echo('w');
-        await expectReject(() => waitFor(ref, { timeoutMs: 50, intervalMs: 10 }), WaitTimeoutError, /had not finished after 50 ms \(status READY\)/);
+        await expectReject(() => waitFor(ref, { timeout: 0.05, interval: 0.01 }), WaitTimeoutError, /had not finished after 0.05 s \(status READY\)/);
         const w = await new Worker({ clock, sleep: 0.01, logger: recordingLogger() }).start(db.settings);
         try {
-          expect((await waitFor(ref, { timeoutMs: 5000, intervalMs: 10 })).returnValue).to.equal('w');
+          expect((await waitFor(ref, { timeout: 5, interval: 0.01 })).returnValue).to.equal('w');
         } finally {
           await w.stop(0);
         }
@@ -257,6 +257,14 @@ contract(
         expect(rows).to.have.length(10_000);
         const byId = new Map(rows.map((r) => [String(r.id), r.args]));
         for (const i of [0, 1, 4999, 9999]) expect(byId.get(refs[i]!.id)).to.equal(`[${i}]`);
+      });
+
+      it('validates its options like schedule() does', async () => {
+        await expectReject(() => echo.bulk([[1]], { prority: 1 } as never), ValidationError, /Unknown option "prority"/);
+        await expectReject(() => echo.bulk([[1]], { priority: 1.5 }), ValidationError, /Invalid priority/);
+        await expectReject(() => echo.bulk([[1]], { when: -5 }), ValidationError, /Invalid when/);
+        await expectReject(() => echo.bulk([[1]], { removeExisting: true }), ValidationError, /not supported in bulk/);
+        expect(await pending()).to.equal(0);
       });
 
       it('stores nothing when one call of the batch is invalid', async () => {
