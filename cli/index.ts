@@ -138,9 +138,10 @@ dbOptions(
 dbOptions(
   program
     .command('schedules')
-    .description('Cron schedules declared in task files (background({ cron })): zone, last and next slot, pending instances.')
+    .description('Cron schedules declared in task files (background({ cron })): zone, last and next slot, pending instances, last seen.')
     .option('--json', 'print JSON')
-    .addHelpText('after', `\nExamples:\n  $ bgtasks schedules\n  $ bgtasks schedules --json${DB_HELP}`),
+    .option('--remove <task[:key]>', 'delete the record of a schedule no task file declares any more (pending tasks stay)')
+    .addHelpText('after', `\nExamples:\n  $ bgtasks schedules\n  $ bgtasks schedules --json\n  $ bgtasks schedules --remove nightlyReport:default${DB_HELP}`),
 ).action(async (flags) => {
   const { schedulesCommand } = await import('./commands/schedules.js');
   await runCommand(() => schedulesCommand(flags));

@@ -55,6 +55,11 @@ export interface Settings {
   maxQueueSize: Record<string, number>;
   /** Failed-attempt records kept per task (the newest ones). Default 10. */
   errorsKept: number;
+  /**
+   * Seconds after its time within which a cron slot still runs when a worker first sees it;
+   * older slots were missed and follow the schedule's `catchUp`. Default 300 (at least 3 polls).
+   */
+  cronGrace: number;
   /** Where the settings came from, for `bgtasks config` and error messages. */
   configFile: string | null;
 }
@@ -78,6 +83,7 @@ export interface SettingsInput {
   mode?: 'normal' | 'immediate' | 'dummy';
   maxQueueSize?: Record<string, number>;
   errorsKept?: number;
+  cronGrace?: number;
 }
 
 export const DEFAULT_TASK_FILES = ['**/tasks.{ts,mts,js,mjs}'];
@@ -106,6 +112,7 @@ const ENV_NAMES: Record<string, SettingName> = {
   BGTASKS_MAX_ARGS_BYTES: 'maxArgsBytes',
   BGTASKS_MODE: 'mode',
   BGTASKS_ERRORS_KEPT: 'errorsKept',
+  BGTASKS_CRON_GRACE: 'cronGrace',
 };
 export const ENV_VARIABLES = Object.keys(ENV_NAMES);
 
@@ -180,6 +187,7 @@ export async function resolveSettings(options: ResolveOptions = {}): Promise<Set
     mode: merged.mode ?? 'normal',
     maxQueueSize: merged.maxQueueSize ?? {},
     errorsKept: merged.errorsKept ?? 10,
+    cronGrace: merged.cronGrace ?? 300,
     configFile: file,
   };
   if (settings.heartbeatInterval >= settings.lockTimeout) {

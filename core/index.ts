@@ -13,7 +13,7 @@ export { getResult, waitFor, type TaskResult, type TaskError } from './results.j
 export type { TaskHandle } from './enqueue.js';
 export { listTasks, createdBy, failedTasks, succeededTasks, type TaskFilter } from './queries.js';
 export { createWorker, Worker, type WorkerOptions, type WorkerSummary } from './worker.js';
-export { closeConnections } from './db/connection.js';
+export { closeAll as closeConnections } from './stores.js';
 export { events, type TaskEvents, type TaskEventName, type TaskEventInfo } from './events.js';
 export { createLogger, setLogger, silentLogger, type Logger } from './log.js';
 export { setClock, resetClock } from './clock-state.js';

@@ -37,12 +37,34 @@ const SKEW_WARN_MS = 5_000;
 export class Maintenance {
   private lastRecovery = 0;
   private lastUnknownCheck = 0;
+  private inFlight: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: MaintenanceOptions) {}
 
+  /**
+   * Also ticks on a timer: the worker loop ticks at every poll, but a worker whose slots are all
+   * busy does not poll, and recovery and cron slots must not wait for a free slot.
+   */
+  startTimer(isDbDown: () => boolean): void {
+    this.timer = setInterval(() => void this.tick(isDbDown()), this.o.everyMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.inFlight;
+  }
+
   /** Runs what is due; never throws (a failure is logged and tried again next time). */
-  async tick(dbDown: boolean): Promise<void> {
-    if (dbDown) return;
+  tick(dbDown: boolean): Promise<void> {
+    if (dbDown) return Promise.resolve();
+    if (!this.inFlight) this.inFlight = this.run().finally(() => (this.inFlight = null));
+    return this.inFlight;
+  }
+
+  private async run(): Promise<void> {
     const real = Date.now();
     try {
       if (real - this.lastRecovery >= this.o.everyMs) {

@@ -8,6 +8,7 @@ import { TaskFailedError, TaskNotFinishedError, TaskNotFoundError, ValidationErr
 import type { Store } from './store.js';
 import { storeFor } from './stores.js';
 import type { CompletedRow, Creator, ErrorRecord, Json, Status, TaskRef, TaskRow } from './types.js';
+import type { TaskHandle } from './enqueue.js';
 
 /** One failed attempt as a result shows it. */
 export interface TaskError {
@@ -179,7 +180,10 @@ export async function readResult<R = unknown>(store: Store, id: string): Promise
 }
 
 /** The result of the task with this id (a TaskRef or its id). */
-export async function getResult<R = unknown>(idOrRef: string | number | Pick<TaskRef, 'id'>, options: { connection?: string } = {}): Promise<TaskResult<R>> {
+export async function getResult<R = unknown>(
+  idOrRef: TaskHandle<R> | string | number | Pick<TaskRef, 'id'>,
+  options: { connection?: string } = {},
+): Promise<TaskResult<R>> {
   const id = checkTaskId(typeof idOrRef === 'object' && idOrRef !== null ? idOrRef.id : idOrRef);
   const settings = await getSettings();
   if (settings.mode !== 'normal') {
@@ -197,7 +201,7 @@ export async function getResult<R = unknown>(idOrRef: string | number | Pick<Tas
  * `intervalMs` are accepted too.
  */
 export async function waitFor<R = unknown>(
-  idOrRef: string | number | Pick<TaskRef, 'id'>,
+  idOrRef: TaskHandle<R> | string | number | Pick<TaskRef, 'id'>,
   options: { timeout?: number; interval?: number; timeoutMs?: number; intervalMs?: number; connection?: string } = {},
 ): Promise<TaskResult<R>> {
   const timeoutMs = options.timeoutMs ?? (options.timeout ?? 30) * 1000;

@@ -150,7 +150,8 @@ export function successorOf(t: TaskRow, slotMs: number, nowMs: number): NewTask 
     enqueuedAt: nowMs,
     maxAttempts: t.maxAttempts,
     maxRunTime: t.maxRunTime,
-    expiresAt: t.expiresAt === null ? null : slotMs + (t.expiresAt - t.runAt),
+    // The expiry window is measured from the scheduled slot, which retries do not move.
+    expiresAt: t.expiresAt === null ? null : slotMs + (t.expiresAt - t.scheduledAt),
     repeatEvery: t.repeatEvery,
     repeatCron: t.repeatCron,
     timezone: t.timezone,

@@ -46,7 +46,11 @@ interface ScheduleRow {
   args: string;
   catch_up: string;
   last_slot: unknown;
+  updated_at: unknown;
 }
+
+/** How often a worker that declares a schedule marks it as still declared (`updated_at`). */
+const SEEN_EVERY_MS = 60_000;
 
 export class RecurringScheduler {
   private lastRemovedReport = -Infinity;
@@ -71,6 +75,9 @@ export class RecurringScheduler {
       if (row.cron !== s.cron || row.timezone !== zone || row.args !== s.args || row.catch_up !== String(s.catchUp)) {
         await this.update(s, zone, now);
         this.o.log.info('cron schedule changed; it takes effect from its next slot', { name: s.name, key: s.key, cron: s.cron, timezone: zone });
+      } else if (now - Number(row.updated_at) >= SEEN_EVERY_MS) {
+        // `bgtasks schedules` shows when a worker last declared it: a removed one goes stale.
+        await this.update(s, zone, now);
       }
       created.push(...(await this.handle(s, zone, Number(row.last_slot), now)));
     }

@@ -79,6 +79,7 @@ export const SETTING_SPECS = {
     },
   },
   errorsKept: num('int', 1, false, 1000),
+  cronGrace: num('float', 1, false),
 } satisfies Record<string, Spec>;
 
 export type SettingName = keyof typeof SETTING_SPECS | 'database';

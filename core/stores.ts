@@ -1,6 +1,6 @@
 /** One Store per database and table prefix, opened on first use. */
 import type { Settings } from './config.js';
-import { connect } from './db/connection.js';
+import { closeConnections, connect } from './db/connection.js';
 import type { DatabaseSpec } from './db/database-spec.js';
 import { ConfigError, DatabaseUnavailableError } from './errors.js';
 import { processWide } from './global.js';
@@ -50,4 +50,13 @@ export async function reachableStore(settings: Settings, connection?: string | n
     });
   }
   return store;
+}
+
+/**
+ * Closes every connection bgtasks opened in this process and forgets the stores on them; a later
+ * enqueue opens new ones. The application's own knex instance is never closed.
+ */
+export async function closeAll(): Promise<void> {
+  forgetStores();
+  await closeConnections();
 }

@@ -153,6 +153,7 @@ export class Worker {
       this.deadlineTimer = setTimeout(() => this.requestStop('duration'), o.duration * 1000);
     }
     this.leases.start();
+    this.maintenance.startTimer(() => this.dbDown);
     void this.loop().catch((err: unknown) => {
       this.log.error('worker loop failed', { error: err instanceof Error ? err.stack : String(err) });
       this.requestStop('fatal');
@@ -162,7 +163,11 @@ export class Worker {
 
   private makeScheduler(): RecurringScheduler | null {
     const names = new Set(this.filter.names);
-    const defs = (allRegistered() as DefinitionInternals[]).filter((d) => names.has(d.name));
+    const mine = (c: string | null | undefined) => (c && c !== 'default' ? c : null);
+    // A task stored on another connection is enqueued by the workers of that connection.
+    const defs = (allRegistered() as DefinitionInternals[]).filter(
+      (d) => names.has(d.name) && mine(d.options.connection) === mine(this.options.connection),
+    );
     const schedules = defs.flatMap((d) => d.schedules ?? []);
     if (schedules.length === 0) return null;
     return new RecurringScheduler({
@@ -173,7 +178,7 @@ export class Worker {
       schedules,
       defaultTimezone: this.settings.timezone,
       // A slot first seen later than this was missed while no worker ran (see catchUp).
-      graceMs: Math.max(300_000, 3 * this.sleepMs),
+      graceMs: Math.max(this.settings.cronGrace * 1000, 3 * this.sleepMs),
       taskDefaults: (name) => {
         const d = getRegistered(name) as DefinitionInternals | undefined;
         return { queue: d?.options.queue ?? null, priority: d?.options.priority ?? 0, expiresAfter: d?.options.expiresAfter ?? null };
@@ -466,6 +471,7 @@ export class Worker {
     const flushed = await this.settler.flush(Date.now() + 30_000);
     if (!flushed) this.log.error('some results could not be recorded before exit; those tasks will be recovered when their leases expire');
     await this.leases.stop();
+    await this.maintenance.stop();
     this.summary.reason = this.stopping ?? 'stopped';
     this.log.info('worker stopped', {
       worker: this.id,

@@ -58,7 +58,9 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
 
   const start = () => {
     restarting = false;
-    const c = spawn(process.execPath, [cli, ...args], { stdio: 'inherit', env: { ...process.env, BGTASKS_DEV_CHILD: '1' } });
+    // Its own process group: Ctrl+C in a terminal signals the whole foreground group, and the
+    // worker must hear it once (from us), or it would take it as the second, immediate stop.
+    const c = spawn(process.execPath, [cli, ...args], { stdio: 'inherit', detached: true, env: { ...process.env, BGTASKS_DEV_CHILD: '1' } });
     child = c;
     c.on('exit', (code, signal) => {
       if (child === c) child = null;

@@ -1,12 +1,19 @@
 /**
  * `bgtasks schedules`: every cron schedule the workers have registered (from `background({ cron })`
- * in task files), with its zone, last handled slot, next slot and pending instances.
+ * in task files), with its zone, last handled slot, next slot, pending instances, and when a
+ * worker last declared it. `--remove task[:key]` deletes the record of a schedule that no task
+ * file declares any more (its pending tasks stay).
  */
 import { currentClock } from '../../core/clock-state.js';
 import { nextCronSlot } from '../../core/policy/cron.js';
+import type { Store } from '../../core/store.js';
+import { UsageError } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line, table } from '../format.js';
 import { openStore, type StoreFlags } from '../ops-common.js';
+
+/** A schedule not declared by any worker for this long is shown as stale. */
+const STALE_MS = 10 * 60_000;
 
 export interface ScheduleInfo {
   name: string;
@@ -18,13 +25,38 @@ export interface ScheduleInfo {
   lastSlot: string | null;
   nextSlot: string | null;
   pending: number;
-  updatedBy: string | null;
-  updatedAt: string;
+  lastSeenBy: string | null;
+  lastSeenAt: string;
+  /** No worker has declared it for 10 minutes: removed from the task files, or no worker runs. */
+  stale: boolean;
 }
 
-export async function schedulesCommand(flags: StoreFlags): Promise<number> {
+async function remove(store: Store, target: string): Promise<number> {
+  const at = target.indexOf(':');
+  const name = at < 0 ? target : target.slice(0, at);
+  const key = at < 0 ? null : target.slice(at + 1);
+  if (!name || key === '') throw new UsageError(`Invalid --remove: ${JSON.stringify(target)} — expected task or task:key`);
+  return store.tx(async (trx) => {
+    const q = (table: string) => {
+      const b = trx(table).where('name', name);
+      if (key !== null) b.where('key', key);
+      return b;
+    };
+    const n = await q(store.tables.schedules).del();
+    await q(store.tables.scheduleSlots).del();
+    return n;
+  });
+}
+
+export async function schedulesCommand(flags: StoreFlags & { remove?: string }): Promise<number> {
   const { store } = await openStore(flags);
   const now = currentClock().now();
+  if (flags.remove !== undefined) {
+    const n = await remove(store, flags.remove);
+    if (n === 0) throw new UsageError(`No cron schedule matches ${JSON.stringify(flags.remove)} — see bgtasks schedules`);
+    line(`Removed ${n} schedule record(s). Pending tasks stay; a worker that still declares the schedule registers it again.`);
+    return EXIT.OK;
+  }
   const rows = (await store.knex(store.tables.schedules).select('*').orderBy(['name', 'key'])) as Array<Record<string, unknown>>;
   const counts = (await store
     .knex(store.tables.tasks)
@@ -42,6 +74,7 @@ export async function schedulesCommand(flags: StoreFlags): Promise<number> {
       // A row written by a newer bgtasks may hold a rule this version cannot read.
       next = null;
     }
+    const seen = Number(r.updated_at);
     return {
       name: String(r.name),
       key: String(r.key),
@@ -52,8 +85,9 @@ export async function schedulesCommand(flags: StoreFlags): Promise<number> {
       lastSlot: last === null ? null : new Date(last).toISOString(),
       nextSlot: next === null ? null : new Date(next).toISOString(),
       pending: pending.get(`${String(r.name)}\u0000${String(r.key)}`) ?? 0,
-      updatedBy: r.updated_by === null ? null : String(r.updated_by),
-      updatedAt: new Date(Number(r.updated_at)).toISOString(),
+      lastSeenBy: r.updated_by === null ? null : String(r.updated_by),
+      lastSeenAt: new Date(seen).toISOString(),
+      stale: now - seen > STALE_MS,
     };
   });
   if (flags.json) {
@@ -66,10 +100,13 @@ export async function schedulesCommand(flags: StoreFlags): Promise<number> {
   }
   line(
     table(
-      ['TASK', 'KEY', 'CRON', 'ZONE', 'LAST SLOT', 'NEXT SLOT', 'PENDING'],
-      list.map((s) => [s.name, s.key, s.cron, s.timezone, s.lastSlot ?? '-', s.nextSlot ?? '-', String(s.pending)]),
+      ['TASK', 'KEY', 'CRON', 'ZONE', 'LAST SLOT', 'NEXT SLOT', 'PENDING', 'LAST SEEN'],
+      list.map((s) => [s.name, s.key, s.cron, s.timezone, s.lastSlot ?? '-', s.stale ? '(stale)' : (s.nextSlot ?? '-'), String(s.pending), s.lastSeenAt]),
       [6],
     ),
   );
+  if (list.some((s) => s.stale)) {
+    line('\n(stale): no worker has declared it for 10 minutes — removed from the task files, or no worker runs. `--remove task[:key]` deletes its record.');
+  }
   return EXIT.OK;
 }

@@ -23,6 +23,37 @@ await closeConnections();
 process.exit(0);
 `;
 
+const SLOW = `
+import { background } from 'bgtasks';
+export const whichVersion = background(async function whichVersion() {
+  await new Promise((r) => setTimeout(r, 1500));
+  return 'slow';
+});
+`;
+
+describe('process-tasks --dev and Ctrl+C, spawned', function () {
+  this.timeout(60_000);
+  it('hands the worker one SIGINT (not two) when Ctrl+C signals the whole terminal group, so running tasks get their grace', async () => {
+    const project = makeProject({ 'tasks.ts': SLOW, 'run.ts': RUN });
+    try {
+      expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
+      // Its own process group, like a shell's foreground job: kill(-pid) reaches everything in it.
+      const dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '20'], project.dir, {}, true);
+      await waitUntil(() => /worker started/.test(dev.stdout()), 'the worker to start', 20_000);
+      const run = spawnNode(['--import', TSX_LOADER, 'run.ts'], project.dir);
+      await waitUntil(() => /task started/.test(dev.stdout()), 'the slow task to start', 20_000);
+      process.kill(-dev.child.pid!, 'SIGINT');
+      const r = await dev.exited;
+      expect(r.code).to.equal(0);
+      expect(r.stdout).to.match(/task succeeded/);
+      expect(r.stdout).not.to.match(/received again/);
+      expect((await run.exited).stdout.trim()).to.equal('slow');
+    } finally {
+      project.remove();
+    }
+  });
+});
+
 describe('process-tasks --dev, spawned', function () {
   this.timeout(90_000);
   let project: Project;

@@ -55,6 +55,27 @@ for (const t of cliTargets()) {
       expect(next - Date.now()).to.be.at.most(25 * 3600_000);
       const human = await runCli(['schedules'], project.dir, t.env);
       expect(human.stdout).to.match(/nightly\s+default\s+0 3 \* \* \*\s+Europe\/Berlin/);
+      expect(human.stdout).not.to.match(/stale/);
+    });
+
+    it('marks a schedule no worker declared for 10 minutes as stale, and --remove deletes its record', async () => {
+      const store = await storeFor(await settingsFor(t.url(project), t.prefix, project.dir));
+      await store.knex(store.tables.schedules).where({ name: 'several', key: 'quarter' }).update({ updated_at: Date.now() - 11 * 60_000 });
+      const listed = JSON.parse((await runCli(['schedules', '--json'], project.dir, t.env)).stdout) as Array<{ key: string; stale: boolean }>;
+      expect(listed.map((s) => [s.key, s.stale])).to.deep.equal([
+        ['default', false],
+        ['monday', false],
+        ['quarter', true],
+      ]);
+      expect((await runCli(['schedules'], project.dir, t.env)).stdout).to.match(/quarter.*\(stale\)/);
+      const removed = await runCli(['schedules', '--remove', 'several:quarter'], project.dir, t.env);
+      expect(removed.code, removed.stderr).to.equal(0);
+      expect(removed.stdout).to.match(/Removed 1 schedule record/);
+      const none = await runCli(['schedules', '--remove', 'several:nope'], project.dir, t.env);
+      expect(none.code).to.equal(2);
+      expect(none.stderr).to.match(/No cron schedule matches "several:nope"/);
+      const after = JSON.parse((await runCli(['schedules', '--json'], project.dir, t.env)).stdout) as unknown[];
+      expect(after).to.have.length(2);
     });
   });
 }

@@ -12,7 +12,7 @@ import { RecurringScheduler } from '../../core/scheduler.js';
 import { unregister } from '../../core/registry.js';
 import { internalsOf } from '../../core/task.js';
 import type { DeclaredSchedule } from '../../core/recurring.js';
-import { contract } from '../helpers/databases.js';
+import { contract, waitUntil } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
 
 const HOUR = 3_600_000;
@@ -196,6 +196,38 @@ contract('cron recurrences', (db) => {
     expect(await tasksOf('sch.removed')).to.deep.equal(['2030-01-01T01:00:00.000Z']);
     const [{ n }] = (await db.store.knex(db.store.tables.schedules).where('name', 'sch.removed').count({ n: '*' })) as Array<{ n: unknown }>;
     expect(Number(n)).to.equal(1);
+  });
+
+  it('a worker whose slots are all busy still enqueues due slots', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started = false;
+    names.push('sch.blocker');
+    const blocker = background({ name: 'sch.blocker' }, async function blocker() {
+      started = true;
+      await gate;
+    });
+    define('sch.whileBusy', { cron: '0 * * * *' });
+    clock.set(Date.parse('2030-01-01T00:30:00Z'));
+    await blocker();
+    const w = await new Worker({ clock, sleep: 0.05, concurrency: 1, logger: recordingLogger(), names: ['sch.blocker', 'sch.whileBusy'] }).start(db.settings);
+    try {
+      await waitUntil(() => started, 'the blocker to occupy the only slot');
+      clock.set(Date.parse('2030-01-01T01:00:01Z'));
+      await waitUntil(async () => (await tasksOf('sch.whileBusy')).length === 1, 'the busy worker to enqueue the slot');
+      expect(await tasksOf('sch.whileBusy')).to.deep.equal(['2030-01-01T01:00:00.000Z']);
+    } finally {
+      release();
+      await w.stop(5);
+    }
+  });
+
+  it('leaves the cron schedules of a task stored on another connection to that connection’s workers', async () => {
+    define('sch.elsewhere', { cron: '* * * * *', connection: 'reports' });
+    clock.set(Date.parse('2030-01-01T00:00:30Z'));
+    await Worker.drain({ clock, sleep: 0.01, logger: recordingLogger(), names: ['sch.elsewhere'] }, db.settings);
+    const [{ n }] = (await db.store.knex(db.store.tables.schedules).count({ n: '*' })) as Array<{ n: unknown }>;
+    expect(Number(n)).to.equal(0);
   });
 
   it('a worker enqueues and runs a declared cron task on its own (end to end)', async () => {

@@ -71,8 +71,8 @@ export function childEnv(env: Record<string, string | undefined> = {}): NodeJS.P
 }
 
 /** Starts a node process (`args` after the node binary) and collects its output. */
-export function spawnNode(args: string[], cwd: string, env: Record<string, string | undefined> = {}): Spawned {
-  const child = spawn(process.execPath, args, { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnNode(args: string[], cwd: string, env: Record<string, string | undefined> = {}, detached = false): Spawned {
+  const child = spawn(process.execPath, args, { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -84,8 +84,8 @@ export function spawnNode(args: string[], cwd: string, env: Record<string, strin
 }
 
 /** Starts `bgtasks <args>` in `cwd`. */
-export function startCli(args: string[], cwd: string, env: Record<string, string | undefined> = {}): Spawned {
-  return spawnNode([CLI, ...args], cwd, env);
+export function startCli(args: string[], cwd: string, env: Record<string, string | undefined> = {}, detached = false): Spawned {
+  return spawnNode([CLI, ...args], cwd, env, detached);
 }
 
 /** Runs `bgtasks <args>` to its end. */

@@ -3,7 +3,7 @@
  * tsconfig.json` includes test/); it is never imported, and `typeTests` is never called, so no
  * task is registered. Every `@ts-expect-error` line must be an error, or tsc fails.
  */
-import { background, schedule, type TaskContext, type TaskDefinition, type TaskRef } from '../../core/index.js';
+import { background, getResult, schedule, waitFor, type TaskContext, type TaskDefinition, type TaskRef } from '../../core/index.js';
 
 interface User {
   id: number;
@@ -69,10 +69,17 @@ export async function typeTests(): Promise<void> {
   await greet('a', 2, schedule(0));
   // @ts-expect-error a wrong type for the optional parameter
   await greet('a', '2');
-  // Not expressible: `greet('a', schedule(0))` (an omitted optional parameter followed by a
-  // schedule) is a compile error, because `[...A, Schedule]` makes every element of A required;
-  // and `greet('a', undefined, schedule(0))` type-checks but is refused at run time ("argument 2:
-  // undefined is not JSON").
+  // getResult and waitFor carry the return type from a handle.
+  const handle = await greet('b');
+  const fromHandle: string = (await getResult(handle)).returnValue;
+  const waited: string = (await waitFor(handle)).returnValue;
+  void fromHandle;
+  void waited;
+  // Trailing optional arguments may be left out before a schedule...
+  await greet('a', schedule(0));
+  // ...but not passed as undefined, which JSON cannot carry.
+  // @ts-expect-error undefined for an optional argument before a schedule
+  await greet('a', undefined, schedule(0));
 
   const saveUser = background(async function saveUser(_user: User, _extra: { ok: boolean; list: Array<number | null> }) {});
   await saveUser({ id: 1, name: 'n', tags: [] }, { ok: true, list: [1, null] });
