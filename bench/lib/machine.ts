@@ -1,0 +1,71 @@
+/** The machine description that goes with the figures: without it they mean little. */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO } from './cli.js';
+
+export interface Machine {
+  date: string;
+  cpu: string;
+  cores: number;
+  memory: string;
+  os: string;
+  node: string;
+  drivers: string;
+  commit: string;
+  /** Load averages (1, 5, 15 min) when the run started and ended: other work on the machine skews the figures. */
+  loadStart: string;
+  loadEnd: string;
+  /** Filled in per database as the scenarios open them. */
+  databases: Record<string, string>;
+}
+
+function osName(): string {
+  try {
+    const m = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(readFileSync('/etc/os-release', 'utf8'));
+    if (m) return `${m[1]} (${os.type()} ${os.release()})`;
+  } catch {
+    // Not Linux: the kernel name is enough.
+  }
+  return `${os.type()} ${os.release()}`;
+}
+
+function packageVersion(name: string): string {
+  const file = path.join(REPO, 'node_modules', name, 'package.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version : 'not installed';
+}
+
+function gitCommit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'core', 'cli', 'migrations'], { cwd: REPO, encoding: 'utf8' }).trim();
+    return dirty ? `${head} (with uncommitted changes in core/, cli/ or migrations/)` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(', ');
+}
+
+export function describeMachine(): Machine {
+  const cpus = os.cpus();
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memory: `${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    os: osName(),
+    node: process.version,
+    drivers: ['knex', 'sqlite3', 'mysql2', 'pg', 'tsx'].map((p) => `${p} ${packageVersion(p)}`).join(', '),
+    commit: gitCommit(),
+    loadStart: loadAverage(),
+    loadEnd: '',
+    databases: {},
+  };
+}

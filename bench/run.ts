@@ -1,0 +1,195 @@
+/**
+ * The benchmark suite of issue 8: `npm run bench [-- options]`. Runs every scenario on every
+ * configured database (SQLite always; MariaDB/MySQL and PostgreSQL when BGTASKS_TEST_MYSQL_URL /
+ * BGTASKS_TEST_PG_URL are set), prints the figures and the targets, and writes
+ * docs/benchmarks.md in full mode. See bench/README.md.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { getSettings } from '../core/index.js';
+import { ensureBuilt } from './lib/build.js';
+import { killChildren, makeProject, REPO } from './lib/cli.js';
+import { configuredTargets, databaseVersion, DB_NAMES, dropAllLive, type DbName } from './lib/databases.js';
+import { describeMachine, loadAverage } from './lib/machine.js';
+import { consoleReport, dbLabel, markdownReport } from './lib/report.js';
+import { SIZES, type Context, type Measurement, type Mode, type Scenario } from './lib/scenario.js';
+import { evaluateTargets } from './lib/targets.js';
+import { coldStartScenario } from './scenarios/cold-start.js';
+import { enqueueScenario } from './scenarios/enqueue.js';
+import { latencyScenario } from './scenarios/latency.js';
+import { memoryScenario } from './scenarios/memory.js';
+import { processScenario } from './scenarios/process.js';
+import { scaleScenario } from './scenarios/scale.js';
+
+const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, memoryScenario, coldStartScenario];
+const REPORT = path.join(REPO, 'docs', 'benchmarks.md');
+
+const USAGE = `Usage: npm run bench [-- options]
+
+  --quick             small N and one run per figure (CI; under 2 minutes); does not write the docs
+  --write             write docs/benchmarks.md (the default in full mode without filters)
+  --no-write          do not write docs/benchmarks.md
+  --db LIST           only these databases: ${DB_NAMES.join(',')}
+  --scenario LIST     only these scenarios: ${SCENARIOS.map((s) => s.name).join(',')}
+  --runs N            runs per figure (default 3, quick mode 1; the median is reported)
+  --prefetch P        pass --prefetch P to the spawned workers (default: the library's default)
+  -h, --help          this text
+
+MariaDB/MySQL and PostgreSQL are measured when BGTASKS_TEST_MYSQL_URL / BGTASKS_TEST_PG_URL are set.`;
+
+interface Options {
+  mode: Mode;
+  write: boolean;
+  dbs: DbName[] | null;
+  scenarios: Scenario[];
+  runs: number;
+  prefetch: number | null;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function list<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T[] | null {
+  if (value === undefined) return null;
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const i of items) if (!allowed.includes(i as T)) fail(`unknown ${flag} value "${i}" — expected some of ${allowed.join(', ')}`);
+  return items as T[];
+}
+
+function integer(value: string | undefined, flag: string, min: number): number | null {
+  if (value === undefined) return null;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) fail(`invalid ${flag} "${value}" — expected an integer >= ${min}`);
+  return n;
+}
+
+function parseOptions(argv: string[]): Options {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean' },
+        write: { type: 'boolean' },
+        'no-write': { type: 'boolean' },
+        db: { type: 'string' },
+        scenario: { type: 'string' },
+        runs: { type: 'string' },
+        prefetch: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const mode: Mode = values.quick ? 'quick' : 'full';
+  const dbs = list(values.db, DB_NAMES, '--db');
+  const names = list(values.scenario, SCENARIOS.map((s) => s.name), '--scenario');
+  const filtered = dbs !== null || names !== null;
+  if (values.write && values['no-write']) fail('--write and --no-write cannot be combined');
+  return {
+    mode,
+    // A quick or filtered run must not replace the full figures unless asked to.
+    write: values.write === true || (mode === 'full' && !filtered && values['no-write'] !== true),
+    dbs,
+    scenarios: names ? SCENARIOS.filter((s) => names.includes(s.name)) : SCENARIOS,
+    // Quick mode only has to prove that every scenario still runs: one run per figure.
+    runs: integer(values.runs, '--runs', 1) ?? (mode === 'quick' ? 1 : 3),
+    prefetch: integer(values.prefetch, '--prefetch', 0),
+  };
+}
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+async function main(): Promise<number> {
+  const o = parseOptions(process.argv.slice(2));
+  const started = performance.now();
+  ensureBuilt(log);
+  const { targets, notices } = configuredTargets(o.dbs);
+  for (const n of notices) log(`NOTICE: ${n}`);
+  const workDir = mkdtempSync(path.join(os.tmpdir(), 'bgtasks-bench-'));
+  const project = makeProject();
+  const cleanUp = async () => {
+    killChildren();
+    await dropAllLive();
+    project.remove();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('\ninterrupted: stopping the workers and dropping the bench tables …');
+    void cleanUp().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const machine = describeMachine();
+  const defaults = await getSettings({ env: {}, cwd: workDir });
+  const workerSettings =
+    `library defaults except the flags each scenario names: prefetch ${o.prefetch ?? `${defaults.prefetch} (default)`}, ` +
+    `idle --sleep ${defaults.sleep} s (default), lockTimeout ${defaults.lockTimeout} s, heartbeatInterval ${defaults.heartbeatInterval} s`;
+  const sizes = SIZES[o.mode];
+  const measurements: Measurement[] = [];
+  const failures: string[] = [];
+  log(`bgtasks bench, ${o.mode} mode, ${o.runs} run(s) per figure, on ${targets.map((t) => dbLabel(t.name)).join(', ')}`);
+  log(`${machine.cpu}, ${machine.cores} cores, ${machine.memory}, Node ${machine.node}`);
+  try {
+    for (const target of targets) {
+      machine.databases[target.name] = await databaseVersion(target, workDir);
+      log(`\n== ${machine.databases[target.name]}`);
+      for (const s of o.scenarios) {
+        const ctx: Context = { target, mode: o.mode, sizes, runs: o.runs, prefetch: o.prefetch, workDir, project, log };
+        log(`-- ${s.title} [${target.name}]`);
+        const t0 = performance.now();
+        try {
+          const ms = await s.run(ctx);
+          measurements.push(...ms);
+          log(`   (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        } catch (err) {
+          const msg = `${s.name} on ${target.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+          failures.push(msg);
+          log(`   FAILED: ${msg}`);
+          await dropAllLive();
+        }
+      }
+    }
+  } finally {
+    await cleanUp();
+  }
+  machine.loadEnd = loadAverage();
+  const results = evaluateTargets(
+    measurements,
+    targets.map((t) => t.name),
+    o.scenarios.map((s) => s.name),
+  );
+  log(`\n${consoleReport(measurements, results, o.runs)}`);
+  const durationS = (performance.now() - started) / 1000;
+  log(`\n${results.filter((r) => r.met === true).length} of ${results.length} targets met; ${durationS.toFixed(0)} s in all.`);
+  if (failures.length > 0) {
+    log(`\n${failures.length} scenario(s) failed; docs/benchmarks.md is not written.`);
+    return 1;
+  }
+  if (o.write) {
+    const command = `npm run bench${o.mode === 'quick' ? ' -- --quick --write' : ''}`;
+    writeFileSync(
+      REPORT,
+      markdownReport({ machine, mode: o.mode, sizes, runs: o.runs, command, workerSettings, scenarios: o.scenarios, measurements, results, notices, durationS }),
+    );
+    log(`Wrote ${path.relative(process.cwd(), REPORT)}.`);
+  }
+  return 0;
+}
+
+process.exitCode = await main();
+// Timers of the library's idle pools must not keep the process alive after the report.
+process.exit();
