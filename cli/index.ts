@@ -44,7 +44,7 @@ dbOptions(
     .option('--queue <names>', 'only these queues (comma-separated); tasks without a queue are skipped')
     .option('--exclude-queues <names>', 'every queue except these (tasks without a queue included)')
     .option('--concurrency <n>', 'tasks run at once in this process (default 1)')
-    .option('--prefetch <n>', 'tasks claimed ahead of free slots')
+    .option('--prefetch <n|auto>', 'tasks claimed ahead of free slots (default auto: ~100 ms of work per slot, at most 500)')
     .option('--grace <seconds>', 'seconds running tasks get to finish after a stop or --duration (default 30)')
     .option('--worker-id <id>', 'this worker\'s id (default hostname:pid:random; at most 64 characters)')
     .option('--task-files <globs>', 'task files to load (comma-separated globs; default **/tasks.{ts,mts,js,mjs})')

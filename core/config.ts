@@ -33,8 +33,11 @@ export interface Settings {
   priorityOrdering: 'DESC' | 'ASC';
   /** Tasks one worker process runs at once. Default 1. */
   concurrency: number;
-  /** Extra tasks a worker claims ahead of its free slots (leases kept alive, released on stop). */
-  prefetch: number;
+  /**
+   * Extra tasks a worker claims ahead of its free slots (leases kept alive, released on stop), or
+   * `auto` (default): about 100 ms of work per slot, from the measured task durations, at most 500.
+   */
+  prefetch: number | 'auto';
   /** Globs of task files, relative to `taskFilesBase`. */
   taskFiles: string[];
   /** The directory task-file globs are relative to (the config file's, or the working directory). */
@@ -73,7 +76,7 @@ export interface SettingsInput {
   maxRunTime?: number;
   priorityOrdering?: 'DESC' | 'ASC';
   concurrency?: number;
-  prefetch?: number;
+  prefetch?: number | 'auto';
   taskFiles?: string | string[];
   lockTimeout?: number;
   heartbeatInterval?: number;
@@ -176,7 +179,7 @@ export async function resolveSettings(options: ResolveOptions = {}): Promise<Set
     maxRunTime: merged.maxRunTime ?? 3600,
     priorityOrdering: merged.priorityOrdering ?? 'DESC',
     concurrency: merged.concurrency ?? 1,
-    prefetch: merged.prefetch ?? 0,
+    prefetch: merged.prefetch ?? 'auto',
     taskFiles: merged.taskFiles ?? DEFAULT_TASK_FILES,
     taskFilesBase: merged.taskFilesBase ?? cwd,
     lockTimeout: merged.lockTimeout ?? 60,

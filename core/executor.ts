@@ -18,16 +18,22 @@ export interface RunningTaskInfo {
   name: string;
 }
 
-/** The task whose code is running now (for --log-std and error attribution). */
+/** The task whose code is running now (for --log-std). */
 export const runningTask = new AsyncLocalStorage<RunningTaskInfo>();
+
+/** Whether attempts run inside `runningTask` (set while --log-std captures task output). */
+export const taskContext = { tracked: false };
 
 export interface ExecuteInput {
   task: TaskRow;
   def: DefinitionInternals;
-  /** The attempt's time limit; its signal aborts with a TaskTimeoutError when it passes. */
+  /** The attempt's time limit: the controller is aborted with a TaskTimeoutError when it passes. */
   maxRunTimeMs: number;
-  /** Aborted by the worker: cancellation, a lost lease, or shutdown (its reason says which). */
-  stop: AbortSignal;
+  /**
+   * The attempt's controller, whose signal the task gets. The worker aborts it too: cancellation,
+   * a lost lease, or shutdown (the abort reason says which).
+   */
+  controller: AbortController;
   log: Logger;
 }
 
@@ -52,22 +58,20 @@ function parseArgs(task: TaskRow): unknown[] {
 }
 
 export async function execute(input: ExecuteInput): Promise<Execution> {
-  const { task, def } = input;
-  const controller = new AbortController();
-  const abort = (reason: unknown) => {
-    if (!controller.signal.aborted) controller.abort(reason);
-  };
-  const onStop = () => abort(input.stop.reason);
-  if (input.stop.aborted) return executionOfAbort(input.stop.reason);
-  input.stop.addEventListener('abort', onStop, { once: true });
-  const timer = setTimeout(
-    () => abort(new TaskTimeoutError(`Task ${task.name} #${task.id} ran longer than its maxRunTime of ${input.maxRunTimeMs / 1000} s`)),
-    Math.min(input.maxRunTimeMs, 2 ** 31 - 1),
-  );
-  let aborted: () => void = () => {};
-  const abortedPromise = new Promise<Execution>((resolve) => {
-    aborted = () => resolve(executionOfAbort(controller.signal.reason));
-    controller.signal.addEventListener('abort', aborted, { once: true });
+  const { task, def, controller } = input;
+  const signal = controller.signal;
+  if (signal.aborted) return executionOfAbort(signal.reason);
+  // One controller per attempt: the worker aborts it (cancel, lost lease, shutdown) and so does
+  // this timer; its reason says which.
+  const timer = setTimeout(() => {
+    if (!signal.aborted) {
+      controller.abort(new TaskTimeoutError(`Task ${task.name} #${task.id} ran longer than its maxRunTime of ${input.maxRunTimeMs / 1000} s`));
+    }
+  }, Math.min(input.maxRunTimeMs, 2 ** 31 - 1));
+  let onAbort: () => void = () => {};
+  const aborted = new Promise<Execution>((resolve) => {
+    onAbort = () => resolve(executionOfAbort(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
     const args = parseArgs(task);
@@ -78,7 +82,7 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
         const ctx: TaskContext = {
           id: task.id,
           attempt: task.attempts,
-          signal: controller.signal,
+          signal,
           queue: task.queue,
           name: task.name,
           log: withFields(input.log, { id: task.id, name: task.name }),
@@ -95,16 +99,16 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
         return { kind: 'error', error: err, permanent: true };
       }
     };
-    const work = runningTask.run({ id: task.id, name: task.name }, run).catch(
-      (err: unknown): Execution => ({ kind: 'error', error: err, permanent: isPermanent(err) }),
-    );
+    // The task's context (for --log-std) only when output is captured: an active
+    // AsyncLocalStorage makes every promise in the process more expensive.
+    const started = taskContext.tracked ? runningTask.run({ id: task.id, name: task.name }, run) : run();
+    const work = started.catch((err: unknown): Execution => ({ kind: 'error', error: err, permanent: isPermanent(err) }));
     // A task that ignores its signal is abandoned here; its late result is discarded.
-    return await Promise.race([work, abortedPromise]);
+    return await Promise.race([work, aborted]);
   } catch (err) {
     return { kind: 'error', error: err, permanent: isPermanent(err) };
   } finally {
     clearTimeout(timer);
-    input.stop.removeEventListener('abort', onStop);
-    controller.signal.removeEventListener('abort', aborted);
+    signal.removeEventListener('abort', onAbort);
   }
 }

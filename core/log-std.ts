@@ -3,7 +3,7 @@
  * task's id and name. The running task is known from the executor's AsyncLocalStorage, so tasks
  * running at the same time never get each other's output; output outside any task passes through.
  */
-import { runningTask, type RunningTaskInfo } from './executor.js';
+import { runningTask, taskContext, type RunningTaskInfo } from './executor.js';
 import type { Logger } from './log.js';
 
 type Write = typeof process.stdout.write;
@@ -50,6 +50,7 @@ export function captureTaskOutput(log: Logger): () => void {
   };
 
   const undo = [patch('stdout'), patch('stderr')];
+  taskContext.tracked = true;
   flushActive = (taskId) => {
     for (const [key, p] of partial) {
       if (p.task.id !== taskId) continue;
@@ -58,6 +59,7 @@ export function captureTaskOutput(log: Logger): () => void {
     }
   };
   return () => {
+    taskContext.tracked = false;
     flushActive = null;
     for (const u of undo) u();
     for (const p of partial.values()) emit(p.task, p.stream, p.text);

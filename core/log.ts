@@ -9,6 +9,8 @@ export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
+  /** Whether lines of this level are written (lets hot paths skip building fields). */
+  enabled?(level: Level): boolean;
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -45,7 +47,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     // Warnings and errors quote driver messages; a URL in one must not show its password.
     write(level === 'warn' || level === 'error' ? maskUrlsIn(line) : line);
   };
-  return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+  return { enabled: (level) => ORDER[level] >= min, debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
 }
 
 const state = processWide('logger', () => ({ logger: createLogger() }));
@@ -65,6 +67,7 @@ export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() 
 /** A logger that adds `fields` to every line (e.g. a task's id and name). */
 export function withFields(logger: Logger, fields: Record<string, unknown>): Logger {
   return {
+    enabled: (level) => logger.enabled?.(level) ?? true,
     debug: (m, f) => logger.debug(m, { ...fields, ...f }),
     info: (m, f) => logger.info(m, { ...fields, ...f }),
     warn: (m, f) => logger.warn(m, { ...fields, ...f }),

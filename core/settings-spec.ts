@@ -51,7 +51,13 @@ export const SETTING_SPECS = {
   maxRunTime: num('float', 0, true, 2_147_483),
   priorityOrdering: oneOf(['DESC', 'ASC'] as const),
   concurrency: num('int', 1, false, 1000),
-  prefetch: num('int', 0, false, 10000),
+  prefetch: {
+    expected: '"auto" or an integer >= 0 and <= 10000',
+    parse(v: unknown, fromString: boolean) {
+      if (v === 'auto') return v;
+      return num('int', 0, false, 10000).parse(v, fromString);
+    },
+  },
   taskFiles: {
     expected: 'a glob or a list of globs (comma-separated in the environment)',
     parse(v: unknown, fromString: boolean) {

@@ -40,6 +40,8 @@ export interface SettlerOptions {
   onSettled: (report: SettleReport) => void;
   /** Reports that the database is unreachable (true) or reachable again (false). */
   onConnection: (ok: boolean, err?: unknown) => void;
+  /** Called after each write, so a worker waiting for the backlog to shrink can go on. */
+  onProgress?: () => void;
   flushMs?: number;
   maxBatch?: number;
 }
@@ -55,8 +57,8 @@ export class Settler {
   private readonly maxBatch: number;
 
   constructor(private readonly o: SettlerOptions) {
-    this.flushMs = o.flushMs ?? 2;
-    this.maxBatch = o.maxBatch ?? 100;
+    this.flushMs = o.flushMs ?? 0;
+    this.maxBatch = o.maxBatch ?? 1000;
   }
 
   /** Tasks whose results are waiting to be written; their leases must stay alive. */
@@ -121,6 +123,7 @@ export class Settler {
         await this.write(batch);
         if (this.backoffMs > 0) this.o.onConnection(true);
         this.backoffMs = 0;
+        this.o.onProgress?.();
       } catch (err) {
         if (this.o.store.dialect.classifyError(err) === 'connection') {
           // Keep the writes (in order) and try again later.

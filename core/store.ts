@@ -59,6 +59,8 @@ export interface Completion {
 
 /** Rows per multi-row INSERT: under every database's bind-parameter limit. */
 const INSERT_CHUNK = 400;
+/** Successes recorded per statement (their inputs travel as one JSON document or four arrays). */
+const COMPLETE_CHUNK = 1000;
 const MAX_TX_RETRIES = 10;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -292,6 +294,39 @@ export class Store {
    */
   async completeMany(items: readonly Completion[], nowMs: number): Promise<{ done: Completion[]; lost: Completion[] }> {
     if (items.length === 0) return { done: [], lost: [] };
+    const done: Completion[] = [];
+    const lost: Completion[] = [];
+    // Plain successes: one server-side copy per batch. Recurring ones also insert a successor.
+    const plain = items.filter((c) => c.successorAt === null);
+    const recurring = items.filter((c) => c.successorAt !== null);
+    for (let i = 0; i < plain.length; i += COMPLETE_CHUNK) {
+      const chunk = plain.slice(i, i + COMPLETE_CHUNK);
+      const ids = await this.retrying(() =>
+        this.dialect.completeMany(
+          this.knex,
+          this.tables,
+          chunk.map((c) => ({ id: c.task.id, token: c.task.claimToken!, finishedAt: c.finishedAt, returnValue: c.returnValue })),
+        ),
+      );
+      if (ids === null) {
+        const r = await this.completeWithSuccessors(chunk, nowMs);
+        done.push(...r.done);
+        lost.push(...r.lost);
+        continue;
+      }
+      const set = new Set(ids);
+      for (const c of chunk) (set.has(c.task.id) ? done : lost).push(c);
+    }
+    if (recurring.length > 0) {
+      const r = await this.completeWithSuccessors(recurring, nowMs);
+      done.push(...r.done);
+      lost.push(...r.lost);
+    }
+    return { done, lost };
+  }
+
+  /** Completes with the rows built here (and successors inserted), in one transaction. */
+  private async completeWithSuccessors(items: readonly Completion[], nowMs: number): Promise<{ done: Completion[]; lost: Completion[] }> {
     try {
       await this.tx(async (trx) => {
         const n = await trx(this.tables.tasks)

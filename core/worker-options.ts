@@ -15,8 +15,8 @@ export interface WorkerOptions {
   excludeQueues?: string[] | null;
   /** Tasks run at once. Default: the `concurrency` setting (1). */
   concurrency?: number;
-  /** Tasks claimed ahead of free slots. Default: the `prefetch` setting. */
-  prefetch?: number;
+  /** Tasks claimed ahead of free slots, or `auto`. Default: the `prefetch` setting (`auto`). */
+  prefetch?: number | 'auto';
   /** Seconds between polls when idle. Default: the `sleep` setting (5). */
   sleep?: number;
   /** Stop claiming after this many seconds (0: run until stopped). */
@@ -80,7 +80,7 @@ export function checkWorkerOptions(o: WorkerOptions): void {
     check(Number.isInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= 1000, '--concurrency', o.concurrency, 'an integer from 1 to 1000');
   }
   if (o.prefetch !== undefined) {
-    check(Number.isInteger(o.prefetch) && o.prefetch >= 0 && o.prefetch <= 10000, '--prefetch', o.prefetch, 'an integer from 0 to 10000');
+    check(o.prefetch === 'auto' || (Number.isInteger(o.prefetch) && o.prefetch >= 0 && o.prefetch <= 10000), '--prefetch', o.prefetch, '"auto" or an integer from 0 to 10000');
   }
   for (const [flag, list] of [
     ['--queue', o.queues],

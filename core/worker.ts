@@ -47,6 +47,9 @@ interface Slot {
 
 const sleepReal = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const AUTO_PREFETCH_MAX = 500;
+const AUTO_PREFETCH_WORK_MS = 100;
+
 export class Worker {
   readonly id: string;
   private settings!: Settings;
@@ -58,7 +61,10 @@ export class Worker {
   readonly log: Logger;
   private filter!: ClaimFilter;
   private concurrency = 1;
-  private prefetch = 0;
+  /** A fixed prefetch, or null for auto (see autoPrefetch). */
+  private fixedPrefetch: number | null = null;
+  /** Moving average of attempt durations (ms), for the auto prefetch. */
+  private avgTaskMs = -1;
   private sleepMs = 5000;
   private lockTimeoutMs = 60_000;
   private readonly slots = new Map<string, Slot>();
@@ -72,6 +78,8 @@ export class Worker {
   readonly done: Promise<WorkerSummary>;
   private readonly summary: WorkerSummary;
   private dbDown = false;
+  /** Whether info lines are written at all (building their fields costs on the hot path). */
+  private logInfo = true;
   private outagePolls = 0;
   private graceTimer: NodeJS.Timeout | null = null;
 
@@ -80,6 +88,7 @@ export class Worker {
     this.id = options.workerId ?? defaultWorkerId();
     this.clock = options.clock ?? currentClock();
     this.log = options.logger ?? getLogger();
+    this.logInfo = this.log.enabled?.('info') ?? true;
     this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
     this.done = new Promise((r) => (this.resolveDone = r));
   }
@@ -96,7 +105,8 @@ export class Worker {
     this.store = await reachableStore(s, o.connection);
     await ensureMigrated(this.store.conn, s.tablePrefix);
     this.concurrency = o.concurrency ?? s.concurrency;
-    this.prefetch = o.prefetch ?? s.prefetch;
+    const prefetch = o.prefetch ?? s.prefetch;
+    this.fixedPrefetch = prefetch === 'auto' ? null : prefetch;
     this.sleepMs = Math.round((o.sleep ?? s.sleep) * 1000);
     this.filter = {
       names: o.names ?? registeredNames(),
@@ -111,6 +121,7 @@ export class Worker {
       log: this.log,
       onSettled: (r) => this.onSettled(r),
       onConnection: (ok, err) => this.connectionState(ok, err),
+      onProgress: () => this.wake?.(),
       flushMs: o.settleFlushMs,
     });
     this.leases = new LeaseKeeper({
@@ -260,33 +271,37 @@ export class Worker {
     if (slot && !slot.stop.signal.aborted) slot.stop.abort(reason);
   }
 
+  /**
+   * Claims keep the slots busy and the prefetch buffer topped up; a freed slot takes the next
+   * buffered task at once (see run()), without waiting for the loop or for its predecessor's
+   * result to be written.
+   */
   private async loop(): Promise<void> {
-    let ran = 0;
     while (!this.stopping) {
       await this.maintenance.tick(this.dbDown);
-      const free = this.concurrency - this.slots.size;
-      const want = free + this.prefetch - this.buffer.length;
-      let claimed = 0;
-      if (want > 0 && free > 0) {
-        const rows = await this.claim(want);
-        claimed = rows.length;
-        this.buffer.push(...rows);
-      }
-      while (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping) {
-        const max = this.options.maxTasks;
-        if (max && ran >= max) break;
-        ran++;
-        this.run(this.buffer.shift()!);
-      }
-      if (this.options.maxTasks && ran >= this.options.maxTasks) {
+      this.dispatch();
+      if (this.maxTasksReached()) {
         await this.waitFor(() => this.slots.size === 0);
         this.requestStop('max-tasks');
         break;
       }
       if (this.stopping) break;
-      if (claimed > 0 && claimed >= want) continue;
-      if (this.slots.size >= this.concurrency) {
-        await this.waitFor(() => this.slots.size < this.concurrency || this.stopping !== null);
+      const free = this.concurrency - this.slots.size;
+      const want = free + this.prefetch - this.buffer.length;
+      // Claim in batches: refill once the buffer is at or below half the prefetch, and not while
+      // too many results wait to be written (the database is slow or away).
+      const refill = want > 0 && this.buffer.length <= this.prefetch / 2 && this.settler.size < this.settleBacklog;
+      if (refill) {
+        const rows = await this.claim(want);
+        this.buffer.push(...rows);
+        this.dispatch();
+        // A full batch: more may be due at once.
+        if (rows.length > 0 && rows.length >= want) continue;
+      }
+      if (this.stopping) break;
+      if (!refill || this.slots.size >= this.concurrency) {
+        // Busy: wake when a slot frees (and the buffer may need topping up).
+        await this.idle(this.sleepMs);
         continue;
       }
       if (this.options.batch && this.slots.size === 0 && this.buffer.length === 0 && !this.dbDown) {
@@ -301,6 +316,38 @@ export class Worker {
       await this.idle(this.dbDown ? this.outageBackoffMs() : this.sleepMs);
     }
     await this.shutdown();
+  }
+
+  private dispatched = 0;
+
+  private maxTasksReached(): boolean {
+    const max = this.options.maxTasks;
+    return !!max && this.dispatched >= max;
+  }
+
+  /** Starts buffered tasks in the free slots. */
+  private dispatch(): void {
+    while (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && !this.maxTasksReached()) {
+      this.dispatched++;
+      this.run(this.buffer.shift()!);
+    }
+  }
+
+  /**
+   * How many tasks to hold ahead of the free slots. Auto: enough for about 100 ms of work per slot
+   * at the measured task duration (so short tasks are claimed hundreds at a time, and a worker of
+   * one-second tasks does not hoard work other workers could run), at most 500; the concurrency
+   * until a duration is known.
+   */
+  private get prefetch(): number {
+    if (this.fixedPrefetch !== null) return this.fixedPrefetch;
+    if (this.avgTaskMs < 0) return this.concurrency;
+    return Math.min(AUTO_PREFETCH_MAX, Math.floor((this.concurrency * AUTO_PREFETCH_WORK_MS) / Math.max(this.avgTaskMs, 0.01)));
+  }
+
+  /** Results waiting to be written before the worker stops claiming more. */
+  private get settleBacklog(): number {
+    return Math.max(1000, 4 * (this.concurrency + this.prefetch));
   }
 
   private async claim(limit: number): Promise<TaskRow[]> {
@@ -376,13 +423,14 @@ export class Worker {
   private run(task: TaskRow): void {
     const stop = new AbortController();
     this.slots.set(task.claimToken!, { task, stop });
-    void this.attempt(task, stop.signal).finally(() => {
+    void this.attempt(task, stop).finally(() => {
       this.slots.delete(task.claimToken!);
+      this.dispatch();
       this.wake?.();
     });
   }
 
-  private async attempt(task: TaskRow, stop: AbortSignal): Promise<void> {
+  private async attempt(task: TaskRow, controller: AbortController): Promise<void> {
     const def = getRegistered(task.name) as DefinitionInternals | undefined;
     const nowMs = this.clock.now();
     const started = performance.now();
@@ -392,14 +440,14 @@ export class Worker {
     } else if (!def) {
       execution = { kind: 'released' };
     } else {
-      events.emit('task:started', { ...this.info(task), workerId: this.id });
-      this.log.info('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
+      if (events.listenerCount('task:started') > 0) events.emit('task:started', { ...this.info(task), workerId: this.id });
+      if (this.logInfo) this.log.info('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
       const maxRunTime = task.maxRunTime ?? def.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
       execution = await execute({
         task,
         def,
         maxRunTimeMs: Math.round(maxRunTime * 1000),
-        stop,
+        controller,
         log: this.log,
       });
     }
@@ -408,7 +456,9 @@ export class Worker {
       execution,
       { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task) },
     );
-    const durationMs = Math.round((performance.now() - started) * 10) / 10;
+    const elapsed = performance.now() - started;
+    this.avgTaskMs = this.avgTaskMs < 0 ? elapsed : this.avgTaskMs * 0.9 + elapsed * 0.1;
+    const durationMs = Math.round(elapsed * 10) / 10;
     flushTaskOutput(task.id);
     if (decision.type === 'none') {
       this.log.warn('lease lost while the task ran; its result is discarded (another worker owns it now)', { id: task.id, name: task.name });
@@ -416,24 +466,27 @@ export class Worker {
       this.summary.ran++;
       return;
     }
-    await this.settler.settle(task, decision, execution.kind === 'success' ? execution.returnJson : null, durationMs);
+    // The slot frees now; the result is written by the settler (its lease stays renewed until then).
+    void this.settler.settle(task, decision, execution.kind === 'success' ? execution.returnJson : null, durationMs);
   }
 
   private onSettled(r: SettleReport): void {
     const t = r.task;
-    const info = this.info(t);
-    const durationMs = r.durationMs ?? undefined;
-    const base = { id: t.id, name: t.name, queue: t.queue, attempt: t.attempts, duration_ms: durationMs };
     this.summary.ran++;
+    if (r.outcome === 'succeeded') {
+      // The hot path: nothing is built for logs or events nobody reads.
+      this.summary.succeeded++;
+      if (this.logInfo) this.log.info('task succeeded', { id: t.id, name: t.name, queue: t.queue, attempt: t.attempts, duration_ms: r.durationMs ?? undefined, outcome: 'succeeded' });
+      if (events.listenerCount('task:succeeded') > 0) {
+        events.emit('task:succeeded', { ...this.info(t), workerId: this.id, returnValue: r.returnValue ? JSON.parse(r.returnValue) : undefined, durationMs: r.durationMs ?? 0 });
+      }
+      if (events.listenerCount('task:finished') > 0) events.emit('task:finished', { ...this.info(t), workerId: this.id, outcome: 'succeeded' });
+      return;
+    }
+    const info = this.info(t);
+    const base = { id: t.id, name: t.name, queue: t.queue, attempt: t.attempts, duration_ms: r.durationMs ?? undefined };
     const err = r.decision.type === 'retry' || r.decision.type === 'fail' ? r.decision.error : undefined;
     switch (r.outcome) {
-      case 'succeeded':
-        this.summary.succeeded++;
-        this.log.info('task succeeded', { ...base, outcome: 'succeeded' });
-        if (events.listenerCount('task:succeeded') > 0) {
-          events.emit('task:succeeded', { ...info, workerId: this.id, returnValue: r.returnValue ? JSON.parse(r.returnValue) : undefined, durationMs: durationMs ?? 0 });
-        }
-        break;
       case 'rescheduled':
         this.summary.rescheduled++;
         this.log.warn('task failed; retry scheduled', { ...base, outcome: 'rescheduled', retry_at: new Date((r.decision as { runAt: number }).runAt).toISOString(), error: errText(err) });

@@ -68,6 +68,8 @@ export async function up(knex: Knex, ctx: MigrationContext): Promise<void> {
     t.index(['failed_at'], `${p}completed_failed`);
   });
 
+  await ctx.dialect.extraSchema(knex, { tasks: `${p}tasks`, completed: `${p}completed_tasks` }, 'up');
+
   // One row per dedupe hash (or other key) that needed serialising; see Store.lockKey.
   await knex.schema.createTable(`${p}locks`, (t) => {
     t.string('key', 190).primary();
@@ -77,6 +79,7 @@ export async function up(knex: Knex, ctx: MigrationContext): Promise<void> {
 
 export async function down(knex: Knex, ctx: MigrationContext): Promise<void> {
   const p = ctx.prefix;
+  await ctx.dialect.extraSchema(knex, { tasks: `${p}tasks`, completed: `${p}completed_tasks` }, 'down');
   await knex.schema.dropTableIfExists(`${p}locks`);
   await knex.schema.dropTableIfExists(`${p}completed_tasks`);
   await knex.schema.dropTableIfExists(`${p}tasks`);

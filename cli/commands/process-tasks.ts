@@ -61,7 +61,7 @@ export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
     sleep: flagSetting('sleep', flags.sleep, '--sleep') as number | undefined,
     grace: numberFlag(flags.grace, '--grace', 'seconds >= 0', (n) => n >= 0),
     concurrency: flagSetting('concurrency', flags.concurrency, '--concurrency') as number | undefined,
-    prefetch: flagSetting('prefetch', flags.prefetch, '--prefetch') as number | undefined,
+    prefetch: flagSetting('prefetch', flags.prefetch, '--prefetch') as number | 'auto' | undefined,
     lockTimeout: flagSetting('lockTimeout', flags.lockTimeout, '--lock-timeout') as number | undefined,
     heartbeatInterval: flagSetting('heartbeatInterval', flags.heartbeatInterval, '--heartbeat-interval') as number | undefined,
     queues: flags.queue !== undefined ? parseQueueList(flags.queue, '--queue') : null,

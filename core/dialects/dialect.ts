@@ -5,6 +5,7 @@
  */
 import type { Knex } from 'knex';
 import type { DialectName } from '../db/database-spec.js';
+import type { CompleteItem } from './complete-sql.js';
 
 export type Db = Knex | Knex.Transaction;
 
@@ -37,8 +38,17 @@ export interface Dialect {
    * as they are after the claim (attempts counted, lease taken), in any order.
    */
   claim(knex: Knex, table: string, candidates: Knex.QueryBuilder, set: ClaimSet): Promise<Record<string, unknown>[]>;
+  /**
+   * Records successes: copies each pending row (matched by id and claim token) into the completed
+   * table with its finish time and return value, and deletes it, atomically. Returns the ids done;
+   * the others had lost their lease. Null when the two steps disagreed (a lease changed in
+   * between): the caller then settles them one by one.
+   */
+  completeMany(knex: Knex, tables: { tasks: string; completed: string }, items: readonly CompleteItem[]): Promise<string[] | null>;
   /** Inserts rows and returns their ids as strings, in the order of `rows`. */
   insertReturningIds(db: Db, table: string, rows: Record<string, unknown>[]): Promise<string[]>;
+  /** Schema that only this database needs, created by the initial migration (and dropped by its down). */
+  extraSchema(knex: Knex, tables: { tasks: string; completed: string }, direction: 'up' | 'down'): Promise<void>;
   /** Creates an index; `where` makes it partial where the database supports that. */
   createIndex(knex: Knex, table: string, name: string, columnsSql: string, where?: string): Promise<void>;
   /** The database server's clock, in epoch ms (to warn about clock skew between machines). */
@@ -75,6 +85,21 @@ export function isConnectionFailure(err: unknown): boolean {
     msg,
   );
 }
+
+/**
+ * The guarded delete that follows a copy into the completed table (SQLite, MySQL). Null when it
+ * did not delete exactly the copied rows.
+ */
+export async function deleteCompleted(trx: Knex.Transaction, tasks: string, items: readonly CompleteItem[], done: string[]): Promise<string[] | null> {
+  if (done.length === 0) return done;
+  const set = new Set(done);
+  const tokens = items.filter((i) => set.has(i.id)).map((i) => i.token);
+  const n = await trx(tasks).whereIn('id', done).whereIn('claim_token', tokens).del();
+  if (n !== done.length) throw new CompletionMismatch();
+  return done;
+}
+
+export class CompletionMismatch extends Error {}
 
 /** Rows from `knex.raw`: sqlite gives an array, mysql2 `[rows, fields]`, pg `{ rows }`. */
 export function rawRows(dialect: DialectName, result: unknown): Record<string, unknown>[] {

@@ -6,7 +6,10 @@
  * store retries the ones that still happen.
  */
 import type { Knex } from 'knex';
-import { errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
+import { CompletionMismatch, deleteCompleted, errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
+import { completedInsertSelect, itemsJson } from './complete-sql.js';
+
+const q = (id: string) => `\`${id}\``;
 
 const RETRY_ERRNOS = new Set([1213, 1205]); // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
 const CONNECTION_ERRNOS = new Set([2002, 2003, 2006, 2013, 1053, 1927, 1040, 4031]);
@@ -81,6 +84,30 @@ export const mysqlDialect: Dialect = {
     });
   },
 
+  async completeMany(knex, tables, items) {
+    // MySQL/MariaDB: JSON_TABLE feeds every item through one bound parameter. Under READ
+    // COMMITTED the INSERT … SELECT reads without locking, so the DELETE after it is guarded by
+    // the claim tokens and must delete exactly the rows copied.
+    const sql =
+      completedInsertSelect(tables.completed, q, { finishedAt: 'j.finished_at', returnValue: 'j.rv' }) +
+      ` FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', token VARCHAR(80) PATH '$[1]', finished_at BIGINT PATH '$[2]', rv LONGTEXT PATH '$[3]')) j` +
+      ` JOIN ${q(tables.tasks)} t ON t.id = j.id AND t.claim_token = j.token`;
+    try {
+      return await knex.transaction(async (trx) => {
+        const [res] = (await trx.raw(sql, [itemsJson(items)])) as [{ affectedRows: number }];
+        let done = items.map((i) => i.id);
+        if (res.affectedRows !== items.length) {
+          const rows = (await trx(tables.completed).select('task_id').whereIn('task_id', done)) as Array<{ task_id: unknown }>;
+          done = rows.map((r) => String(r.task_id));
+        }
+        return deleteCompleted(trx, tables.tasks, items, done);
+      });
+    } catch (err) {
+      if (err instanceof CompletionMismatch) return null;
+      throw err;
+    }
+  },
+
   async insertReturningIds(db: Db, table, rows) {
     if (rows.length === 1 || !(await consecutiveIds(db))) {
       const ids: string[] = [];
@@ -94,6 +121,8 @@ export const mysqlDialect: Dialect = {
     const [first] = (await db(table).insert(rows)) as number[];
     return rows.map((_, i) => String(Number(first) + i));
   },
+
+  async extraSchema() {},
 
   async createIndex(knex, table, name, columnsSql) {
     // MySQL has no partial indexes; the index covers every row.

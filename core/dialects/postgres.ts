@@ -5,6 +5,9 @@
  */
 import type { Knex } from 'knex';
 import { errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
+import { completedInsertSelect } from './complete-sql.js';
+
+const q = (id: string) => `"${id}"`;
 
 const RETRY_CODES = new Set(['40P01', '40001', '55P03']);
 const CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '53300']);
@@ -30,10 +33,23 @@ export const postgresDialect: Dialect = {
     return (result as { rows: Record<string, unknown>[] }).rows;
   },
 
+  async completeMany(knex, tables, items) {
+    // PostgreSQL: one statement, atomic on its own: the DELETE's RETURNING feeds the INSERT, and
+    // the inputs arrive as four arrays (one bound parameter each).
+    const sql = `WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[]) AS v(id, token, finished_at, rv)),
+      t AS (DELETE FROM ${q(tables.tasks)} d USING v WHERE d.id = v.id AND d.claim_token = v.token RETURNING d.*, v.finished_at AS bg_finished_at, v.rv AS bg_rv)
+      ${completedInsertSelect(tables.completed, q, { finishedAt: 't.bg_finished_at', returnValue: 't.bg_rv' })} FROM t RETURNING task_id`;
+    const arrays = [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.finishedAt), items.map((i) => i.returnValue)];
+    const r = await knex.raw(sql, arrays as unknown as Knex.RawBinding[]);
+    return (r as { rows: Array<{ task_id: unknown }> }).rows.map((x) => String(x.task_id));
+  },
+
   async insertReturningIds(db: Db, table, rows) {
     const out = (await db(table).insert(rows).returning('id')) as Array<{ id: number | string }>;
     return out.map((r) => String(r.id));
   },
+
+  async extraSchema() {},
 
   async createIndex(knex, table, name, columnsSql, where) {
     await knex.raw(`CREATE INDEX ${name} ON ${table} (${columnsSql})${where ? ` WHERE ${where}` : ''}`);

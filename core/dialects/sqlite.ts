@@ -7,6 +7,9 @@
  */
 import type { Knex } from 'knex';
 import { errorCode, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
+import { completedInsertSelect, itemsJson } from './complete-sql.js';
+
+const q = (id: string) => `"${id}"`;
 
 /** Milliseconds a statement waits for another process's write lock before SQLITE_BUSY. */
 export const SQLITE_BUSY_TIMEOUT_MS = 15_000;
@@ -85,9 +88,32 @@ export const sqliteDialect: Dialect = {
     return rows as Record<string, unknown>[];
   },
 
+  async completeMany(knex, tables, items) {
+    // SQLite: json_each feeds every item through one bound parameter; the schema's trigger deletes
+    // each copied pending row in the same statement (see extraSchema).
+    const sql =
+      completedInsertSelect(tables.completed, q, { finishedAt: "json_extract(j.value, '$[2]')", returnValue: "json_extract(j.value, '$[3]')" }) +
+      ` FROM json_each(?) j JOIN ${q(tables.tasks)} t ON t.id = json_extract(j.value, '$[0]') AND t.claim_token = json_extract(j.value, '$[1]') RETURNING task_id`;
+    const rows = (await knex.raw(sql, [itemsJson(items)])) as Array<{ task_id: unknown }>;
+    return rows.map((r) => String(r.task_id));
+  },
+
   async insertReturningIds(db: Db, table, rows) {
     const out = (await db(table).insert(rows).returning('id')) as Array<{ id: number | string }>;
     return out.map((r) => String(r.id));
+  },
+
+  async extraSchema(knex, tables, direction) {
+    // SQLite: recording a success is then one autocommit statement. The INSERT … SELECT copies
+    // the pending row matched by id and claim token, and this trigger deletes that row in the same
+    // statement, under the same write lock. Every other path deletes the pending row first, so
+    // for them the trigger finds nothing.
+    const name = q(`${tables.completed}_removes_task`);
+    if (direction === 'down') {
+      await knex.raw(`DROP TRIGGER IF EXISTS ${name}`);
+      return;
+    }
+    await knex.raw(`CREATE TRIGGER ${name} AFTER INSERT ON ${q(tables.completed)} BEGIN DELETE FROM ${q(tables.tasks)} WHERE id = NEW.task_id; END`);
   },
 
   async createIndex(knex, table, name, columnsSql, where) {

@@ -75,7 +75,7 @@ describe('settings', () => {
         maxRunTime: 3600,
         priorityOrdering: 'DESC',
         concurrency: 1,
-        prefetch: 0,
+        prefetch: 'auto',
         taskFiles: ['**/tasks.{ts,mts,js,mjs}'],
         taskFilesBase: cwd,
         lockTimeout: 60,
@@ -86,6 +86,7 @@ describe('settings', () => {
         mode: 'normal',
         maxQueueSize: {},
         errorsKept: 10,
+        cronGrace: 300,
       });
     });
   });

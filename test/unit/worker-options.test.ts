@@ -75,7 +75,8 @@ describe('checkWorkerOptions', () => {
   it('rejects --concurrency and --prefetch out of range', () => {
     expect(messageOf({ concurrency: 0 })).to.equal('Invalid --concurrency: 0 — expected an integer from 1 to 1000');
     expect(messageOf({ concurrency: 1001 })).to.match(/^Invalid --concurrency: 1001/);
-    expect(messageOf({ prefetch: -1 })).to.equal('Invalid --prefetch: -1 — expected an integer from 0 to 10000');
+    expect(messageOf({ prefetch: -1 })).to.equal('Invalid --prefetch: -1 — expected "auto" or an integer from 0 to 10000');
+    expect(() => checkWorkerOptions({ prefetch: 'auto' })).not.to.throw();
     expect(messageOf({ prefetch: 1.5 })).to.match(/^Invalid --prefetch: 1.5/);
   });
 
