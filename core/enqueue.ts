@@ -12,7 +12,7 @@ import { checkOptions, effectiveAction, mergeOptions } from './policy/options.js
 import { checkWhen } from './policy/when.js';
 import { SCHEDULE_OPTION_KEYS } from './schedule.js';
 import { resolveWhen } from './policy/when.js';
-import type { NewTask } from './rows.js';
+import { newTaskRow, type NewTask } from './rows.js';
 import type { ScheduleOptions, Schedule } from './schedule.js';
 import type { Store } from './store.js';
 import { storeFor } from './stores.js';
@@ -22,33 +22,22 @@ import { readResult, type TaskResult } from './results.js';
 import { validateForEnqueue, type ArgsValidator } from './validate.js';
 import { enqueueInMemory } from './modes.js';
 
-/** The row an enqueue would insert, built from the call and its options. */
-export function buildTask(
+/** What every call with the same options shares: the task row without its arguments. */
+export function prepareCall(
   def: DefinitionInternals,
-  args: readonly unknown[],
   when: When | undefined,
   callOpts: Partial<CallOptions>,
   settings: Settings,
   nowMs: number,
-): { task: NewTask; opts: Partial<CallOptions> } {
-  if (!Array.isArray(args)) throw new ValidationError(`${def.name}: arguments must be an array`);
-  const argsJson = canonicalArgs(args);
-  const bytes = Buffer.byteLength(argsJson);
-  if (bytes > settings.maxArgsBytes) {
-    throw new ValidationError(
-      `${def.name}: arguments are ${bytes} bytes of JSON — expected at most ${settings.maxArgsBytes} (the maxArgsBytes setting); store large data elsewhere and pass its id`,
-    );
-  }
+): { template: Omit<NewTask, 'args' | 'hash'>; opts: Partial<CallOptions> } {
   const opts = mergeOptions(callOpts, def.using, def.options);
   const runAt = resolveWhen(when ?? def.using.schedule ?? def.options.schedule, nowMs);
   const repeat = opts.repeat ?? null;
   // Call-site and .using() limits are stored with the task; the definition's own are read by
   // the worker from the definition, so changing them in code applies to tasks already queued.
   const stored = (k: 'maxAttempts' | 'maxRunTime') => callOpts[k] ?? def.using[k] ?? null;
-  const task: NewTask = {
+  const template: Omit<NewTask, 'args' | 'hash'> = {
     name: def.name,
-    args: argsJson,
-    hash: taskHash(def.name, argsJson),
     queue: opts.queue ?? null,
     priority: opts.priority ?? 0,
     verboseName: opts.verboseName ?? null,
@@ -67,7 +56,42 @@ export function buildTask(
     repeatOnFailure: opts.repeatOnFailure ?? true,
     recurringKey: null,
   };
-  return { task, opts };
+  return { template, opts };
+}
+
+/** One call's arguments, checked (JSON, size) and hashed, on a prepared template. */
+export function callTask(def: DefinitionInternals, template: Omit<NewTask, 'args' | 'hash'>, args: readonly unknown[], settings: Settings): NewTask {
+  if (!Array.isArray(args)) throw new ValidationError(`${def.name}: arguments must be an array`);
+  const argsJson = checkedArgsJson(def, args, settings);
+  return { ...template, args: argsJson, hash: taskHash(def.name, argsJson) };
+}
+
+/** The canonical JSON of a call's arguments, refused when not JSON or over maxArgsBytes. */
+function checkedArgsJson(def: DefinitionInternals, args: readonly unknown[], settings: Settings): string {
+  const argsJson = canonicalArgs(args);
+  if (argsJson.length * 3 > settings.maxArgsBytes) {
+    // UTF-8 needs at most 3 bytes per UTF-16 unit: only long texts need the exact count.
+    const bytes = Buffer.byteLength(argsJson);
+    if (bytes > settings.maxArgsBytes) {
+      throw new ValidationError(
+        `${def.name}: arguments are ${bytes} bytes of JSON — expected at most ${settings.maxArgsBytes} (the maxArgsBytes setting); store large data elsewhere and pass its id`,
+      );
+    }
+  }
+  return argsJson;
+}
+
+/** The row an enqueue would insert, built from the call and its options. */
+export function buildTask(
+  def: DefinitionInternals,
+  args: readonly unknown[],
+  when: When | undefined,
+  callOpts: Partial<CallOptions>,
+  settings: Settings,
+  nowMs: number,
+): { task: NewTask; opts: Partial<CallOptions> } {
+  const { template, opts } = prepareCall(def, when, callOpts, settings, nowMs);
+  return { task: callTask(def, template, args, settings), opts };
 }
 
 /** A TaskRef that can also read its result back (`refresh()`, non-enumerable). */
@@ -75,14 +99,30 @@ export interface TaskHandle<R = unknown> extends TaskRef {
   refresh(): Promise<TaskResult<R>>;
 }
 
-function ref(store: Store, id: string, t: NewTask, runAt: number, outcome: EnqueueOutcome): TaskHandle {
-  const r: TaskRef = { id, name: t.name, queue: t.queue, runAt: new Date(runAt), outcome };
-  Object.defineProperty(r, 'refresh', { value: () => readResult(store, id), enumerable: false });
-  return r as TaskHandle;
+/** A TaskRef whose refresh() reads the result back from the store that holds the task. */
+class Handle implements TaskHandle {
+  readonly #store: Store;
+  constructor(
+    store: Store,
+    readonly id: string,
+    readonly name: string,
+    readonly queue: string | null,
+    readonly runAt: Date,
+    readonly outcome: EnqueueOutcome,
+  ) {
+    this.#store = store;
+  }
+  refresh(): Promise<TaskResult> {
+    return readResult(this.#store, this.id);
+  }
+}
+
+function ref(store: Store, id: string, t: Pick<NewTask, 'name' | 'queue'>, runAt: number, outcome: EnqueueOutcome): TaskHandle {
+  return new Handle(store, id, t.name, t.queue, new Date(runAt), outcome);
 }
 
 /** Emits `task:created` once the writing transaction has committed. */
-function emitCreated(refs: TaskRef[], tasks: NewTask[], db: ScheduleOptions['db']): void {
+function emitCreated(refs: TaskRef[], tasks: ReadonlyArray<Pick<NewTask, 'priority'>>, db: ScheduleOptions['db']): void {
   if (events.listenerCount('task:created') === 0) return;
   const emit = () => {
     refs.forEach((r, i) => {
@@ -99,7 +139,7 @@ function emitCreated(refs: TaskRef[], tasks: NewTask[], db: ScheduleOptions['db'
   }
 }
 
-async function checkQueueSize(store: Store, trx: Knex.Transaction, settings: Settings, t: NewTask, adding: number, nowMs: number): Promise<void> {
+async function checkQueueSize(store: Store, trx: Knex.Transaction, settings: Settings, t: Pick<NewTask, 'queue'>, adding: number, nowMs: number): Promise<void> {
   if (t.queue === null) return;
   const limit = settings.maxQueueSize[t.queue];
   if (limit === undefined) return;
@@ -169,16 +209,28 @@ export async function enqueueBulk(
       `${def.name}.bulk(): action "${callOpts.action ?? 'replaceExisting'}" is not supported in bulk — enqueue those calls one by one`,
     );
   }
-  const tasks = calls.map((args, i) => {
+  const { template } = prepareCall(def, when, callOpts, settings, nowMs);
+  // Every call shares the template: one row of values, copied per call with its own arguments.
+  const base = newTaskRow({ ...template, args: '', hash: '' });
+  const columns = Object.keys(base);
+  const proto = columns.map((c) => base[c]);
+  const argsAt = columns.indexOf('args');
+  const hashAt = columns.indexOf('hash');
+  const values = calls.map((args, i) => {
     if (!Array.isArray(args)) throw new ValidationError(`${def.name}.bulk(): call ${i + 1} is not an array of arguments`);
+    let argsJson: string;
     try {
-      return buildTask(def, args, when, callOpts, settings, nowMs).task;
+      argsJson = checkedArgsJson(def, args, settings);
     } catch (err) {
       if (err instanceof ValidationError) throw new ValidationError(`${def.name}.bulk(): call ${i + 1}: ${err.message}`, { cause: err });
       throw err;
     }
+    const row = proto.slice();
+    row[argsAt] = argsJson;
+    row[hashAt] = taskHash(def.name, argsJson);
+    return row;
   });
-  if (tasks.length === 0) return [];
+  if (values.length === 0) return [];
   for (let i = 0; i < calls.length; i++) {
     try {
       await validateForEnqueue(def.name, def.options.validate as ArgsValidator | undefined, calls[i]!);
@@ -188,18 +240,20 @@ export async function enqueueBulk(
   }
   if (settings.mode !== 'normal') {
     const refs: TaskHandle[] = [];
-    for (const t of tasks) refs.push(await enqueueInMemory(settings.mode, def, t, settings));
+    for (const row of values) {
+      const t: NewTask = { ...template, args: row[argsAt] as string, hash: row[hashAt] as string };
+      refs.push(await enqueueInMemory(settings.mode, def, t, settings));
+    }
     return refs;
   }
   const store = await storeFor(settings, connection ?? def.options.connection);
   const ids = await store.tx(async (trx) => {
-    const first = tasks[0]!;
-    if (first.queue !== null && settings.maxQueueSize[first.queue] !== undefined) {
-      await checkQueueSize(store, trx, settings, first, tasks.length, nowMs);
+    if (template.queue !== null && settings.maxQueueSize[template.queue] !== undefined) {
+      await checkQueueSize(store, trx, settings, template, values.length, nowMs);
     }
-    return store.insertTasks(tasks, trx);
+    return store.insertTasks({ columns, values }, trx);
   }, db);
-  const refs = ids.map((id, i) => ref(store, id, tasks[i]!, tasks[i]!.runAt, 'created'));
-  emitCreated(refs, tasks, db);
+  const refs = ids.map((id) => ref(store, id, template, template.runAt, 'created'));
+  emitCreated(refs, [template], db);
   return refs;
 }

@@ -3,7 +3,7 @@
  * and writes the canonical text (object keys sorted, no spaces) in one pass, so that equal calls
  * give equal text and therefore equal hashes.
  */
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { ValidationError } from './errors.js';
 
 const HINTS: Record<string, string> = {
@@ -104,5 +104,7 @@ export function canonicalArgs(args: readonly unknown[]): string {
 
 /** The dedupe hash of a task: sha1 of its name followed by its canonical arguments. */
 export function taskHash(name: string, canonicalArgsText: string): string {
-  return createHash('sha1').update(name).update(canonicalArgsText).digest('hex');
+  // crypto.hash (Node >= 20.12) hashes in one call, without a Hash object per task.
+  const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'hex') => string }).hash;
+  return oneShot ? oneShot('sha1', name + canonicalArgsText, 'hex') : createHash('sha1').update(name).update(canonicalArgsText).digest('hex');
 }

@@ -108,30 +108,34 @@ export interface NewTask {
   recurringKey: string | null;
 }
 
+/**
+ * The row to insert for a new task, without the columns that keep their default (NULL, 0,
+ * true): less to send and to bind, especially in bulk.
+ */
 export function newTaskRow(t: NewTask): Raw {
-  return {
+  const row: Raw = {
     name: t.name,
     args: t.args,
     hash: t.hash,
-    queue: t.queue,
-    priority: t.priority,
-    verbose_name: t.verboseName,
-    creator_type: t.creatorType,
-    creator_id: t.creatorId,
     run_at: t.runAt,
     scheduled_at: t.scheduledAt,
     enqueued_at: t.enqueuedAt,
-    attempts: 0,
-    max_attempts: t.maxAttempts,
-    max_run_time_ms: t.maxRunTime === null ? null : Math.round(t.maxRunTime * 1000),
-    expires_at: t.expiresAt,
-    repeat_every_ms: Math.round(t.repeatEvery * 1000),
-    repeat_cron: t.repeatCron,
-    timezone: t.timezone,
-    repeat_until: t.repeatUntil,
-    repeat_on_failure: t.repeatOnFailure,
-    recurring_key: t.recurringKey,
   };
+  if (t.queue !== null) row.queue = t.queue;
+  if (t.priority !== 0) row.priority = t.priority;
+  if (t.verboseName !== null) row.verbose_name = t.verboseName;
+  if (t.creatorType !== null) row.creator_type = t.creatorType;
+  if (t.creatorId !== null) row.creator_id = t.creatorId;
+  if (t.maxAttempts !== null) row.max_attempts = t.maxAttempts;
+  if (t.maxRunTime !== null) row.max_run_time_ms = Math.round(t.maxRunTime * 1000);
+  if (t.expiresAt !== null) row.expires_at = t.expiresAt;
+  if (t.repeatEvery !== 0) row.repeat_every_ms = Math.round(t.repeatEvery * 1000);
+  if (t.repeatCron !== null) row.repeat_cron = t.repeatCron;
+  if (t.timezone !== null) row.timezone = t.timezone;
+  if (t.repeatUntil !== null) row.repeat_until = t.repeatUntil;
+  if (!t.repeatOnFailure) row.repeat_on_failure = false;
+  if (t.recurringKey !== null) row.recurring_key = t.recurringKey;
+  return row;
 }
 
 /** The successor of a recurring task: the same call, at its next slot, with a fresh history. */

@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import { randomUUID } from 'node:crypto';
 import type { Connection } from './db/connection.js';
 import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
+import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from './errors.js';
 import { SQLITE_BUSY_TIMEOUT_MS } from './dialects/sqlite.js';
 import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
@@ -136,18 +137,13 @@ export class Store {
   // ── Enqueue ────────────────────────────────────────────────────────────────────────────────
 
   /** Inserts new tasks (chunked, in one transaction when there are several) and returns their ids. */
-  async insertTasks(tasks: readonly NewTask[], db?: Db): Promise<string[]> {
-    const rows = tasks.map(newTaskRow);
-    if (rows.length === 1 && !db) {
+  async insertTasks(tasks: readonly NewTask[] | UniformRows, db?: Db): Promise<string[]> {
+    const rows = Array.isArray(tasks) ? (tasks as readonly NewTask[]).map(newTaskRow) : (tasks as UniformRows);
+    if (Array.isArray(rows) && rows.length === 1 && !db) {
       return this.retrying(() => this.dialect.insertReturningIds(this.knex, this.tables.tasks, rows));
     }
-    return this.tx(async (trx) => {
-      const ids: string[] = [];
-      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-        ids.push(...(await this.dialect.insertReturningIds(trx, this.tables.tasks, rows.slice(i, i + INSERT_CHUNK))));
-      }
-      return ids;
-    }, db);
+    // Several rows: the dialect chunks them into multi-row statements, in one transaction.
+    return this.tx((trx) => this.dialect.insertReturningIds(trx, this.tables.tasks, rows), db);
   }
 
   /**
@@ -376,9 +372,7 @@ export class Store {
       await trx(this.tables.completed).insert(rows.slice(i, i + INSERT_CHUNK));
     }
     const next = successors.filter((s) => s.successorAt !== null).map((s) => newTaskRow(successorOf(s.task, s.successorAt!, nowMs)));
-    for (let i = 0; i < next.length; i += INSERT_CHUNK) {
-      await trx(this.tables.tasks).insert(next.slice(i, i + INSERT_CHUNK));
-    }
+    if (next.length > 0) await this.dialect.insertReturningIds(trx, this.tables.tasks, next);
   }
 
   private async deleteClaimed(trx: Db, task: TaskRow): Promise<boolean> {

@@ -51,7 +51,6 @@ export async function up(knex: Knex, ctx: MigrationContext): Promise<void> {
   });
   // The claim reads this index in claim order and stops after the batch: a range scan, not a sort.
   await ctx.dialect.createIndex(knex, `${p}tasks`, `${p}tasks_claim`, 'priority DESC, run_at, id', 'locked_by IS NULL');
-  await ctx.dialect.createIndex(knex, `${p}tasks`, `${p}tasks_ready_at`, 'run_at', 'locked_by IS NULL');
   // Lease recovery looks for expired leases only.
   await ctx.dialect.createIndex(knex, `${p}tasks`, `${p}tasks_lease`, 'locked_until', 'locked_by IS NOT NULL');
 

@@ -6,6 +6,7 @@
 import type { Knex } from 'knex';
 import type { DialectName } from '../db/database-spec.js';
 import type { CompleteItem } from './complete-sql.js';
+import type { UniformRows } from './insert-rows.js';
 
 export type Db = Knex | Knex.Transaction;
 
@@ -45,8 +46,11 @@ export interface Dialect {
    * between): the caller then settles them one by one.
    */
   completeMany(knex: Knex, tables: { tasks: string; completed: string }, items: readonly CompleteItem[]): Promise<string[] | null>;
-  /** Inserts rows and returns their ids as strings, in the order of `rows`. */
-  insertReturningIds(db: Db, table: string, rows: Record<string, unknown>[]): Promise<string[]>;
+  /**
+   * Inserts rows (objects, or columns and value arrays) and returns their ids as strings, in
+   * order. Several rows go in multi-row statements; call it inside a transaction for those.
+   */
+  insertReturningIds(db: Db, table: string, rows: readonly Record<string, unknown>[] | UniformRows): Promise<string[]>;
   /** Schema that only this database needs, created by the initial migration (and dropped by its down). */
   extraSchema(knex: Knex, tables: { tasks: string; completed: string }, direction: 'up' | 'down'): Promise<void>;
   /** Creates an index; `where` makes it partial where the database supports that. */

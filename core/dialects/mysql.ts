@@ -8,6 +8,10 @@
 import type { Knex } from 'knex';
 import { CompletionMismatch, deleteCompleted, errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
+import { chunks, PG_TYPES, uniformRows } from './insert-rows.js';
+
+/** JSON_TABLE column types for the column kinds of insert-rows.ts. */
+const MYSQL_TYPES: Record<string, string> = { text: 'LONGTEXT', bigint: 'BIGINT', integer: 'INT', boolean: 'BOOLEAN' };
 
 const q = (id: string) => `\`${id}\``;
 
@@ -109,24 +113,45 @@ export const mysqlDialect: Dialect = {
   },
 
   async insertReturningIds(db: Db, table, rows) {
-    if (rows.length === 1 || !(await consecutiveIds(db))) {
+    if (Array.isArray(rows) && rows.length === 1) {
+      const [id] = (await db(table).insert(rows[0]!)) as number[];
+      return [String(id)];
+    }
+    if (!(await consecutiveIds(db))) {
+      // MySQL with interleaved insert ids: one row per statement, each id reported by the driver.
+      const { columns, values } = uniformRows(rows);
       const ids: string[] = [];
-      for (const row of rows) {
-        const [id] = (await db(table).insert(row)) as number[];
+      for (const v of values) {
+        const [id] = (await db(table).insert(Object.fromEntries(columns.map((c, i) => [c, v[i]])))) as number[];
         ids.push(String(id));
       }
       return ids;
     }
-    // MySQL: the insert id is the first row's; the rest follow it (consecutive lock mode).
-    const [first] = (await db(table).insert(rows)) as number[];
-    return rows.map((_, i) => String(Number(first) + i));
+    // The rows travel as one JSON document read by JSON_TABLE (thousands of bound parameters cost
+    // far more to bind). The insert id is each statement's first row's; the rest follow it
+    // (consecutive lock mode holds the AUTO-INC lock for the whole INSERT … SELECT).
+    const { columns, values } = uniformRows(rows);
+    const sql =
+      `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) SELECT ${columns.map((_, i) => `j.c${i}`).join(', ')} ` +
+      `FROM JSON_TABLE(?, '$[*]' COLUMNS (${columns.map((c, i) => `c${i} ${MYSQL_TYPES[PG_TYPES[c] ?? 'text']} PATH '$[${i}]'`).join(', ')})) j`;
+    const ids: string[] = [];
+    for (const chunk of chunks(values, 5000)) {
+      const [res] = (await db.raw(sql, [JSON.stringify(chunk)])) as [{ insertId: number }];
+      for (let i = 0; i < chunk.length; i++) ids.push(String(res.insertId + i));
+    }
+    return ids;
   },
 
   async extraSchema() {},
 
-  async createIndex(knex, table, name, columnsSql) {
-    // MySQL has no partial indexes; the index covers every row.
-    await knex.raw(`CREATE INDEX ${name} ON ${table} (${columnsSql})`);
+  async createIndex(knex, table, name, columnsSql, where) {
+    // MySQL has no partial indexes. A "WHERE locked_by IS NULL" index becomes one led by
+    // locked_by: the claim then reads only unlocked rows in claim order, and the lease recovery
+    // ("locked_by IS NOT NULL AND locked_until < now") reads only the locked ones through the
+    // same index, so the separate lease index is not created.
+    if (where === 'locked_by IS NOT NULL') return;
+    const cols = where === 'locked_by IS NULL' ? `locked_by, ${columnsSql}` : columnsSql;
+    await knex.raw(`CREATE INDEX ${name} ON ${table} (${cols})`);
   },
 
   async serverTimeMs(knex) {

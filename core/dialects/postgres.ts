@@ -6,6 +6,7 @@
 import type { Knex } from 'knex';
 import { errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect } from './complete-sql.js';
+import { PG_TYPES, uniformRows } from './insert-rows.js';
 
 const q = (id: string) => `"${id}"`;
 
@@ -45,8 +46,19 @@ export const postgresDialect: Dialect = {
   },
 
   async insertReturningIds(db: Db, table, rows) {
-    const out = (await db(table).insert(rows).returning('id')) as Array<{ id: number | string }>;
-    return out.map((r) => String(r.id));
+    if (Array.isArray(rows) && rows.length === 1) {
+      const out = (await db(table).insert(rows[0]!).returning('id')) as Array<{ id: number | string }>;
+      return out.map((r) => String(r.id));
+    }
+    // PostgreSQL: every row in one statement, one array parameter per column (unnest), ids
+    // returned in insertion order.
+    const { columns, values } = uniformRows(rows);
+    const arrays = columns.map((_, c) => values.map((v) => v[c]));
+    const sql =
+      `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) ` +
+      `SELECT * FROM unnest(${columns.map((c) => `?::${PG_TYPES[c] ?? 'text'}[]`).join(', ')}) RETURNING id`;
+    const r = await db.raw(sql, arrays as unknown as Knex.RawBinding[]);
+    return (r as { rows: Array<{ id: unknown }> }).rows.map((x) => String(x.id));
   },
 
   async extraSchema() {},

@@ -8,6 +8,7 @@
 import type { Knex } from 'knex';
 import { errorCode, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
+import { chunks, uniformRows } from './insert-rows.js';
 
 const q = (id: string) => `"${id}"`;
 
@@ -99,8 +100,25 @@ export const sqliteDialect: Dialect = {
   },
 
   async insertReturningIds(db: Db, table, rows) {
-    const out = (await db(table).insert(rows).returning('id')) as Array<{ id: number | string }>;
-    return out.map((r) => String(r.id));
+    if (Array.isArray(rows) && rows.length === 1) {
+      // SQLite: the driver reports the new row id; RETURNING would cost more.
+      const [id] = (await db(table).insert(rows[0]!)) as number[];
+      return [String(id)];
+    }
+    // The rows travel as one JSON document read by json_each (thousands of bound parameters cost
+    // far more to bind), one INSERT per chunk. Its rows get consecutive ids ending at
+    // last_insert_rowid(): one statement is never interleaved with another.
+    const { columns, values } = uniformRows(rows);
+    const sql =
+      `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) ` +
+      `SELECT ${columns.map((_, i) => `json_extract(value, '$[${i}]')`).join(', ')} FROM json_each(?) ORDER BY key`;
+    const ids: string[] = [];
+    for (const chunk of chunks(values, 5000)) {
+      await db.raw(sql, [JSON.stringify(chunk)]);
+      const [{ id }] = (await db.raw('SELECT last_insert_rowid() AS id')) as Array<{ id: number }>;
+      for (let i = chunk.length - 1; i >= 0; i--) ids.push(String(id - i));
+    }
+    return ids;
   },
 
   async extraSchema(knex, tables, direction) {
