@@ -21,6 +21,7 @@ import type { ClaimFilter, Store } from './store.js';
 import { reachableStore } from './stores.js';
 import type { TaskRow } from './types.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { Wakeup } from './wakeup.js';
 import { checkWorkerOptions, defaultWorkerId, type WorkerOptions } from './worker-options.js';
 import { taskRecurrence, Maintenance } from './maintenance.js';
 
@@ -57,6 +58,7 @@ export class Worker {
   private settler!: Settler;
   private leases!: LeaseKeeper;
   private maintenance!: Maintenance;
+  private wakeup: Wakeup | null = null;
   private readonly clock: Clock;
   readonly log: Logger;
   private filter!: ClaimFilter;
@@ -165,6 +167,8 @@ export class Worker {
     }
     this.leases.start();
     this.maintenance.startTimer(() => this.dbDown);
+    this.wakeup = new Wakeup(this.store, () => this.wake?.(), this.log);
+    await this.wakeup.start();
     void this.loop().catch((err: unknown) => {
       this.log.error('worker loop failed', { error: err instanceof Error ? err.stack : String(err) });
       this.requestStop('fatal');
@@ -525,6 +529,7 @@ export class Worker {
     if (!flushed) this.log.error('some results could not be recorded before exit; those tasks will be recovered when their leases expire');
     await this.leases.stop();
     await this.maintenance.stop();
+    await this.wakeup?.stop();
     this.summary.reason = this.stopping ?? 'stopped';
     this.log.info('worker stopped', {
       worker: this.id,

@@ -10,6 +10,21 @@ import { PG_TYPES, uniformRows } from './insert-rows.js';
 
 const q = (id: string) => `"${id}"`;
 
+interface PgConnection {
+  query(sql: string): Promise<unknown>;
+  on(ev: string, fn: (...a: any[]) => void): void;
+  off(ev: string, fn: (...a: any[]) => void): void;
+}
+
+/** The NOTIFY channel of a tasks table (its name; channels are identifiers). */
+function channelName(tasksTable: string): string {
+  return tasksTable.toLowerCase();
+}
+
+function channelLiteral(tasksTable: string): string {
+  return `'${channelName(tasksTable).replace(/'/g, "''")}'`;
+}
+
 const RETRY_CODES = new Set(['40P01', '40001', '55P03']);
 const CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '53300']);
 
@@ -61,7 +76,46 @@ export const postgresDialect: Dialect = {
     return (r as { rows: Array<{ id: unknown }> }).rows.map((x) => String(x.id));
   },
 
-  async extraSchema() {},
+  async extraSchema(knex, tables, direction) {
+    // PostgreSQL: every statement that inserts tasks notifies the listening workers (on commit),
+    // whoever inserts them: enqueue, bulk, a recurring successor, the application's own SQL.
+    const fn = q(`${tables.tasks}_notify`);
+    const trigger = q(`${tables.tasks}_notify`);
+    if (direction === 'down') {
+      await knex.raw(`DROP TRIGGER IF EXISTS ${trigger} ON ${q(tables.tasks)}`);
+      await knex.raw(`DROP FUNCTION IF EXISTS ${fn}()`);
+      return;
+    }
+    await knex.raw(
+      `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify(${channelLiteral(tables.tasks)}, ''); RETURN NULL; END $$`,
+    );
+    await knex.raw(`CREATE TRIGGER ${trigger} AFTER INSERT ON ${q(tables.tasks)} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`);
+  },
+
+  async listen(knex, tables, onTask, onError) {
+    // A connection of its own, held for as long as the worker runs (LISTEN is per session).
+    const client = knex.client as { acquireConnection(): Promise<PgConnection>; releaseConnection(c: PgConnection): Promise<void> };
+    const conn = await client.acquireConnection();
+    const onNotification = (msg: { channel: string }) => {
+      if (msg.channel === channelName(tables.tasks)) onTask();
+    };
+    const onLost = (err?: unknown) => onError(err ?? new Error('the LISTEN connection closed'));
+    conn.on('notification', onNotification);
+    conn.on('error', onLost);
+    conn.on('end', onLost);
+    await conn.query(`LISTEN ${q(channelName(tables.tasks))}`);
+    return async () => {
+      conn.off('notification', onNotification);
+      conn.off('error', onLost);
+      conn.off('end', onLost);
+      try {
+        await conn.query(`UNLISTEN ${q(channelName(tables.tasks))}`);
+      } catch {
+        // A closed connection has nothing to unlisten.
+      }
+      await client.releaseConnection(conn);
+    };
+  },
 
   async createIndex(knex, table, name, columnsSql, where) {
     await knex.raw(`CREATE INDEX ${name} ON ${table} (${columnsSql})${where ? ` WHERE ${where}` : ''}`);

@@ -12,6 +12,7 @@ import { Maintenance } from '../../core/maintenance.js';
 import { contract, waitUntil } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
 import type { ClaimRequest } from '../../core/store.js';
+import knexFactory from 'knex';
 
 /** A gate a task waits on, opened by the test. */
 function gate() {
@@ -287,6 +288,31 @@ contract('reliability in one process', (db) => {
       await w.stop(0);
     }
   });
+
+  it('wakes an idle worker at once when this process enqueues (no waiting for the next poll)', async () => {
+    const w = await start({ sleep: 60 });
+    try {
+      const ref = await quick(7);
+      await waitUntil(async () => (await getResult(ref.id)).isFinished, 'the task to run long before the 60 s poll', 5_000);
+    } finally {
+      await w.stop(0);
+    }
+  });
+
+  if (db.name === 'postgres') {
+    it('wakes an idle worker through LISTEN/NOTIFY when another connection inserts a task', async () => {
+      const w = await start({ sleep: 60 });
+      const other = knexFactory({ client: 'pg', connection: { connectionString: db.url } });
+      try {
+        const row = { name: 'rel.quick', args: '[8]', hash: 'h'.repeat(40), run_at: clock.now(), scheduled_at: clock.now(), enqueued_at: clock.now() };
+        const [{ id }] = (await other(db.store.tables.tasks).insert(row).returning('id')) as Array<{ id: string }>;
+        await waitUntil(async () => (await getResult(String(id))).isFinished, 'the task to run long before the 60 s poll', 5_000);
+      } finally {
+        await other.destroy();
+        await w.stop(0);
+      }
+    });
+  }
 
   it('discards the result of a task whose lease was lost while it ran, and logs it', async () => {
     const ref = await gated('stolen');
