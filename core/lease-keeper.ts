@@ -20,7 +20,8 @@ export interface LeaseKeeperOptions {
   held: () => TaskRow[];
   onLost: (token: string) => void;
   onCancelled: (token: string) => void;
-  onConnection: (ok: boolean, err?: unknown) => void;
+  /** `startedAt`: when the operation that succeeded or failed began (performance.now()). */
+  onConnection: (ok: boolean, err: unknown, startedAt: number) => void;
   log: Logger;
 }
 
@@ -41,17 +42,18 @@ export class LeaseKeeper {
   async beat(): Promise<void> {
     const tasks = this.o.held().filter((t) => t.claimToken);
     if (tasks.length === 0) return;
+    const startedAt = performance.now();
     try {
       const { lost, cancelled } = await this.o.store.heartbeat(
         this.o.workerId,
         tasks.map((t) => ({ id: t.id, claimToken: t.claimToken! })),
         this.o.clock.now() + this.o.lockTimeoutMs,
       );
-      this.o.onConnection(true);
+      this.o.onConnection(true, null, startedAt);
       for (const token of lost) this.o.onLost(token);
       for (const token of cancelled) this.o.onCancelled(token);
     } catch (err) {
-      if (this.o.store.dialect.classifyError(err) === 'connection') this.o.onConnection(false, err);
+      if (this.o.store.dialect.classifyError(err) === 'connection') this.o.onConnection(false, err, startedAt);
       else this.o.log.error('heartbeat failed', { error: err instanceof Error ? err.message : String(err) });
     }
   }

@@ -2,6 +2,7 @@
  * Finds and imports the task files. An import error is never swallowed (the reference's #111):
  * it stops the worker with the file and the error. A file that registers no task is an error too.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TASK_FILES_IGNORE } from './config.js';
@@ -18,11 +19,48 @@ export async function findTaskFiles(globs: readonly string[], base: string): Pro
   return files.map((f) => path.resolve(f)).sort();
 }
 
+let tsxRegistered: Promise<void> | null = null;
+
+/**
+ * tsx's hooks, registered once for the process (not tsImport's per-call namespace): a task file's
+ * `import … from 'bgtasks'` then reuses the copy already loaded instead of loading a second one,
+ * and TypeScript files it imports later load too. Whatever is imported before this (knex, the
+ * database driver) does not pass through the hooks.
+ */
+function registerTsx(): Promise<void> {
+  tsxRegistered ??= import('tsx/esm/api').then(({ register }) => {
+    register();
+  });
+  return tsxRegistered;
+}
+
+/** Whether Node treats `file` as an ES module: by its extension, else by the nearest package.json. */
+function isEsm(file: string): boolean {
+  if (/\.m[jt]s$/.test(file)) return true;
+  if (/\.c[jt]s$/.test(file)) return false;
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        return (JSON.parse(readFileSync(pkg, 'utf8')) as { type?: string }).type === 'module';
+      } catch {
+        return false;
+      }
+    }
+    if (path.dirname(dir) === dir) return false;
+  }
+}
+
 async function importFile(file: string): Promise<Record<string, unknown>> {
   const url = pathToFileURL(file).href;
   if (TS_EXT.test(file)) {
-    const { tsImport } = await import('tsx/esm/api');
-    return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+    if (!isEsm(file)) {
+      // A TypeScript file in a CommonJS package: tsImport compiles it to CommonJS in a scope of
+      // its own (global hooks would make Node load it as both kinds at once).
+      const { tsImport } = await import('tsx/esm/api');
+      return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+    }
+    await registerTsx();
   }
   return (await import(url)) as Record<string, unknown>;
 }

@@ -39,9 +39,12 @@ export async function schemaStatus(conn: Connection, prefix: string): Promise<Sc
   const table = tablesFor(prefix).migrations;
   const known = MIGRATIONS.map((m) => m.name);
   let applied: string[] = [];
-  if (await conn.knex.schema.hasTable(table)) {
+  try {
+    // One query: a missing table means nothing is applied.
     const rows = (await conn.knex(table).select('name').orderBy('id')) as Array<{ name: string }>;
     applied = rows.map((r) => r.name);
+  } catch (err) {
+    if (conn.dialect.classifyError(err) !== 'missing-table') throw err;
   }
   return {
     applied,

@@ -39,7 +39,7 @@ export interface SettlerOptions {
   /** Called after each write commits (events and log lines). */
   onSettled: (report: SettleReport) => void;
   /** Reports that the database is unreachable (true) or reachable again (false). */
-  onConnection: (ok: boolean, err?: unknown) => void;
+  onConnection: (ok: boolean, err: unknown, startedAt: number) => void;
   /** Called after each write, so a worker waiting for the backlog to shrink can go on. */
   onProgress?: () => void;
   flushMs?: number;
@@ -119,16 +119,17 @@ export class Settler {
   private async flushLoop(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.takeBatch();
+      const startedAt = performance.now();
       try {
         await this.write(batch);
-        if (this.backoffMs > 0) this.o.onConnection(true);
+        if (this.backoffMs > 0) this.o.onConnection(true, null, startedAt);
         this.backoffMs = 0;
         this.o.onProgress?.();
       } catch (err) {
         if (this.o.store.dialect.classifyError(err) === 'connection') {
           // Keep the writes (in order) and try again later.
           this.queue.unshift(...batch);
-          this.o.onConnection(false, err);
+          this.o.onConnection(false, err, startedAt);
           this.backoffMs = Math.min(30_000, Math.max(250, this.backoffMs * 2));
           return;
         }

@@ -36,13 +36,17 @@ export function forgetStores(): void {
   stores.clear();
 }
 
+const verified = processWide('verifiedStores', () => new WeakSet<Store>());
+
 /** The store, after a round trip that proves the database is reachable (a clear error if not). */
 export async function reachableStore(settings: Settings, connection?: string | null): Promise<Store> {
   const spec = databaseFor(settings, connection);
   let store: Store;
   try {
     store = await storeFor(settings, connection);
+    if (verified.has(store)) return store;
     await store.knex.raw('SELECT 1');
+    verified.add(store);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new DatabaseUnavailableError(`Cannot reach the database ${spec.display}: ${msg || (err as { code?: string })?.code || 'unknown error'}`, {

@@ -83,6 +83,7 @@ export class Worker {
   /** Whether info lines are written at all (building their fields costs on the hot path). */
   private logInfo = true;
   private outagePolls = 0;
+  private outageNoticedAt = 0;
   private graceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: WorkerOptions = {}) {
@@ -122,7 +123,7 @@ export class Worker {
       now: () => this.clock.now(),
       log: this.log,
       onSettled: (r) => this.onSettled(r),
-      onConnection: (ok, err) => this.connectionState(ok, err),
+      onConnection: (ok, err, startedAt) => this.connectionState(ok, err, startedAt),
       onProgress: () => this.wake?.(),
       flushMs: o.settleFlushMs,
     });
@@ -138,7 +139,7 @@ export class Worker {
         this.abortSlot(token, new LeaseLostError('the lease on this task was lost (another worker claimed it, or it was deleted)'));
       },
       onCancelled: (token) => this.cancelHeld(token),
-      onConnection: (ok, err) => this.connectionState(ok, err),
+      onConnection: (ok, err, startedAt) => this.connectionState(ok, err, startedAt),
       log: this.log,
     });
     this.maintenance = new Maintenance({
@@ -160,7 +161,8 @@ export class Worker {
       concurrency: this.concurrency,
       tasks: this.filter.names.length,
     });
-    await this.maintenance.checkClockSkew();
+    // Not awaited: a warning about clocks must not delay the first claim.
+    void this.maintenance.checkClockSkew();
     this.started_at = Date.now();
     if (o.duration && o.duration > 0) {
       this.deadlineTimer = setTimeout(() => this.requestStop('duration'), o.duration * 1000);
@@ -281,8 +283,11 @@ export class Worker {
    * result to be written.
    */
   private async loop(): Promise<void> {
+    let first = true;
     while (!this.stopping) {
-      await this.maintenance.tick(this.dbDown);
+      // The first claim comes first; recovery and cron start right after (and on their timer).
+      if (!first) await this.maintenance.tick(this.dbDown);
+      first = false;
       this.dispatch();
       if (this.maxTasksReached()) {
         await this.waitFor(() => this.slots.size === 0);
@@ -309,6 +314,8 @@ export class Worker {
         continue;
       }
       if (this.options.batch && this.slots.size === 0 && this.buffer.length === 0 && !this.dbDown) {
+        // Recovery and cron get their pass before the batch may end (the first claim went first).
+        await this.maintenance.tick(this.dbDown);
         await this.settler.flush();
         // An empty SKIP LOCKED claim proves nothing; a non-locking count does.
         if ((await this.safely(() => this.store.countReady(this.filter, this.clock.now()), 0)) === 0) {
@@ -364,13 +371,14 @@ export class Worker {
 
   /** Runs a query; a connection failure is logged once and gives `fallback`. */
   private async safely<T>(op: () => Promise<T>, fallback: T): Promise<T> {
+    const startedAt = performance.now();
     try {
       const r = await op();
-      if (this.dbDown) this.connectionState(true);
+      if (this.dbDown) this.connectionState(true, null, startedAt);
       return r;
     } catch (err) {
       if (this.store.dialect.classifyError(err) === 'connection') {
-        this.connectionState(false, err);
+        this.connectionState(false, err, startedAt);
         return fallback;
       }
       throw err;
@@ -384,7 +392,14 @@ export class Worker {
     return ms;
   }
 
-  private connectionState(ok: boolean, err?: unknown): void {
+  /**
+   * One warning when the database goes away and one when it is back. Only an operation begun
+   * after the outage was noticed counts as "back": one already under way when the connection
+   * broke can still complete and would otherwise report a recovery that has not happened.
+   */
+  private connectionState(ok: boolean, err: unknown, startedAt: number): void {
+    if (ok && this.dbDown && startedAt < this.outageNoticedAt) return;
+    if (!ok && !this.dbDown) this.outageNoticedAt = performance.now();
     if (ok && this.dbDown) {
       this.outagePolls = 0;
       this.dbDown = false;

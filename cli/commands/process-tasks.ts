@@ -92,6 +92,9 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   const log = makeLogger(flags, { worker: workerId });
   setLogger(log);
   const uncapture = flags.logStd ? captureTaskOutput(log) : null;
+  // The database first: knex and the driver load (and connect) before tsx's hooks exist, which
+  // would otherwise see every module they import.
+  await reachableStore(fileSettings, options.connection);
   const { files, names } = await discoverTasks(fileSettings.taskFiles, fileSettings.taskFilesBase);
   // Resolved again: a task file may call configure(), which ranks above the environment and the
   // config file (the command line still wins).

@@ -244,6 +244,23 @@ describe('process-tasks usage errors, spawned', function () {
     }
   });
 
+  it('loads a tasks.ts of a CommonJS package (no "type": "module") as well as of an ESM one', async () => {
+    const p = makeProject({
+      'tasks.ts': `import { background } from 'bgtasks';\nexport const hello = background(function hello(n: number) { return n + 1; });\n`,
+      'enqueue.ts': `import { hello } from './tasks.js';\nimport { closeConnections } from 'bgtasks';\nawait hello(41);\nawait closeConnections();\n`,
+    });
+    try {
+      expect((await runCli(['migrate'], p.dir)).code).to.equal(0);
+      expect((await spawnNode(['--import', TSX_LOADER, 'enqueue.ts'], p.dir).exited).code).to.equal(0);
+      p.write('package.json', JSON.stringify({ name: 'cjs-app', private: true }));
+      const r = await runCli(['process-tasks', '--batch'], p.dir);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout).to.match(/task succeeded.*name=hello/);
+    } finally {
+      p.remove();
+    }
+  });
+
   it('names a bad environment variable and its value', async () => {
     const r = await runCli(['process-tasks', '--batch'], project.dir, { BGTASKS_MAX_ATTEMPTS: 'many' });
     expect(r.code).to.equal(2);

@@ -213,6 +213,11 @@ contract('cron recurrences', (db) => {
     const w = await new Worker({ clock, sleep: 0.05, concurrency: 1, logger: recordingLogger(), names: ['sch.blocker', 'sch.whileBusy'] }).start(db.settings);
     try {
       await waitUntil(() => started, 'the blocker to occupy the only slot');
+      // The schedule is registered by the worker's first maintenance pass, at 00:30.
+      await waitUntil(
+        async () => Number(((await db.store.knex(db.store.tables.schedules).where('name', 'sch.whileBusy').count({ n: '*' })) as Array<{ n: unknown }>)[0]!.n) === 1,
+        'the worker to register the schedule',
+      );
       clock.set(Date.parse('2030-01-01T01:00:01Z'));
       await waitUntil(async () => (await tasksOf('sch.whileBusy')).length === 1, 'the busy worker to enqueue the slot');
       expect(await tasksOf('sch.whileBusy')).to.deep.equal(['2030-01-01T01:00:00.000Z']);
