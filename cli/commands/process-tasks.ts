@@ -7,6 +7,7 @@ import { resolveSettings } from '../../core/config.js';
 import { createLogger, setLogger, type Logger } from '../../core/log.js';
 import { discoverTasks } from '../../core/loader.js';
 import { captureTaskOutput } from '../../core/log-std.js';
+import { startPeriodicGc } from '../gc.js';
 import { runMigrations } from '../../core/migrate.js';
 import { reachableStore } from '../../core/stores.js';
 import { Worker } from '../../core/worker.js';
@@ -36,6 +37,7 @@ export interface ProcessTasksFlags extends DbFlags {
   connection?: string;
   dev?: boolean;
   logStd?: boolean;
+  gcInterval?: string;
 }
 
 export function makeLogger(flags: { logFormat?: string; verbose?: boolean; quiet?: boolean }, base: Record<string, unknown> = {}): Logger {
@@ -143,8 +145,11 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
+  const gcSeconds = numberFlag(flags.gcInterval ?? '2', '--gc-interval', 'seconds >= 0 (0 = leave collection to V8)', (n) => n >= 0)!;
+  let stopGc = () => {};
   try {
     await running.start(settings);
+    stopGc = startPeriodicGc(gcSeconds, () => running.tasksRun());
     const summary = await running.done;
     return summary.reason === 'fatal' ? EXIT.FAILURE : EXIT.OK;
   } finally {
@@ -153,5 +158,6 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     process.off('unhandledRejection', onRejection);
     process.off('uncaughtException', onException);
     uncapture?.();
+    stopGc();
   }
 }
