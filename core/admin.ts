@@ -6,7 +6,7 @@
 import type { Knex } from 'knex';
 import { BgtasksError, TaskNotFoundError, ValidationError } from './errors.js';
 import { pendingStatus } from './results.js';
-import { toCompletedRow, type NewTask } from './rows.js';
+import { plainTask, toCompletedRow, type NewTask } from './rows.js';
 import type { Store } from './store.js';
 import type { CompletedRow, Status } from './types.js';
 
@@ -160,7 +160,7 @@ export interface RetryOutcome {
  * goes on by itself, so the copy carries no recurrence (and no expiry).
  */
 export function retryCopyOf(c: CompletedRow, nowMs: number): NewTask {
-  return {
+  return plainTask({
     name: c.name,
     args: c.args,
     hash: c.hash,
@@ -170,18 +170,8 @@ export function retryCopyOf(c: CompletedRow, nowMs: number): NewTask {
     creatorType: c.creatorType,
     creatorId: c.creatorId,
     runAt: nowMs,
-    scheduledAt: nowMs,
     enqueuedAt: nowMs,
-    maxAttempts: null,
-    maxRunTime: null,
-    expiresAt: null,
-    repeatEvery: 0,
-    repeatCron: null,
-    timezone: null,
-    repeatUntil: null,
-    repeatOnFailure: true,
-    recurringKey: null,
-  };
+  });
 }
 
 /** The failed results with these ids; a usage error naming the first id that is unknown or not FAILED. */

@@ -93,6 +93,7 @@ async function runInMemory(m: MemoryTask): Promise<void> {
     repeatCron: task.repeatCron,
     timezone: task.timezone,
     repeatUntil: task.repeatUntil,
+    recurringKey: task.recurringKey,
   };
 }
 

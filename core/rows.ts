@@ -2,7 +2,7 @@
  * The one place where snake_case rows become camelCase objects and back. Drivers disagree on
  * types: PostgreSQL returns BIGINT as strings, MySQL and SQLite return booleans as 0/1.
  */
-import type { CompletedRow, ErrorRecord, TaskRow } from './types.js';
+import type { CompletedRow, ErrorRecord, StoredTask, TaskRow } from './types.js';
 
 type Raw = Record<string, unknown>;
 
@@ -21,9 +21,9 @@ function parseErrors(v: unknown): ErrorRecord[] {
   }
 }
 
-export function toTaskRow(r: Raw): TaskRow {
+/** The columns both tables share. */
+function storedTask(r: Raw): StoredTask {
   return {
-    id: String(r.id),
     name: String(r.name),
     args: String(r.args),
     hash: String(r.hash),
@@ -36,51 +36,41 @@ export function toTaskRow(r: Raw): TaskRow {
     scheduledAt: num(r.scheduled_at),
     enqueuedAt: num(r.enqueued_at),
     attempts: num(r.attempts),
-    maxAttempts: numOrNull(r.max_attempts),
-    maxRunTime: r.max_run_time_ms === null || r.max_run_time_ms === undefined ? null : num(r.max_run_time_ms) / 1000,
-    expiresAt: numOrNull(r.expires_at),
     repeatEvery: num(r.repeat_every_ms ?? 0) / 1000,
     repeatCron: strOrNull(r.repeat_cron),
     timezone: strOrNull(r.timezone),
     repeatUntil: numOrNull(r.repeat_until),
-    repeatOnFailure: r.repeat_on_failure === undefined ? true : bool(r.repeat_on_failure),
+    recurringKey: strOrNull(r.recurring_key),
     lastError: strOrNull(r.last_error),
     errors: parseErrors(r.errors),
+  };
+}
+
+export function toTaskRow(r: Raw): TaskRow {
+  return {
+    ...storedTask(r),
+    id: String(r.id),
+    maxAttempts: numOrNull(r.max_attempts),
+    maxRunTime: r.max_run_time_ms === null || r.max_run_time_ms === undefined ? null : num(r.max_run_time_ms) / 1000,
+    expiresAt: numOrNull(r.expires_at),
+    repeatOnFailure: r.repeat_on_failure === undefined ? true : bool(r.repeat_on_failure),
     lockedBy: strOrNull(r.locked_by),
     claimToken: strOrNull(r.claim_token),
     lockedAt: numOrNull(r.locked_at),
     lockedUntil: numOrNull(r.locked_until),
     cancelRequested: bool(r.cancel_requested),
-    recurringKey: strOrNull(r.recurring_key),
   };
 }
 
 export function toCompletedRow(r: Raw): CompletedRow {
   return {
+    ...storedTask(r),
     taskId: String(r.task_id),
-    name: String(r.name),
-    args: String(r.args),
-    hash: String(r.hash),
-    queue: strOrNull(r.queue),
-    priority: num(r.priority),
-    verboseName: strOrNull(r.verbose_name),
-    creatorType: strOrNull(r.creator_type),
-    creatorId: strOrNull(r.creator_id),
-    runAt: num(r.run_at),
-    scheduledAt: num(r.scheduled_at),
-    enqueuedAt: num(r.enqueued_at),
     startedAt: numOrNull(r.started_at),
     finishedAt: num(r.finished_at),
     failedAt: numOrNull(r.failed_at),
-    attempts: num(r.attempts),
-    lastError: strOrNull(r.last_error),
-    errors: parseErrors(r.errors),
     returnValue: strOrNull(r.return_value),
     workerId: strOrNull(r.worker_id),
-    repeatEvery: num(r.repeat_every_ms ?? 0) / 1000,
-    repeatCron: strOrNull(r.repeat_cron),
-    timezone: strOrNull(r.timezone),
-    repeatUntil: numOrNull(r.repeat_until),
   };
 }
 
@@ -106,6 +96,28 @@ export interface NewTask {
   repeatUntil: number | null;
   repeatOnFailure: boolean;
   recurringKey: string | null;
+}
+
+/** A new task with every optional field at its default: no queue, priority 0, no recurrence. */
+export function plainTask(t: Pick<NewTask, 'name' | 'args' | 'hash' | 'runAt' | 'enqueuedAt'> & Partial<NewTask>): NewTask {
+  return {
+    queue: null,
+    priority: 0,
+    verboseName: null,
+    creatorType: null,
+    creatorId: null,
+    scheduledAt: t.runAt,
+    maxAttempts: null,
+    maxRunTime: null,
+    expiresAt: null,
+    repeatEvery: 0,
+    repeatCron: null,
+    timezone: null,
+    repeatUntil: null,
+    repeatOnFailure: true,
+    recurringKey: null,
+    ...t,
+  };
 }
 
 /**

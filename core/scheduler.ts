@@ -13,7 +13,7 @@ import type { Clock } from './clock.js';
 import type { Logger } from './log.js';
 import { cronSlotsBetween } from './policy/cron.js';
 import type { DeclaredSchedule } from './recurring.js';
-import { newTaskRow, type NewTask } from './rows.js';
+import { newTaskRow, plainTask } from './rows.js';
 import type { Store } from './store.js';
 import { taskHash } from './json.js';
 
@@ -152,28 +152,18 @@ export class RecurringScheduler {
   private async enqueueSlot(s: DeclaredSchedule, zone: string, slot: number, now: number): Promise<string | null> {
     const { store } = this.o;
     const defaults = this.o.taskDefaults(s.name);
-    const task: NewTask = {
+    const task = plainTask({
       name: s.name,
       args: s.args,
       hash: taskHash(s.name, s.args),
       queue: defaults.queue,
       priority: defaults.priority,
-      verboseName: null,
-      creatorType: null,
-      creatorId: null,
       runAt: slot,
-      scheduledAt: slot,
       enqueuedAt: now,
-      maxAttempts: null,
-      maxRunTime: null,
       expiresAt: defaults.expiresAfter ? slot + Math.round(defaults.expiresAfter * 1000) : null,
-      repeatEvery: 0,
-      repeatCron: null,
       timezone: zone,
-      repeatUntil: null,
-      repeatOnFailure: true,
       recurringKey: s.key,
-    };
+    });
     try {
       return await store.tx(async (trx) => {
         // The slot row first: it is the exactly-once guard, and on SQLite a write transaction

@@ -133,9 +133,8 @@ export interface ErrorRecord {
   workerId: string | null;
 }
 
-/** A pending or running task, as the store hands it to the worker (camelCase of the row). */
-export interface TaskRow {
-  id: string;
+/** What the pending and the completed table both say of a task (camelCase of their columns). */
+export interface StoredTask {
   name: string;
   args: string;
   hash: string;
@@ -150,50 +149,38 @@ export interface TaskRow {
   scheduledAt: number;
   enqueuedAt: number;
   attempts: number;
-  maxAttempts: number | null;
-  maxRunTime: number | null;
-  expiresAt: number | null;
+  /** Seconds between repetitions (0: none). */
   repeatEvery: number;
   repeatCron: string | null;
   timezone: string | null;
   repeatUntil: number | null;
-  repeatOnFailure: boolean;
+  recurringKey: string | null;
   lastError: string | null;
   errors: ErrorRecord[];
+}
+
+/** A pending or running task, as the store hands it to the worker. */
+export interface TaskRow extends StoredTask {
+  id: string;
+  maxAttempts: number | null;
+  maxRunTime: number | null;
+  expiresAt: number | null;
+  repeatOnFailure: boolean;
   lockedBy: string | null;
   claimToken: string | null;
   lockedAt: number | null;
   lockedUntil: number | null;
   cancelRequested: boolean;
-  recurringKey: string | null;
 }
 
 /** A finished task as stored in the completed table. */
-export interface CompletedRow {
+export interface CompletedRow extends StoredTask {
   taskId: string;
-  name: string;
-  args: string;
-  hash: string;
-  queue: string | null;
-  priority: number;
-  verboseName: string | null;
-  creatorType: string | null;
-  creatorId: string | null;
-  runAt: number;
-  scheduledAt: number;
-  enqueuedAt: number;
   startedAt: number | null;
   finishedAt: number;
   /** Set when the task failed for good; null when it succeeded. */
   failedAt: number | null;
-  attempts: number;
-  lastError: string | null;
-  errors: ErrorRecord[];
   /** The JSON text of the return value; null when the function returned undefined or failed. */
   returnValue: string | null;
   workerId: string | null;
-  repeatEvery: number;
-  repeatCron: string | null;
-  timezone: string | null;
-  repeatUntil: number | null;
 }

@@ -12,7 +12,7 @@ import { closeConnections } from '../../core/db/connection.js';
 import { rollbackMigrations } from '../../core/migrate.js';
 import { taskHash } from '../../core/json.js';
 import type { Store } from '../../core/store.js';
-import type { NewTask } from '../../core/rows.js';
+import { plainTask } from '../../core/rows.js';
 
 const TASKS = `
 import { background, PermanentTaskError } from 'bgtasks';
@@ -94,28 +94,15 @@ for (const t of cliTargets()) {
     const addPending = async (name: string, args: unknown[], o: { queue?: string | null; priority?: number; runAt?: number } = {}) => {
       const text = JSON.stringify(args);
       const now = Date.now();
-      const task: NewTask = {
+      const task = plainTask({
         name,
         args: text,
         hash: taskHash(name, text),
         queue: o.queue ?? null,
         priority: o.priority ?? 0,
-        verboseName: null,
-        creatorType: null,
-        creatorId: null,
         runAt: o.runAt ?? now,
-        scheduledAt: o.runAt ?? now,
         enqueuedAt: now,
-        maxAttempts: null,
-        maxRunTime: null,
-        expiresAt: null,
-        repeatEvery: 0,
-        repeatCron: null,
-        timezone: null,
-        repeatUntil: null,
-        repeatOnFailure: true,
-        recurringKey: null,
-      };
+      });
       const [id] = await store.insertTasks([task]);
       return { id: id! };
     };

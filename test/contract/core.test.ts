@@ -12,6 +12,7 @@ import { recordingLogger } from '../helpers/log.js';
 import { NotMigratedError } from '../../core/errors.js';
 import { ensureMigrated } from '../../core/migrate.js';
 import { Store } from '../../core/store.js';
+import { plainTask } from '../../core/rows.js';
 
 const ran: Array<{ name: string; args: unknown[] }> = [];
 
@@ -194,30 +195,7 @@ contract('core: enqueue and run', (db) => {
   });
 
   it('leaves tasks whose name it has not registered, and warns with name and count', async () => {
-    await db.store.insertTasks([
-      {
-        name: 'core.unknown',
-        args: '[]',
-        hash: 'x'.repeat(40),
-        queue: null,
-        priority: 0,
-        verboseName: null,
-        creatorType: null,
-        creatorId: null,
-        runAt: clock.now(),
-        scheduledAt: clock.now(),
-        enqueuedAt: clock.now(),
-        maxAttempts: null,
-        maxRunTime: null,
-        expiresAt: null,
-        repeatEvery: 0,
-        repeatCron: null,
-        timezone: null,
-        repeatUntil: null,
-        repeatOnFailure: true,
-        recurringKey: null,
-      },
-    ]);
+    await db.store.insertTasks([plainTask({ name: 'core.unknown', args: '[]', hash: 'x'.repeat(40), runAt: clock.now(), enqueuedAt: clock.now() })]);
     const { summary, log } = await drain(db, clock);
     expect(summary.ran).to.equal(0);
     const warn = log.find('warn', /no loaded task file registers/);
