@@ -16,6 +16,8 @@ import type { DeclaredSchedule } from './recurring.js';
 import { newTaskRow, plainTask } from './rows.js';
 import type { Store } from './store.js';
 import { taskHash } from './json.js';
+import { allRegistered, getRegistered } from './registry.js';
+import type { DefinitionInternals } from './task.js';
 
 export interface SchedulerOptions {
   store: Store;
@@ -204,4 +206,31 @@ export class RecurringScheduler {
     const { store } = this.o;
     await store.retrying(() => store.knex(store.tables.scheduleSlots).where('created_at', '<', now - SLOT_ROWS_KEPT_MS).del());
   }
+}
+
+/** What a worker knows when it builds its scheduler. */
+export interface SchedulerContext extends Omit<SchedulerOptions, 'schedules' | 'taskDefaults'> {
+  /** The worker's named connection (null: the default one). */
+  connection: string | null;
+}
+
+/**
+ * The scheduler for the cron schedules of the tasks a worker runs, or null when they declare
+ * none. A task stored on another connection is enqueued by the workers of that connection.
+ */
+export function schedulerFor(c: SchedulerContext): RecurringScheduler | null {
+  const names = new Set(c.names);
+  const mine = (conn: string | null | undefined) => (conn && conn !== 'default' ? conn : null);
+  const defs = (allRegistered() as DefinitionInternals[]).filter((d) => names.has(d.name) && mine(d.options.connection) === mine(c.connection));
+  const schedules = defs.flatMap((d) => d.schedules ?? []);
+  if (schedules.length === 0) return null;
+  const { connection: _connection, ...options } = c;
+  return new RecurringScheduler({
+    ...options,
+    schedules,
+    taskDefaults: (name) => {
+      const d = getRegistered(name) as DefinitionInternals | undefined;
+      return { queue: d?.options.queue ?? null, priority: d?.options.priority ?? 0, expiresAfter: d?.options.expiresAfter ?? null };
+    },
+  });
 }

@@ -100,3 +100,32 @@ export function parseQueueList(value: string, flag: string): string[] {
   if (parts.some((p) => p === '')) throw new ConfigError(`Invalid ${flag}: ${JSON.stringify(value)} — expected a comma-separated list of queue names`);
   return parts;
 }
+
+/**
+ * The heartbeat interval (ms): a lease must be renewed well before it expires. An explicit
+ * interval that is not shorter than the lock timeout is an error; a configured one that is too
+ * long for a shorter lock timeout (e.g. only --lock-timeout 2 was given) becomes a third of it.
+ */
+export function heartbeatIntervalMs(explicitSeconds: number | undefined, configuredSeconds: number, lockTimeoutMs: number): number {
+  const hb = (explicitSeconds ?? configuredSeconds) * 1000;
+  if (explicitSeconds !== undefined && hb >= lockTimeoutMs) {
+    throw new ConfigError(
+      `Invalid --heartbeat-interval: ${explicitSeconds} — expected fewer seconds than --lock-timeout (${lockTimeoutMs / 1000}), or leases expire between heartbeats`,
+    );
+  }
+  return Math.round(hb > lockTimeoutMs / 2 ? lockTimeoutMs / 3 : hb);
+}
+
+const AUTO_PREFETCH_MAX = 500;
+const AUTO_PREFETCH_WORK_MS = 100;
+
+/**
+ * The automatic prefetch: enough tasks for about 100 ms of work per slot at the measured task
+ * duration, at most 500, so short tasks are claimed hundreds at a time and a worker of
+ * one-second tasks does not hoard work other workers could run; the concurrency until a duration
+ * is known (`avgTaskMs` < 0).
+ */
+export function autoPrefetch(concurrency: number, avgTaskMs: number): number {
+  if (avgTaskMs < 0) return concurrency;
+  return Math.min(AUTO_PREFETCH_MAX, Math.floor((concurrency * AUTO_PREFETCH_WORK_MS) / Math.max(avgTaskMs, 0.01)));
+}

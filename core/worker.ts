@@ -6,15 +6,16 @@
 import { currentClock } from './clock-state.js';
 import type { Clock } from './clock.js';
 import { getSettings, type Settings } from './config.js';
-import { CancelledError, ConfigError, LeaseLostError, WorkerStoppedError, ExpiredError } from './errors.js';
-import { events, type TaskEventInfo } from './events.js';
+import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from './errors.js';
+import { events } from './events.js';
+import { reportSettled, taskInfo } from './worker-report.js';
 import { execute } from './executor.js';
 import { flushTaskOutput } from './log-std.js';
 import { getLogger, type Logger } from './log.js';
 import { ensureMigrated } from './migrate.js';
 import { decide, type Decision, type Execution } from './policy/transitions.js';
-import { registeredNames, getRegistered, allRegistered } from './registry.js';
-import { RecurringScheduler } from './scheduler.js';
+import { registeredNames, getRegistered } from './registry.js';
+import { schedulerFor } from './scheduler.js';
 import type { DefinitionInternals } from './task.js';
 import { Settler, type SettleReport } from './settler.js';
 import type { ClaimFilter, Store } from './store.js';
@@ -22,7 +23,8 @@ import { reachableStore } from './stores.js';
 import type { TaskRow } from './types.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { Wakeup } from './wakeup.js';
-import { checkWorkerOptions, defaultWorkerId, type WorkerOptions } from './worker-options.js';
+import { DatabaseHealth } from './db-health.js';
+import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './worker-options.js';
 import { taskRecurrence, Maintenance } from './maintenance.js';
 
 export type { WorkerOptions };
@@ -46,10 +48,7 @@ interface Slot {
   stop: AbortController;
 }
 
-const sleepReal = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const AUTO_PREFETCH_MAX = 500;
-const AUTO_PREFETCH_WORK_MS = 100;
 
 export class Worker {
   readonly id: string;
@@ -79,11 +78,9 @@ export class Worker {
   private resolveDone!: (s: WorkerSummary) => void;
   readonly done: Promise<WorkerSummary>;
   private readonly summary: WorkerSummary;
-  private dbDown = false;
+  private health!: DatabaseHealth;
   /** Whether info lines are written at all (building their fields costs on the hot path). */
   private logInfo = true;
-  private outagePolls = 0;
-  private outageNoticedAt = 0;
   private graceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: WorkerOptions = {}) {
@@ -104,8 +101,9 @@ export class Worker {
     this.settings = settings ?? (await getSettings());
     const s = this.settings;
     this.lockTimeoutMs = Math.round((o.lockTimeout ?? s.lockTimeout) * 1000);
-    const heartbeatMs = this.heartbeatMs(o, s);
+    const heartbeatMs = heartbeatIntervalMs(o.heartbeatInterval, s.heartbeatInterval, this.lockTimeoutMs);
     this.store = await reachableStore(s, o.connection);
+    this.health = new DatabaseHealth(this.store, this.log);
     await ensureMigrated(this.store.conn, s.tablePrefix);
     this.concurrency = o.concurrency ?? s.concurrency;
     const prefetch = o.prefetch ?? s.prefetch;
@@ -123,7 +121,7 @@ export class Worker {
       now: () => this.clock.now(),
       log: this.log,
       onSettled: (r) => this.onSettled(r),
-      onConnection: (ok, err, startedAt) => this.connectionState(ok, err, startedAt),
+      onConnection: (ok, err, startedAt) => this.health.report(ok, err, startedAt),
       onProgress: () => this.wake?.(),
       flushMs: o.settleFlushMs,
     });
@@ -139,7 +137,7 @@ export class Worker {
         this.abortSlot(token, new LeaseLostError('the lease on this task was lost (another worker claimed it, or it was deleted)'));
       },
       onCancelled: (token) => this.cancelHeld(token),
-      onConnection: (ok, err, startedAt) => this.connectionState(ok, err, startedAt),
+      onConnection: (ok, err, startedAt) => this.health.report(ok, err, startedAt),
       log: this.log,
     });
     this.maintenance = new Maintenance({
@@ -152,7 +150,17 @@ export class Worker {
       // Recovery runs at every poll (at most 4 times a second): a dead worker's task is picked up
       // within lockTimeout plus one poll.
       everyMs: Math.max(250, Math.min(this.sleepMs, this.lockTimeoutMs / 2)),
-      scheduler: this.makeScheduler(),
+      scheduler: schedulerFor({
+        store: this.store,
+        clock: this.clock,
+        log: this.log,
+        workerId: this.id,
+        names: this.filter.names,
+        connection: this.options.connection ?? null,
+        defaultTimezone: this.settings.timezone,
+        // A slot first seen later than this was missed while no worker ran (see catchUp).
+        graceMs: Math.max(this.settings.cronGrace * 1000, 3 * this.sleepMs),
+      }),
     });
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
@@ -168,7 +176,7 @@ export class Worker {
       this.deadlineTimer = setTimeout(() => this.requestStop('duration'), o.duration * 1000);
     }
     this.leases.start();
-    this.maintenance.startTimer(() => this.dbDown);
+    this.maintenance.startTimer(() => this.health.down);
     this.wakeup = new Wakeup(this.store, () => this.wake?.(), this.log);
     await this.wakeup.start();
     void this.loop().catch((err: unknown) => {
@@ -176,32 +184,6 @@ export class Worker {
       this.requestStop('fatal');
     });
     return this;
-  }
-
-  private makeScheduler(): RecurringScheduler | null {
-    const names = new Set(this.filter.names);
-    const mine = (c: string | null | undefined) => (c && c !== 'default' ? c : null);
-    // A task stored on another connection is enqueued by the workers of that connection.
-    const defs = (allRegistered() as DefinitionInternals[]).filter(
-      (d) => names.has(d.name) && mine(d.options.connection) === mine(this.options.connection),
-    );
-    const schedules = defs.flatMap((d) => d.schedules ?? []);
-    if (schedules.length === 0) return null;
-    return new RecurringScheduler({
-      store: this.store,
-      clock: this.clock,
-      log: this.log,
-      workerId: this.id,
-      schedules,
-      defaultTimezone: this.settings.timezone,
-      // A slot first seen later than this was missed while no worker ran (see catchUp).
-      graceMs: Math.max(this.settings.cronGrace * 1000, 3 * this.sleepMs),
-      taskDefaults: (name) => {
-        const d = getRegistered(name) as DefinitionInternals | undefined;
-        return { queue: d?.options.queue ?? null, priority: d?.options.priority ?? 0, expiresAfter: d?.options.expiresAfter ?? null };
-      },
-      names: this.filter.names,
-    });
   }
 
   /** How many attempts this worker has started so far. */
@@ -250,21 +232,6 @@ export class Worker {
     this.wake?.();
   }
 
-  /**
-   * The heartbeat interval: a lease must be renewed well before it expires. An explicit interval
-   * that is not shorter than the lock timeout is an error; a configured one that is too long for a
-   * shorter lock timeout (e.g. only --lock-timeout 2 was given) becomes a third of it.
-   */
-  private heartbeatMs(o: WorkerOptions, s: Settings): number {
-    const hb = (o.heartbeatInterval ?? s.heartbeatInterval) * 1000;
-    if (o.heartbeatInterval !== undefined && hb >= this.lockTimeoutMs) {
-      throw new ConfigError(
-        `Invalid --heartbeat-interval: ${o.heartbeatInterval} — expected fewer seconds than --lock-timeout (${this.lockTimeoutMs / 1000}), or leases expire between heartbeats`,
-      );
-    }
-    return Math.round(hb > this.lockTimeoutMs / 2 ? this.lockTimeoutMs / 3 : hb);
-  }
-
   /** A cancel request seen by a heartbeat: abort the running attempt, or fail a prefetched task. */
   private cancelHeld(token: string): void {
     const queued = this.buffer.find((t) => t.claimToken === token);
@@ -291,7 +258,7 @@ export class Worker {
     let first = true;
     while (!this.stopping) {
       // The first claim comes first; recovery and cron start right after (and on their timer).
-      if (!first) await this.maintenance.tick(this.dbDown);
+      if (!first) await this.maintenance.tick(this.health.down);
       first = false;
       this.dispatch();
       if (this.maxTasksReached()) {
@@ -318,18 +285,18 @@ export class Worker {
         await this.idle(this.sleepMs);
         continue;
       }
-      if (this.options.batch && this.slots.size === 0 && this.buffer.length === 0 && !this.dbDown) {
+      if (this.options.batch && this.slots.size === 0 && this.buffer.length === 0 && !this.health.down) {
         // Recovery and cron get their pass before the batch may end (the first claim went first).
-        await this.maintenance.tick(this.dbDown);
+        await this.maintenance.tick(this.health.down);
         await this.settler.flush();
         // An empty SKIP LOCKED claim proves nothing; a non-locking count does.
-        if ((await this.safely(() => this.store.countReady(this.filter, this.clock.now()), 0)) === 0) {
+        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now()), 0)) === 0) {
           this.requestStop('batch');
           break;
         }
         continue;
       }
-      await this.idle(this.dbDown ? this.outageBackoffMs() : this.sleepMs);
+      await this.idle(this.health.down ? this.health.backoffMs(this.sleepMs) : this.sleepMs);
     }
     await this.shutdown();
   }
@@ -349,16 +316,8 @@ export class Worker {
     }
   }
 
-  /**
-   * How many tasks to hold ahead of the free slots. Auto: enough for about 100 ms of work per slot
-   * at the measured task duration (so short tasks are claimed hundreds at a time, and a worker of
-   * one-second tasks does not hoard work other workers could run), at most 500; the concurrency
-   * until a duration is known.
-   */
   private get prefetch(): number {
-    if (this.fixedPrefetch !== null) return this.fixedPrefetch;
-    if (this.avgTaskMs < 0) return this.concurrency;
-    return Math.min(AUTO_PREFETCH_MAX, Math.floor((this.concurrency * AUTO_PREFETCH_WORK_MS) / Math.max(this.avgTaskMs, 0.01)));
+    return this.fixedPrefetch ?? autoPrefetch(this.concurrency, this.avgTaskMs);
   }
 
   /** Results waiting to be written before the worker stops claiming more. */
@@ -367,55 +326,11 @@ export class Worker {
   }
 
   private async claim(limit: number): Promise<TaskRow[]> {
-    return this.safely(
+    return this.health.guard(
       () =>
         this.store.claim({ ...this.filter, workerId: this.id, nowMs: this.clock.now(), leaseMs: this.lockTimeoutMs, limit }),
       [],
     );
-  }
-
-  /** Runs a query; a connection failure is logged once and gives `fallback`. */
-  private async safely<T>(op: () => Promise<T>, fallback: T): Promise<T> {
-    const startedAt = performance.now();
-    try {
-      const r = await op();
-      if (this.dbDown) this.connectionState(true, null, startedAt);
-      return r;
-    } catch (err) {
-      if (this.store.dialect.classifyError(err) === 'connection') {
-        this.connectionState(false, err, startedAt);
-        return fallback;
-      }
-      throw err;
-    }
-  }
-
-  /** Polls while the database is unreachable: doubling from max(sleep, 1 s), capped at 30 s. */
-  private outageBackoffMs(): number {
-    const ms = Math.min(30_000, Math.max(this.sleepMs, 1000) * 2 ** Math.min(this.outagePolls, 5));
-    this.outagePolls++;
-    return ms;
-  }
-
-  /**
-   * One warning when the database goes away and one when it is back. Only an operation begun
-   * after the outage was noticed counts as "back": one already under way when the connection
-   * broke can still complete and would otherwise report a recovery that has not happened.
-   */
-  private connectionState(ok: boolean, err: unknown, startedAt: number): void {
-    if (ok && this.dbDown && startedAt < this.outageNoticedAt) return;
-    if (!ok && !this.dbDown) this.outageNoticedAt = performance.now();
-    if (ok && this.dbDown) {
-      this.outagePolls = 0;
-      this.dbDown = false;
-      this.log.warn('database reachable again', { database: this.store.conn.spec.display });
-    } else if (!ok && !this.dbDown) {
-      this.dbDown = true;
-      this.log.warn('database unreachable; retrying with backoff, results are kept until they can be recorded', {
-        database: this.store.conn.spec.display,
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
   }
 
   /** Sleeps up to `ms`; `this.wake()` ends the sleep early (a slot freed, a stop request). */
@@ -433,10 +348,6 @@ export class Worker {
 
   private async waitFor(cond: () => boolean): Promise<void> {
     while (!cond()) await this.idle(1000);
-  }
-
-  private info(t: TaskRow): TaskEventInfo {
-    return { id: t.id, name: t.name, queue: t.queue, priority: t.priority, attempt: t.attempts, runAt: t.runAt };
   }
 
   private maxAttemptsFor(t: TaskRow): number {
@@ -464,7 +375,7 @@ export class Worker {
     } else if (!def) {
       execution = { kind: 'released' };
     } else {
-      if (events.listenerCount('task:started') > 0) events.emit('task:started', { ...this.info(task), workerId: this.id });
+      if (events.listenerCount('task:started') > 0) events.emit('task:started', { ...taskInfo(task), workerId: this.id });
       if (this.logInfo) this.log.info('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
       const maxRunTime = task.maxRunTime ?? def.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
       execution = await execute({
@@ -495,43 +406,7 @@ export class Worker {
   }
 
   private onSettled(r: SettleReport): void {
-    const t = r.task;
-    this.summary.ran++;
-    if (r.outcome === 'succeeded') {
-      // The hot path: nothing is built for logs or events nobody reads.
-      this.summary.succeeded++;
-      if (this.logInfo) this.log.info('task succeeded', { id: t.id, name: t.name, queue: t.queue, attempt: t.attempts, duration_ms: r.durationMs ?? undefined, outcome: 'succeeded' });
-      if (events.listenerCount('task:succeeded') > 0) {
-        events.emit('task:succeeded', { ...this.info(t), workerId: this.id, returnValue: r.returnValue ? JSON.parse(r.returnValue) : undefined, durationMs: r.durationMs ?? 0 });
-      }
-      if (events.listenerCount('task:finished') > 0) events.emit('task:finished', { ...this.info(t), workerId: this.id, outcome: 'succeeded' });
-      return;
-    }
-    const info = this.info(t);
-    const base = { id: t.id, name: t.name, queue: t.queue, attempt: t.attempts, duration_ms: r.durationMs ?? undefined };
-    const err = r.decision.type === 'retry' || r.decision.type === 'fail' ? r.decision.error : undefined;
-    switch (r.outcome) {
-      case 'rescheduled':
-        this.summary.rescheduled++;
-        this.log.warn('task failed; retry scheduled', { ...base, outcome: 'rescheduled', retry_at: new Date((r.decision as { runAt: number }).runAt).toISOString(), error: errText(err) });
-        events.emit('task:error', { ...info, workerId: this.id, error: err });
-        events.emit('task:rescheduled', { ...info, workerId: this.id, error: err });
-        break;
-      case 'failed':
-        this.summary.failed++;
-        this.log.error('task failed for good', { ...base, outcome: 'failed', error: errText(err) });
-        events.emit('task:error', { ...info, workerId: this.id, error: err });
-        events.emit('task:failed', { ...info, workerId: this.id, error: err });
-        break;
-      case 'released':
-        this.summary.released++;
-        this.log.info('task released (attempt given back)', { ...base, outcome: 'released' });
-        break;
-      case 'lost':
-        this.summary.lost++;
-        return;
-    }
-    events.emit('task:finished', { ...info, workerId: this.id, outcome: r.outcome as 'succeeded' | 'rescheduled' | 'failed' | 'released' });
+    reportSettled(r, { summary: this.summary, log: this.log, logInfo: this.logInfo, workerId: this.id });
   }
 
   private async shutdown(): Promise<void> {
@@ -539,7 +414,7 @@ export class Worker {
     // Prefetched tasks never started: give them back at once.
     const unstarted = this.buffer.splice(0);
     if (unstarted.length > 0) {
-      await this.safely(() => this.store.release(unstarted), 0);
+      await this.health.guard(() => this.store.release(unstarted), 0);
       this.summary.released += unstarted.length;
     }
     // Running tasks finish (or are aborted by the grace timer and settle as released/failed).
@@ -564,13 +439,8 @@ export class Worker {
   }
 }
 
-function errText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
 /** Creates a worker; call `start()` to run it. */
 export function createWorker(options: WorkerOptions = {}): Worker {
   return new Worker(options);
 }
 
-export { sleepReal };

@@ -1,0 +1,64 @@
+/**
+ * Whether the worker can reach its database, as its queries find out: one warning when the
+ * database goes away and one when it is back (not one per poll), and the capped backoff of its
+ * polls meanwhile.
+ */
+import type { Logger } from './log.js';
+import type { Store } from './store.js';
+
+const MAX_BACKOFF_MS = 30_000;
+
+export class DatabaseHealth {
+  /** True while the database is unreachable. */
+  down = false;
+  private polls = 0;
+  private noticedAt = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Records how an operation begun at `startedAt` (performance.now()) ended. Only one begun
+   * after the outage was noticed counts as "back": one already under way when the connection
+   * broke can still complete and would otherwise report a recovery that has not happened.
+   */
+  report(ok: boolean, err: unknown, startedAt: number): void {
+    if (ok) {
+      if (!this.down || startedAt < this.noticedAt) return;
+      this.down = false;
+      this.polls = 0;
+      this.log.warn('database reachable again', { database: this.store.conn.spec.display });
+      return;
+    }
+    if (this.down) return;
+    this.down = true;
+    this.noticedAt = performance.now();
+    this.log.warn('database unreachable; retrying with backoff, results are kept until they can be recorded', {
+      database: this.store.conn.spec.display,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+
+  /** Runs a query; a connection failure is reported and gives `fallback`, other errors throw. */
+  async guard<T>(op: () => Promise<T>, fallback: T): Promise<T> {
+    const startedAt = performance.now();
+    try {
+      const r = await op();
+      if (this.down) this.report(true, null, startedAt);
+      return r;
+    } catch (err) {
+      if (this.store.dialect.classifyError(err) !== 'connection') throw err;
+      this.report(false, err, startedAt);
+      return fallback;
+    }
+  }
+
+  /** The wait before the next poll while down: doubling from max(sleep, 1 s), capped at 30 s. */
+  backoffMs(sleepMs: number): number {
+    const ms = Math.min(MAX_BACKOFF_MS, Math.max(sleepMs, 1000) * 2 ** Math.min(this.polls, 5));
+    this.polls++;
+    return ms;
+  }
+}
