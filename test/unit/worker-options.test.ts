@@ -1,7 +1,7 @@
 /** core/worker-options.ts: worker option checks that name the CLI flag, queue lists, worker ids. */
 import os from 'node:os';
 import { expect } from 'chai';
-import { checkWorkerOptions, defaultWorkerId, parseQueueList, WORKER_ID_MAX, type WorkerOptions } from '../../core/worker-options.js';
+import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, parseQueueList, WORKER_ID_MAX, type WorkerOptions } from '../../core/worker-options.js';
 import { ConfigError } from '../../core/errors.js';
 
 function messageOf(o: WorkerOptions): string {
@@ -127,5 +127,38 @@ describe('defaultWorkerId', () => {
 
   it('passes checkWorkerOptions', () => {
     expect(() => checkWorkerOptions({ workerId: defaultWorkerId() })).to.not.throw();
+  });
+});
+
+describe('heartbeatIntervalMs', () => {
+  it('uses the configured interval when it is well under the lock timeout', () => {
+    expect(heartbeatIntervalMs(undefined, 10, 60_000)).to.equal(10_000);
+  });
+
+  it('lowers a configured interval longer than half a shorter lock timeout to a third of it', () => {
+    expect(heartbeatIntervalMs(undefined, 10, 2_000)).to.equal(667);
+    expect(heartbeatIntervalMs(undefined, 10, 20_000)).to.equal(10_000);
+  });
+
+  it('refuses an explicit interval that is not shorter than the lock timeout, naming both flags', () => {
+    expect(() => heartbeatIntervalMs(5, 10, 2_000)).to.throw(ConfigError, /Invalid --heartbeat-interval: 5 — expected fewer seconds than --lock-timeout \(2\)/);
+    expect(heartbeatIntervalMs(0.5, 10, 2_000)).to.equal(500);
+  });
+});
+
+describe('autoPrefetch', () => {
+  it('is the concurrency until a task duration is known', () => {
+    expect(autoPrefetch(16, -1)).to.equal(16);
+  });
+
+  it('holds about 100 ms of work per slot, at most 500', () => {
+    expect(autoPrefetch(16, 0.05)).to.equal(500);
+    expect(autoPrefetch(16, 10)).to.equal(160);
+    expect(autoPrefetch(4, 50)).to.equal(8);
+  });
+
+  it('holds nothing extra for tasks that take longer than the work target', () => {
+    expect(autoPrefetch(1, 1000)).to.equal(0);
+    expect(autoPrefetch(16, 1000)).to.equal(1);
   });
 });
