@@ -18,7 +18,7 @@ import type { Store } from './store.js';
 import { storeFor } from './stores.js';
 import type { DefinitionInternals } from './task.js';
 import type { CallOptions, EnqueueOutcome, TaskRef, When } from './types.js';
-import { readResult, type TaskResult } from './results.js';
+import { getResult, HANDLE_CONNECTION, type TaskResult } from './results.js';
 import { validateForEnqueue, type ArgsValidator } from './validate.js';
 import { enqueueInMemory } from './modes.js';
 
@@ -99,26 +99,33 @@ export interface TaskHandle<R = unknown> extends TaskRef {
   refresh(): Promise<TaskResult<R>>;
 }
 
-/** A TaskRef whose refresh() reads the result back from the store that holds the task. */
+/**
+ * A TaskRef whose refresh() reads the result back from the connection that holds the task. It
+ * keeps the connection's name, not the connection: closeConnections() must not break it.
+ */
 class Handle implements TaskHandle {
-  readonly #store: Store;
+  readonly #connection: string | undefined;
   constructor(
-    store: Store,
+    connection: string | undefined,
     readonly id: string,
     readonly name: string,
     readonly queue: string | null,
     readonly runAt: Date,
     readonly outcome: EnqueueOutcome,
   ) {
-    this.#store = store;
+    this.#connection = connection;
   }
   refresh(): Promise<TaskResult> {
-    return readResult(this.#store, this.id);
+    return getResult(this, { connection: this.#connection });
+  }
+  /** The named connection that holds the task (getResult(handle) reads it there). */
+  get [HANDLE_CONNECTION](): string | undefined {
+    return this.#connection;
   }
 }
 
-function ref(store: Store, id: string, t: Pick<NewTask, 'name' | 'queue'>, runAt: number, outcome: EnqueueOutcome): TaskHandle {
-  return new Handle(store, id, t.name, t.queue, new Date(runAt), outcome);
+function ref(connection: string | undefined, id: string, t: Pick<NewTask, 'name' | 'queue'>, runAt: number, outcome: EnqueueOutcome): TaskHandle {
+  return new Handle(connection, id, t.name, t.queue, new Date(runAt), outcome);
 }
 
 /** Emits `task:created` once the writing transaction has committed. */
@@ -159,14 +166,15 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
   const { task, opts } = buildTask(def, args, sched?.when, callOpts, settings, nowMs);
   await validateForEnqueue(def.name, def.options.validate as ArgsValidator | undefined, args);
   if (settings.mode !== 'normal') return enqueueInMemory(settings.mode, def, task, settings);
-  const store = await storeFor(settings, callOpts.connection ?? def.options.connection);
+  const connection = callOpts.connection ?? def.options.connection;
+  const store = await storeFor(settings, connection);
   const action = effectiveAction(opts);
   const db = callOpts.db;
   const needsTx = action !== 'schedule' || (task.queue !== null && settings.maxQueueSize[task.queue] !== undefined);
   let result: TaskHandle;
   if (!needsTx) {
     const [id] = await store.insertTasks([task], db);
-    result = ref(store, id!, task, task.runAt, 'created');
+    result = ref(connection, id!, task, task.runAt, 'created');
   } else {
     result = await store.tx(async (trx) => {
       // The lock comes first: on SQLite a write transaction must begin with a write.
@@ -175,16 +183,16 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
       if (action === 'checkExisting' || action === 'rescheduleExisting') {
         const twins = await store.findTwins(trx, task.hash, matchQueue);
         if (twins.length > 0) {
-          if (action === 'checkExisting') return ref(store, twins[0]!.id, task, twins[0]!.runAt, 'existing');
+          if (action === 'checkExisting') return ref(connection, twins[0]!.id, task, twins[0]!.runAt, 'existing');
           await store.rescheduleTwins(trx, twins.map((t) => t.id), task.runAt, task.priority);
-          return ref(store, twins[0]!.id, task, task.runAt, 'rescheduled');
+          return ref(connection, twins[0]!.id, task, task.runAt, 'rescheduled');
         }
       }
       let replaced = 0;
       if (action === 'replaceExisting') replaced = await store.deleteTwins(trx, task.hash);
       await checkQueueSize(store, trx, settings, task, 1, nowMs);
       const [id] = await store.insertTasks([task], trx);
-      return ref(store, id!, task, task.runAt, replaced > 0 ? 'replaced' : 'created');
+      return ref(connection, id!, task, task.runAt, replaced > 0 ? 'replaced' : 'created');
     }, db);
   }
   emitCreated([result], [task], db);
@@ -246,14 +254,15 @@ export async function enqueueBulk(
     }
     return refs;
   }
-  const store = await storeFor(settings, connection ?? def.options.connection);
+  const conn = connection ?? def.options.connection;
+  const store = await storeFor(settings, conn);
   const ids = await store.tx(async (trx) => {
     if (template.queue !== null && settings.maxQueueSize[template.queue] !== undefined) {
       await checkQueueSize(store, trx, settings, template, values.length, nowMs);
     }
     return store.insertTasks({ columns, values }, trx);
   }, db);
-  const refs = ids.map((id) => ref(store, id, template, template.runAt, 'created'));
+  const refs = ids.map((id) => ref(conn, id, template, template.runAt, 'created'));
   emitCreated(refs, [template], db);
   return refs;
 }

@@ -10,6 +10,9 @@ import { storeFor } from './stores.js';
 import type { CompletedRow, Creator, ErrorRecord, Json, Status, TaskRef, TaskRow } from './types.js';
 import type { TaskHandle } from './enqueue.js';
 
+/** A TaskHandle's connection name (a symbol, so it stays out of the ref's fields and JSON). */
+export const HANDLE_CONNECTION = Symbol.for('bgtasks.handleConnection');
+
 /** One failed attempt as a result shows it. */
 export interface TaskError {
   /** The error's class name. */
@@ -185,6 +188,9 @@ export async function getResult<R = unknown>(
   options: { connection?: string } = {},
 ): Promise<TaskResult<R>> {
   const id = checkTaskId(typeof idOrRef === 'object' && idOrRef !== null ? idOrRef.id : idOrRef);
+  // A handle knows the connection that holds its task.
+  const connection = options.connection ?? (idOrRef as { [HANDLE_CONNECTION]?: string } | null)?.[HANDLE_CONNECTION];
+  options = { ...options, connection };
   const settings = await getSettings();
   if (settings.mode !== 'normal') {
     const { findMemoryResult } = await import('./modes.js');

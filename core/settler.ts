@@ -1,6 +1,7 @@
 /**
  * Settling: the write that ends an attempt. Successes are buffered and completed many per
- * transaction (flushed within `flushMs`); retries, failures and releases are written at once.
+ * transaction: a write starts as soon as the previous one ends (or after `flushMs`, default 0), so
+ * batches grow with the load; retries, failures and releases are written at once.
  * Every write is guarded by the claim token; a write that finds the lease gone is a no-op that is
  * logged. When the database is unreachable, writes stay queued and are tried again with capped
  * backoff, so no result is lost while the worker lives.

@@ -40,7 +40,7 @@ export interface WorkerOptions {
   heartbeatInterval?: number;
   maxAttempts?: number;
   maxRunTime?: number;
-  /** Milliseconds successes may wait to be written in one batch. Default 2. */
+  /** Milliseconds a success may wait for others to share its write. Default 0: writes start as soon as the previous one ends. */
   settleFlushMs?: number;
 }
 
@@ -113,7 +113,8 @@ export function heartbeatIntervalMs(explicitSeconds: number | undefined, configu
       `Invalid --heartbeat-interval: ${explicitSeconds} — expected fewer seconds than --lock-timeout (${lockTimeoutMs / 1000}), or leases expire between heartbeats`,
     );
   }
-  return Math.round(hb > lockTimeoutMs / 2 ? lockTimeoutMs / 3 : hb);
+  // An explicit interval shorter than the lock timeout is the operator's choice and stays.
+  return Math.round(explicitSeconds === undefined && hb > lockTimeoutMs / 2 ? lockTimeoutMs / 3 : hb);
 }
 
 const AUTO_PREFETCH_MAX = 500;

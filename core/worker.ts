@@ -257,9 +257,8 @@ export class Worker {
   private async loop(): Promise<void> {
     let first = true;
     while (!this.stopping) {
-      // The first claim comes first; recovery and cron start right after (and on their timer).
+      // The first claim comes first; recovery and cron start right after it (and on their timer).
       if (!first) await this.maintenance.tick(this.health.down);
-      first = false;
       this.dispatch();
       if (this.maxTasksReached()) {
         await this.waitFor(() => this.slots.size === 0);
@@ -276,9 +275,14 @@ export class Worker {
         const rows = await this.claim(want);
         this.buffer.push(...rows);
         this.dispatch();
+        if (first) {
+          first = false;
+          void this.maintenance.tick(this.health.down);
+        }
         // A full batch: more may be due at once.
         if (rows.length > 0 && rows.length >= want) continue;
       }
+      first = false;
       if (this.stopping) break;
       if (!refill || this.slots.size >= this.concurrency) {
         // Busy: wake when a slot frees (and the buffer may need topping up).

@@ -107,6 +107,8 @@ export class BenchTables {
     try {
       if (!this.file) {
         for (const name of await this.prefixedTables()) await this.knex.schema.dropTableIfExists(name);
+        // PostgreSQL: the schema's notify trigger function outlives its table.
+        if (this.db === 'postgres') await this.knex.raw(`DROP FUNCTION IF EXISTS "${this.prefix}tasks_notify"()`);
       }
     } finally {
       await this.knex.destroy();

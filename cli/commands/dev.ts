@@ -60,7 +60,13 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
     restarting = false;
     // Its own process group: Ctrl+C in a terminal signals the whole foreground group, and the
     // worker must hear it once (from us), or it would take it as the second, immediate stop.
-    const c = spawn(process.execPath, [cli, ...args], { stdio: 'inherit', detached: true, env: { ...process.env, BGTASKS_DEV_CHILD: '1' } });
+    // The IPC channel lets the worker notice a supervisor that died without forwarding a signal
+    // (SIGKILL): it then stops on its own instead of running on, orphaned.
+    const c = spawn(process.execPath, [cli, ...args], {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+      detached: true,
+      env: { ...process.env, BGTASKS_DEV_CHILD: '1' },
+    });
     child = c;
     c.on('exit', (code, signal) => {
       if (child === c) child = null;
@@ -109,6 +115,8 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // Closing the terminal (SIGHUP) reaches only us: the worker has its own process group.
+  process.on('SIGHUP', stop);
   const duration = flags.duration !== undefined ? Number(flags.duration) : 0;
   const durationTimer = duration > 0 ? setTimeout(() => stop('SIGTERM'), duration * 1000) : null;
 
@@ -119,6 +127,7 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
   if (timer) clearTimeout(timer);
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
+  process.off('SIGHUP', stop);
   await watcher.close();
   return code;
 }

@@ -143,6 +143,15 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Under --dev: a supervisor that is gone (killed outright) closes this channel; stop gracefully.
+  const onOrphaned = () => {
+    log.warn('the --dev supervisor is gone; stopping');
+    void running.stop();
+  };
+  if (process.env.BGTASKS_DEV_CHILD && process.connected) {
+    process.once('disconnect', onOrphaned);
+    process.channel?.unref();
+  }
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
   const gcSeconds = numberFlag(flags.gcInterval ?? '2', '--gc-interval', 'seconds >= 0 (0 = leave collection to V8)', (n) => n >= 0)!;
@@ -155,6 +164,7 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('disconnect', onOrphaned);
     process.off('unhandledRejection', onRejection);
     process.off('uncaughtException', onException);
     uncapture?.();

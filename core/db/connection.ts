@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import { processWide } from '../global.js';
+import { getLogger } from '../log.js';
 import { dialectFor, type Dialect } from '../dialects/index.js';
 import type { DatabaseSpec } from './database-spec.js';
 
@@ -24,7 +25,16 @@ async function open(spec: DatabaseSpec): Promise<Connection> {
     return { knex: spec.knex, dialect, spec, owned: false };
   }
   const { default: knexFactory } = await import('knex');
-  const knex = knexFactory(dialect.prepareConfig(spec.config!));
+  const config = dialect.prepareConfig(spec.config!);
+  // knex's own messages go through our logger (JSON lines stay JSON). A pooled connection that
+  // broke is reported by knex as it is thrown away; the worker reports outages itself.
+  config.log ??= {
+    warn: (m: unknown) => (/^Connection Error/.test(String(m)) ? getLogger().debug(`knex: ${String(m)}`) : getLogger().warn(`knex: ${String(m)}`)),
+    error: (m: unknown) => getLogger().error(`knex: ${String(m)}`),
+    deprecate: (m: unknown) => getLogger().warn(`knex: ${String(m)}`),
+    debug: () => {},
+  };
+  const knex = knexFactory(config);
   return { knex, dialect, spec, owned: true };
 }
 

@@ -54,6 +54,33 @@ describe('process-tasks --dev and Ctrl+C, spawned', function () {
   });
 });
 
+describe('process-tasks --dev when the supervisor is killed outright, spawned', function () {
+  this.timeout(60_000);
+  it('stops the worker instead of leaving it running on its own', async () => {
+    const project = makeProject({ 'tasks.ts': version('v1') });
+    try {
+      expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
+      const dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay'], project.dir, {}, true);
+      await waitUntil(() => /worker started/.test(dev.stdout()), 'the worker to start', 20_000);
+      const workerPid = Number(/worker=[^:\s]+:(\d+):/.exec(dev.stdout())![1]);
+      expect(workerPid).to.not.equal(dev.child.pid);
+      dev.child.kill('SIGKILL');
+      await dev.exited;
+      const alive = () => {
+        try {
+          process.kill(workerPid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      await waitUntil(() => !alive(), 'the orphaned worker to stop', 15_000);
+    } finally {
+      project.remove();
+    }
+  });
+});
+
 describe('process-tasks --dev, spawned', function () {
   this.timeout(90_000);
   let project: Project;

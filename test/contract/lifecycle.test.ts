@@ -32,4 +32,10 @@ describe('closing connections', () => {
     expect(Number(second.id)).to.be.greaterThan(Number(first.id));
     expect((await getResult(first.id)).status).to.equal('READY');
   });
+
+  it('keeps handles made before closeConnections() working', async () => {
+    const ref = await ping(3);
+    await closeConnections();
+    expect((await ref.refresh()).status).to.equal('READY');
+  });
 });

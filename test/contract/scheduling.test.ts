@@ -227,6 +227,21 @@ contract('cron recurrences', (db) => {
     }
   });
 
+  it('registers declared schedules right after its first claim, not at its next poll', async () => {
+    define('sch.prompt', { cron: '0 3 * * *' });
+    clock.set(Date.parse('2030-01-01T00:00:00Z'));
+    const w = await new Worker({ clock, sleep: 60, logger: recordingLogger(), names: ['sch.prompt'] }).start(db.settings);
+    try {
+      await waitUntil(
+        async () => Number(((await db.store.knex(db.store.tables.schedules).where('name', 'sch.prompt').count({ n: '*' })) as Array<{ n: unknown }>)[0]!.n) === 1,
+        'the schedule to be registered long before the 60 s poll',
+        5_000,
+      );
+    } finally {
+      await w.stop(0);
+    }
+  });
+
   it('leaves the cron schedules of a task stored on another connection to that connection’s workers', async () => {
     define('sch.elsewhere', { cron: '* * * * *', connection: 'reports' });
     clock.set(Date.parse('2030-01-01T00:00:30Z'));

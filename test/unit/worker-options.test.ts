@@ -144,6 +144,10 @@ describe('heartbeatIntervalMs', () => {
     expect(() => heartbeatIntervalMs(5, 10, 2_000)).to.throw(ConfigError, /Invalid --heartbeat-interval: 5 — expected fewer seconds than --lock-timeout \(2\)/);
     expect(heartbeatIntervalMs(0.5, 10, 2_000)).to.equal(500);
   });
+
+  it('keeps an explicit interval that is shorter than the lock timeout', () => {
+    expect(heartbeatIntervalMs(8, 10, 10_000)).to.equal(8_000);
+  });
 });
 
 describe('autoPrefetch', () => {
