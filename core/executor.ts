@@ -12,6 +12,7 @@ import type { Execution } from './policy/transitions.js';
 import type { DefinitionInternals } from './task.js';
 import type { TaskRow } from './types.js';
 import { validateForExecution, type ArgsValidator } from './validate.js';
+import type { AttemptControl } from './attempt-control.js';
 
 export interface RunningTaskInfo {
   id: string;
@@ -30,10 +31,10 @@ export interface ExecuteInput {
   /** The attempt's time limit: the controller is aborted with a TaskTimeoutError when it passes. */
   maxRunTimeMs: number;
   /**
-   * The attempt's controller, whose signal the task gets. The worker aborts it too: cancellation,
+   * Stops the attempt; the task's signal comes from it. The worker aborts it too: cancellation,
    * a lost lease, or shutdown (the abort reason says which).
    */
-  controller: AbortController;
+  control: AttemptControl;
   log: Logger;
 }
 
@@ -58,21 +59,14 @@ function parseArgs(task: TaskRow): unknown[] {
 }
 
 export async function execute(input: ExecuteInput): Promise<Execution> {
-  const { task, def, controller } = input;
-  const signal = controller.signal;
-  if (signal.aborted) return executionOfAbort(signal.reason);
-  // One controller per attempt: the worker aborts it (cancel, lost lease, shutdown) and so does
-  // this timer; its reason says which.
+  const { task, def, control } = input;
+  if (control.aborted) return executionOfAbort(control.reason);
+  // One control per attempt: the worker stops it (cancel, lost lease, shutdown) and so does this
+  // timer; its reason says which.
   const timer = setTimeout(() => {
-    if (!signal.aborted) {
-      controller.abort(new TaskTimeoutError(`Task ${task.name} #${task.id} ran longer than its maxRunTime of ${input.maxRunTimeMs / 1000} s`));
-    }
+    control.abort(new TaskTimeoutError(`Task ${task.name} #${task.id} ran longer than its maxRunTime of ${input.maxRunTimeMs / 1000} s`));
   }, Math.min(input.maxRunTimeMs, 2 ** 31 - 1));
-  let onAbort: () => void = () => {};
-  const aborted = new Promise<Execution>((resolve) => {
-    onAbort = () => resolve(executionOfAbort(signal.reason));
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+  const aborted = new Promise<Execution>((resolve) => control.onAbort((reason) => resolve(executionOfAbort(reason))));
   try {
     const args = parseArgs(task);
     const run = async (): Promise<Execution> => {
@@ -82,7 +76,7 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
         const ctx: TaskContext = {
           id: task.id,
           attempt: task.attempts,
-          signal,
+          signal: control.signal,
           queue: task.queue,
           name: task.name,
           log: withFields(input.log, { id: task.id, name: task.name }),
@@ -109,6 +103,6 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
     return { kind: 'error', error: err, permanent: isPermanent(err) };
   } finally {
     clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
+    control.onAbort(null);
   }
 }

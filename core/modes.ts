@@ -11,6 +11,7 @@ import type { Settings } from './config.js';
 import type { TaskHandle } from './enqueue.js';
 import { errorRecord } from './errors.js';
 import { execute } from './executor.js';
+import { AttemptControl } from './attempt-control.js';
 import { processWide } from './global.js';
 import { getLogger } from './log.js';
 import { getRegistered } from './registry.js';
@@ -62,7 +63,7 @@ async function runInMemory(m: MemoryTask): Promise<void> {
   const task: TaskRow = { ...m.row, attempts: m.row.attempts + 1, lockedBy: 'inline', lockedAt: now };
   const maxRunTime = task.maxRunTime ?? def?.options.maxRunTime ?? settings?.maxRunTime ?? 3600;
   const execution = def
-    ? await execute({ task, def, maxRunTimeMs: Math.round(maxRunTime * 1000), controller: new AbortController(), log: getLogger() })
+    ? await execute({ task, def, maxRunTimeMs: Math.round(maxRunTime * 1000), control: new AttemptControl(), log: getLogger() })
     : ({ kind: 'error', error: new Error(`no task named ${task.name} is registered`), permanent: true } as const);
   const finishedAt = currentClock().now();
   const ok = execution.kind === 'success';

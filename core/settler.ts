@@ -29,7 +29,6 @@ interface PendingWrite {
   returnValue: string | null;
   durationMs: number | null;
   finishedAt: number;
-  resolve: () => void;
 }
 
 export interface SettlerOptions {
@@ -71,14 +70,12 @@ export class Settler {
     return this.queue.length;
   }
 
-  /** Queues a decision for `task`; resolves once it is written (or found to be lost). */
-  settle(task: TaskRow, decision: Decision, returnValue: string | null = null, durationMs: number | null = null): Promise<void> {
-    return new Promise((resolve) => {
-      this.queue.push({ task, decision, returnValue, durationMs, finishedAt: this.o.now(), resolve });
-      const batched = decision.type === 'complete';
-      if (!batched || this.queue.length >= this.maxBatch) this.kick(0);
-      else this.kick(this.flushMs);
-    });
+  /** Queues a decision for `task`; onSettled reports it once written (or found to be lost). */
+  settle(task: TaskRow, decision: Decision, returnValue: string | null = null, durationMs: number | null = null): void {
+    this.queue.push({ task, decision, returnValue, durationMs, finishedAt: this.o.now() });
+    const batched = decision.type === 'complete';
+    if (!batched || this.queue.length >= this.maxBatch) this.kick(0);
+    else this.kick(this.flushMs);
   }
 
   private kick(delayMs: number): void {
@@ -139,7 +136,6 @@ export class Settler {
           error: err instanceof Error ? err.message : String(err),
           ids: batch.map((w) => w.task.id).join(','),
         });
-        for (const w of batch) w.resolve();
       }
     }
   }
@@ -168,7 +164,6 @@ export class Settler {
       const lostIds = new Set(lost.map((c) => c.task.id));
       for (const w of batch) {
         this.report(w, lostIds.has(w.task.id) ? 'lost' : 'succeeded');
-        w.resolve();
       }
       return;
     }
@@ -200,7 +195,6 @@ export class Settler {
       ok = false;
     }
     this.report(w, ok ? outcome : 'lost');
-    w.resolve();
   }
 
   private report(w: PendingWrite, outcome: SettledOutcome): void {

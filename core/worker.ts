@@ -23,6 +23,7 @@ import { reachableStore } from './stores.js';
 import type { TaskRow } from './types.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { Wakeup } from './wakeup.js';
+import { AttemptControl } from './attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './worker-options.js';
 import { taskRecurrence, Maintenance } from './maintenance.js';
@@ -45,7 +46,7 @@ export interface WorkerSummary {
 
 interface Slot {
   task: TaskRow;
-  stop: AbortController;
+  stop: AttemptControl;
 }
 
 
@@ -238,7 +239,7 @@ export class Worker {
     if (queued) {
       this.buffer = this.buffer.filter((t) => t !== queued);
       const error = new CancelledError(`Task ${queued.name} #${queued.id} was cancelled before it started`);
-      void this.settler.settle(queued, { type: 'fail', error, successorAt: null, uncount: true });
+      this.settler.settle(queued, { type: 'fail', error, successorAt: null, uncount: true });
       return;
     }
     this.abortSlot(token, new CancelledError('the task was cancelled'));
@@ -246,7 +247,7 @@ export class Worker {
 
   private abortSlot(token: string, reason: unknown): void {
     const slot = this.slots.get(token);
-    if (slot && !slot.stop.signal.aborted) slot.stop.abort(reason);
+    if (slot) slot.stop.abort(reason);
   }
 
   /**
@@ -360,7 +361,7 @@ export class Worker {
   }
 
   private run(task: TaskRow): void {
-    const stop = new AbortController();
+    const stop = new AttemptControl();
     this.slots.set(task.claimToken!, { task, stop });
     void this.attempt(task, stop).finally(() => {
       this.slots.delete(task.claimToken!);
@@ -369,7 +370,7 @@ export class Worker {
     });
   }
 
-  private async attempt(task: TaskRow, controller: AbortController): Promise<void> {
+  private async attempt(task: TaskRow, control: AttemptControl): Promise<void> {
     const def = getRegistered(task.name) as DefinitionInternals | undefined;
     const nowMs = this.clock.now();
     const started = performance.now();
@@ -386,7 +387,7 @@ export class Worker {
         task,
         def,
         maxRunTimeMs: Math.round(maxRunTime * 1000),
-        controller,
+        control,
         log: this.log,
       });
     }
@@ -406,7 +407,7 @@ export class Worker {
       return;
     }
     // The slot frees now; the result is written by the settler (its lease stays renewed until then).
-    void this.settler.settle(task, decision, execution.kind === 'success' ? execution.returnJson : null, durationMs);
+    this.settler.settle(task, decision, execution.kind === 'success' ? execution.returnJson : null, durationMs);
   }
 
   private onSettled(r: SettleReport): void {
