@@ -96,11 +96,14 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   const uncapture = flags.logStd ? captureTaskOutput(log) : null;
   // The database first: knex and the driver load (and connect) before tsx's hooks exist, which
   // would otherwise see every module they import.
-  await reachableStore(fileSettings, options.connection);
+  // A --connection that only a task file's configure() declares is opened after the files load.
+  const knownEarly = !options.connection || Object.hasOwn(fileSettings.connections, options.connection);
+  if (knownEarly) await reachableStore(fileSettings, options.connection);
   const { files, names } = await discoverTasks(fileSettings.taskFiles, fileSettings.taskFilesBase);
   // Resolved again: a task file may call configure(), which ranks above the environment and the
   // config file (the command line still wins).
   const settings = await resolveSettings({ overrides });
+  if (!knownEarly) await reachableStore(settings, options.connection);
   log.info('task files loaded', { files: files.length, tasks: names.join(',') });
   if (flags.migrate) {
     const applied = await runMigrations((await reachableStore(settings, options.connection)).conn, settings.tablePrefix);

@@ -3,6 +3,7 @@
  * (the default file) and, through BGTASKS_DATABASE_URL, on MariaDB and PostgreSQL.
  */
 import { expect } from 'chai';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { settingsFor } from '../helpers/databases.js';
 import { makeProject, runCli, runScript, type Project } from '../helpers/project.js';
@@ -66,6 +67,28 @@ for (const t of cliTargets()) {
       }
       const [{ n: pending }] = (await store.knex(store.tables.tasks).count({ n: '*' })) as Array<{ n: unknown }>;
       expect(Number(pending)).to.equal(0);
+    });
+
+    it('--connection NAME runs the tasks of a connection that only a task file declares with configure()', async () => {
+      const enq = await runScript('enqueue.ts', project.dir, env, ['1001', '3']);
+      expect(enq.code, enq.stderr).to.equal(0);
+      // Another project whose default database is its own (never created) SQLite file: the
+      // tasks are reachable only through the connection its tasks.ts declares.
+      const other = makeProject({
+        'tasks.ts': `${RECORD_TASKS}\nimport { configure } from 'bgtasks';\nconfigure({ connections: { reports: process.env.REPORTS_URL! } });\n`,
+      });
+      try {
+        const otherEnv = { RUN_LOG: runLog, REPORTS_URL: t.url(project), BGTASKS_TABLE_PREFIX: t.prefix };
+        const run = await runCli(['process-tasks', '--batch', '--connection', 'reports'], other.dir, otherEnv);
+        expect(run.code, run.stderr + run.stdout).to.equal(0);
+        expect(ranLines(runLog).map((l) => Number(l.split(' ')[0])).filter((n) => n > 1000)).to.have.members([1001, 1002, 1003]);
+        expect(existsSync(path.join(other.dir, 'bgtasks.sqlite3')), 'the default database was opened').to.equal(false);
+        const unknown = await runCli(['process-tasks', '--batch', '--connection', 'nosuch'], other.dir, otherEnv);
+        expect(unknown.code).to.equal(2);
+        expect(unknown.stderr).to.match(/Unknown connection "nosuch".*reports/);
+      } finally {
+        other.remove();
+      }
     });
   });
 }
