@@ -1,5 +1,6 @@
 /**
- * Cancellation. A READY task becomes FAILED with a CancelledError at once. A RUNNING task gets a
+ * Cancellation. A READY task (also one whose worker's lease has expired) becomes FAILED with a
+ * CancelledError at once. A RUNNING task gets a
  * cancel request: its worker sees it at the next heartbeat, aborts the task's signal, and records
  * it FAILED (cancelled) when it stops. Cancelling also ends a repeat chain.
  */
@@ -34,6 +35,16 @@ export async function cancelTask(store: Store, id: string): Promise<CancelOutcom
       const error = new CancelledError(`Task ${task.name} #${id} was cancelled before it ran`);
       if (await store.failReady(task, now, errorRecord(error, task.attempts, now, null))) {
         const info = { id, name: task.name, queue: task.queue, priority: task.priority, attempt: task.attempts, runAt: task.runAt, workerId: null };
+        events.emit('task:failed', { ...info, error });
+        return { id, status: 'FAILED' };
+      }
+    } else if (task.lockedUntil !== null && task.lockedUntil <= now) {
+      // Its worker's lease has expired (the worker is dead or stalled): there is nobody to hear a
+      // request, and the task counts as READY. Fail it now, fenced on that same expired lease.
+      const error = new CancelledError(`Task ${task.name} #${id} was cancelled after its worker ${task.lockedBy} lost its lease`);
+      const record = errorRecord(error, task.attempts, now, task.lockedBy);
+      if (await store.fail(task, { nowMs: now, record, successorAt: null, uncount: false, expiredLeaseBefore: now + 1 })) {
+        const info = { id, name: task.name, queue: task.queue, priority: task.priority, attempt: task.attempts, runAt: task.runAt, workerId: task.lockedBy };
         events.emit('task:failed', { ...info, error });
         return { id, status: 'FAILED' };
       }

@@ -195,6 +195,23 @@ contract('reliability in one process', (db) => {
     expect(Number(n)).to.equal(0);
   });
 
+  it('cancels a task whose worker lost its lease at once (it counts as READY): FAILED, and that worker cannot settle it', async () => {
+    const ref = await quick(6);
+    const [claimed] = await db.store.claim(claimReq('ghost'));
+    expect(claimed!.id).to.equal(ref.id);
+    clock.advance(5.001);
+    expect((await getResult(ref.id)).status).to.equal('READY');
+    expect(await cancel(ref.id)).to.deep.equal({ id: ref.id, status: 'FAILED' });
+    const r = await getResult(ref.id);
+    expect(r.status).to.equal('FAILED');
+    expect(r.errors.at(-1)!.exceptionClass).to.equal('CancelledError');
+    expect(r.errors.at(-1)!.message).to.match(/ghost lost its lease/);
+    expect(await db.store.findPending(ref.id)).to.equal(null);
+    const late = await db.store.completeMany([{ task: claimed!, finishedAt: clock.now(), returnValue: '6', successorAt: null }], clock.now());
+    expect(late.lost.map((c) => c.task.id)).to.deep.equal([ref.id]);
+    expect((await getResult(ref.id)).status).to.equal('FAILED');
+  });
+
   it('refuses to cancel a finished, unknown or malformed id', async () => {
     const ref = await quick(5);
     await Worker.drain({ clock, sleep: 0.01, logger: recordingLogger() }, db.settings);
