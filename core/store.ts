@@ -9,7 +9,6 @@ import type { Connection } from './db/connection.js';
 import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from './errors.js';
-import { SQLITE_BUSY_TIMEOUT_MS } from './dialects/sqlite.js';
 import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
 import type { CompletedRow, ErrorRecord, TaskRow } from './types.js';
 
@@ -90,9 +89,7 @@ export class Store {
     if (db) {
       if (!(db as Knex.Transaction).isTransaction) return this.retrying(() => (db as Knex).transaction(fn));
       return this.translate(async () => {
-        // SQLite: the caller's connection may lack our busy timeout; without it a write that meets
-        // another process's lock fails at once instead of waiting.
-        if (this.dialect.name === 'sqlite') await db.raw(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+        await this.dialect.prepareForeignTransaction?.(db as Knex.Transaction);
         return fn(db as Knex.Transaction);
       });
     }

@@ -35,6 +35,11 @@ export interface Dialect {
   /** Set-up for an application's own knex instance, which we must not reconfigure wholesale. */
   prepareExternal(knex: Knex): void;
   /**
+   * Set-up before writing in a transaction the application passed in (its connection may not
+   * have been prepared by us). Absent where nothing is needed.
+   */
+  prepareForeignTransaction?(trx: Knex.Transaction): Promise<void>;
+  /**
    * Claims the rows `candidates` selects (ids, in claim order, already limited) and returns them
    * as they are after the claim (attempts counted, lease taken), in any order.
    */

@@ -74,6 +74,12 @@ export const sqliteDialect: Dialect = {
     });
   },
 
+  async prepareForeignTransaction(trx) {
+    // The caller's connection may lack our busy timeout; without it a write that meets another
+    // process's lock fails at once instead of waiting.
+    await trx.raw(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+  },
+
   async claim(knex, table, candidates, set: ClaimSet) {
     // SQLite: RETURNING gives the rows in no particular order; the store sorts them.
     const rows = await knex(table)

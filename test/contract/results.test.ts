@@ -236,6 +236,18 @@ contract(
         expect((await getResult(id)).returnValue).to.equal('committed');
       });
 
+      if (db.name === 'sqlite') {
+        it('sets its busy timeout on the caller’s SQLite connection before writing (a lock then waits instead of failing)', async () => {
+          await appKnex.transaction(async (trx) => {
+            await trx.raw('PRAGMA busy_timeout = 0');
+            await echo('busy', schedule(0, { db: trx }));
+            const rows = (await trx.raw('PRAGMA busy_timeout')) as Array<Record<string, unknown>>;
+            expect(Object.values(rows[0]!)).to.deep.equal([15_000]);
+          });
+          expect(await pending()).to.equal(1);
+        });
+      }
+
       it('keeps a dedupe action atomic inside the caller’s transaction', async () => {
         await appKnex.transaction(async (trx) => {
           await echo('once', schedule(0, { db: trx, action: 'checkExisting' }));
