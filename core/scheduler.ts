@@ -64,6 +64,9 @@ export class RecurringScheduler {
   async tick(): Promise<string[]> {
     const { store } = this.o;
     const now = this.o.clock.now();
+    // Declaring no schedule, a worker still reports the ones its task files dropped, at that
+    // report's hourly pace; between reports it has nothing to read.
+    if (this.o.schedules.length === 0 && now - this.lastRemovedReport < REMOVED_REPORT_EVERY_MS) return [];
     const rows = (await store.retrying(() => store.knex(store.tables.schedules).select('*'))) as ScheduleRow[];
     const byKey = new Map(rows.map((r) => [`${r.name}\u0000${r.key}`, r]));
     const created: string[] = [];
@@ -215,15 +218,15 @@ export interface SchedulerContext extends Omit<SchedulerOptions, 'schedules' | '
 }
 
 /**
- * The scheduler for the cron schedules of the tasks a worker runs, or null when they declare
- * none. A task stored on another connection is enqueued by the workers of that connection.
+ * The scheduler for the cron schedules of the tasks a worker runs. A task stored on another
+ * connection is enqueued by the workers of that connection. With no schedule declared it only
+ * reports schedules that the task files no longer declare (after the last one is removed).
  */
-export function schedulerFor(c: SchedulerContext): RecurringScheduler | null {
+export function schedulerFor(c: SchedulerContext): RecurringScheduler {
   const names = new Set(c.names);
   const mine = (conn: string | null | undefined) => (conn && conn !== 'default' ? conn : null);
   const defs = (allRegistered() as DefinitionInternals[]).filter((d) => names.has(d.name) && mine(d.options.connection) === mine(c.connection));
   const schedules = defs.flatMap((d) => d.schedules ?? []);
-  if (schedules.length === 0) return null;
   const { connection: _connection, ...options } = c;
   return new RecurringScheduler({
     ...options,

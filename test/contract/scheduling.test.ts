@@ -179,6 +179,23 @@ contract('cron recurrences', (db) => {
     expect(log.find('info', /schedule changed/)).to.have.length(1);
   });
 
+  it('a worker whose task files declare no schedule at all still reports the removed one', async () => {
+    const before = define('sch.dropped', { cron: '0 * * * *' });
+    clock.set(Date.parse('2030-01-01T00:30:00Z'));
+    await scheduler(schedulesOf(before), 'w').tick();
+    // The next release of the code keeps the task and drops its (only) schedule.
+    unregister('sch.dropped');
+    define('sch.dropped', {});
+    const log = recordingLogger();
+    const w = await new Worker({ clock, sleep: 0.02, logger: log, queues: ['nothing-runs-here'] }).start(db.settings);
+    try {
+      await waitUntil(() => log.find('warn', /no longer declared/).length > 0, 'the removed schedule to be reported');
+    } finally {
+      await w.stop(0);
+    }
+    expect(log.find('warn', /no longer declared/)[0]!.fields).to.include({ name: 'sch.dropped', key: 'default', cron: '0 * * * *' });
+  });
+
   it('reports a schedule removed from the task files with its pending instances, and deletes nothing', async () => {
     const def = define('sch.removed', { cron: '0 * * * *' });
     clock.set(Date.parse('2030-01-01T00:30:00Z'));
