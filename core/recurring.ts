@@ -6,7 +6,7 @@
 import { ValidationError } from './errors.js';
 import { canonicalArgs } from './json.js';
 import { checkCron } from './policy/cron-check.js';
-import { isValidTimeZone } from './policy/timezone.js';
+import { isValidTimeZone, timeZoneProblem } from './policy/timezone.js';
 
 /**
  * What to do with slots missed while no worker ran (older than the scheduler's grace period):
@@ -69,7 +69,9 @@ export function declaredSchedules(name: string, options: CronOptions): DeclaredS
     checkCron(spec.cron, `${label}.cron in ${where}`);
     const zone = spec.timezone ?? taskZone ?? null;
     if (zone !== null && (typeof zone !== 'string' || !isValidTimeZone(zone))) {
-      throw new ValidationError(`Invalid ${label}.timezone in ${where}: ${JSON.stringify(zone)} — expected an IANA time zone such as "Europe/Berlin"`);
+      throw new ValidationError(
+        `Invalid ${label}.timezone in ${where}: ${JSON.stringify(zone)} — expected an IANA time zone such as "Europe/Berlin" (${timeZoneProblem(zone)})`,
+      );
     }
     const args = spec.args ?? [];
     if (!Array.isArray(args)) throw new ValidationError(`Invalid ${label}.args in ${where}: expected an array of the task's arguments`);

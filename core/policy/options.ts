@@ -6,7 +6,7 @@
 import { ValidationError } from '../errors.js';
 import { DEDUPE_ACTIONS, PRIORITY_MAX, PRIORITY_MIN, type CallOptions, type DedupeAction } from '../types.js';
 import { checkCron } from './cron-check.js';
-import { isValidTimeZone } from './timezone.js';
+import { isValidTimeZone, timeZoneProblem } from './timezone.js';
 
 type Checker = (v: unknown, label: string) => void;
 
@@ -69,7 +69,9 @@ export const OPTION_CHECKS: Record<string, Checker> = {
     if (v !== null && (!(v instanceof Date) || Number.isNaN(v.getTime()))) bad(l, v, 'a Date or null');
   },
   timezone(v, l) {
-    if (v !== null && (typeof v !== 'string' || !isValidTimeZone(v))) bad(l, v, 'an IANA time zone name such as "Europe/Berlin", or null');
+    if (v !== null && (typeof v !== 'string' || !isValidTimeZone(v))) {
+      bad(l, v, `an IANA time zone name such as "Europe/Berlin", or null (${timeZoneProblem(v)})`);
+    }
   },
   repeatOnFailure(v, l) {
     if (typeof v !== 'boolean') bad(l, v, 'true or false');

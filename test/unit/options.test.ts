@@ -82,6 +82,12 @@ describe('checkOptions', () => {
     expect(messageOf({ maxAttempts: 0 })).to.equal('Invalid maxAttempts in schedule() options: 0 — expected an integer >= 1');
   });
 
+  it('gives Intl’s reason for a rejected time zone', () => {
+    expect(messageOf({ timezone: 'Mars/Olympus' })).to.equal(
+      'Invalid timezone in schedule() options: "Mars/Olympus" — expected an IANA time zone name such as "Europe/Berlin", or null (Invalid time zone specified: Mars/Olympus)',
+    );
+  });
+
   it('rejects a repeat string that is not a cron expression', () => {
     expect(messageOf({ repeat: 'every hour' })).to.match(/^Invalid repeat in schedule\(\) options: "every hour"/);
   });
