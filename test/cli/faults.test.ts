@@ -39,6 +39,16 @@ export const effect = background({ name: 'effect' }, async function effect(n: nu
   return n;
 });
 
+/** Work that holds the event loop (CPU-bound code in a task): heartbeats can only run between tasks. */
+export const busy = background({ name: 'busy' }, async function busy(n: number, ms: number) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // spin
+  }
+  await db(process.env.EFFECTS_TABLE!).insert({ n, pid: process.pid });
+  return n;
+});
+
 export const slow = background({ name: 'slow' }, async function slow(ms: number) {
   await new Promise((r) => setTimeout(r, ms));
   return { pid: process.pid };
@@ -47,11 +57,14 @@ export const slow = background({ name: 'slow' }, async function slow(ms: number)
 
 const BULK = `
 import { closeConnections } from 'bgtasks';
-import { effect, slow } from './tasks.js';
-const [kind, a, b] = process.argv.slice(2);
+import { busy, effect, slow } from './tasks.js';
+const [kind, a, b, c] = process.argv.slice(2);
 if (kind === 'effects') {
   const from = Number(a), count = Number(b);
   await effect.bulk(Array.from({ length: count }, (_, i) => [from + i] as [number]));
+} else if (kind === 'busy') {
+  const from = Number(a), count = Number(b);
+  await busy.bulk(Array.from({ length: count }, (_, i) => [from + i, Number(c)] as [number, number]));
 } else {
   const ref = await slow(Number(a));
   process.stdout.write(ref.id + '\\n');
@@ -139,6 +152,27 @@ for (const t of cliTargets()) {
       expect(await count(store.tables.tasks)).to.equal(0);
       const [{ n }] = (await store.knex(store.tables.completed).whereNot('attempts', 1).count({ n: '*' })) as Array<{ n: unknown }>;
       expect(Number(n)).to.equal(0);
+    });
+
+    it('workers whose tasks block the event loop keep their leases (lockTimeout 5 s): 30 tasks × 300 ms run once each, none lost', async () => {
+      await enqueue('busy', '1', '30', '300');
+      // Together about 9 s of blocked event loop, well past lockTimeout, spread over two workers
+      // that each claim ahead (prefetch) and so hold leases on tasks that wait their turn.
+      const ws = [1, 2].map(() => worker('--batch', '--concurrency', '4', '--lock-timeout', '5'));
+      const results = await Promise.all(ws.map((w) => w.exited));
+      for (const r of results) {
+        expect(r.code, r.stderr + r.stdout.slice(-2000)).to.equal(0);
+        noErrors(r);
+        expect(r.stdout).not.to.match(/lease lost|WorkerLostError/);
+      }
+      expect(await count(effects)).to.equal(30);
+      const rows = (await store.knex(store.tables.completed).select('attempts', 'errors', 'failed_at')) as Array<Record<string, unknown>>;
+      expect(rows).to.have.length(30);
+      for (const r of rows) {
+        expect(Number(r.attempts)).to.equal(1);
+        expect(r.failed_at).to.equal(null);
+        expect(r.errors === null || r.errors === '' || r.errors === '[]', `errors ${String(r.errors)}`).to.equal(true);
+      }
     });
 
     it('after kill -9 of a worker mid-task, another worker re-runs it within lockTimeout + one poll, the lost run counted', async () => {
