@@ -109,7 +109,7 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     const applied = await runMigrations((await reachableStore(settings, options.connection)).conn, settings.tablePrefix);
     if (applied.length > 0) log.info('migrated', { applied: applied.join(',') });
   }
-  if (flags.startupDelay !== false && !options.batch) {
+  if (flags.startupDelay !== false) {
     // Many workers launched by the same cron tick should not all poll at the same instant.
     await new Promise((r) => setTimeout(r, Math.random() * 1000));
   }

@@ -72,7 +72,7 @@ for (const t of cliTargets()) {
 
     it('logs an unhandled rejection from task code with the task, and keeps running', async () => {
       const [id] = await enqueue('forgets');
-      const r = await runCli(['process-tasks', '--batch', '--log-format', 'json'], project.dir, t.env);
+      const r = await runCli(['process-tasks', '--batch', '--no-startup-delay', '--log-format', 'json'], project.dir, t.env);
       expect(r.code, r.stderr).to.equal(0);
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       const rejection = lines.find((l) => /unhandled promise rejection/.test(String(l.msg)))!;

@@ -34,7 +34,7 @@ for (const t of cliTargets()) {
     });
 
     it('refuses to run on a database that is not migrated (exit 3, says what to run)', async () => {
-      const r = await runCli(['process-tasks', '--batch'], project.dir, env);
+      const r = await runCli(['process-tasks', '--batch', '--no-startup-delay'], project.dir, env);
       expect(r.code).to.equal(3);
       expect(r.stderr).to.match(/not migrated.*bgtasks migrate/s);
       expect(r.stderr).not.to.match(/\n\s+at /);
@@ -79,11 +79,11 @@ for (const t of cliTargets()) {
       });
       try {
         const otherEnv = { RUN_LOG: runLog, REPORTS_URL: t.url(project), BGTASKS_TABLE_PREFIX: t.prefix };
-        const run = await runCli(['process-tasks', '--batch', '--connection', 'reports'], other.dir, otherEnv);
+        const run = await runCli(['process-tasks', '--batch', '--no-startup-delay', '--connection', 'reports'], other.dir, otherEnv);
         expect(run.code, run.stderr + run.stdout).to.equal(0);
         expect(ranLines(runLog).map((l) => Number(l.split(' ')[0])).filter((n) => n > 1000)).to.have.members([1001, 1002, 1003]);
         expect(existsSync(path.join(other.dir, 'bgtasks.sqlite3')), 'the default database was opened').to.equal(false);
-        const unknown = await runCli(['process-tasks', '--batch', '--connection', 'nosuch'], other.dir, otherEnv);
+        const unknown = await runCli(['process-tasks', '--batch', '--no-startup-delay', '--connection', 'nosuch'], other.dir, otherEnv);
         expect(unknown.code).to.equal(2);
         expect(unknown.stderr).to.match(/Unknown connection "nosuch".*reports/);
       } finally {

@@ -39,7 +39,7 @@ for (const t of cliTargets()) {
       expect((await runCli(['migrate'], project.dir, t.env)).code).to.equal(0);
       const empty = await runCli(['schedules'], project.dir, t.env);
       expect(empty.stdout).to.match(/No cron schedules registered yet/);
-      expect((await runCli(['process-tasks', '--batch'], project.dir, t.env)).code).to.equal(0);
+      expect((await runCli(['process-tasks', '--batch', '--no-startup-delay'], project.dir, t.env)).code).to.equal(0);
       const r = await runCli(['schedules', '--json'], project.dir, t.env);
       expect(r.code, r.stderr).to.equal(0);
       const list = JSON.parse(r.stdout) as Array<Record<string, unknown>>;

@@ -130,7 +130,7 @@ for (const t of cliTargets()) {
 
     it('--log-format json writes one JSON object per line with the task fields', async () => {
       const [id] = await enqueue('record', 7);
-      const r = await runCli(['process-tasks', '--batch', '--log-format', 'json'], project.dir, env);
+      const r = await runCli(['process-tasks', '--batch', '--no-startup-delay', '--log-format', 'json'], project.dir, env);
       expect(r.code).to.equal(0);
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       const done = lines.find((l) => l.msg === 'task succeeded')!;
@@ -143,7 +143,7 @@ for (const t of cliTargets()) {
 
     it('--log-std turns task output into log lines tagged with that task, even with tasks running at once', async () => {
       const ids = await enqueue('chatty', 'A', 'B', 'C');
-      const r = await runCli(['process-tasks', '--batch', '--log-std', '--concurrency', '3', '--log-format', 'json'], project.dir, env);
+      const r = await runCli(['process-tasks', '--batch', '--no-startup-delay', '--log-std', '--concurrency', '3', '--log-format', 'json'], project.dir, env);
       expect(r.code, r.stderr).to.equal(0);
       expect(r.stderr).to.equal('');
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -198,7 +198,7 @@ describe('process-tasks usage errors, spawned', function () {
   it('fails loudly (exit 1, the file and the error) when a task file cannot be imported', async () => {
     const p = makeProject({ 'tasks.ts': `import { background } from 'bgtasks';\nimport './missing-module.js';\nexport const t = background(function t() {});\n` });
     try {
-      const r = await runCli(['process-tasks', '--batch'], p.dir);
+      const r = await runCli(['process-tasks', '--batch', '--no-startup-delay'], p.dir);
       expect(r.code).to.equal(1);
       expect(r.stderr).to.include(path.join(p.dir, 'tasks.ts'));
       expect(r.stderr).to.match(/Cannot import task file .*missing-module/s);
@@ -210,10 +210,10 @@ describe('process-tasks usage errors, spawned', function () {
   it('fails when a task file registers no task, and when no task file is found', async () => {
     const p = makeProject({ 'tasks.ts': 'export const x = 1;\n' });
     try {
-      const r = await runCli(['process-tasks', '--batch'], p.dir);
+      const r = await runCli(['process-tasks', '--batch', '--no-startup-delay'], p.dir);
       expect(r.code).to.equal(1);
       expect(r.stderr).to.match(/registers no task/);
-      const none = await runCli(['process-tasks', '--batch', '--task-files', 'nothing/**/*.ts'], p.dir);
+      const none = await runCli(['process-tasks', '--batch', '--no-startup-delay', '--task-files', 'nothing/**/*.ts'], p.dir);
       expect(none.code).to.equal(1);
       expect(none.stderr).to.match(/No task files found/);
     } finally {
@@ -222,7 +222,7 @@ describe('process-tasks usage errors, spawned', function () {
   });
 
   it('reports an unreachable database with the URL’s password masked, exit 1', async () => {
-    const r = await runCli(['process-tasks', '--batch'], project.dir, { BGTASKS_DATABASE_URL: 'postgres://app:s3cret@127.0.0.1:1/app' });
+    const r = await runCli(['process-tasks', '--batch', '--no-startup-delay'], project.dir, { BGTASKS_DATABASE_URL: 'postgres://app:s3cret@127.0.0.1:1/app' });
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/Cannot reach the database postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/app/);
     expect(r.stderr + r.stdout).not.to.include('s3cret');
@@ -236,7 +236,7 @@ describe('process-tasks usage errors, spawned', function () {
     try {
       expect((await runCli(['migrate'], p.dir)).code).to.equal(0);
       expect((await spawnNode(['--import', TSX_LOADER, 'enqueue.ts'], p.dir).exited).code).to.equal(0);
-      const r = await runCli(['process-tasks', '--batch'], p.dir, { BGTASKS_MAX_ATTEMPTS: '5' });
+      const r = await runCli(['process-tasks', '--batch', '--no-startup-delay'], p.dir, { BGTASKS_MAX_ATTEMPTS: '5' });
       expect(r.code).to.equal(0);
       expect(r.stdout).to.match(/task failed for good/);
     } finally {
@@ -253,7 +253,7 @@ describe('process-tasks usage errors, spawned', function () {
       expect((await runCli(['migrate'], p.dir)).code).to.equal(0);
       expect((await spawnNode(['--import', TSX_LOADER, 'enqueue.ts'], p.dir).exited).code).to.equal(0);
       p.write('package.json', JSON.stringify({ name: 'cjs-app', private: true }));
-      const r = await runCli(['process-tasks', '--batch'], p.dir);
+      const r = await runCli(['process-tasks', '--batch', '--no-startup-delay'], p.dir);
       expect(r.code, r.stderr).to.equal(0);
       expect(r.stdout).to.match(/task succeeded.*name=hello/);
     } finally {
@@ -262,7 +262,7 @@ describe('process-tasks usage errors, spawned', function () {
   });
 
   it('names a bad environment variable and its value', async () => {
-    const r = await runCli(['process-tasks', '--batch'], project.dir, { BGTASKS_MAX_ATTEMPTS: 'many' });
+    const r = await runCli(['process-tasks', '--batch', '--no-startup-delay'], project.dir, { BGTASKS_MAX_ATTEMPTS: 'many' });
     expect(r.code).to.equal(2);
     expect(r.stderr).to.match(/Invalid maxAttempts \(from BGTASKS_MAX_ATTEMPTS\): "many" — expected an integer >= 1/);
   });
