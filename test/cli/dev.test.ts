@@ -1,10 +1,17 @@
 /**
- * `process-tasks --dev`, spawned: a change to a task file restarts the worker with the new code;
- * a task file that fails to import is shown, and fixing it recovers without a manual restart.
+ * `process-tasks --dev`, spawned: a change to a task file restarts the worker with the new code
+ * (a running task finishes on the old code first); a task file that fails to import is shown, and
+ * fixing it recovers without a manual restart. On SQLite and the configured server databases.
  */
 import { expect } from 'chai';
 import { waitUntil } from '../helpers/databases.js';
 import { makeProject, runCli, spawnNode, startCli, TSX_LOADER, type Project, type Spawned } from '../helpers/project.js';
+import { cliTargets } from '../helpers/record-project.js';
+import { settingsFor } from '../helpers/databases.js';
+import { forgetStores, storeFor } from '../../core/stores.js';
+import { closeConnections } from '../../core/db/connection.js';
+import { rollbackMigrations } from '../../core/migrate.js';
+import type { Store } from '../../core/store.js';
 
 const version = (v: string) => `
 import { background } from 'bgtasks';
@@ -81,58 +88,82 @@ describe('process-tasks --dev when the supervisor is killed outright, spawned', 
   });
 });
 
-describe('process-tasks --dev, spawned', function () {
-  this.timeout(90_000);
-  let project: Project;
-  let dev: Spawned | null = null;
+for (const t of cliTargets()) {
+  describe(`process-tasks --dev, spawned [${t.name}]`, function () {
+    this.timeout(90_000);
+    let project: Project;
+    let dev: Spawned | null = null;
+    let store: Store | undefined;
 
-  const runTask = async () => {
-    const r = await spawnNode(['--import', TSX_LOADER, 'run.ts'], project.dir).exited;
-    expect(r.code, r.stderr).to.equal(0);
-    return r.stdout.trim();
-  };
-  const started = () => (dev!.stdout().match(/worker started/g) ?? []).length;
+    const runTask = async () => {
+      const r = await spawnNode(['--import', TSX_LOADER, 'run.ts'], project.dir, t.env).exited;
+      expect(r.code, r.stderr).to.equal(0);
+      return r.stdout.trim();
+    };
+    const started = () => (dev!.stdout().match(/worker started/g) ?? []).length;
 
-  beforeEach(async () => {
-    project = makeProject({ 'tasks.ts': version('v1'), 'run.ts': RUN });
-    expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
-    dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '2'], project.dir);
-    await waitUntil(() => started() === 1, 'the first worker to start', 20_000);
-  });
-  afterEach(async () => {
-    if (dev && dev.child.exitCode === null) {
-      dev.child.kill('SIGTERM');
-      const r = await dev.exited;
-      expect(r.code).to.equal(0);
-    }
-    project.remove();
-  });
+    beforeEach(async () => {
+      project = makeProject({ 'tasks.ts': version('v1'), 'run.ts': RUN });
+      expect((await runCli(['migrate'], project.dir, t.env)).code).to.equal(0);
+      dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '5'], project.dir, t.env);
+      await waitUntil(() => started() === 1, 'the first worker to start', 20_000);
+    });
+    afterEach(async () => {
+      if (dev && dev.child.exitCode === null) {
+        dev.child.kill('SIGTERM');
+        const r = await dev.exited;
+        expect(r.code).to.equal(0);
+      }
+      if (t.name !== 'sqlite') {
+        store ??= await storeFor(await settingsFor(t.url(project), t.prefix, project.dir));
+        await store.knex(store.tables.tasks).del();
+      }
+      project.remove();
+    });
+    after(async () => {
+      if (store) await rollbackMigrations(store.conn, t.prefix).catch(() => {});
+      forgetStores();
+      await closeConnections();
+    });
 
-  it('restarts the worker with the new code when a task file changes, saying what changed', async () => {
-    expect(await runTask()).to.equal('v1');
-    project.write('tasks.ts', version('v2'));
-    await waitUntil(() => started() === 2, 'the worker to restart', 20_000);
-    expect(dev!.stdout()).to.match(/changed: tasks\.ts; restarting the worker/);
-    expect(await runTask()).to.equal('v2');
-  });
+    it('restarts the worker with the new code when a task file changes, saying what changed', async () => {
+      expect(await runTask()).to.equal('v1');
+      project.write('tasks.ts', version('v2'));
+      await waitUntil(() => started() === 2, 'the worker to restart', 20_000);
+      expect(dev!.stdout()).to.match(/changed: tasks\.ts; restarting the worker/);
+      expect(await runTask()).to.equal('v2');
+    });
 
-  it('shows an import error, keeps watching, and recovers when the file is fixed', async () => {
-    project.write('tasks.ts', `import { background } from 'bgtasks';\nexport const whichVersion = background(function whichVersion( {\n`);
-    await waitUntil(() => /the worker exited \(code 1\); fix the error/.test(dev!.stdout()), 'the broken worker to exit', 20_000);
-    expect(dev!.stderr()).to.match(/Cannot import task file .*tasks\.ts/);
-    expect(dev!.child.exitCode).to.equal(null);
-    project.write('tasks.ts', version('v3'));
-    await waitUntil(() => started() === 2, 'the fixed worker to start', 20_000);
-    expect(await runTask()).to.equal('v3');
-  });
+    it('lets a task that is running when a file changes finish on the old code, then starts the new code', async () => {
+      project.write('tasks.ts', SLOW);
+      await waitUntil(() => started() === 2, 'the worker with the slow task to start', 20_000);
+      const slowRun = runTask();
+      await waitUntil(() => /task started .*name=whichVersion/.test(dev!.stdout().split('worker started').at(-1)!), 'the slow task to start', 20_000);
+      project.write('tasks.ts', version('v4'));
+      // Released and re-run by the new code, it would return 'v4'.
+      expect(await slowRun).to.equal('slow');
+      await waitUntil(() => started() === 3, 'the new code to start', 20_000);
+      expect(await runTask()).to.equal('v4');
+    });
 
-  it('does not restart for changes in node_modules or the database file', async () => {
-    project.write('node_modules/some-lib/index.js', 'module.exports = 1;\n');
-    // A task run writes the SQLite file.
-    expect(await runTask()).to.equal('v1');
-    // Then a watched file: the first change the supervisor reports must be this one alone.
-    project.write('other.ts', 'export const x = 1;\n');
-    await waitUntil(() => /changed: /.test(dev!.stdout()), 'the supervisor to report a change', 20_000);
-    expect(dev!.stdout().match(/changed: (.*); restarting/)![1]).to.equal('other.ts');
+    it('shows an import error, keeps watching, and recovers when the file is fixed', async () => {
+      project.write('tasks.ts', `import { background } from 'bgtasks';\nexport const whichVersion = background(function whichVersion( {\n`);
+      await waitUntil(() => /the worker exited \(code 1\); fix the error/.test(dev!.stdout()), 'the broken worker to exit', 20_000);
+      expect(dev!.stderr()).to.match(/Cannot import task file .*tasks\.ts/);
+      expect(dev!.child.exitCode).to.equal(null);
+      project.write('tasks.ts', version('v3'));
+      await waitUntil(() => started() === 2, 'the fixed worker to start', 20_000);
+      expect(await runTask()).to.equal('v3');
+    });
+
+    it('does not restart for changes in node_modules or the database file', async () => {
+      project.write('node_modules/some-lib/index.js', 'module.exports = 1;\n');
+      // A task run writes the database (on SQLite, the file in the project).
+      expect(await runTask()).to.equal('v1');
+      // Then a watched file: the first change the supervisor reports must be this one alone.
+      project.write('other.ts', 'export const x = 1;\n');
+      await waitUntil(() => /changed: /.test(dev!.stdout()), 'the supervisor to report a change', 20_000);
+      expect(dev!.stdout().match(/changed: (.*); restarting/)![1]).to.equal('other.ts');
+    });
   });
-});
+}
