@@ -99,6 +99,10 @@ contract('cron recurrences', (db) => {
       const workers = ['w1', 'w2', 'w3'].map((id) => scheduler(schedules, id));
       const start = Date.parse(w.start);
       const end = start + 48 * HOUR;
+      const names = [`sch.hourly.${tag}`, `sch.daily230.${tag}`];
+      // The three workers also run what is due, at the same time, about once a simulated hour.
+      const runAll = () =>
+        Promise.all(['w1', 'w2', 'w3'].map((workerId) => Worker.drain({ clock, sleep: 0.01, logger: recordingLogger(), names, workerId, concurrency: 2 }, db.settings)));
       let step = 0;
       for (let t = start; t <= end; t += 4 * 60_000, step++) {
         clock.set(t);
@@ -107,11 +111,17 @@ contract('cron recurrences', (db) => {
         } else {
           for (const x of [...workers].sort(() => Math.random() - 0.5)) await x.tick();
         }
+        if (step % 16 === 15) await runAll();
       }
+      await runAll();
       const expectedHourly = Array.from({ length: 48 }, (_, i) => new Date(start + (i + 1) * HOUR).toISOString());
-      expect(await tasksOf(`sch.hourly.${tag}`)).to.deep.equal(expectedHourly);
-      expect(await tasksOf(`sch.daily230.${tag}`)).to.deep.equal(w.daily);
-      await Worker.drain({ clock, sleep: 0.01, logger: recordingLogger(), names: [`sch.hourly.${tag}`, `sch.daily230.${tag}`] }, db.settings);
+      const pendingHourly = await tasksOf(`sch.hourly.${tag}`);
+      expect(pendingHourly).to.deep.equal([]);
+      const done = (await db.store.knex(db.store.tables.completed).whereIn('name', names).select('name', 'scheduled_at', 'attempts')) as Array<Record<string, unknown>>;
+      const slotsOf = (n: string) => done.filter((r) => r.name === n).map((r) => new Date(Number(r.scheduled_at)).toISOString()).sort();
+      expect(slotsOf(`sch.hourly.${tag}`)).to.deep.equal(expectedHourly);
+      expect(slotsOf(`sch.daily230.${tag}`)).to.deep.equal(w.daily);
+      expect(done.every((r) => Number(r.attempts) === 1)).to.equal(true);
       expect(ran.filter((r) => r.startsWith(`sch.hourly.${tag}:`))).to.have.length(48);
       expect(ran.filter((r) => r.startsWith(`sch.hourly.${tag}:`)).every((r) => r.endsWith('["h"]'))).to.equal(true);
       expect(ran.filter((r) => r.startsWith(`sch.daily230.${tag}:`))).to.have.length(2);
