@@ -55,6 +55,10 @@ export async function typeTests(): Promise<void> {
   background(function withDates(_ds: Date[]) {});
   // @ts-expect-error a union with a Date
   background(function withMaybeDate(_d: string | Date) {});
+  // @ts-expect-error a parameter that can only be undefined (JSON has no undefined; `x?: T` is fine)
+  background(function withUndefined(_u: undefined) {});
+  // @ts-expect-error an object with an undefined-only field
+  background(function withUndefinedField(_o: { gone: undefined }) {});
   // @ts-expect-error a Date parameter with options too
   background({ queue: 'q' }, function withDateOpts(_d: Date) {});
   // @ts-expect-error a Date parameter on a context task
