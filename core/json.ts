@@ -98,7 +98,18 @@ export function canonicalJson(value: unknown, root = 'value'): string {
 
 /** The canonical JSON of a call's arguments; errors name the 1-based argument. */
 export function canonicalArgs(args: readonly unknown[]): string {
-  const parts = args.map((a, i) => canonicalJson(a, `argument ${i + 1}`));
+  // Most calls pass ids, names and flags: for those JSON.stringify already writes the canonical
+  // text (no keys to sort, nothing to refuse), without the walker's bookkeeping.
+  let flat = true;
+  for (let i = 0; i < args.length && flat; i++) {
+    const a = args[i];
+    const t = typeof a;
+    flat = t === 'string' || t === 'boolean' || a === null || (t === 'number' && Number.isFinite(a));
+  }
+  if (flat) return JSON.stringify(args);
+  // A plain loop, not map(): map skips the holes of a sparse array, which must be refused.
+  const parts: string[] = [];
+  for (let i = 0; i < args.length; i++) parts.push(canonicalJson(args[i], `argument ${i + 1}`));
   return `[${parts.join(',')}]`;
 }
 

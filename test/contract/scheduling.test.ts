@@ -100,7 +100,7 @@ contract('cron recurrences', (db) => {
       const start = Date.parse(w.start);
       const end = start + 48 * HOUR;
       const names = [`sch.hourly.${tag}`, `sch.daily230.${tag}`];
-      // The three workers also run what is due, at the same time, about once a simulated hour.
+      // The three workers also run what is due, at the same time, every three simulated hours.
       const runAll = () =>
         Promise.all(['w1', 'w2', 'w3'].map((workerId) => Worker.drain({ clock, sleep: 0.01, logger: recordingLogger(), names, workerId, concurrency: 2 }, db.settings)));
       let step = 0;
@@ -111,7 +111,7 @@ contract('cron recurrences', (db) => {
         } else {
           for (const x of [...workers].sort(() => Math.random() - 0.5)) await x.tick();
         }
-        if (step % 16 === 15) await runAll();
+        if (step % 45 === 44) await runAll();
       }
       await runAll();
       const expectedHourly = Array.from({ length: 48 }, (_, i) => new Date(start + (i + 1) * HOUR).toISOString());

@@ -158,6 +158,20 @@ describe('canonicalArgs', () => {
   it('rejects an undefined argument, naming it', () => {
     expect(errorOf(() => canonicalArgs([1, undefined])).message).to.equal('argument 2: undefined is not JSON — omit it or pass null');
   });
+
+  it('writes flat arguments (strings, finite numbers, booleans, null) exactly as the general walker does', () => {
+    const cases: unknown[][] = [[0], [-0, 1.5, -2e-7, 1e21], ['', 'é\u2028"\\\n', '\ud800'], [true, false, null], [Number.MAX_SAFE_INTEGER, 'x']];
+    for (const args of cases) {
+      expect(canonicalArgs(args)).to.equal(`[${args.map((a, i) => canonicalJson(a, `argument ${i + 1}`)).join(',')}]`);
+    }
+  });
+
+  it('still refuses non-finite numbers and holes among flat arguments', () => {
+    expect(errorOf(() => canonicalArgs([1, NaN])).message).to.match(/^argument 2: NaN is not JSON/);
+    expect(errorOf(() => canonicalArgs(['a', Infinity])).message).to.match(/^argument 2: Infinity is not JSON/);
+    // eslint-disable-next-line no-sparse-arrays
+    expect(errorOf(() => canonicalArgs([1, , 3])).message).to.match(/^argument 2: undefined is not JSON/);
+  });
 });
 
 describe('taskHash', () => {
