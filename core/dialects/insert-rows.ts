@@ -57,3 +57,38 @@ export function uniformRows(rows: readonly Record<string, unknown>[] | UniformRo
 export function* chunks<T>(list: readonly T[], size: number): Generator<T[]> {
   for (let i = 0; i < list.length; i += size) yield list.slice(i, i + size);
 }
+
+/**
+ * One chunk of uniform rows, split for a JSON-fed INSERT … SELECT: the columns whose value is the
+ * same in every row (a bulk() call shares its template: name, times, queue, …) are bound once as
+ * parameters; only the others travel per row. Less JSON to build and for the database to parse.
+ */
+export interface SplitChunk {
+  /** Per column, in order: its constant value, or the position of its value in each row of `perRow`. */
+  sources: Array<{ constant: unknown } | { at: number }>;
+  /** The constant values, in column order (the order their placeholders appear). */
+  constants: unknown[];
+  /** Each row's varying values (possibly none). */
+  perRow: unknown[][];
+}
+
+export function splitChunk(columns: readonly string[], chunk: readonly unknown[][]): SplitChunk {
+  const first = chunk[0] ?? [];
+  const varying: number[] = [];
+  const sources: SplitChunk['sources'] = [];
+  const constants: unknown[] = [];
+  columns.forEach((_, c) => {
+    const v = first[c];
+    let same = true;
+    for (let r = 1; r < chunk.length && same; r++) same = chunk[r]![c] === v;
+    if (same) {
+      sources.push({ constant: v });
+      constants.push(v);
+    } else {
+      sources.push({ at: varying.length });
+      varying.push(c);
+    }
+  });
+  const perRow = chunk.map((row) => varying.map((c) => row[c]));
+  return { sources, constants, perRow };
+}

@@ -8,7 +8,7 @@
 import type { Knex } from 'knex';
 import { CompletionMismatch, deleteCompleted, errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
-import { chunks, PG_TYPES, uniformRows } from './insert-rows.js';
+import { chunks, PG_TYPES, splitChunk, uniformRows } from './insert-rows.js';
 
 /** JSON_TABLE column types for the column kinds of insert-rows.ts. */
 const MYSQL_TYPES: Record<string, string> = { text: 'LONGTEXT', bigint: 'BIGINT', integer: 'INT', boolean: 'BOOLEAN' };
@@ -128,15 +128,19 @@ export const mysqlDialect: Dialect = {
       return ids;
     }
     // The rows travel as one JSON document read by JSON_TABLE (thousands of bound parameters cost
-    // far more to bind). The insert id is each statement's first row's; the rest follow it
-    // (consecutive lock mode holds the AUTO-INC lock for the whole INSERT … SELECT).
+    // far more to bind); values shared by every row are bound once. The insert id is each
+    // statement's first row's; the rest follow it (consecutive lock mode holds the AUTO-INC lock
+    // for the whole INSERT … SELECT). The ordinality column keeps JSON_TABLE valid when no value
+    // varies.
     const { columns, values } = uniformRows(rows);
-    const sql =
-      `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) SELECT ${columns.map((_, i) => `j.c${i}`).join(', ')} ` +
-      `FROM JSON_TABLE(?, '$[*]' COLUMNS (${columns.map((c, i) => `c${i} ${MYSQL_TYPES[PG_TYPES[c] ?? 'text']} PATH '$[${i}]'`).join(', ')})) j`;
     const ids: string[] = [];
     for (const chunk of chunks(values, 5000)) {
-      const [res] = (await db.raw(sql, [JSON.stringify(chunk)])) as [{ insertId: number }];
+      const { sources, constants, perRow } = splitChunk(columns, chunk);
+      const jsonColumns = sources.flatMap((s, i) => ('at' in s ? [`c${s.at} ${MYSQL_TYPES[PG_TYPES[columns[i]!] ?? 'text']} PATH '$[${s.at}]'`] : []));
+      const sql =
+        `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) SELECT ${sources.map((s) => ('at' in s ? `j.c${s.at}` : '?')).join(', ')} ` +
+        `FROM JSON_TABLE(?, '$[*]' COLUMNS (${['n FOR ORDINALITY', ...jsonColumns].join(', ')})) j`;
+      const [res] = (await db.raw(sql, [...constants, JSON.stringify(perRow)] as Knex.RawBinding[])) as [{ insertId: number }];
       for (let i = 0; i < chunk.length; i++) ids.push(String(res.insertId + i));
     }
     return ids;

@@ -8,7 +8,7 @@
 import type { Knex } from 'knex';
 import { errorCode, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
-import { chunks, uniformRows } from './insert-rows.js';
+import { chunks, splitChunk, uniformRows } from './insert-rows.js';
 
 const q = (id: string) => `"${id}"`;
 
@@ -112,15 +112,16 @@ export const sqliteDialect: Dialect = {
       return [String(id)];
     }
     // The rows travel as one JSON document read by json_each (thousands of bound parameters cost
-    // far more to bind), one INSERT per chunk. Its rows get consecutive ids ending at
-    // last_insert_rowid(): one statement is never interleaved with another.
+    // far more to bind), one INSERT per chunk; values shared by every row are bound once. Its rows
+    // get consecutive ids ending at last_insert_rowid(): one statement is never interleaved.
     const { columns, values } = uniformRows(rows);
-    const sql =
-      `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) ` +
-      `SELECT ${columns.map((_, i) => `json_extract(value, '$[${i}]')`).join(', ')} FROM json_each(?) ORDER BY key`;
     const ids: string[] = [];
     for (const chunk of chunks(values, 5000)) {
-      await db.raw(sql, [JSON.stringify(chunk)]);
+      const { sources, constants, perRow } = splitChunk(columns, chunk);
+      const sql =
+        `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) ` +
+        `SELECT ${sources.map((s) => ('at' in s ? `json_extract(value, '$[${s.at}]')` : '?')).join(', ')} FROM json_each(?) ORDER BY key`;
+      await db.raw(sql, [...constants, JSON.stringify(perRow)] as Knex.RawBinding[]);
       const [{ id }] = (await db.raw('SELECT last_insert_rowid() AS id')) as Array<{ id: number }>;
       for (let i = chunk.length - 1; i >= 0; i--) ids.push(String(id - i));
     }

@@ -279,6 +279,40 @@ contract(
         expect(await pending()).to.equal(0);
       });
 
+      it('stores the shared options on every row, also when every call is the same', async () => {
+        const until = new Date(clock.now() + 86_400_000);
+        const opts = { priority: 7, verboseName: 'batch', creator: { type: 'user', id: 9 }, repeat: 3600, repeatUntil: until, repeatOnFailure: false, maxAttempts: 4, when: 30 };
+        const refs = [...(await echo.bulk([['a'], ['b'], [{ n: 1 }]], opts)), ...(await echo.bulk([['same'], ['same'], ['same']], opts))];
+        const rows = (await db.store.knex(db.store.tables.tasks).whereIn('id', refs.map((r) => r.id)).orderBy('id')) as Array<Record<string, unknown>>;
+        expect(rows.map((r) => String(r.args))).to.deep.equal(['["a"]', '["b"]', '[{"n":1}]', '["same"]', '["same"]', '["same"]']);
+        expect(new Set(rows.slice(3).map((r) => r.hash)).size).to.equal(1);
+        for (const r of rows) {
+          expect({
+            queue: r.queue,
+            priority: Number(r.priority),
+            verboseName: r.verbose_name,
+            creator: [r.creator_type, r.creator_id],
+            repeatEveryMs: Number(r.repeat_every_ms),
+            repeatUntil: Number(r.repeat_until),
+            repeatOnFailure: Boolean(Number(r.repeat_on_failure) || r.repeat_on_failure === true),
+            maxAttempts: Number(r.max_attempts),
+            runAt: Number(r.run_at),
+            attempts: Number(r.attempts),
+          }).to.deep.equal({
+            queue: 'echo',
+            priority: 7,
+            verboseName: 'batch',
+            creator: ['user', '9'],
+            repeatEveryMs: 3_600_000,
+            repeatUntil: until.getTime(),
+            repeatOnFailure: false,
+            maxAttempts: 4,
+            runAt: clock.now() + 30_000,
+            attempts: 0,
+          });
+        }
+      });
+
       it('stores nothing when one call of the batch is invalid', async () => {
         const calls: Array<[unknown]> = [[1], [2], [new Map()], [4]];
         await expectReject(() => echo.bulk(calls), ValidationError, /bulk\(\): call 3: argument 1: Map is not JSON/);
