@@ -12,7 +12,7 @@ import { checkOptions, effectiveAction, mergeOptions } from './policy/options.js
 import { checkWhen } from './policy/when.js';
 import { SCHEDULE_OPTION_KEYS } from './schedule.js';
 import { resolveWhen } from './policy/when.js';
-import { newTaskRow, type NewTask } from './rows.js';
+import { newTaskRow, taskWithArgs, type NewTask } from './rows.js';
 import type { ScheduleOptions, Schedule } from './schedule.js';
 import type { Store } from './store.js';
 import { storeFor } from './stores.js';
@@ -63,7 +63,7 @@ export function prepareCall(
 export function callTask(def: DefinitionInternals, template: Omit<NewTask, 'args' | 'hash'>, args: readonly unknown[], settings: Settings): NewTask {
   if (!Array.isArray(args)) throw new ValidationError(`${def.name}: arguments must be an array`);
   const argsJson = checkedArgsJson(def, args, settings);
-  return { ...template, args: argsJson, hash: taskHash(def.name, argsJson) };
+  return taskWithArgs(template, argsJson, taskHash(def.name, argsJson));
 }
 
 /** The canonical JSON of a call's arguments, refused when not JSON or over maxArgsBytes. */
@@ -219,7 +219,7 @@ export async function enqueueBulk(
   }
   const { template } = prepareCall(def, when, callOpts, settings, nowMs);
   // Every call shares the template: one row of values, copied per call with its own arguments.
-  const base = newTaskRow({ ...template, args: '', hash: '' });
+  const base = newTaskRow(taskWithArgs(template, '', ''));
   const columns = Object.keys(base);
   const proto = columns.map((c) => base[c]);
   const argsAt = columns.indexOf('args');
@@ -249,7 +249,7 @@ export async function enqueueBulk(
   if (settings.mode !== 'normal') {
     const refs: TaskHandle[] = [];
     for (const row of values) {
-      const t: NewTask = { ...template, args: row[argsAt] as string, hash: row[hashAt] as string };
+      const t = taskWithArgs(template, row[argsAt] as string, row[hashAt] as string);
       refs.push(await enqueueInMemory(settings.mode, def, t, settings));
     }
     return refs;
