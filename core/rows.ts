@@ -203,29 +203,13 @@ export function newTaskRow(t: NewTask): Raw {
 
 /** The successor of a recurring task: the same call, at its next slot, with a fresh history. */
 export function successorOf(t: TaskRow, slotMs: number, nowMs: number): NewTask {
-  return {
-    name: t.name,
-    args: t.args,
-    hash: t.hash,
-    queue: t.queue,
-    priority: t.priority,
-    verboseName: t.verboseName,
-    creatorType: t.creatorType,
-    creatorId: t.creatorId,
-    runAt: slotMs,
-    scheduledAt: slotMs,
-    enqueuedAt: nowMs,
-    maxAttempts: t.maxAttempts,
-    maxRunTime: t.maxRunTime,
-    // The expiry window is measured from the scheduled slot, which retries do not move.
-    expiresAt: t.expiresAt === null ? null : slotMs + (t.expiresAt - t.scheduledAt),
-    repeatEvery: t.repeatEvery,
-    repeatCron: t.repeatCron,
-    timezone: t.timezone,
-    repeatUntil: t.repeatUntil,
-    repeatOnFailure: t.repeatOnFailure,
-    recurringKey: t.recurringKey,
-  };
+  const next = taskWithArgs(t, t.args, t.hash);
+  next.runAt = slotMs;
+  next.scheduledAt = slotMs;
+  next.enqueuedAt = nowMs;
+  // The expiry window is measured from the scheduled slot, which retries do not move.
+  next.expiresAt = t.expiresAt === null ? null : slotMs + (t.expiresAt - t.scheduledAt);
+  return next;
 }
 
 export interface Finish {
