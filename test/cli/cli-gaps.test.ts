@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { settingsFor, waitUntil } from '../helpers/databases.js';
-import { makeProject, runCli, startCli, type Project, type RunResult, type Spawned } from '../helpers/project.js';
+import { killLeftovers, makeProject, runCli, startCli, type Project, type RunResult, type Spawned } from '../helpers/project.js';
 import { cliTargets, ranLines } from '../helpers/record-project.js';
 import { forgetStores, storeFor } from '../../core/stores.js';
 import { closeConnections } from '../../core/db/connection.js';
@@ -153,12 +153,7 @@ for (const t of cliTargets()) {
       display = parseDatabase(t.url(project), project.dir, 'test').display;
     });
     afterEach(async () => {
-      for (const c of children.splice(0)) {
-        if (c.child.exitCode === null && c.child.signalCode === null) {
-          c.child.kill('SIGKILL');
-          await c.exited;
-        }
-      }
+      await killLeftovers(children);
     });
     after(async () => {
       if (store) {

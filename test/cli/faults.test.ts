@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { settingsFor, waitUntil } from '../helpers/databases.js';
-import { makeProject, runCli, spawnNode, startCli, TSX_LOADER, type Project, type RunResult, type Spawned } from '../helpers/project.js';
+import { killLeftovers, makeProject, runCli, spawnNode, startCli, TSX_LOADER, type Project, type RunResult, type Spawned } from '../helpers/project.js';
 import { cliTargets } from '../helpers/record-project.js';
 import { TcpProxy, throughProxy } from '../helpers/tcp-proxy.js';
 import { forgetStores, storeFor } from '../../core/stores.js';
@@ -123,12 +123,7 @@ for (const t of cliTargets()) {
       await store.knex(effects).del();
     });
     afterEach(async () => {
-      for (const c of children.splice(0)) {
-        if (c.child.exitCode === null && c.child.signalCode === null) {
-          c.child.kill('SIGKILL');
-          await c.exited;
-        }
-      }
+      await killLeftovers(children);
     });
     after(async () => {
       await store.knex.schema.dropTableIfExists(effects).catch(() => {});

@@ -97,3 +97,13 @@ export function runCli(args: string[], cwd: string, env: Record<string, string |
 export function runScript(file: string, cwd: string, env: Record<string, string | undefined> = {}, args: string[] = []): Promise<RunResult> {
   return spawnNode(['--import', TSX_LOADER, file, ...args], cwd, env).exited;
 }
+
+/** Kills (SIGKILL) every child in `children` that is still running, waits for each, and empties the list. */
+export async function killLeftovers(children: Spawned[]): Promise<void> {
+  for (const c of children.splice(0)) {
+    if (c.child.exitCode === null && c.child.signalCode === null) {
+      c.child.kill('SIGKILL');
+      await c.exited;
+    }
+  }
+}
