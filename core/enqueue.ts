@@ -239,9 +239,10 @@ export async function enqueueBulk(
     return row;
   });
   if (values.length === 0) return [];
-  for (let i = 0; i < calls.length; i++) {
+  const validator = def.options.validate as ArgsValidator | undefined;
+  for (let i = 0; validator && i < calls.length; i++) {
     try {
-      await validateForEnqueue(def.name, def.options.validate as ArgsValidator | undefined, calls[i]!);
+      await validateForEnqueue(def.name, validator, calls[i]!);
     } catch (err) {
       throw new ValidationError(`${def.name}.bulk(): call ${i + 1}: ${(err as Error).message}`, { cause: err });
     }
