@@ -13,7 +13,10 @@ program
   .name('bgtasks')
   .description('Background tasks stored in your SQL database, run by a cron-friendly worker.')
   .version(await packageVersion(), '--version', 'print the version')
-  .showHelpAfterError('(run with --help for usage)')
+  // Parse errors look like every other error: one line on stderr that starts with "bgtasks:".
+  .configureOutput({
+    outputError: (text, write) => write(`bgtasks: ${commanderLine(text)}\n`),
+  })
   .exitOverride((err: CommanderError) => {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(EXIT.OK);
     process.exit(EXIT.USAGE);
@@ -265,6 +268,12 @@ Examples:
   const { pruneResultsCommand } = await import('./commands/prune-results.js');
   await runCommand(() => pruneResultsCommand(flags));
 });
+
+/** Commander's "error: unknown option '--x'\n(Did you mean --y?)" as one line, with a pointer to --help. */
+function commanderLine(text: string): string {
+  const line = text.replace(/^error: /, '').trim().split(/\s*\n\s*/).join(' ');
+  return `${line} — run with --help for usage`;
+}
 
 async function packageVersion(): Promise<string> {
   const { readFile } = await import('node:fs/promises');

@@ -48,6 +48,7 @@ export async function reachableStore(settings: Settings, connection?: string | n
     await store.knex.raw('SELECT 1');
     verified.add(store);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const msg = err instanceof Error ? err.message : String(err);
     throw new DatabaseUnavailableError(`Cannot reach the database ${spec.display}: ${msg || (err as { code?: string })?.code || 'unknown error'}`, {
       cause: err,
