@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TaskContext } from './context.js';
 import { isErrorKind, isPermanent, PermanentTaskError, TaskTimeoutError } from './errors.js';
-import { canonicalJson } from './json.js';
+import { plainJson } from './json.js';
 import { withFields, type Logger } from './log.js';
 import type { Execution } from './policy/transitions.js';
 import type { DefinitionInternals } from './task.js';
@@ -87,7 +87,7 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
       }
       if (value === undefined) return { kind: 'success', returnJson: null };
       try {
-        return { kind: 'success', returnJson: canonicalJson(value, `return value of task ${task.name} #${task.id}`) };
+        return { kind: 'success', returnJson: plainJson(value, `return value of task ${task.name} #${task.id}`) };
       } catch (err) {
         // Not retried: a second run would repeat the task's side effects and fail the same way.
         return { kind: 'error', error: err, permanent: true };

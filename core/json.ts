@@ -47,6 +47,18 @@ function keyPath(path: string, key: string): string {
  * value that JSON cannot carry (e.g. `argument 1 .user.createdAt: Date is not JSON — …`).
  */
 export function canonicalJson(value: unknown, root = 'value'): string {
+  return checkedJson(value, root, true);
+}
+
+/**
+ * The JSON text of `value`, refused like canonicalJson() refuses it, but with object keys in
+ * their own order: what a task returns reads back as it was written (no hash depends on it).
+ */
+export function plainJson(value: unknown, root = 'value'): string {
+  return checkedJson(value, root, false);
+}
+
+function checkedJson(value: unknown, root: string, sortKeys: boolean): string {
   const seen = new Set<object>();
   const walk = (v: unknown, path: string): string => {
     switch (typeof v) {
@@ -85,7 +97,7 @@ export function canonicalJson(value: unknown, root = 'value'): string {
         );
       }
       if (Object.getOwnPropertySymbols(obj).length > 0) fail(root, path, 'symbol');
-      const keys = Object.keys(obj).sort();
+      const keys = sortKeys ? Object.keys(obj).sort() : Object.keys(obj);
       const parts: string[] = [];
       for (const k of keys) parts.push(`${JSON.stringify(k)}:${walk((obj as Record<string, unknown>)[k], keyPath(path, k))}`);
       out = `{${parts.join(',')}}`;

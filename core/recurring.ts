@@ -65,25 +65,27 @@ export function declaredSchedules(name: string, options: CronOptions): DeclaredS
   const where = `background() "${name}"`;
   const taskZone = options.timezone;
   const one = (spec: CronOptions & { key?: unknown }, label: string, defaultKey: string): DeclaredSchedule => {
-    if (typeof spec.cron !== 'string') throw new ValidationError(`Invalid ${label}.cron in ${where}: expected a cron expression string`);
-    checkCron(spec.cron, `${label}.cron in ${where}`);
+    // A single schedule's fields are the task's own options (cron, timezone, args); a list item's are cron[i].field.
+    const at = (field: string) => (label ? `${label}.${field}` : field);
+    if (typeof spec.cron !== 'string') throw new ValidationError(`Invalid ${at('cron')} in ${where}: expected a cron expression string`);
+    checkCron(spec.cron, `${at('cron')} in ${where}`);
     const zone = spec.timezone ?? taskZone ?? null;
     if (zone !== null && (typeof zone !== 'string' || !isValidTimeZone(zone))) {
       throw new ValidationError(
-        `Invalid ${label}.timezone in ${where}: ${JSON.stringify(zone)} — expected an IANA time zone such as "Europe/Berlin" (${timeZoneProblem(zone)})`,
+        `Invalid ${at('timezone')} in ${where}: ${JSON.stringify(zone)} — expected an IANA time zone such as "Europe/Berlin" (${timeZoneProblem(zone)})`,
       );
     }
     const args = spec.args ?? [];
-    if (!Array.isArray(args)) throw new ValidationError(`Invalid ${label}.args in ${where}: expected an array of the task's arguments`);
+    if (!Array.isArray(args)) throw new ValidationError(`Invalid ${at('args')} in ${where}: expected an array of the task's arguments`);
     let argsJson: string;
     try {
       argsJson = canonicalArgs(args);
     } catch (err) {
-      throw new ValidationError(`Invalid ${label}.args in ${where}: ${(err as Error).message}`, { cause: err });
+      throw new ValidationError(`Invalid ${at('args')} in ${where}: ${(err as Error).message}`, { cause: err });
     }
     const key = spec.key ?? defaultKey;
     if (typeof key !== 'string' || key.length === 0 || key.length > 190) {
-      throw new ValidationError(`Invalid ${label}.key in ${where}: ${JSON.stringify(key)} — expected 1 to 190 characters`);
+      throw new ValidationError(`Invalid ${at('key')} in ${where}: ${JSON.stringify(key)} — expected 1 to 190 characters`);
     }
     return {
       name,
@@ -91,11 +93,11 @@ export function declaredSchedules(name: string, options: CronOptions): DeclaredS
       cron: spec.cron.trim(),
       timezone: zone as string | null,
       args: argsJson,
-      catchUp: spec.catchUp === undefined ? (options.catchUp === undefined ? 'skip' : checkCatchUp(options.catchUp, `catchUp in ${where}`)) : checkCatchUp(spec.catchUp, `${label}.catchUp in ${where}`),
+      catchUp: spec.catchUp === undefined ? (options.catchUp === undefined ? 'skip' : checkCatchUp(options.catchUp, `catchUp in ${where}`)) : checkCatchUp(spec.catchUp, `${at('catchUp')} in ${where}`),
     };
   };
   if (typeof options.cron === 'string') {
-    return [one({ cron: options.cron, args: options.args, timezone: taskZone }, 'cron', 'default')];
+    return [one({ cron: options.cron, args: options.args, timezone: taskZone }, '', 'default')];
   }
   if (!Array.isArray(options.cron) || options.cron.length === 0) {
     throw new ValidationError(`Invalid cron in ${where}: expected a cron expression or a non-empty array of { cron, timezone?, args?, key?, catchUp? }`);

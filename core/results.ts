@@ -99,7 +99,11 @@ class Result<R> implements TaskResult<R> {
   get verboseName() { return this.data.verboseName; }
   get creator() { return this.data.creator; }
   get returnValue(): R {
-    if (this.data.status === 'FAILED') throw new TaskFailedError(`Task ${this.data.name} #${this.data.id}: task failed — see its errors`);
+    if (this.data.status === 'FAILED') {
+      const last = this.data.errors.at(-1);
+      const why = last ? ` (last error: ${last.exceptionClass}: ${last.message.split('\n')[0]!.slice(0, 200)})` : '';
+      throw new TaskFailedError(`Task ${this.data.name} #${this.data.id}: task failed${why} — see its errors`);
+    }
     if (this.data.status !== 'SUCCESSFUL') throw new TaskNotFinishedError(`Task ${this.data.name} #${this.data.id}: task has not finished yet (status ${this.data.status})`);
     return (this.data.returnJson === null ? undefined : JSON.parse(this.data.returnJson)) as R;
   }

@@ -37,6 +37,9 @@ const nothing = background({ name: 'res.nothing' }, function nothing() {});
 const returnsNull = background({ name: 'res.null' }, function returnsNull() {
   return null;
 });
+const returnsRecord = background({ name: 'res.record' }, function returnsRecord() {
+  return { userId: 42, sentTo: 'a@b.c', meta: { z: 1, a: 2 } };
+});
 const returnsDate = background({ name: 'res.date' }, function returnsDate() {
   return new Date(0) as unknown as string;
 });
@@ -125,6 +128,15 @@ contract(
         expect((await getResult(ref.id)).status).to.equal('READY');
       });
 
+      it('gives back a returned object with its keys in their own order', async () => {
+        const ref = await returnsRecord();
+        await drain();
+        const value = (await getResult<{ userId: number; sentTo: string; meta: Record<string, number> }>(ref.id)).returnValue;
+        expect(value).to.deep.equal({ userId: 42, sentTo: 'a@b.c', meta: { z: 1, a: 2 } });
+        expect(Object.keys(value)).to.deep.equal(['userId', 'sentTo', 'meta']);
+        expect(Object.keys(value.meta)).to.deep.equal(['z', 'a']);
+      });
+
       it('keeps undefined and null returns apart, and throws "task failed" on a failed task', async () => {
         const a = await nothing();
         const b = await returnsNull();
@@ -134,7 +146,7 @@ contract(
         expect((await getResult(b.id)).returnValue).to.equal(null);
         const failed = await getResult(c.id);
         expect(failed.status).to.equal('FAILED');
-        expect(() => failed.returnValue).to.throw(TaskFailedError, /task failed/);
+        expect(() => failed.returnValue).to.throw(TaskFailedError, /^Task res\.\w+ #\d+: task failed \(last error: ValidationError: return value of task .*Date is not JSON.*\) — see its errors$/);
       });
 
       it('fails for good (one attempt) a task whose return value is not JSON, naming the task', async () => {

@@ -59,7 +59,8 @@ contract('cron recurrences', (db) => {
   after(() => names.splice(0).forEach(unregister));
 
   it('rejects invalid cron expressions and zones when the task is defined, with the parser’s reason', () => {
-    expect(() => define('sch.bad1', { cron: '61 * * * *' })).to.throw(/Invalid cron.*61 \* \* \* \*.*Constraint error/);
+    expect(() => define('sch.bad1', { cron: '61 * * * *' })).to.throw(/^Invalid cron in background\(\) "sch.bad1": "61 \* \* \* \*".*Constraint error/);
+    expect(() => define('sch.bad4', { cron: [{ cron: '0 3 * * *' }, { cron: '0 25 * * *' }] })).to.throw(/^Invalid cron\[1\]\.cron in background\(\) "sch.bad4"/);
     expect(() => define('sch.bad2', { cron: '0 3 * * *', timezone: 'Mars/Olympus' })).to.throw(/Invalid timezone.*Mars\/Olympus.*\(Invalid time zone specified: Mars\/Olympus\)/);
     expect(() => define('sch.bad3', { cron: '* * *' })).to.throw(/it has 3 fields/);
     expect(() => schedule(0, { repeat: '0 25 * * *' })).to.throw(/Invalid repeat.*Constraint error/);

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import { canonicalArgs, canonicalJson, taskHash } from '../../core/json.js';
+import { canonicalArgs, canonicalJson, plainJson, taskHash } from '../../core/json.js';
 import { ValidationError } from '../../core/errors.js';
 
 function errorOf(fn: () => unknown): Error {
@@ -140,6 +140,15 @@ describe('canonicalJson', () => {
   it('quotes keys that are not identifiers in the path', () => {
     const err = errorOf(() => canonicalJson({ 'first name': { 'x-y': undefined } }));
     expect(err.message).to.match(/^value \["first name"\]\["x-y"\]: undefined is not JSON/);
+  });
+});
+
+describe('plainJson', () => {
+  it('keeps object keys in their own order, and refuses what canonicalJson refuses', () => {
+    expect(plainJson({ userId: 42, sentTo: 'a@b.c', nested: { z: 1, a: [1, { y: 2, b: 3 }] } })).to.equal(
+      '{"userId":42,"sentTo":"a@b.c","nested":{"z":1,"a":[1,{"y":2,"b":3}]}}',
+    );
+    expect(errorOf(() => plainJson({ at: new Date(0) }, 'return value')).message).to.match(/^return value \.at: Date is not JSON/);
   });
 });
 
