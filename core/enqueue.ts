@@ -103,7 +103,7 @@ export interface TaskHandle<R = unknown> extends TaskRef {
  * A TaskRef whose refresh() reads the result back from the connection that holds the task. It
  * keeps the connection's name, not the connection: closeConnections() must not break it.
  */
-class Handle implements TaskHandle {
+class TaskRefImpl implements TaskHandle {
   readonly #connection: string | undefined;
   constructor(
     connection: string | undefined,
@@ -124,8 +124,11 @@ class Handle implements TaskHandle {
   }
 }
 
+// console.log() and inspect() show the class name: show the one the docs use.
+Object.defineProperty(TaskRefImpl, 'name', { value: 'TaskRef' });
+
 function ref(connection: string | undefined, id: string, t: Pick<NewTask, 'name' | 'queue'>, runAt: number, outcome: EnqueueOutcome): TaskHandle {
-  return new Handle(connection, id, t.name, t.queue, new Date(runAt), outcome);
+  return new TaskRefImpl(connection, id, t.name, t.queue, new Date(runAt), outcome);
 }
 
 /** Emits `task:created` once the writing transaction has committed. */

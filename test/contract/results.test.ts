@@ -3,6 +3,7 @@
  * connections (issue 6) on every database.
  */
 import { expect } from 'chai';
+import { inspect } from 'node:util';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import {
@@ -126,6 +127,14 @@ contract(
         expect(r).to.include({ status: 'RUNNING', workerId: 'w-1', attempts: 1 });
         clock.advance(61);
         expect((await getResult(ref.id)).status).to.equal('READY');
+      });
+
+      it('shows a TaskRef as a TaskRef in console.log, with its fields and without internals', async () => {
+        const ref = await returnsRecord();
+        const shown = inspect(ref);
+        expect(shown).to.match(/^TaskRef \{/);
+        expect(shown).to.include(`id: '${ref.id}'`).and.include("name: 'res.record'").and.include("outcome: 'created'");
+        expect(shown).not.to.match(/connection|Symbol/);
       });
 
       it('gives back a returned object with its keys in their own order', async () => {
