@@ -6,7 +6,7 @@
  */
 import { configure, getSettings, resolveSettings } from '../../core/config.js';
 import { enqueueCall } from '../../core/enqueue.js';
-import { UnknownTaskError } from '../../core/errors.js';
+import { isErrorKind, UnknownTaskError } from '../../core/errors.js';
 import { discoverTasks } from '../../core/loader.js';
 import { ensureMigrated } from '../../core/migrate.js';
 import { getRegistered, registeredNames } from '../../core/registry.js';
@@ -58,8 +58,14 @@ export async function enqueueCommand(name: string, flags: EnqueueFlags): Promise
   if (flags.queue !== undefined) options.queue = flags.queue;
   if (priority !== undefined) options.priority = priority;
   if (flags.connection !== undefined) options.connection = flags.connection;
-  // Checked now, before any database work: bad values are usage errors that name the option.
-  const sched = schedule(inSeconds, options);
+  // Checked now, before any database work: bad values are usage errors that name the flag.
+  let sched: ReturnType<typeof schedule>;
+  try {
+    sched = schedule(inSeconds, options);
+  } catch (err) {
+    if (!isErrorKind(err, 'ValidationError')) throw err;
+    throw new UsageError((err as Error).message.replace(/^Invalid (queue|priority) in schedule\(\) options: /, 'Invalid --$1: '));
+  }
   // The flags win over what the task files may have configured: applied after loading them.
   // From the shell the task is always stored: the immediate and dummy modes would run or record
   // it in this short-lived process only.

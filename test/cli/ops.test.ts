@@ -192,7 +192,7 @@ for (const t of cliTargets()) {
       expectUsage(unknown, /Unknown task "nosuchtask" — the task files register: checked, fails, record/);
       expectUsage(badPriority, /Invalid --priority: "1.5" — expected an integer/);
       expectUsage(badIn, /Invalid --in: "-5"/);
-      expectUsage(badQueue, /Invalid queue/);
+      expectUsage(badQueue, /^bgtasks: Invalid --queue: "" — expected a queue name \(1 to 190 characters\) or null\n$/);
       expectUsage(invalid, /checked: invalid arguments — expected one number/);
       expect(await snapshot()).to.deep.equal(before);
     });
