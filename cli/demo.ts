@@ -55,6 +55,7 @@ async function main(): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+  out('\nAll of them finished: stopping the worker with SIGTERM, as a deploy or Ctrl+C would (it logs that as a WARN line).');
   worker.kill('SIGTERM');
   const code = await exited;
 
