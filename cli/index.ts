@@ -24,9 +24,9 @@ program
   .addHelpText(
     'after',
     `
-Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 database not migrated.
+Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 database not migrated (or migrated by a newer bgtasks).
 The database comes from --database, BGTASKS_DATABASE_URL, bgtasks.config.{ts,mts,js,mjs,json},
-or the default sqlite:bgtasks.sqlite3. Docs: docs/cli.md.`,
+or the default sqlite:bgtasks.sqlite3. Docs: node_modules/bgtasks/docs/cli.md (docs/ in the package).`,
   );
 
 function dbOptions(cmd: Command): Command {
