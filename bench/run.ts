@@ -12,7 +12,7 @@ import { getSettings } from '../core/index.js';
 import { ensureBuilt } from './lib/build.js';
 import { killChildren, makeProject, REPO } from './lib/cli.js';
 import { configuredTargets, databaseVersion, DB_NAMES, dropAllLive, type DbName } from './lib/databases.js';
-import { describeMachine, loadAverage } from './lib/machine.js';
+import { describeMachine, loadAverage, speedProbe } from './lib/machine.js';
 import { consoleReport, dbLabel, markdownReport } from './lib/report.js';
 import { SIZES, type Context, type Measurement, type Mode, type Scenario } from './lib/scenario.js';
 import { evaluateTargets } from './lib/targets.js';
@@ -142,7 +142,7 @@ async function main(): Promise<number> {
   const measurements: Measurement[] = [];
   const failures: string[] = [];
   log(`bgtasks bench, ${o.mode} mode, ${o.runs} run(s) per figure, on ${targets.map((t) => dbLabel(t.name)).join(', ')}`);
-  log(`${machine.cpu}, ${machine.cores} cores, ${machine.memory}, Node ${machine.node}`);
+  log(`${machine.cpu}, ${machine.cores} cores, ${machine.memory}, Node ${machine.node}; speed probe (node -e 0) ${machine.probeStart}`);
   try {
     for (const target of targets) {
       machine.databases[target.name] = await databaseVersion(target, workDir);
@@ -167,6 +167,7 @@ async function main(): Promise<number> {
     await cleanUp();
   }
   machine.loadEnd = loadAverage();
+  machine.probeEnd = speedProbe();
   const results = evaluateTargets(
     measurements,
     targets.map((t) => t.name),

@@ -17,6 +17,9 @@ export interface Machine {
   /** Load averages (1, 5, 15 min) when the run started and ended: other work on the machine skews the figures. */
   loadStart: string;
   loadEnd: string;
+  /** `node -e 0` start to exit (median of 5, ms) at the start and the end: how fast this VM is right now. */
+  probeStart: string;
+  probeEnd: string;
   /** Filled in per database as the scenarios open them. */
   databases: Record<string, string>;
 }
@@ -46,6 +49,22 @@ function gitCommit(): string {
   }
 }
 
+/**
+ * Milliseconds for `node -e 0` to start and exit, median of 5. The same build measured about twice
+ * as slow in one hour as in another on this VM; this figure, next to the results, says which kind
+ * of hour a run had (about 60 ms on a good one).
+ */
+export function speedProbe(): string {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    execFileSync(process.execPath, ['-e', '0']);
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return `${times[2]!.toFixed(0)} ms`;
+}
+
 export function loadAverage(): string {
   return os
     .loadavg()
@@ -66,6 +85,8 @@ export function describeMachine(): Machine {
     commit: gitCommit(),
     loadStart: loadAverage(),
     loadEnd: '',
+    probeStart: speedProbe(),
+    probeEnd: '',
     databases: {},
   };
 }

@@ -96,6 +96,8 @@ export function markdownReport(r: ReportInput): string {
     ...Object.entries(m.databases).map(([db, v]) => `- ${dbLabel(db as DbName)}: ${v}`),
     `- bgtasks commit: ${m.commit}`,
     `- Load average (1, 5, 15 min): ${m.loadStart} at the start, ${m.loadEnd} at the end`,
+    `- Speed probe (\`node -e 0\`, start to exit, median of 5): ${m.probeStart} at the start, ${m.probeEnd} at the end ` +
+      '(about 60 ms when this VM runs at full speed; at twice that, every figure here is about half)',
     `- Worker settings: ${r.workerSettings}`,
     ...r.notices.map((n) => `- Note: ${n}`),
     '',
