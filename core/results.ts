@@ -101,7 +101,7 @@ class Result<R> implements TaskResult<R> {
   get returnValue(): R {
     if (this.data.status === 'FAILED') {
       const last = this.data.errors.at(-1);
-      const why = last ? ` (last error: ${last.exceptionClass}: ${last.message.split('\n')[0]!.slice(0, 200)})` : '';
+      const why = last ? ` (last error: ${last.exceptionClass}: ${String(last.message ?? '').split('\n')[0]!.slice(0, 200)})` : '';
       throw new TaskFailedError(`Task ${this.data.name} #${this.data.id}: task failed${why} — see its errors`);
     }
     if (this.data.status !== 'SUCCESSFUL') throw new TaskNotFinishedError(`Task ${this.data.name} #${this.data.id}: task has not finished yet (status ${this.data.status})`);

@@ -2,7 +2,7 @@
 import type { Settings } from './config.js';
 import { closeConnections, connect } from './db/connection.js';
 import type { DatabaseSpec } from './db/database-spec.js';
-import { ConfigError, DatabaseUnavailableError } from './errors.js';
+import { ConfigError, DatabaseUnavailableError, isErrorKind } from './errors.js';
 import { processWide } from './global.js';
 import { Store } from './store.js';
 
@@ -48,7 +48,7 @@ export async function reachableStore(settings: Settings, connection?: string | n
     await store.knex.raw('SELECT 1');
     verified.add(store);
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
+    if (isErrorKind(err, 'ConfigError')) throw err;
     const msg = err instanceof Error ? err.message : String(err);
     throw new DatabaseUnavailableError(`Cannot reach the database ${spec.display}: ${msg || (err as { code?: string })?.code || 'unknown error'}`, {
       cause: err,

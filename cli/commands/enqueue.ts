@@ -64,7 +64,7 @@ export async function enqueueCommand(name: string, flags: EnqueueFlags): Promise
     sched = schedule(inSeconds, options);
   } catch (err) {
     if (!isErrorKind(err, 'ValidationError')) throw err;
-    throw new UsageError((err as Error).message.replace(/^Invalid (queue|priority) in schedule\(\) options: /, 'Invalid --$1: '));
+    throw new UsageError((err as Error).message.replace(/^Invalid (queue|priority) in schedule\(\) options: /, 'Invalid --$1: ').replace(/^Invalid schedule\(when\): /, 'Invalid --in: '));
   }
   // The flags win over what the task files may have configured: applied after loading them.
   // From the shell the task is always stored: the immediate and dummy modes would run or record

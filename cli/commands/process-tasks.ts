@@ -97,7 +97,7 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   // The database first: knex and the driver load (and connect) before tsx's hooks exist, which
   // would otherwise see every module they import.
   // A --connection that only a task file's configure() declares is opened after the files load.
-  const knownEarly = !options.connection || Object.hasOwn(fileSettings.connections, options.connection);
+  const knownEarly = !options.connection || options.connection === 'default' || Object.hasOwn(fileSettings.connections, options.connection);
   if (knownEarly) await reachableStore(fileSettings, options.connection);
   const { files, names } = await discoverTasks(fileSettings.taskFiles, fileSettings.taskFilesBase);
   // Resolved again: a task file may call configure(), which ranks above the environment and the
