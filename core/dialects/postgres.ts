@@ -6,7 +6,7 @@
 import type { Knex } from 'knex';
 import { errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect } from './complete-sql.js';
-import { PG_TYPES, uniformRows } from './insert-rows.js';
+import { PG_TYPES, splitChunk, uniformRows } from './insert-rows.js';
 
 const q = (id: string) => `"${id}"`;
 
@@ -65,14 +65,20 @@ export const postgresDialect: Dialect = {
       const out = (await db(table).insert(rows[0]!).returning('id')) as Array<{ id: number | string }>;
       return out.map((r) => String(r.id));
     }
-    // PostgreSQL: every row in one statement, one array parameter per column (unnest), ids
-    // returned in insertion order.
+    // PostgreSQL: every row in one statement, ids returned in insertion order. Values shared by
+    // every row (a bulk() call's template) are bound once; each varying column travels as one
+    // array parameter (unnest). Serialising an array costs the driver per element, so binding
+    // the constants once roughly halves the work in this process.
     const { columns, values } = uniformRows(rows);
-    const arrays = columns.map((_, c) => values.map((v) => v[c]));
-    const sql =
-      `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) ` +
-      `SELECT * FROM unnest(${columns.map((c) => `?::${PG_TYPES[c] ?? 'text'}[]`).join(', ')}) RETURNING id`;
-    const r = await db.raw(sql, arrays as unknown as Knex.RawBinding[]);
+    const { sources, constants, perRow } = splitChunk(columns, values);
+    const varying = sources.flatMap((s, i) => ('at' in s ? [columns[i]!] : []));
+    const select = sources.map((s, i) => ('at' in s ? `u.c${s.at}` : `?::${PG_TYPES[columns[i]!] ?? 'text'}`));
+    const from = varying.length
+      ? `unnest(${varying.map((c) => `?::${PG_TYPES[c] ?? 'text'}[]`).join(', ')}) AS u(${varying.map((_, i) => `c${i}`).join(', ')})`
+      : 'generate_series(1, ?::integer) AS u';
+    const arrays = varying.length ? varying.map((_, v) => perRow.map((r) => r[v])) : [values.length];
+    const sql = `INSERT INTO ${q(table)} (${columns.map(q).join(', ')}) SELECT ${select.join(', ')} FROM ${from} RETURNING id`;
+    const r = await db.raw(sql, [...constants, ...arrays] as unknown as Knex.RawBinding[]);
     return (r as { rows: Array<{ id: unknown }> }).rows.map((x) => String(x.id));
   },
 
