@@ -56,7 +56,6 @@ dbOptions(
     .option('--migrate', 'apply pending migrations before starting')
     .option('--no-startup-delay', 'skip the random start-up delay of up to 1 s')
     .option('--dev', 'development: restart the worker when a task file or the project\'s source changes')
-    .option('--gc-interval <seconds>', 'full garbage collection this often while tasks run, keeping memory flat (default 2; 0 = off)')
     .option('--log-std', 'turn what tasks write to console/stdout/stderr into log lines tagged with the task')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['human', 'json']))
     .option('-v, --verbose', 'log debug lines too')

@@ -7,7 +7,7 @@ import { resolveSettings } from '../../core/config.js';
 import { createLogger, setLogger, type Logger } from '../../core/log.js';
 import { discoverTasks } from '../../core/loader.js';
 import { captureTaskOutput } from '../../core/log-std.js';
-import { startPeriodicGc } from '../gc.js';
+import { holdYoungGeneration } from '../young-generation.js';
 import { runMigrations } from '../../core/migrate.js';
 import { reachableStore } from '../../core/stores.js';
 import { Worker } from '../../core/worker.js';
@@ -37,7 +37,6 @@ export interface ProcessTasksFlags extends DbFlags {
   connection?: string;
   dev?: boolean;
   logStd?: boolean;
-  gcInterval?: string;
 }
 
 export function makeLogger(flags: { logFormat?: string; verbose?: boolean; quiet?: boolean }, base: Record<string, unknown> = {}): Logger {
@@ -157,11 +156,10 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   }
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
-  const gcSeconds = numberFlag(flags.gcInterval ?? '2', '--gc-interval', 'seconds >= 0 (0 = leave collection to V8)', (n) => n >= 0)!;
-  let stopGc = () => {};
+  let releaseYoung = () => {};
   try {
     await running.start(settings);
-    stopGc = startPeriodicGc(gcSeconds, () => running.tasksRun());
+    releaseYoung = holdYoungGeneration();
     const summary = await running.done;
     return summary.reason === 'fatal' ? EXIT.FAILURE : EXIT.OK;
   } finally {
@@ -171,6 +169,6 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     process.off('unhandledRejection', onRejection);
     process.off('uncaughtException', onException);
     uncapture?.();
-    stopGc();
+    releaseYoung();
   }
 }
