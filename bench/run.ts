@@ -107,7 +107,10 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-const log = (line: string) => process.stdout.write(`${line}\n`);
+let stdoutGone = false;
+const log = (line: string) => {
+  if (!stdoutGone) process.stdout.write(`${line}\n`);
+};
 
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
@@ -132,6 +135,13 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // `npm run bench | head`: the reader is gone. Without this the EPIPE would end the process with
+  // the bench tables left in the databases; clean up as after Ctrl-C instead.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' || stdoutGone) return;
+    stdoutGone = true;
+    onSignal();
+  });
 
   const machine = describeMachine();
   const defaults = await getSettings({ env: {}, cwd: workDir });
