@@ -66,7 +66,11 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
   const timer = setTimeout(() => {
     control.abort(new TaskTimeoutError(`Task ${task.name} #${task.id} ran longer than its maxRunTime of ${input.maxRunTimeMs / 1000} s`));
   }, Math.min(input.maxRunTimeMs, 2 ** 31 - 1));
-  const aborted = new Promise<Execution>((resolve) => control.onAbort((reason) => resolve(executionOfAbort(reason))));
+  // One promise settled by whichever comes first, the task's end or an abort (Promise.race over
+  // two promises allocated about a third of this function's memory per attempt).
+  let finish!: (e: Execution) => void;
+  const outcome = new Promise<Execution>((resolve) => (finish = resolve));
+  control.onAbort((reason) => finish(executionOfAbort(reason)));
   try {
     const args = parseArgs(task);
     const run = async (): Promise<Execution> => {
@@ -96,9 +100,9 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
     // The task's context (for --log-std) only when output is captured: an active
     // AsyncLocalStorage makes every promise in the process more expensive.
     const started = taskContext.tracked ? runningTask.run({ id: task.id, name: task.name }, run) : run();
-    const work = started.catch((err: unknown): Execution => ({ kind: 'error', error: err, permanent: isPermanent(err) }));
     // A task that ignores its signal is abandoned here; its late result is discarded.
-    return await Promise.race([work, aborted]);
+    started.then(finish, (err: unknown) => finish({ kind: 'error', error: err, permanent: isPermanent(err) }));
+    return await outcome;
   } catch (err) {
     return { kind: 'error', error: err, permanent: isPermanent(err) };
   } finally {
