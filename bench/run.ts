@@ -138,9 +138,10 @@ async function main(): Promise<number> {
   // `npm run bench | head`: the reader is gone. Without this the EPIPE would end the process with
   // the bench tables left in the databases; clean up as after Ctrl-C instead.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE' || stdoutGone) return;
+    if (err.code !== 'EPIPE') throw err;
     stdoutGone = true;
-    onSignal();
+    // Already interrupted (Ctrl-C reached the reader too): that cleanup is under way.
+    if (!interrupted) onSignal();
   });
 
   const machine = describeMachine();

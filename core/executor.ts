@@ -66,8 +66,9 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
   const timer = setTimeout(() => {
     control.abort(new TaskTimeoutError(`Task ${task.name} #${task.id} ran longer than its maxRunTime of ${input.maxRunTimeMs / 1000} s`));
   }, Math.min(input.maxRunTimeMs, 2 ** 31 - 1));
-  // One promise settled by whichever comes first, the task's end or an abort (Promise.race over
-  // two promises allocated about a third of this function's memory per attempt).
+  // One promise settled by whichever comes first, the task's end or an abort. Promise.race over
+  // two promises (its iterator, arrays and reactions) was about 6 % of what a no-op attempt
+  // allocated in a sampling heap profile of a busy worker.
   let finish!: (e: Execution) => void;
   const outcome = new Promise<Execution>((resolve) => (finish = resolve));
   control.onAbort((reason) => finish(executionOfAbort(reason)));
@@ -101,7 +102,15 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
     // AsyncLocalStorage makes every promise in the process more expensive.
     const started = taskContext.tracked ? runningTask.run({ id: task.id, name: task.name }, run) : run();
     // A task that ignores its signal is abandoned here; its late result is discarded.
-    started.then(finish, (err: unknown) => finish({ kind: 'error', error: err, permanent: isPermanent(err) }));
+    started.then(finish, (err: unknown) => {
+      let permanent = false;
+      try {
+        permanent = isPermanent(err);
+      } catch {
+        // A thrown value that cannot even be inspected (a revoked Proxy): an ordinary failure.
+      }
+      finish({ kind: 'error', error: err, permanent });
+    });
     return await outcome;
   } catch (err) {
     return { kind: 'error', error: err, permanent: isPermanent(err) };

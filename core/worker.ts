@@ -187,6 +187,11 @@ export class Worker {
     return this;
   }
 
+  /** How many attempts this worker has started so far. */
+  tasksRun(): number {
+    return this.dispatched;
+  }
+
   /** The tasks running now (id and name), e.g. to attribute an unhandled rejection. */
   runningTasks(): Array<{ id: string; name: string }> {
     return [...this.slots.values()].map((s) => ({ id: s.task.id, name: s.task.name }));

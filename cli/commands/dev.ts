@@ -62,7 +62,10 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
     // worker must hear it once (from us), or it would take it as the second, immediate stop.
     // The IPC channel lets the worker notice a supervisor that died without forwarding a signal
     // (SIGKILL): it then stops on its own instead of running on, orphaned.
-    const c = spawn(process.execPath, [cli, ...args], {
+    // Node's own heap flags go along (see young-generation.ts: a semi-space flag of the user's
+    // wins); other node flags (--inspect, …) stay with the supervisor.
+    const heapFlags = process.execArgv.filter((a) => /^--(?:(?:max|min)[-_])?semi[-_]space|^--max[-_](?:heap|old[-_]space)[-_]size/.test(a));
+    const c = spawn(process.execPath, [...heapFlags, cli, ...args], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       detached: true,
       env: { ...process.env, BGTASKS_DEV_CHILD: '1' },

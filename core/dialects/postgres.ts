@@ -67,8 +67,8 @@ export const postgresDialect: Dialect = {
     }
     // PostgreSQL: every row in one statement, ids returned in insertion order. Values shared by
     // every row (a bulk() call's template) are bound once; each varying column travels as one
-    // array parameter (unnest). Serialising an array costs the driver per element, so binding
-    // the constants once roughly halves the work in this process.
+    // array parameter (unnest). The driver serialises an array element by element; the shared
+    // values need not go through that once per row.
     const { columns, values } = uniformRows(rows);
     const { sources, constants, perRow } = splitChunk(columns, values);
     const varying = sources.flatMap((s, i) => ('at' in s ? [columns[i]!] : []));

@@ -20,7 +20,7 @@ describe('young generation hold (process-tasks)', () => {
     expect(userSizesYoungGeneration([], undefined)).to.equal(false);
   });
 
-  it('keeps a young generation that reached the held size from growing further (fresh process)', () => {
+  it('lets the young generation grow to the held size, then keeps it there (fresh process)', () => {
     // A fresh node process: this one's young generation may already be at V8's maximum.
     const moduleUrl = new URL('../../cli/young-generation.ts', import.meta.url).href;
     const script = `
@@ -34,18 +34,25 @@ describe('young generation hold (process-tasks)', () => {
         }
         keep.length = 0;
       };
+      const start = youngBytes();
+      // Growing up to a target: twice the present size, reached and then kept.
+      let stop = holdYoungGeneration(2 * start);
+      await churn(400);
+      const grown = youngBytes();
+      stop();
       const held = youngBytes();
-      const stop = holdYoungGeneration(held);
+      stop = holdYoungGeneration(held);
       await churn(400);
       const whileHeld = youngBytes();
       stop();
       await churn(400);
-      console.log(JSON.stringify({ held, whileHeld, after: youngBytes() }));
+      console.log(JSON.stringify({ start, grown, held, whileHeld, after: youngBytes() }));
     `;
     const env = { ...process.env };
     delete env.NODE_OPTIONS;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env, encoding: 'utf8' });
-    const r = JSON.parse(out.trim().split('\n').pop()!) as { held: number; whileHeld: number; after: number };
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { start: number; grown: number; held: number; whileHeld: number; after: number };
+    expect(r.grown).to.equal(2 * r.start);
     expect(r.whileHeld).to.equal(r.held);
     // The same churn without the hold grows it: the assertion above could fail.
     expect(r.after).to.be.above(r.held);
