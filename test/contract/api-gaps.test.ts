@@ -6,12 +6,11 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { background, configure, getResult, schedule, Repeat, ValidationError } from '../../core/index.js';
-import { ManualClock } from '../../core/clock.js';
-import { setClock, resetClock } from '../../core/clock-state.js';
 import { getRegistered, unregister } from '../../core/registry.js';
-import { Worker, type WorkerOptions } from '../../core/worker.js';
+import { Worker } from '../../core/worker.js';
 import { contract, settingsFor } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
+import { manualClockSuite } from '../helpers/manual-clock.js';
 
 const HOUR = 3_600_000;
 const DEFAULT_MAX_ARGS_BYTES = 1024 * 1024;
@@ -68,19 +67,12 @@ const viaName = background({ name: 'gaps.viaName' }, function viaName(n: number)
 const T0 = Date.UTC(2032, 3, 1, 9);
 
 contract('API behaviours without a test elsewhere', (db) => {
-  const clock = new ManualClock(T0);
-  const drain = (extra: WorkerOptions = {}) => Worker.drain({ clock, sleep: 0.01, logger: recordingLogger(), ...extra }, db.settings);
+  const { clock, drain } = manualClockSuite(db, T0, () => {
+    ran.length = 0;
+  });
   const count = async (table: string) => Number(((await db.store.knex(table).count({ n: '*' })) as Array<{ n: unknown }>)[0]!.n);
   const pendingRows = async () =>
     (await db.store.knex(db.store.tables.tasks).select('*').orderBy('id')) as Array<Record<string, unknown>>;
-
-  beforeEach(async () => {
-    await db.reset();
-    ran.length = 0;
-    clock.set(T0);
-    setClock(clock);
-  });
-  afterEach(() => resetClock());
 
   describe('.now()', () => {
     it('runs the function inline and returns its result (a promise for an async function), storing nothing', async () => {

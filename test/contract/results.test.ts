@@ -21,13 +21,12 @@ import {
   WaitTimeoutError,
   type StandardSchemaV1,
 } from '../../core/index.js';
-import { ManualClock } from '../../core/clock.js';
-import { setClock, resetClock } from '../../core/clock-state.js';
-import { Worker, type WorkerOptions } from '../../core/worker.js';
+import { Worker } from '../../core/worker.js';
 import { runMigrations } from '../../core/migrate.js';
 import { storeFor } from '../../core/stores.js';
 import { contract, settingsFor } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
+import { manualClockSuite } from '../helpers/manual-clock.js';
 
 const seen: Array<Record<string, unknown>> = [];
 
@@ -89,17 +88,10 @@ const T0 = Date.UTC(2031, 0, 1);
 contract(
   'results, validation and enqueue variants',
   (db) => {
-    const clock = new ManualClock(T0);
-    const drain = (extra: WorkerOptions = {}) => Worker.drain({ clock, sleep: 0.01, logger: recordingLogger(), ...extra }, db.settings);
-    const pending = async () => Number(((await db.store.knex(db.store.tables.tasks).count({ n: '*' })) as Array<{ n: unknown }>)[0]!.n);
-
-    beforeEach(async () => {
-      await db.reset();
+    const { clock, drain } = manualClockSuite(db, T0, () => {
       seen.length = 0;
-      clock.set(T0);
-      setClock(clock);
     });
-    afterEach(() => resetClock());
+    const pending = async () => Number(((await db.store.knex(db.store.tables.tasks).count({ n: '*' })) as Array<{ n: unknown }>)[0]!.n);
 
     describe('getResult', () => {
       it('reads a task through its life: READY, then SUCCESSFUL with every field, by the same id', async () => {

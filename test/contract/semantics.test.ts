@@ -16,12 +16,11 @@ import {
   succeededTasks,
   setLogger,
 } from '../../core/index.js';
-import { ManualClock } from '../../core/clock.js';
-import { setClock, resetClock } from '../../core/clock-state.js';
 import { getLogger } from '../../core/log.js';
-import { Worker, type WorkerOptions } from '../../core/worker.js';
+import { Worker } from '../../core/worker.js';
 import { contract, type TestDatabase } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
+import { manualClockSuite } from '../helpers/manual-clock.js';
 
 const HOUR = 3_600_000;
 const calls: string[] = [];
@@ -50,20 +49,13 @@ const always = background({ name: 'sem.always' }, function always(tag: string) {
 const T0 = Date.UTC(2030, 2, 1, 10, 0, 0);
 
 contract('django-background-tasks semantics', (db) => {
-  const clock = new ManualClock(T0);
-  const drain = (extra: WorkerOptions = {}) => Worker.drain({ clock, sleep: 0.01, logger: recordingLogger(), ...extra }, db.settings);
+  const { clock, drain } = manualClockSuite(db, T0, () => {
+    calls.length = 0;
+    failUntilAttempt = 0;
+  });
   const pendingRows = async () =>
     (await db.store.knex(db.store.tables.tasks).select('*').orderBy('id')) as Array<Record<string, unknown>>;
   const pendingOf = async (id: string) => (await db.store.findPending(id))!;
-
-  beforeEach(async () => {
-    await db.reset();
-    calls.length = 0;
-    failUntilAttempt = 0;
-    clock.set(T0);
-    setClock(clock);
-  });
-  afterEach(() => resetClock());
 
   describe('scheduling', () => {
     it('accepts seconds, a Date and a duration object, resolved when called (not when defined)', async () => {
