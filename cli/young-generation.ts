@@ -32,11 +32,17 @@ export function youngGrowthFactor(youngBytes: number, holdBytes = HOLD_YOUNG_BYT
   return youngBytes >= holdBytes ? 1 : V8_DEFAULT_GROWTH;
 }
 
+/** Node flags that size the young generation (--max-heap-size does too). */
+const YOUNG_SIZING = /--(?:(?:max|min)[-_])?semi[-_]space[-_]|--max[-_]heap[-_]size/;
+
+/** Node flags that size V8's heap: the --dev supervisor passes them on to its worker. */
+export function isHeapSizeFlag(arg: string): boolean {
+  return YOUNG_SIZING.test(arg) || /^--max[-_]old[-_]space[-_]size/.test(arg);
+}
+
 /** Whether node was started with a semi-space setting of the user's own (which then wins). */
 export function userSizesYoungGeneration(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  // --max-heap-size sizes the young generation too.
-  const mentions = (s: string) => /--(?:(?:max|min)[-_])?semi[-_]space[-_]|--max[-_]heap[-_]size/.test(s);
-  return execArgv.some(mentions) || mentions(nodeOptions ?? '');
+  return execArgv.some((a) => YOUNG_SIZING.test(a)) || YOUNG_SIZING.test(nodeOptions ?? '');
 }
 
 export function youngBytes(): number {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { resolveSettings } from '../../core/config.js';
 import { flagSetting, overridesFrom, type DbFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
+import { isHeapSizeFlag } from '../young-generation.js';
 
 const SOURCE_EXT = /\.(ts|mts|cts|tsx|js|mjs|cjs|json)$/;
 const SKIPPED_DIRS = new Set(['node_modules', 'dist', '.git']);
@@ -64,7 +65,7 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
     // (SIGKILL): it then stops on its own instead of running on, orphaned.
     // Node's own heap flags go along (see young-generation.ts: a semi-space flag of the user's
     // wins); other node flags (--inspect, …) stay with the supervisor.
-    const heapFlags = process.execArgv.filter((a) => /^--(?:(?:max|min)[-_])?semi[-_]space|^--max[-_](?:heap|old[-_]space)[-_]size/.test(a));
+    const heapFlags = process.execArgv.filter(isHeapSizeFlag);
     const c = spawn(process.execPath, [...heapFlags, cli, ...args], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       detached: true,
