@@ -47,6 +47,32 @@ function storedTask(r: Raw): StoredTask {
 }
 
 /**
+ * The pending table's columns, in the order `taskRecord` reads them. SQLite's claim returns each
+ * claimed row as one JSON array of these values: its driver builds a row object with one native
+ * call per column, measured here at ~16 µs and ~2 KB of garbage per row (a 500-row claim: 7.9 ms),
+ * against ~3 µs for the array parsed in JavaScript.
+ */
+export const TASK_COLUMNS = [
+  'id', 'name', 'args', 'hash', 'queue', 'priority', 'verbose_name', 'creator_type', 'creator_id',
+  'run_at', 'scheduled_at', 'enqueued_at', 'attempts', 'repeat_every_ms', 'repeat_cron', 'timezone',
+  'repeat_until', 'recurring_key', 'last_error', 'errors', 'max_attempts', 'max_run_time_ms',
+  'expires_at', 'repeat_on_failure', 'locked_by', 'claim_token', 'locked_at', 'locked_until',
+  'cancel_requested',
+] as const;
+
+/** A pending row from its values in TASK_COLUMNS order (a literal: every record one fast shape). */
+export function taskRecord(v: readonly unknown[]): Raw {
+  return {
+    id: v[0], name: v[1], args: v[2], hash: v[3], queue: v[4], priority: v[5], verbose_name: v[6],
+    creator_type: v[7], creator_id: v[8], run_at: v[9], scheduled_at: v[10], enqueued_at: v[11],
+    attempts: v[12], repeat_every_ms: v[13], repeat_cron: v[14], timezone: v[15], repeat_until: v[16],
+    recurring_key: v[17], last_error: v[18], errors: v[19], max_attempts: v[20], max_run_time_ms: v[21],
+    expires_at: v[22], repeat_on_failure: v[23], locked_by: v[24], claim_token: v[25], locked_at: v[26],
+    locked_until: v[27], cancel_requested: v[28],
+  };
+}
+
+/**
  * One object literal, not a spread of storedTask(): the claim maps hundreds of rows at a time, and
  * a literal gives every row the same fast shape (a spread measured 40 % slower end to end).
  */

@@ -9,6 +9,7 @@ import type { Knex } from 'knex';
 import { errorCode, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
 import { chunks, splitChunk, uniformRows } from './insert-rows.js';
+import { TASK_COLUMNS, taskRecord } from '../rows.js';
 
 const q = (id: string) => `"${id}"`;
 
@@ -91,8 +92,9 @@ export const sqliteDialect: Dialect = {
         locked_until: set.leaseUntilMs,
         attempts: knex.raw('attempts + 1'),
       })
-      .returning('*');
-    return rows as Record<string, unknown>[];
+      .returning(knex.raw(`json_array(${TASK_COLUMNS.map(q).join(', ')}) AS j`) as unknown as string);
+    // One JSON text per row instead of a driver-built object of 29 columns (see TASK_COLUMNS).
+    return (rows as Array<{ j: string }>).map((r) => taskRecord(JSON.parse(r.j) as unknown[]));
   },
 
   async completeMany(knex, tables, items) {
