@@ -11,6 +11,7 @@ import type { Logger } from './log.js';
 import type { Decision } from './policy/transitions.js';
 import type { Completion, Store } from './store.js';
 import type { TaskRow } from './types.js';
+import { Fifo } from './fifo.js';
 
 export type SettledOutcome = 'succeeded' | 'rescheduled' | 'failed' | 'released' | 'lost';
 
@@ -49,7 +50,7 @@ export interface SettlerOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Settler {
-  private readonly queue: PendingWrite[] = [];
+  private readonly queue = new Fifo<PendingWrite>(64);
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private backoffMs = 0;
@@ -63,7 +64,7 @@ export class Settler {
 
   /** Tasks whose results are waiting to be written; their leases must stay alive. */
   held(): TaskRow[] {
-    return this.queue.map((w) => w.task);
+    return this.queue.toArray().map((w) => w.task);
   }
 
   get size(): number {
@@ -126,7 +127,7 @@ export class Settler {
       } catch (err) {
         if (this.o.store.dialect.classifyError(err) === 'connection') {
           // Keep the writes (in order) and try again later.
-          this.queue.unshift(...batch);
+          this.queue.unshiftAll(batch);
           this.o.onConnection(false, err, startedAt);
           this.backoffMs = Math.min(30_000, Math.max(250, this.backoffMs * 2));
           return;
@@ -142,11 +143,11 @@ export class Settler {
 
   /** Successes in a row from the front of the queue, or a single other write. */
   private takeBatch(): PendingWrite[] {
-    const first = this.queue[0]!;
+    const first = this.queue.at(0)!;
     if (first.decision.type !== 'complete') return [this.queue.shift()!];
     let n = 0;
-    while (n < this.queue.length && n < this.maxBatch && this.queue[n]!.decision.type === 'complete') n++;
-    return this.queue.splice(0, n);
+    while (n < this.queue.length && n < this.maxBatch && this.queue.at(n)!.decision.type === 'complete') n++;
+    return this.queue.take(n);
   }
 
   private async write(batch: PendingWrite[]): Promise<void> {

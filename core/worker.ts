@@ -23,6 +23,8 @@ import { reachableStore } from './stores.js';
 import type { TaskRow } from './types.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { Wakeup } from './wakeup.js';
+import { Fifo } from './fifo.js';
+import { Slots } from './slots.js';
 import { AttemptControl } from './attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './worker-options.js';
@@ -42,11 +44,6 @@ export interface WorkerSummary {
   released: number;
   lost: number;
   reason: StopReason;
-}
-
-interface Slot {
-  task: TaskRow;
-  stop: AttemptControl;
 }
 
 
@@ -69,8 +66,8 @@ export class Worker {
   private avgTaskMs = -1;
   private sleepMs = 5000;
   private lockTimeoutMs = 60_000;
-  private readonly slots = new Map<string, Slot>();
-  private buffer: TaskRow[] = [];
+  private slots = new Slots(1);
+  private readonly buffer = new Fifo<TaskRow>(64);
   private stopping: StopReason | null = null;
   private wake: (() => void) | null = null;
   private started = false;
@@ -107,6 +104,7 @@ export class Worker {
     this.health = new DatabaseHealth(this.store, this.log);
     await ensureMigrated(this.store.conn, s.tablePrefix);
     this.concurrency = o.concurrency ?? s.concurrency;
+    this.slots = new Slots(this.concurrency);
     const prefetch = o.prefetch ?? s.prefetch;
     this.fixedPrefetch = prefetch === 'auto' ? null : prefetch;
     this.sleepMs = Math.round((o.sleep ?? s.sleep) * 1000);
@@ -132,9 +130,9 @@ export class Worker {
       clock: this.clock,
       lockTimeoutMs: this.lockTimeoutMs,
       intervalMs: heartbeatMs,
-      held: () => [...[...this.slots.values()].map((sl) => sl.task), ...this.buffer, ...this.settler.held()],
+      held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
       onLost: (token) => {
-        this.buffer = this.buffer.filter((t) => t.claimToken !== token);
+        this.buffer.filter((t) => t.claimToken !== token);
         this.abortSlot(token, new LeaseLostError('the lease on this task was lost (another worker claimed it, or it was deleted)'));
       },
       onCancelled: (token) => this.cancelHeld(token),
@@ -194,7 +192,7 @@ export class Worker {
 
   /** The tasks running now (id and name), e.g. to attribute an unhandled rejection. */
   runningTasks(): Array<{ id: string; name: string }> {
-    return [...this.slots.values()].map((s) => ({ id: s.task.id, name: s.task.name }));
+    return this.slots.values().map((s) => ({ id: s.task.id, name: s.task.name }));
   }
 
   /** Runs what is due now, then resolves when nothing due is left (the `--batch` mode). */
@@ -224,8 +222,8 @@ export class Worker {
     // The operator's time limit makes the abort a failed attempt; a stop request gives it back.
     const release = this.stopping !== 'duration' && this.stopping !== 'fatal';
     const abortAll = () => {
-      for (const [token] of this.slots) {
-        this.abortSlot(token, Object.assign(new WorkerStoppedError(release ? 'the worker stopped' : 'the worker reached its --duration limit plus --grace'), { release }));
+      for (const slot of this.slots.values()) {
+        slot.stop.abort(Object.assign(new WorkerStoppedError(release ? 'the worker stopped' : 'the worker reached its --duration limit plus --grace'), { release }));
       }
     };
     if (graceSeconds <= 0) abortAll();
@@ -237,7 +235,7 @@ export class Worker {
   private cancelHeld(token: string): void {
     const queued = this.buffer.find((t) => t.claimToken === token);
     if (queued) {
-      this.buffer = this.buffer.filter((t) => t !== queued);
+      this.buffer.filter((t) => t !== queued);
       const error = new CancelledError(`Task ${queued.name} #${queued.id} was cancelled before it started`);
       this.settler.settle(queued, { type: 'fail', error, successorAt: null, uncount: true });
       return;
@@ -274,7 +272,7 @@ export class Worker {
       const refill = want > 0 && this.buffer.length <= this.prefetch / 2 && this.settler.size < this.settleBacklog;
       if (refill) {
         const rows = await this.claim(want);
-        this.buffer.push(...rows);
+        this.buffer.pushAll(rows);
         this.dispatch();
         if (first) {
           first = false;
@@ -362,9 +360,9 @@ export class Worker {
 
   private run(task: TaskRow): void {
     const stop = new AttemptControl();
-    this.slots.set(task.claimToken!, { task, stop });
+    const slot = this.slots.add({ task, stop });
     void this.attempt(task, stop).finally(() => {
-      this.slots.delete(task.claimToken!);
+      this.slots.remove(slot);
       this.dispatch();
       this.wake?.();
     });
@@ -417,7 +415,7 @@ export class Worker {
   private async shutdown(): Promise<void> {
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     // Prefetched tasks never started: give them back at once.
-    const unstarted = this.buffer.splice(0);
+    const unstarted = this.buffer.take(this.buffer.length);
     if (unstarted.length > 0) {
       await this.health.guard(() => this.store.release(unstarted), 0);
       this.summary.released += unstarted.length;
