@@ -102,19 +102,6 @@ export function isConnectionFailure(err: unknown): boolean {
   );
 }
 
-/**
- * The guarded delete that follows a copy into the completed table (SQLite, MySQL). Null when it
- * did not delete exactly the copied rows.
- */
-export async function deleteCompleted(trx: Knex.Transaction, tasks: string, items: readonly CompleteItem[], done: string[]): Promise<string[] | null> {
-  if (done.length === 0) return done;
-  const set = new Set(done);
-  const tokens = items.filter((i) => set.has(i.id)).map((i) => i.token);
-  const n = await trx(tasks).whereIn('id', done).whereIn('claim_token', tokens).del();
-  if (n !== done.length) throw new CompletionMismatch();
-  return done;
-}
-
 export class CompletionMismatch extends Error {}
 
 /** Rows from `knex.raw`: sqlite gives an array, mysql2 `[rows, fields]`, pg `{ rows }`. */
