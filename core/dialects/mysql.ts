@@ -40,6 +40,7 @@ function consecutiveIds(db: Db): Promise<boolean> {
 /** A pooled mysql2 connection (callback API), as knex's pool hands it out. */
 interface MysqlConnection {
   query(sql: string, values: readonly unknown[], cb: (err: Error | null, rows: unknown) => void): void;
+  destroy?(): void;
 }
 
 function query(conn: MysqlConnection, sql: string, values: readonly unknown[]): Promise<unknown> {
@@ -49,11 +50,17 @@ function query(conn: MysqlConnection, sql: string, values: readonly unknown[]): 
 /**
  * Runs `fn` in a transaction on a connection of knex's pool, without a knex transaction object.
  * The worker claims many times a second; a knex transaction builds a whole knex instance each
- * time (about 9 KB, measured), and those outlived their claims in V8's old generation. Only for
- * our own statements on the root knex (a caller's transaction never reaches this).
+ * time (about 9 KB, measured), and those outlived their claims in V8's old generation.
+ * When the configured database is itself a knex transaction, `BEGIN` on its connection would
+ * commit it (MySQL ends an open transaction at BEGIN): then a nested knex transaction (a
+ * savepoint) runs `fn` on that connection instead, as before.
  */
 async function onOwnConnection<T>(knex: Knex, fn: (conn: MysqlConnection) => Promise<T>): Promise<T> {
-  const client = knex.client as { acquireConnection(): Promise<MysqlConnection>; releaseConnection(c: MysqlConnection): Promise<unknown> };
+  type PoolClient = { acquireConnection(): Promise<MysqlConnection>; releaseConnection(c: MysqlConnection): Promise<unknown> };
+  if ((knex as { isTransaction?: boolean }).isTransaction) {
+    return knex.transaction(async (trx) => fn(await (trx.client as PoolClient).acquireConnection()));
+  }
+  const client = knex.client as PoolClient;
   const conn = await client.acquireConnection();
   try {
     await query(conn, 'BEGIN', []);
@@ -61,7 +68,9 @@ async function onOwnConnection<T>(knex: Knex, fn: (conn: MysqlConnection) => Pro
     try {
       result = await fn(conn);
     } catch (err) {
-      await query(conn, 'ROLLBACK', []).catch(() => {});
+      // A connection that cannot even roll back must not go back to the pool with a transaction
+      // open: destroyed, knex's pool validation discards it.
+      await query(conn, 'ROLLBACK', []).catch(() => conn.destroy?.());
       throw err;
     }
     await query(conn, 'COMMIT', []);

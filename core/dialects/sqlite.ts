@@ -83,18 +83,26 @@ export const sqliteDialect: Dialect = {
 
   async claim(knex, table, candidates, set: ClaimSet) {
     // SQLite: RETURNING gives the rows in no particular order; the store sorts them.
-    const rows = await knex(table)
-      .whereIn('id', candidates)
-      .update({
-        locked_by: set.workerId,
-        claim_token: knex.raw(`? || id`, [`${set.token}:`]),
-        locked_at: set.nowMs,
-        locked_until: set.leaseUntilMs,
-        attempts: knex.raw('attempts + 1'),
-      })
-      .returning(knex.raw(`json_array(${TASK_COLUMNS.map(q).join(', ')}) AS j`) as unknown as string);
-    // One JSON text per row instead of a driver-built object of 29 columns (see TASK_COLUMNS).
-    return (rows as Array<{ j: string }>).map((r) => taskRecord(JSON.parse(r.j) as unknown[]));
+    const update = () =>
+      knex(table)
+        .whereIn('id', candidates.clone())
+        .update({
+          locked_by: set.workerId,
+          claim_token: knex.raw(`? || id`, [`${set.token}:`]),
+          locked_at: set.nowMs,
+          locked_until: set.leaseUntilMs,
+          attempts: knex.raw('attempts + 1'),
+        });
+    try {
+      // One JSON text per row instead of a driver-built object of 29 columns (see TASK_COLUMNS).
+      const rows = (await update().returning(knex.raw(`json_array(${TASK_COLUMNS.map(q).join(', ')}) AS j`) as unknown as string)) as Array<{ j: string }>;
+      return rows.map((r) => taskRecord(JSON.parse(r.j) as unknown[]));
+    } catch (err) {
+      // A BLOB (only another program can store one) has no JSON form, and the failed statement
+      // changed nothing: claim the same rows again the plain way.
+      if (!/JSON cannot hold BLOB/i.test((err as Error)?.message ?? '')) throw err;
+      return (await update().returning('*')) as Record<string, unknown>[];
+    }
   },
 
   async completeMany(knex, tables, items) {

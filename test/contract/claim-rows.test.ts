@@ -111,4 +111,30 @@ contract('claim: claimed rows keep every column', (db) => {
     expect(s.repeatOnFailure).to.equal(true);
     expect(s.attempts).to.equal(1);
   });
+
+  it('a claim on a caller\'s transaction stays inside it (rolled back with it)', async () => {
+    const { knex, tables } = db.store;
+    const trx = await knex.transaction();
+    try {
+      await trx(tables.tasks).insert({ name: 'claim.sparse', args: '[]', hash: '1'.repeat(40), priority: 0, run_at: NOW - 1, scheduled_at: NOW - 1, enqueued_at: NOW - 1 });
+      const candidates = trx(tables.tasks).select('id').whereNull('locked_by').limit(5);
+      const rows = await db.store.dialect.claim(trx, tables.tasks, candidates, { workerId: 'w', token: 'tok', nowMs: NOW, leaseUntilMs: NOW + 1 });
+      expect(rows).to.have.length(1);
+    } finally {
+      await trx.rollback();
+    }
+    expect(await knex(tables.tasks).count({ n: '*' }).then((r) => Number(r[0]!.n))).to.equal(0);
+  });
+
+  // Only SQLite keeps a BLOB in a text column (its columns have no fixed type).
+  if (db.name === 'sqlite') {
+    it('claims a row whose text another program stored as a BLOB', async () => {
+      const { tasks } = db.store.tables;
+      await db.store.knex(tasks).insert({ name: 'claim.sparse', args: Buffer.from('[1,"é"]'), hash: '2'.repeat(40), priority: 0, run_at: NOW - 1, scheduled_at: NOW - 1, enqueued_at: NOW - 1 });
+      const [row] = await db.store.claim(claimReq());
+      expect(row!.args).to.equal('[1,"é"]');
+      expect(row!.lockedBy).to.equal('claim-rows-worker');
+      expect(row!.attempts).to.equal(1);
+    });
+  }
 });
