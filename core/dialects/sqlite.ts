@@ -13,6 +13,9 @@ import { TASK_COLUMNS, taskRecord } from '../rows.js';
 
 const q = (id: string) => `"${id}"`;
 
+/** The claim's RETURNING: every column of a claimed row as one JSON array (see TASK_COLUMNS). */
+const CLAIM_RETURNING = `json_array(${TASK_COLUMNS.map(q).join(', ')}) AS j`;
+
 /** Milliseconds a statement waits for another process's write lock before SQLITE_BUSY. */
 export const SQLITE_BUSY_TIMEOUT_MS = 15_000;
 
@@ -95,7 +98,7 @@ export const sqliteDialect: Dialect = {
         });
     try {
       // One JSON text per row instead of a driver-built object of 29 columns (see TASK_COLUMNS).
-      const rows = (await update().returning(knex.raw(`json_array(${TASK_COLUMNS.map(q).join(', ')}) AS j`) as unknown as string)) as Array<{ j: string }>;
+      const rows = (await update().returning(knex.raw(CLAIM_RETURNING) as unknown as string)) as Array<{ j: string }>;
       return rows.map((r) => taskRecord(JSON.parse(r.j) as unknown[]));
     } catch (err) {
       // A BLOB (only another program can store one) has no JSON form, and the failed statement
