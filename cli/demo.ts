@@ -11,7 +11,7 @@ import { closeConnections } from '../core/db/connection.js';
 import { runMigrations } from '../core/migrate.js';
 import { schedule } from '../core/schedule.js';
 import { reachableStore } from '../core/stores.js';
-import { setLogger, silentLogger } from '../core/log.js';
+import { setLogger, silentLogger } from '../core/base/log.js';
 import type { TaskRef } from '../core/types.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

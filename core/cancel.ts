@@ -4,10 +4,10 @@
  * heartbeat, aborts the task's signal, and records it FAILED (cancelled) when it stops.
  * Cancelling also ends a repeat chain.
  */
-import { currentClock } from './clock-state.js';
+import { currentClock } from './base/clock-state.js';
 import { getSettings } from './config.js';
 import { CancelledError, errorRecord, ValidationError, TaskNotFoundError } from './errors.js';
-import { events } from './events.js';
+import { events } from './base/events.js';
 import { checkTaskId } from './results.js';
 import type { Store } from './store.js';
 import { storeFor } from './stores.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { ConfigError } from './errors.js';
-import { processWide } from './global.js';
+import { processWide } from './base/global.js';
 import { parseDatabase, type DatabaseSetting, type DatabaseSpec } from './db/database-spec.js';
 import { describeValue, parseWithSpec, SETTING_SPECS, type SettingName } from './settings-spec.js';
 

@@ -3,11 +3,11 @@
  * one transaction. Nothing is stored when anything fails.
  */
 import type { Knex } from 'knex';
-import { currentClock } from './clock-state.js';
+import { currentClock } from './base/clock-state.js';
 import { getSettings, type Settings } from './config.js';
 import { QueueFullError, ValidationError } from './errors.js';
-import { events } from './events.js';
-import { canonicalArgs, taskHash } from './json.js';
+import { events } from './base/events.js';
+import { canonicalArgs, taskHash } from './base/json.js';
 import { checkOptions, effectiveAction, mergeOptions } from './policy/options.js';
 import { checkWhen } from './policy/when.js';
 import { SCHEDULE_OPTION_KEYS } from './schedule.js';

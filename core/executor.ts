@@ -6,8 +6,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TaskContext } from './context.js';
 import { isErrorKind, isPermanent, PermanentTaskError, TaskTimeoutError } from './errors.js';
-import { plainJson } from './json.js';
-import { withFields, type Logger } from './log.js';
+import { plainJson } from './base/json.js';
+import { withFields, type Logger } from './base/log.js';
 import type { Execution } from './policy/transitions.js';
 import type { DefinitionInternals } from './task.js';
 import type { TaskRow } from './types.js';

@@ -14,10 +14,10 @@ export type { TaskHandle } from './enqueue.js';
 export { listTasks, createdBy, failedTasks, succeededTasks, type TaskFilter } from './queries.js';
 export { createWorker, Worker, type WorkerOptions, type WorkerSummary } from './worker.js';
 export { closeAll as closeConnections } from './stores.js';
-export { events, type TaskEvents, type TaskEventName, type TaskEventInfo } from './events.js';
-export { createLogger, setLogger, silentLogger, type Logger } from './log.js';
-export { setClock, resetClock } from './clock-state.js';
-export { ManualClock, systemClock, type Clock } from './clock.js';
+export { events, type TaskEvents, type TaskEventName, type TaskEventInfo } from './base/events.js';
+export { createLogger, setLogger, silentLogger, type Logger } from './base/log.js';
+export { setClock, resetClock } from './base/clock-state.js';
+export { ManualClock, systemClock, type Clock } from './base/clock.js';
 export type { TaskContext } from './context.js';
 export {
   BgtasksError,

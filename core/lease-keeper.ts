@@ -6,8 +6,8 @@
  * than `lockTimeout` therefore stops the heartbeats, its lease expires, and another worker may run
  * it again: run CPU-heavy work in a worker thread or child process, or raise `lockTimeout`.
  */
-import type { Clock } from './clock.js';
-import type { Logger } from './log.js';
+import type { Clock } from './base/clock.js';
+import type { Logger } from './base/log.js';
 import type { Store } from './store.js';
 import type { TaskRow } from './types.js';
 

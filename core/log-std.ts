@@ -4,7 +4,7 @@
  * running at the same time never get each other's output; output outside any task passes through.
  */
 import { runningTask, taskContext, type RunningTaskInfo } from './executor.js';
-import type { Logger } from './log.js';
+import type { Logger } from './base/log.js';
 
 type Write = typeof process.stdout.write;
 

@@ -6,14 +6,14 @@
  *   `dummy.runAll()` inspect and drain them.
  * Nothing touches a database in either mode.
  */
-import { currentClock } from './clock-state.js';
+import { currentClock } from './base/clock-state.js';
 import type { Settings } from './config.js';
 import type { TaskHandle } from './enqueue.js';
 import { errorRecord } from './errors.js';
 import { execute } from './executor.js';
 import { AttemptControl } from './attempt-control.js';
-import { processWide } from './global.js';
-import { getLogger } from './log.js';
+import { processWide } from './base/global.js';
+import { getLogger } from './base/log.js';
 import { getRegistered } from './registry.js';
 import { resultOfCompleted, resultOfPending, type TaskResult } from './results.js';
 import type { NewTask } from './rows.js';

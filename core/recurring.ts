@@ -4,7 +4,7 @@
  * task is defined and turns them into DeclaredSchedules for the scheduler.
  */
 import { ValidationError } from './errors.js';
-import { canonicalArgs } from './json.js';
+import { canonicalArgs } from './base/json.js';
 import { checkCron } from './policy/cron-check.js';
 import { isValidTimeZone, timeZoneProblem } from './policy/timezone.js';
 

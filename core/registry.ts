@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from './errors.js';
-import { processWide } from './global.js';
+import { processWide } from './base/global.js';
 
 export interface Registered {
   name: string;

@@ -7,7 +7,7 @@
  * backoff, so no result is lost while the worker lives.
  */
 import { CancelledError, errorRecord } from './errors.js';
-import type { Logger } from './log.js';
+import type { Logger } from './base/log.js';
 import type { Decision } from './policy/transitions.js';
 import type { Completion, Store } from './store.js';
 import type { TaskRow } from './types.js';

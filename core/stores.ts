@@ -3,7 +3,7 @@ import type { Settings } from './config.js';
 import { closeConnections, connect } from './db/connection.js';
 import type { DatabaseSpec } from './db/database-spec.js';
 import { ConfigError, DatabaseUnavailableError, isErrorKind } from './errors.js';
-import { processWide } from './global.js';
+import { processWide } from './base/global.js';
 import { Store } from './store.js';
 
 const stores = processWide('stores', () => new Map<string, Promise<Store>>());

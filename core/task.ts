@@ -6,7 +6,7 @@
 import type { TaskContext } from './context.js';
 import { enqueueBulk, enqueueCall } from './enqueue.js';
 import { ValidationError } from './errors.js';
-import { createLogger } from './log.js';
+import { createLogger } from './base/log.js';
 import { CALL_OPTION_KEYS, checkOptions } from './policy/options.js';
 import { checkWhen } from './policy/when.js';
 import { callerOrigin, register } from './registry.js';

@@ -3,15 +3,15 @@
  * the slots and shutdown; `executor.ts` runs one attempt, `settler.ts` writes its end, and
  * `policy/transitions.ts` decides what that end is. The CLI's process-tasks is a thin shell over it.
  */
-import { currentClock } from './clock-state.js';
-import type { Clock } from './clock.js';
+import { currentClock } from './base/clock-state.js';
+import type { Clock } from './base/clock.js';
 import { getSettings, type Settings } from './config.js';
 import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from './errors.js';
-import { events } from './events.js';
+import { events } from './base/events.js';
 import { reportSettled, taskInfo } from './worker-report.js';
 import { execute } from './executor.js';
 import { flushTaskOutput } from './log-std.js';
-import { getLogger, type Logger } from './log.js';
+import { getLogger, type Logger } from './base/log.js';
 import { ensureMigrated } from './migrate.js';
 import { decide, type Decision, type Execution } from './policy/transitions.js';
 import { registeredNames, getRegistered } from './registry.js';

@@ -4,7 +4,7 @@
  * released with their attempt given back); a second signal stops at once.
  */
 import { resolveSettings } from '../../core/config.js';
-import { createLogger, setLogger, type Logger } from '../../core/log.js';
+import { createLogger, setLogger, type Logger } from '../../core/base/log.js';
 import { discoverTasks } from '../../core/loader.js';
 import { captureTaskOutput } from '../../core/log-std.js';
 import { holdYoungGeneration } from '../young-generation.js';

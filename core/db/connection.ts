@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { ConfigError } from '../errors.js';
-import { processWide } from '../global.js';
-import { getLogger } from '../log.js';
+import { processWide } from '../base/global.js';
+import { getLogger } from '../base/log.js';
 import { dialectFor, type Dialect } from '../dialects/index.js';
 import type { DatabaseSpec } from './database-spec.js';
 

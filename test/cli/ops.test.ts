@@ -10,7 +10,7 @@ import { cliTargets } from '../helpers/record-project.js';
 import { forgetStores, storeFor } from '../../core/stores.js';
 import { closeConnections } from '../../core/db/connection.js';
 import { rollbackMigrations } from '../../core/migrate.js';
-import { taskHash } from '../../core/json.js';
+import { taskHash } from '../../core/base/json.js';
 import type { Store } from '../../core/store.js';
 import { plainTask } from '../../core/rows.js';
 

@@ -6,8 +6,8 @@
  */
 import { expect } from 'chai';
 import { background, PermanentTaskError, schedule } from '../../core/index.js';
-import { ManualClock } from '../../core/clock.js';
-import { resetClock, setClock } from '../../core/clock-state.js';
+import { ManualClock } from '../../core/base/clock.js';
+import { resetClock, setClock } from '../../core/base/clock-state.js';
 import { connectPrivate, closeConnection } from '../../core/db/connection.js';
 import { Store } from '../../core/store.js';
 import { pruneResults } from '../../core/prune.js';
@@ -22,7 +22,7 @@ import {
   retryFailed,
 } from '../../core/admin.js';
 import { taskDetail } from '../../core/task-detail.js';
-import { taskHash } from '../../core/json.js';
+import { taskHash } from '../../core/base/json.js';
 import { contract, type TestDatabase } from '../helpers/databases.js';
 
 const DAY = 86_400_000;

@@ -5,8 +5,8 @@
  */
 import { expect } from 'chai';
 import { background, cancel, getResult, schedule, Repeat, TaskNotFoundError, ValidationError } from '../../core/index.js';
-import { ManualClock } from '../../core/clock.js';
-import { setClock, resetClock } from '../../core/clock-state.js';
+import { ManualClock } from '../../core/base/clock.js';
+import { setClock, resetClock } from '../../core/base/clock-state.js';
 import { Worker, type WorkerOptions } from '../../core/worker.js';
 import { Maintenance } from '../../core/maintenance.js';
 import { contract, waitUntil } from '../helpers/databases.js';

@@ -5,8 +5,8 @@
  */
 import { expect } from 'chai';
 import { background, schedule } from '../../core/index.js';
-import { ManualClock } from '../../core/clock.js';
-import { setClock, resetClock } from '../../core/clock-state.js';
+import { ManualClock } from '../../core/base/clock.js';
+import { setClock, resetClock } from '../../core/base/clock-state.js';
 import { Worker } from '../../core/worker.js';
 import { RecurringScheduler } from '../../core/scheduler.js';
 import { unregister } from '../../core/registry.js';

@@ -16,7 +16,7 @@ import {
   succeededTasks,
   setLogger,
 } from '../../core/index.js';
-import { getLogger } from '../../core/log.js';
+import { getLogger } from '../../core/base/log.js';
 import { Worker } from '../../core/worker.js';
 import { contract, type TestDatabase } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';

@@ -1,5 +1,5 @@
 /** A logger that records lines for assertions. */
-import type { Logger } from '../../core/log.js';
+import type { Logger } from '../../core/base/log.js';
 
 export interface Line {
   level: 'debug' | 'info' | 'warn' | 'error';

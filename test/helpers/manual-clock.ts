@@ -2,8 +2,8 @@
  * The set-up most contract suites share: a manual clock installed as the library's clock for each
  * test (on a freshly reset database), and `drain()`, a batch worker on that clock.
  */
-import { ManualClock } from '../../core/clock.js';
-import { resetClock, setClock } from '../../core/clock-state.js';
+import { ManualClock } from '../../core/base/clock.js';
+import { resetClock, setClock } from '../../core/base/clock-state.js';
 import { Worker, type WorkerOptions } from '../../core/worker.js';
 import type { TestDatabase } from './databases.js';
 import { recordingLogger } from './log.js';

@@ -1,10 +1,10 @@
 /**
- * core/events.ts: the typed emitter. A listener that throws or rejects is logged and changes
+ * core/base/events.ts: the typed emitter. A listener that throws or rejects is logged and changes
  * nothing; the other listeners still run.
  */
 import { expect } from 'chai';
-import { events, TaskEventEmitter, type TaskEvents } from '../../core/events.js';
-import { getLogger, setLogger, type Logger } from '../../core/log.js';
+import { events, TaskEventEmitter, type TaskEvents } from '../../core/base/events.js';
+import { getLogger, setLogger, type Logger } from '../../core/base/log.js';
 import { recordingLogger } from '../helpers/log.js';
 
 const created: TaskEvents['task:created'] = { id: '1', name: 'mail.send', queue: null, priority: 0, attempt: 0, runAt: 0, outcome: 'created' };
@@ -141,7 +141,7 @@ describe('TaskEventEmitter', () => {
 
   it('exports one process-wide emitter', async () => {
     expect(events).to.be.instanceOf(TaskEventEmitter);
-    const again = await import('../../core/events.js');
+    const again = await import('../../core/base/events.js');
     expect(again.events).to.equal(events);
   });
 });

@@ -1,10 +1,10 @@
 /**
- * core/json.ts: canonical JSON (sorted keys, compact), the errors that name the argument and the
+ * core/base/json.ts: canonical JSON (sorted keys, compact), the errors that name the argument and the
  * path of the first value JSON cannot carry, and the dedupe hash.
  */
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import { canonicalArgs, canonicalJson, plainJson, taskHash } from '../../core/json.js';
+import { canonicalArgs, canonicalJson, plainJson, taskHash } from '../../core/base/json.js';
 import { ValidationError } from '../../core/errors.js';
 
 function errorOf(fn: () => unknown): Error {

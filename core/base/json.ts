@@ -4,7 +4,7 @@
  * give equal text and therefore equal hashes.
  */
 import crypto, { createHash } from 'node:crypto';
-import { ValidationError } from './errors.js';
+import { ValidationError } from '../errors.js';
 
 const HINTS: Record<string, string> = {
   Date: 'pass an ISO string (date.toISOString())',

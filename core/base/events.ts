@@ -5,7 +5,7 @@
  */
 import { processWide } from './global.js';
 import { getLogger } from './log.js';
-import type { EnqueueOutcome } from './types.js';
+import type { EnqueueOutcome } from '../types.js';
 
 /** What every task event carries. */
 export interface TaskEventInfo {
