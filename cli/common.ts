@@ -3,9 +3,9 @@
  * flag), and turning errors into one line and an exit code, never a stack trace from deep inside.
  */
 import { isErrorKind } from '../core/errors.js';
-import { maskUrlsIn } from '../core/db/database-spec.js';
-import { parseWithSpec, type SettingName } from '../core/settings-spec.js';
-import type { SettingsInput } from '../core/config.js';
+import { maskUrlsIn } from '../core/config/database-spec.js';
+import { parseWithSpec, type SettingName } from '../core/config/settings-spec.js';
+import type { SettingsInput } from '../core/config/settings.js';
 import { EXIT } from './exit-codes.js';
 
 export class UsageError extends Error {}

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { resolveSettings } from '../core/config.js';
+import { resolveSettings } from '../core/config/settings.js';
 import { closeConnections } from '../core/db/connection.js';
 import { runMigrations } from '../core/migrate.js';
 import { schedule } from '../core/schedule.js';

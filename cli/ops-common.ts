@@ -2,7 +2,7 @@
  * What the operations commands share: opening the store the flags name (and refusing a database
  * that is not migrated, exit 3), and parsing ids, lists, states and times from flags.
  */
-import { resolveSettings, type Settings } from '../core/config.js';
+import { resolveSettings, type Settings } from '../core/config/settings.js';
 import { ensureMigrated } from '../core/migrate.js';
 import { checkTaskId } from '../core/results.js';
 import type { Store } from '../core/store.js';

@@ -5,7 +5,7 @@
  * Cancelling also ends a repeat chain.
  */
 import { currentClock } from './base/clock-state.js';
-import { getSettings } from './config.js';
+import { getSettings } from './config/settings.js';
 import { CancelledError, errorRecord, ValidationError, TaskNotFoundError } from './errors.js';
 import { events } from './base/events.js';
 import { checkTaskId } from './results.js';

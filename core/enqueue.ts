@@ -4,7 +4,7 @@
  */
 import type { Knex } from 'knex';
 import { currentClock } from './base/clock-state.js';
-import { getSettings, type Settings } from './config.js';
+import { getSettings, type Settings } from './config/settings.js';
 import { QueueFullError, ValidationError } from './errors.js';
 import { events } from './base/events.js';
 import { canonicalArgs, taskHash } from './base/json.js';
@@ -19,7 +19,7 @@ import { storeFor } from './stores.js';
 import type { DefinitionInternals } from './task.js';
 import type { CallOptions, EnqueueOutcome, TaskRef, When } from './types.js';
 import { getResult, HANDLE_CONNECTION, type TaskResult } from './results.js';
-import { validateForEnqueue, type ArgsValidator } from './validate.js';
+import { validateForEnqueue, type ArgsValidator } from './definition/validate.js';
 import { enqueueInMemory } from './modes.js';
 
 /** What every call with the same options shares: the task row without its arguments. */

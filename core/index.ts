@@ -3,12 +3,12 @@
  */
 export { background, type TaskDefinition, type TaskOptions, type JsonArgsCheck } from './task.js';
 export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
-export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config.js';
+export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config/settings.js';
 export { migrate } from './migrate.js';
 export { cancel, type CancelOutcome } from './cancel.js';
 export { dummy } from './modes.js';
-export type { ArgsValidator, StandardSchemaV1 } from './validate.js';
-export type { CronSchedule, CatchUp } from './recurring.js';
+export type { ArgsValidator, StandardSchemaV1 } from './definition/validate.js';
+export type { CronSchedule, CatchUp } from './definition/recurring.js';
 export { getResult, waitFor, type TaskResult, type TaskError } from './results.js';
 export type { TaskHandle } from './enqueue.js';
 export { listTasks, createdBy, failedTasks, succeededTasks, type TaskFilter } from './queries.js';
@@ -18,7 +18,7 @@ export { events, type TaskEvents, type TaskEventName, type TaskEventInfo } from 
 export { createLogger, setLogger, silentLogger, type Logger } from './base/log.js';
 export { setClock, resetClock } from './base/clock-state.js';
 export { ManualClock, systemClock, type Clock } from './base/clock.js';
-export type { TaskContext } from './context.js';
+export type { TaskContext } from './definition/context.js';
 export {
   BgtasksError,
   ConfigError,

@@ -3,7 +3,7 @@
  * task's id and name. The running task is known from the executor's AsyncLocalStorage, so tasks
  * running at the same time never get each other's output; output outside any task passes through.
  */
-import { runningTask, taskContext, type RunningTaskInfo } from './executor.js';
+import { runningTask, taskContext, type RunningTaskInfo } from './definition/executor.js';
 import type { Logger } from './base/log.js';
 
 type Write = typeof process.stdout.write;

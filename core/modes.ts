@@ -7,14 +7,14 @@
  * Nothing touches a database in either mode.
  */
 import { currentClock } from './base/clock-state.js';
-import type { Settings } from './config.js';
+import type { Settings } from './config/settings.js';
 import type { TaskHandle } from './enqueue.js';
 import { errorRecord } from './errors.js';
-import { execute } from './executor.js';
-import { AttemptControl } from './attempt-control.js';
+import { execute } from './definition/executor.js';
+import { AttemptControl } from './definition/attempt-control.js';
 import { processWide } from './base/global.js';
 import { getLogger } from './base/log.js';
-import { getRegistered } from './registry.js';
+import { getRegistered } from './definition/registry.js';
 import { resultOfCompleted, resultOfPending, type TaskResult } from './results.js';
 import type { NewTask } from './rows.js';
 import type { DefinitionInternals } from './task.js';

@@ -4,7 +4,7 @@
  */
 import type { Knex } from 'knex';
 import { currentClock } from './base/clock-state.js';
-import { getSettings } from './config.js';
+import { getSettings } from './config/settings.js';
 import { ValidationError } from './errors.js';
 import { readResult, resultOfCompleted, resultOfPending, type TaskResult } from './results.js';
 import { toCompletedRow, toTaskRow } from './rows.js';

@@ -3,7 +3,7 @@
  * the completed table (DEP 0014's TaskResult, with the reference's fields).
  */
 import { currentClock } from './base/clock-state.js';
-import { getSettings } from './config.js';
+import { getSettings } from './config/settings.js';
 import { TaskFailedError, TaskNotFinishedError, TaskNotFoundError, ValidationError, WaitTimeoutError } from './errors.js';
 import type { Store } from './store.js';
 import { storeFor } from './stores.js';

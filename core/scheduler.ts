@@ -12,11 +12,11 @@
 import type { Clock } from './base/clock.js';
 import type { Logger } from './base/log.js';
 import { cronSlotsBetween } from './policy/cron.js';
-import type { DeclaredSchedule } from './recurring.js';
+import type { DeclaredSchedule } from './definition/recurring.js';
 import { newTaskRow, plainTask } from './rows.js';
 import type { Store } from './store.js';
 import { taskHash } from './base/json.js';
-import { allRegistered, getRegistered } from './registry.js';
+import { allRegistered, getRegistered } from './definition/registry.js';
 import type { DefinitionInternals } from './task.js';
 
 export interface SchedulerOptions {

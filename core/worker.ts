@@ -5,16 +5,16 @@
  */
 import { currentClock } from './base/clock-state.js';
 import type { Clock } from './base/clock.js';
-import { getSettings, type Settings } from './config.js';
+import { getSettings, type Settings } from './config/settings.js';
 import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from './errors.js';
 import { events } from './base/events.js';
 import { reportSettled, taskInfo } from './worker-report.js';
-import { execute } from './executor.js';
+import { execute } from './definition/executor.js';
 import { flushTaskOutput } from './log-std.js';
 import { getLogger, type Logger } from './base/log.js';
 import { ensureMigrated } from './migrate.js';
 import { decide, type Decision, type Execution } from './policy/transitions.js';
-import { registeredNames, getRegistered } from './registry.js';
+import { registeredNames, getRegistered } from './definition/registry.js';
 import { schedulerFor } from './scheduler.js';
 import type { DefinitionInternals } from './task.js';
 import { Settler, type SettleReport } from './settler.js';
@@ -25,7 +25,7 @@ import { LeaseKeeper } from './lease-keeper.js';
 import { Wakeup } from './wakeup.js';
 import { Fifo } from './fifo.js';
 import { Slots } from './slots.js';
-import { AttemptControl } from './attempt-control.js';
+import { AttemptControl } from './definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './worker-options.js';
 import { taskRecurrence, Maintenance } from './maintenance.js';

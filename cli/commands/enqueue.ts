@@ -4,12 +4,12 @@
  * as a call in code, and the task is stored by the same enqueue (its definition's defaults and
  * dedupe action apply).
  */
-import { configure, getSettings, resolveSettings } from '../../core/config.js';
+import { configure, getSettings, resolveSettings } from '../../core/config/settings.js';
 import { enqueueCall } from '../../core/enqueue.js';
 import { isErrorKind, UnknownTaskError } from '../../core/errors.js';
-import { discoverTasks } from '../../core/loader.js';
+import { discoverTasks } from '../../core/definition/loader.js';
 import { ensureMigrated } from '../../core/migrate.js';
-import { getRegistered, registeredNames } from '../../core/registry.js';
+import { getRegistered, registeredNames } from '../../core/definition/registry.js';
 import { schedule, type ScheduleOptions } from '../../core/schedule.js';
 import { reachableStore } from '../../core/stores.js';
 import type { DefinitionInternals } from '../../core/task.js';

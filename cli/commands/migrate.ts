@@ -1,5 +1,5 @@
 /** `bgtasks migrate [--status]`: apply (or list) bgtasks' own migrations. */
-import { resolveSettings } from '../../core/config.js';
+import { resolveSettings } from '../../core/config/settings.js';
 import { runMigrations, schemaStatus } from '../../core/migrate.js';
 import { reachableStore } from '../../core/stores.js';
 import { overridesFrom, type DbFlags } from '../common.js';

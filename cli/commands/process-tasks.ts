@@ -3,9 +3,9 @@
  * a signal ends it. SIGINT/SIGTERM stop gracefully (running tasks get --grace seconds, then are
  * released with their attempt given back); a second signal stops at once.
  */
-import { resolveSettings } from '../../core/config.js';
+import { resolveSettings } from '../../core/config/settings.js';
 import { createLogger, setLogger, type Logger } from '../../core/base/log.js';
-import { discoverTasks } from '../../core/loader.js';
+import { discoverTasks } from '../../core/definition/loader.js';
 import { captureTaskOutput } from '../../core/log-std.js';
 import { holdYoungGeneration } from '../young-generation.js';
 import { runMigrations } from '../../core/migrate.js';

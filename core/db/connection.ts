@@ -9,7 +9,7 @@ import { ConfigError } from '../errors.js';
 import { processWide } from '../base/global.js';
 import { getLogger } from '../base/log.js';
 import { dialectFor, type Dialect } from '../dialects/index.js';
-import type { DatabaseSpec } from './database-spec.js';
+import type { DatabaseSpec } from '../config/database-spec.js';
 
 export interface Connection {
   knex: Knex;

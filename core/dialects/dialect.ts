@@ -4,7 +4,7 @@
  * lives in `core/store.ts`.
  */
 import type { Knex } from 'knex';
-import type { DialectName } from '../db/database-spec.js';
+import type { DialectName } from '../config/database-spec.js';
 import type { CompleteItem } from './complete-sql.js';
 import type { UniformRows } from './insert-rows.js';
 

@@ -14,7 +14,7 @@ import { cliTargets, ranLines } from '../helpers/record-project.js';
 import { forgetStores, storeFor } from '../../core/stores.js';
 import { closeConnections } from '../../core/db/connection.js';
 import { rollbackMigrations, runMigrations, schemaStatus } from '../../core/migrate.js';
-import { parseDatabase } from '../../core/db/database-spec.js';
+import { parseDatabase } from '../../core/config/database-spec.js';
 import { taskHash } from '../../core/base/json.js';
 import { plainTask } from '../../core/rows.js';
 import { readResult } from '../../core/results.js';

@@ -15,7 +15,7 @@ import { closeConnections } from '../../core/db/connection.js';
 import { rollbackMigrations } from '../../core/migrate.js';
 import type { Store } from '../../core/store.js';
 import { getResult } from '../../core/results.js';
-import { configure, resetConfiguration } from '../../core/config.js';
+import { configure, resetConfiguration } from '../../core/config/settings.js';
 
 const TASKS = `
 import knexFactory from 'knex';

@@ -11,7 +11,7 @@ import { cliTargets, ranLines } from '../helpers/record-project.js';
 import { forgetStores, storeFor } from '../../core/stores.js';
 import { closeConnections } from '../../core/db/connection.js';
 import { rollbackMigrations } from '../../core/migrate.js';
-import { configure, resetConfiguration } from '../../core/config.js';
+import { configure, resetConfiguration } from '../../core/config/settings.js';
 import { getResult } from '../../core/results.js';
 import type { Store } from '../../core/store.js';
 

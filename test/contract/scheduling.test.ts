@@ -9,9 +9,9 @@ import { ManualClock } from '../../core/base/clock.js';
 import { setClock, resetClock } from '../../core/base/clock-state.js';
 import { Worker } from '../../core/worker.js';
 import { RecurringScheduler } from '../../core/scheduler.js';
-import { unregister } from '../../core/registry.js';
+import { unregister } from '../../core/definition/registry.js';
 import { internalsOf } from '../../core/task.js';
-import type { DeclaredSchedule } from '../../core/recurring.js';
+import type { DeclaredSchedule } from '../../core/definition/recurring.js';
 import { contract, waitUntil } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
 

@@ -8,12 +8,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { configure, resetConfiguration, resolveSettings, type Settings } from '../../core/config.js';
+import { configure, resetConfiguration, resolveSettings, type Settings } from '../../core/config/settings.js';
 import { closeConnections } from '../../core/db/connection.js';
 import { rollbackMigrations, runMigrations } from '../../core/migrate.js';
 import type { Store } from '../../core/store.js';
 import { forgetStores, storeFor } from '../../core/stores.js';
-import type { DialectName } from '../../core/db/database-spec.js';
+import type { DialectName } from '../../core/config/database-spec.js';
 
 export interface TestDatabase {
   readonly name: DialectName;

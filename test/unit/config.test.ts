@@ -1,5 +1,5 @@
 /**
- * core/config.ts and core/settings-spec.ts: defaults, precedence (CLI > configure() > env > config
+ * core/config/settings.ts and core/config/settings-spec.ts: defaults, precedence (CLI > configure() > env > config
  * file > defaults), config-file discovery, relative SQLite paths, and the ConfigError messages.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import {
   resetConfiguration,
   resolveSettings,
   type SettingsInput,
-} from '../../core/config.js';
+} from '../../core/config/settings.js';
 import { ConfigError } from '../../core/errors.js';
 
 let root: string;

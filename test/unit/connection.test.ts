@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import os from 'node:os';
 import path from 'node:path';
 import { closeConnections, connect } from '../../core/db/connection.js';
-import { parseDatabase } from '../../core/db/database-spec.js';
+import { parseDatabase } from '../../core/config/database-spec.js';
 import { ConfigError } from '../../core/errors.js';
 
 describe('connect', () => {

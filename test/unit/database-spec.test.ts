@@ -1,11 +1,11 @@
 /**
- * core/db/database-spec.ts: the `database` setting as a URL, a knex config object or a knex
+ * core/config/database-spec.ts: the `database` setting as a URL, a knex config object or a knex
  * instance; relative SQLite paths; and passwords kept out of every display and message.
  */
 import path from 'node:path';
 import { expect } from 'chai';
 import knex, { type Knex } from 'knex';
-import { isKnexInstance, maskUrl, parseDatabase } from '../../core/db/database-spec.js';
+import { isKnexInstance, maskUrl, parseDatabase } from '../../core/config/database-spec.js';
 import { ConfigError } from '../../core/errors.js';
 
 const BASE = path.resolve('/srv/app');

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { Fifo } from '../../core/fifo.js';
 import { Slots } from '../../core/slots.js';
-import { AttemptControl } from '../../core/attempt-control.js';
+import { AttemptControl } from '../../core/definition/attempt-control.js';
 import type { TaskRow } from '../../core/types.js';
 
 /** The backing ring, read for the reference checks only. */

@@ -4,7 +4,7 @@
  * tuple). It runs at enqueue (the caller gets the error, nothing is stored) and again before each
  * execution (arguments stored by older code fail the task for good, with the message).
  */
-import { PermanentTaskError, ValidationError } from './errors.js';
+import { PermanentTaskError, ValidationError } from '../errors.js';
 
 /** The part of the Standard Schema v1 interface we use (https://standardschema.dev). */
 export interface StandardSchemaV1<Input = unknown> {

@@ -3,10 +3,10 @@
  * or `cron: [{ cron, timezone?, args?, key?, catchUp? }, …]`. This module validates them when the
  * task is defined and turns them into DeclaredSchedules for the scheduler.
  */
-import { ValidationError } from './errors.js';
-import { canonicalArgs } from './base/json.js';
-import { checkCron } from './policy/cron-check.js';
-import { isValidTimeZone, timeZoneProblem } from './policy/timezone.js';
+import { ValidationError } from '../errors.js';
+import { canonicalArgs } from '../base/json.js';
+import { checkCron } from '../policy/cron-check.js';
+import { isValidTimeZone, timeZoneProblem } from '../policy/timezone.js';
 
 /**
  * What to do with slots missed while no worker ran (older than the scheduler's grace period):

@@ -3,8 +3,8 @@
  * variables and CLI flags, so a value is judged the same wherever it comes from. Every error names
  * the setting, where the value came from, the value, and what is allowed.
  */
-import { ConfigError } from './errors.js';
-import { isValidTimeZone } from './policy/timezone.js';
+import { ConfigError } from '../errors.js';
+import { isValidTimeZone } from '../policy/timezone.js';
 
 interface Spec {
   /** What is allowed, for messages ("an integer >= 1"). */

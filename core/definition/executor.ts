@@ -5,12 +5,12 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TaskContext } from './context.js';
-import { isErrorKind, isPermanent, PermanentTaskError, TaskTimeoutError } from './errors.js';
-import { plainJson } from './base/json.js';
-import { withFields, type Logger } from './base/log.js';
-import type { Execution } from './policy/transitions.js';
-import type { DefinitionInternals } from './task.js';
-import type { TaskRow } from './types.js';
+import { isErrorKind, isPermanent, PermanentTaskError, TaskTimeoutError } from '../errors.js';
+import { plainJson } from '../base/json.js';
+import { withFields, type Logger } from '../base/log.js';
+import type { Execution } from '../policy/transitions.js';
+import type { DefinitionInternals } from '../task.js';
+import type { TaskRow } from '../types.js';
 import { validateForExecution, type ArgsValidator } from './validate.js';
 import type { AttemptControl } from './attempt-control.js';
 

@@ -10,9 +10,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
-import { ConfigError } from './errors.js';
-import { processWide } from './base/global.js';
-import { parseDatabase, type DatabaseSetting, type DatabaseSpec } from './db/database-spec.js';
+import { ConfigError } from '../errors.js';
+import { processWide } from '../base/global.js';
+import { parseDatabase, type DatabaseSetting, type DatabaseSpec } from './database-spec.js';
 import { describeValue, parseWithSpec, SETTING_SPECS, type SettingName } from './settings-spec.js';
 
 export type { DatabaseSetting, DatabaseSpec };

@@ -5,10 +5,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { TASK_FILES_IGNORE } from './config.js';
-import { TaskLoadError } from './errors.js';
+import { TASK_FILES_IGNORE } from '../config/settings.js';
+import { TaskLoadError } from '../errors.js';
 import { allRegistered } from './registry.js';
-import { internalsOf } from './task.js';
+import { internalsOf } from '../task.js';
 
 const TS_EXT = /\.(ts|mts|cts|tsx)$/;
 

@@ -1,7 +1,7 @@
 /**
  * The context a task gets when it asks for one (`background({ context: true }, (ctx, …) => …)`).
  */
-import type { Logger } from './base/log.js';
+import type { Logger } from '../base/log.js';
 
 export interface TaskContext {
   /** The task's id. */

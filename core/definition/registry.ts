@@ -4,8 +4,8 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ValidationError } from './errors.js';
-import { processWide } from './base/global.js';
+import { ValidationError } from '../errors.js';
+import { processWide } from '../base/global.js';
 
 export interface Registered {
   name: string;
@@ -56,8 +56,9 @@ export function clearRegistry(): void {
   registry.clear();
 }
 
-const CORE_DIR = path.dirname(fileURLToPath(import.meta.url));
-const CORE_URL = path.dirname(import.meta.url);
+// This file sits in core/definition/: bgtasks' own frames are anywhere under core/.
+const CORE_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const CORE_URL = path.dirname(path.dirname(import.meta.url));
 
 /** The first stack frame that is not inside bgtasks' own core: the task file's line. */
 export function callerOrigin(): string | null {
