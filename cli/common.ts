@@ -63,7 +63,7 @@ export async function runCommand(body: () => Promise<number | void>): Promise<vo
     if (process.env.BGTASKS_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     code = f.code;
   }
-  const { closeConnections } = await import('../core/db/connection.js');
+  const { closeConnections } = await import('../core/store/connection.js');
   await closeConnections().catch(() => {});
   process.exitCode = code;
 }

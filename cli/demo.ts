@@ -7,10 +7,10 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { resolveSettings } from '../core/config/settings.js';
-import { closeConnections } from '../core/db/connection.js';
-import { runMigrations } from '../core/migrate.js';
-import { schedule } from '../core/schedule.js';
-import { reachableStore } from '../core/stores.js';
+import { closeConnections } from '../core/store/connection.js';
+import { runMigrations } from '../core/store/migrate.js';
+import { schedule } from '../core/api/schedule.js';
+import { reachableStore } from '../core/store/open.js';
 import { setLogger, silentLogger } from '../core/base/log.js';
 import type { TaskRef } from '../core/types.js';
 

@@ -3,10 +3,10 @@
  * that is not migrated, exit 3), and parsing ids, lists, states and times from flags.
  */
 import { resolveSettings, type Settings } from '../core/config/settings.js';
-import { ensureMigrated } from '../core/migrate.js';
-import { checkTaskId } from '../core/results.js';
-import type { Store } from '../core/store.js';
-import { reachableStore } from '../core/stores.js';
+import { ensureMigrated } from '../core/store/migrate.js';
+import { checkTaskId } from '../core/api/results.js';
+import type { Store } from '../core/store/store.js';
+import { reachableStore } from '../core/store/open.js';
 import { STATUSES, type Creator, type Status } from '../core/types.js';
 import { overridesFrom, UsageError, type DbFlags } from './common.js';
 

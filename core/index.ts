@@ -1,19 +1,19 @@
 /**
  * bgtasks: background tasks stored in your own SQL database. This is the only public entry point.
  */
-export { background, type TaskDefinition, type TaskOptions, type JsonArgsCheck } from './task.js';
-export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
+export { background, type TaskDefinition, type TaskOptions, type JsonArgsCheck } from './api/background.js';
+export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './api/schedule.js';
 export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config/settings.js';
-export { migrate } from './migrate.js';
-export { cancel, type CancelOutcome } from './cancel.js';
-export { dummy } from './modes.js';
+export { migrate } from './store/migrate.js';
+export { cancel, type CancelOutcome } from './api/cancel.js';
+export { dummy } from './api/test-modes.js';
 export type { ArgsValidator, StandardSchemaV1 } from './definition/validate.js';
 export type { CronSchedule, CatchUp } from './definition/recurring.js';
-export { getResult, waitFor, type TaskResult, type TaskError } from './results.js';
-export type { TaskHandle } from './enqueue.js';
-export { listTasks, createdBy, failedTasks, succeededTasks, type TaskFilter } from './queries.js';
-export { createWorker, Worker, type WorkerOptions, type WorkerSummary } from './worker.js';
-export { closeAll as closeConnections } from './stores.js';
+export { getResult, waitFor, type TaskResult, type TaskError } from './api/results.js';
+export type { TaskHandle } from './api/enqueue.js';
+export { listTasks, createdBy, failedTasks, succeededTasks, type TaskFilter } from './api/queries.js';
+export { createWorker, Worker, type WorkerOptions, type WorkerSummary } from './worker/worker.js';
+export { closeAll as closeConnections } from './store/open.js';
 export { events, type TaskEvents, type TaskEventName, type TaskEventInfo } from './base/events.js';
 export { createLogger, setLogger, silentLogger, type Logger } from './base/log.js';
 export { setClock, resetClock } from './base/clock-state.js';

@@ -3,7 +3,7 @@
  * and TypeScript runs see the same set, and so that each receives the table prefix and dialect.
  */
 import type { Knex } from 'knex';
-import type { Dialect } from '../core/dialects/dialect.js';
+import type { Dialect } from '../core/store/dialects/dialect.js';
 import * as m001 from './001_initial.js';
 import * as m002 from './002_recurring.js';
 

@@ -12,7 +12,7 @@ import { getSettings, migrate } from '../../core/index.js';
 // Internal on purpose: the harness's own connection (used for set-up, reads and the bare-knex
 // baseline) must be set up exactly like the library's pool, or the enqueue comparison would
 // measure pool settings instead of library overhead.
-import { dialectFor } from '../../core/dialects/index.js';
+import { dialectFor } from '../../core/store/dialects/index.js';
 
 export type DbName = 'sqlite' | 'mysql' | 'postgres';
 export const DB_NAMES: readonly DbName[] = ['sqlite', 'mysql', 'postgres'];

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createWorker, silentLogger } from '../../core/index.js';
 // Internal on purpose: the claim is not public, and timing it where the worker calls it is the
 // only way to separate its cost from the rest of a task's cycle (execute, settle, polling).
-import { Store } from '../../core/store.js';
+import { Store } from '../../core/store/store.js';
 import { enqueueDue, releaseLibrary, useTables } from '../lib/api.js';
 import { cliHasCommand, queryLogArgs, startCli, succeeded } from '../lib/cli.js';
 import { BenchTables, type DbName } from '../lib/databases.js';

@@ -3,10 +3,10 @@
  * request that its worker acts on at its next heartbeat. A task that already finished is
  * reported and left as it is.
  */
-import { cancelTask } from '../../core/cancel.js';
+import { cancelTask } from '../../core/api/cancel.js';
 import { isErrorKind } from '../../core/errors.js';
-import { notFound } from '../../core/admin.js';
-import type { Store } from '../../core/store.js';
+import { notFound } from '../../core/store/admin.js';
+import type { Store } from '../../core/store/store.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line } from '../format.js';
 import { openStore, parseIds, type StoreFlags } from '../ops-common.js';

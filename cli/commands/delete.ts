@@ -1,6 +1,6 @@
 /** `bgtasks delete ID… [--force]`: delete pending or finished tasks; a RUNNING one only with --force. */
 import { currentClock } from '../../core/base/clock-state.js';
-import { deleteTasks, planDelete } from '../../core/admin.js';
+import { deleteTasks, planDelete } from '../../core/store/admin.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line, statusLabel } from '../format.js';
 import { openStore, parseIds, type StoreFlags } from '../ops-common.js';

@@ -5,14 +5,14 @@
  * dedupe action apply).
  */
 import { configure, getSettings, resolveSettings } from '../../core/config/settings.js';
-import { enqueueCall } from '../../core/enqueue.js';
+import { enqueueCall } from '../../core/api/enqueue.js';
 import { isErrorKind, UnknownTaskError } from '../../core/errors.js';
 import { discoverTasks } from '../../core/definition/loader.js';
-import { ensureMigrated } from '../../core/migrate.js';
+import { ensureMigrated } from '../../core/store/migrate.js';
 import { getRegistered, registeredNames } from '../../core/definition/registry.js';
-import { schedule, type ScheduleOptions } from '../../core/schedule.js';
-import { reachableStore } from '../../core/stores.js';
-import type { DefinitionInternals } from '../../core/task.js';
+import { schedule, type ScheduleOptions } from '../../core/api/schedule.js';
+import { reachableStore } from '../../core/store/open.js';
+import type { DefinitionInternals } from '../../core/api/background.js';
 import { flagSetting, numberFlag, overridesFrom, UsageError } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { iso, json, line, queueLabel } from '../format.js';

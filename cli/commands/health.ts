@@ -3,7 +3,7 @@
  * reason on one line when it is not. For monitoring and cron alerting.
  */
 import { currentClock } from '../../core/base/clock-state.js';
-import { healthNumbers } from '../../core/admin.js';
+import { healthNumbers } from '../../core/store/admin.js';
 import { numberFlag } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { duration, json, line } from '../format.js';

@@ -1,7 +1,7 @@
 /** `bgtasks list`: tasks by state, queue, name and creator; a table, or JSON. */
 import { currentClock } from '../../core/base/clock-state.js';
-import { findTasks } from '../../core/queries.js';
-import type { TaskResult } from '../../core/results.js';
+import { findTasks } from '../../core/api/queries.js';
+import type { TaskResult } from '../../core/api/results.js';
 import { numberFlag } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { iso, json, line, queueLabel, statusLabel, table, truncate } from '../format.js';

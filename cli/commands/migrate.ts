@@ -1,7 +1,7 @@
 /** `bgtasks migrate [--status]`: apply (or list) bgtasks' own migrations. */
 import { resolveSettings } from '../../core/config/settings.js';
-import { runMigrations, schemaStatus } from '../../core/migrate.js';
-import { reachableStore } from '../../core/stores.js';
+import { runMigrations, schemaStatus } from '../../core/store/migrate.js';
+import { reachableStore } from '../../core/store/open.js';
 import { overridesFrom, type DbFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 

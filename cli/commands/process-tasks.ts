@@ -6,12 +6,12 @@
 import { resolveSettings } from '../../core/config/settings.js';
 import { createLogger, setLogger, type Logger } from '../../core/base/log.js';
 import { discoverTasks } from '../../core/definition/loader.js';
-import { captureTaskOutput } from '../../core/log-std.js';
+import { captureTaskOutput } from '../../core/worker/log-capture.js';
 import { holdYoungGeneration } from '../young-generation.js';
-import { runMigrations } from '../../core/migrate.js';
-import { reachableStore } from '../../core/stores.js';
-import { Worker } from '../../core/worker.js';
-import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions } from '../../core/worker-options.js';
+import { runMigrations } from '../../core/store/migrate.js';
+import { reachableStore } from '../../core/store/open.js';
+import { Worker } from '../../core/worker/worker.js';
+import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
 import { flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 

@@ -3,7 +3,7 @@
  * again as a new pending task (same call, attempts 0, due now). The failed record stays.
  */
 import { currentClock } from '../../core/base/clock-state.js';
-import { failedByIds, findFailed, maxCompletedId, retryFailed, type RetryOutcome } from '../../core/admin.js';
+import { failedByIds, findFailed, maxCompletedId, retryFailed, type RetryOutcome } from '../../core/store/admin.js';
 import { numberFlag, UsageError } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line } from '../format.js';

@@ -6,7 +6,7 @@
  */
 import { currentClock } from '../../core/base/clock-state.js';
 import { nextCronSlot } from '../../core/policy/cron.js';
-import type { Store } from '../../core/store.js';
+import type { Store } from '../../core/store/store.js';
 import { UsageError } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line, table } from '../format.js';

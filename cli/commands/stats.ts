@@ -1,6 +1,6 @@
 /** `bgtasks stats`: counts per queue and state, the oldest due task's wait, the last hour's failures. */
 import { currentClock } from '../../core/base/clock-state.js';
-import { collectStats } from '../../core/admin.js';
+import { collectStats } from '../../core/store/admin.js';
 import { EXIT } from '../exit-codes.js';
 import { duration, iso, json, line, queueLabel, table } from '../format.js';
 import { openStore, parseList, type StoreFlags } from '../ops-common.js';

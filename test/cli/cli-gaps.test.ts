@@ -11,14 +11,14 @@ import path from 'node:path';
 import { settingsFor, waitUntil } from '../helpers/databases.js';
 import { killLeftovers, makeProject, runCli, startCli, type Project, type RunResult, type Spawned } from '../helpers/project.js';
 import { cliTargets, ranLines } from '../helpers/record-project.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
-import { closeConnections } from '../../core/db/connection.js';
-import { rollbackMigrations, runMigrations, schemaStatus } from '../../core/migrate.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
+import { closeConnections } from '../../core/store/connection.js';
+import { rollbackMigrations, runMigrations, schemaStatus } from '../../core/store/migrate.js';
 import { parseDatabase } from '../../core/config/database-spec.js';
 import { taskHash } from '../../core/base/json.js';
-import { plainTask } from '../../core/rows.js';
-import { readResult } from '../../core/results.js';
-import type { Store } from '../../core/store.js';
+import { plainTask } from '../../core/store/rows.js';
+import { readResult } from '../../core/api/results.js';
+import type { Store } from '../../core/store/store.js';
 import { MIGRATIONS } from '../../migrations/index.js';
 
 const TASKS = `

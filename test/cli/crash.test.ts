@@ -7,11 +7,11 @@ import { expect } from 'chai';
 import { settingsFor, waitUntil } from '../helpers/databases.js';
 import { makeProject, runCli, spawnNode, startCli, TSX_LOADER, type Project } from '../helpers/project.js';
 import { cliTargets } from '../helpers/record-project.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
-import { closeConnections } from '../../core/db/connection.js';
-import { rollbackMigrations } from '../../core/migrate.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
+import { closeConnections } from '../../core/store/connection.js';
+import { rollbackMigrations } from '../../core/store/migrate.js';
 import { configure, resetConfiguration } from '../../core/config/settings.js';
-import { getResult } from '../../core/results.js';
+import { getResult } from '../../core/api/results.js';
 
 const TASKS = `
 import { background } from 'bgtasks';

@@ -8,10 +8,10 @@ import { waitUntil } from '../helpers/databases.js';
 import { makeProject, runCli, spawnNode, startCli, TSX_LOADER, type Project, type Spawned } from '../helpers/project.js';
 import { cliTargets } from '../helpers/record-project.js';
 import { settingsFor } from '../helpers/databases.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
-import { closeConnections } from '../../core/db/connection.js';
-import { rollbackMigrations } from '../../core/migrate.js';
-import type { Store } from '../../core/store.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
+import { closeConnections } from '../../core/store/connection.js';
+import { rollbackMigrations } from '../../core/store/migrate.js';
+import type { Store } from '../../core/store/store.js';
 
 const version = (v: string) => `
 import { background } from 'bgtasks';

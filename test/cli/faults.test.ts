@@ -10,11 +10,11 @@ import { settingsFor, waitUntil } from '../helpers/databases.js';
 import { killLeftovers, makeProject, runCli, spawnNode, startCli, TSX_LOADER, type Project, type RunResult, type Spawned } from '../helpers/project.js';
 import { cliTargets } from '../helpers/record-project.js';
 import { TcpProxy, throughProxy } from '../helpers/tcp-proxy.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
-import { closeConnections } from '../../core/db/connection.js';
-import { rollbackMigrations } from '../../core/migrate.js';
-import type { Store } from '../../core/store.js';
-import { getResult } from '../../core/results.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
+import { closeConnections } from '../../core/store/connection.js';
+import { rollbackMigrations } from '../../core/store/migrate.js';
+import type { Store } from '../../core/store/store.js';
+import { getResult } from '../../core/api/results.js';
 import { configure, resetConfiguration } from '../../core/config/settings.js';
 
 const TASKS = `

@@ -6,8 +6,8 @@ import { expect } from 'chai';
 import path from 'node:path';
 import { settingsFor, waitUntil } from '../helpers/databases.js';
 import { makeProject, runCli, spawnNode, startCli, TSX_LOADER, type Project } from '../helpers/project.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
-import { closeConnections } from '../../core/db/connection.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
+import { closeConnections } from '../../core/store/connection.js';
 import { ENQUEUE_SCRIPT, RECORD_TASKS, ranLines } from '../helpers/record-project.js';
 
 describe('two workers and an enqueuing process on one SQLite file', function () {

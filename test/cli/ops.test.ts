@@ -7,12 +7,12 @@ import { expect } from 'chai';
 import { settingsFor } from '../helpers/databases.js';
 import { makeProject, runCli, type Project, type RunResult } from '../helpers/project.js';
 import { cliTargets } from '../helpers/record-project.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
-import { closeConnections } from '../../core/db/connection.js';
-import { rollbackMigrations } from '../../core/migrate.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
+import { closeConnections } from '../../core/store/connection.js';
+import { rollbackMigrations } from '../../core/store/migrate.js';
 import { taskHash } from '../../core/base/json.js';
-import type { Store } from '../../core/store.js';
-import { plainTask } from '../../core/rows.js';
+import type { Store } from '../../core/store/store.js';
+import { plainTask } from '../../core/store/rows.js';
 
 const TASKS = `
 import { background, PermanentTaskError } from 'bgtasks';

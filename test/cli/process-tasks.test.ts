@@ -8,10 +8,10 @@ import path from 'node:path';
 import { settingsFor } from '../helpers/databases.js';
 import { makeProject, runCli, runScript, type Project } from '../helpers/project.js';
 import { cliTargets, ENQUEUE_SCRIPT, RECORD_TASKS, ranLines } from '../helpers/record-project.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
-import { closeConnections } from '../../core/db/connection.js';
-import { rollbackMigrations } from '../../core/migrate.js';
-import type { Store } from '../../core/store.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
+import { closeConnections } from '../../core/store/connection.js';
+import { rollbackMigrations } from '../../core/store/migrate.js';
+import type { Store } from '../../core/store/store.js';
 
 for (const t of cliTargets()) {
   describe(`bgtasks process-tasks, spawned [${t.name}]`, function () {

@@ -6,9 +6,9 @@ import { expect } from 'chai';
 import { makeProject, runCli, type Project } from '../helpers/project.js';
 import { cliTargets } from '../helpers/record-project.js';
 import { settingsFor } from '../helpers/databases.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
-import { closeConnections } from '../../core/db/connection.js';
-import { rollbackMigrations } from '../../core/migrate.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
+import { closeConnections } from '../../core/store/connection.js';
+import { rollbackMigrations } from '../../core/store/migrate.js';
 
 const TASKS = `
 import { background } from 'bgtasks';

@@ -8,12 +8,12 @@ import path from 'node:path';
 import { settingsFor, waitUntil } from '../helpers/databases.js';
 import { makeProject, runCli, spawnNode, startCli, TSX_LOADER, type Project, type Spawned } from '../helpers/project.js';
 import { cliTargets, ranLines } from '../helpers/record-project.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
-import { closeConnections } from '../../core/db/connection.js';
-import { rollbackMigrations } from '../../core/migrate.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
+import { closeConnections } from '../../core/store/connection.js';
+import { rollbackMigrations } from '../../core/store/migrate.js';
 import { configure, resetConfiguration } from '../../core/config/settings.js';
-import { getResult } from '../../core/results.js';
-import type { Store } from '../../core/store.js';
+import { getResult } from '../../core/api/results.js';
+import type { Store } from '../../core/store/store.js';
 
 const TASKS = `
 import { appendFileSync } from 'node:fs';

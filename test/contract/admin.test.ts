@@ -1,5 +1,5 @@
 /**
- * The SQL of the operations commands (core/prune.ts, core/admin.ts, core/task-detail.ts) on every
+ * The SQL of the operations commands (core/store/prune.ts, core/store/admin.ts, core/store/task-detail.ts) on every
  * database: pruning in small committed batches, retention of failed vs successful results, the
  * queue filter, dry runs, lock rows, and never a pending task; statistics, health numbers, show,
  * retry and delete.
@@ -8,9 +8,9 @@ import { expect } from 'chai';
 import { background, PermanentTaskError, schedule } from '../../core/index.js';
 import { ManualClock } from '../../core/base/clock.js';
 import { resetClock, setClock } from '../../core/base/clock-state.js';
-import { connectPrivate, closeConnection } from '../../core/db/connection.js';
-import { Store } from '../../core/store.js';
-import { pruneResults } from '../../core/prune.js';
+import { connectPrivate, closeConnection } from '../../core/store/connection.js';
+import { Store } from '../../core/store/store.js';
+import { pruneResults } from '../../core/store/prune.js';
 import {
   collectStats,
   deleteTasks,
@@ -20,8 +20,8 @@ import {
   maxCompletedId,
   planDelete,
   retryFailed,
-} from '../../core/admin.js';
-import { taskDetail } from '../../core/task-detail.js';
+} from '../../core/store/admin.js';
+import { taskDetail } from '../../core/store/task-detail.js';
 import { taskHash } from '../../core/base/json.js';
 import { contract, type TestDatabase } from '../helpers/databases.js';
 

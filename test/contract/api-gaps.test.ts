@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import path from 'node:path';
 import { background, configure, getResult, schedule, Repeat, ValidationError } from '../../core/index.js';
 import { getRegistered, unregister } from '../../core/definition/registry.js';
-import { Worker } from '../../core/worker.js';
+import { Worker } from '../../core/worker/worker.js';
 import { contract, settingsFor } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
 import { manualClockSuite } from '../helpers/manual-clock.js';

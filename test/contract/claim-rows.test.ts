@@ -1,12 +1,12 @@
 /**
  * A claimed row is the stored row, column for column, on every database. SQLite's claim returns
- * each row as one JSON array (core/rows.ts TASK_COLUMNS) instead of the driver's row object, so
+ * each row as one JSON array (core/store/rows.ts TASK_COLUMNS) instead of the driver's row object, so
  * this suite pins down that text, numbers, nulls and booleans survive that path unchanged.
  */
 import { expect } from 'chai';
 import { contract } from '../helpers/databases.js';
-import { TASK_COLUMNS, taskRecord } from '../../core/rows.js';
-import type { ClaimRequest } from '../../core/store.js';
+import { TASK_COLUMNS, taskRecord } from '../../core/store/rows.js';
+import type { ClaimRequest } from '../../core/store/store.js';
 
 const NOW = 1_790_000_000_123;
 

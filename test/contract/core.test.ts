@@ -6,13 +6,13 @@ import { expect } from 'chai';
 import { background, schedule, PermanentTaskError } from '../../core/index.js';
 import { ManualClock } from '../../core/base/clock.js';
 import { setClock, resetClock } from '../../core/base/clock-state.js';
-import { Worker, type WorkerOptions } from '../../core/worker.js';
+import { Worker, type WorkerOptions } from '../../core/worker/worker.js';
 import { contract, type TestDatabase } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
 import { NotMigratedError } from '../../core/errors.js';
-import { ensureMigrated } from '../../core/migrate.js';
-import { Store } from '../../core/store.js';
-import { plainTask } from '../../core/rows.js';
+import { ensureMigrated } from '../../core/store/migrate.js';
+import { Store } from '../../core/store/store.js';
+import { plainTask } from '../../core/store/rows.js';
 
 const ran: Array<{ name: string; args: unknown[] }> = [];
 

@@ -7,7 +7,7 @@ import { notifyUser, purgeSessions, resizeImage, syncInventory } from '../../tas
 import { getResult, schedule } from '../../core/index.js';
 import { ManualClock } from '../../core/base/clock.js';
 import { resetClock, setClock } from '../../core/base/clock-state.js';
-import { Worker } from '../../core/worker.js';
+import { Worker } from '../../core/worker/worker.js';
 import { contract } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
 

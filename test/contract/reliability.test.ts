@@ -7,11 +7,11 @@ import { expect } from 'chai';
 import { background, cancel, getResult, schedule, Repeat, TaskNotFoundError, ValidationError } from '../../core/index.js';
 import { ManualClock } from '../../core/base/clock.js';
 import { setClock, resetClock } from '../../core/base/clock-state.js';
-import { Worker, type WorkerOptions } from '../../core/worker.js';
-import { Maintenance } from '../../core/maintenance.js';
+import { Worker, type WorkerOptions } from '../../core/worker/worker.js';
+import { Maintenance } from '../../core/worker/maintenance.js';
 import { contract, waitUntil } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
-import type { ClaimRequest } from '../../core/store.js';
+import type { ClaimRequest } from '../../core/store/store.js';
 import knexFactory from 'knex';
 
 /** A gate a task waits on, opened by the test. */

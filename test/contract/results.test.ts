@@ -21,9 +21,9 @@ import {
   WaitTimeoutError,
   type StandardSchemaV1,
 } from '../../core/index.js';
-import { Worker } from '../../core/worker.js';
-import { runMigrations } from '../../core/migrate.js';
-import { storeFor } from '../../core/stores.js';
+import { Worker } from '../../core/worker/worker.js';
+import { runMigrations } from '../../core/store/migrate.js';
+import { storeFor } from '../../core/store/open.js';
 import { contract, settingsFor } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
 import { manualClockSuite } from '../helpers/manual-clock.js';

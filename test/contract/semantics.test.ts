@@ -17,7 +17,7 @@ import {
   setLogger,
 } from '../../core/index.js';
 import { getLogger } from '../../core/base/log.js';
-import { Worker } from '../../core/worker.js';
+import { Worker } from '../../core/worker/worker.js';
 import { contract, type TestDatabase } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
 import { manualClockSuite } from '../helpers/manual-clock.js';

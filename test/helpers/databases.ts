@@ -9,10 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { configure, resetConfiguration, resolveSettings, type Settings } from '../../core/config/settings.js';
-import { closeConnections } from '../../core/db/connection.js';
-import { rollbackMigrations, runMigrations } from '../../core/migrate.js';
-import type { Store } from '../../core/store.js';
-import { forgetStores, storeFor } from '../../core/stores.js';
+import { closeConnections } from '../../core/store/connection.js';
+import { rollbackMigrations, runMigrations } from '../../core/store/migrate.js';
+import type { Store } from '../../core/store/store.js';
+import { forgetStores, storeFor } from '../../core/store/open.js';
 import type { DialectName } from '../../core/config/database-spec.js';
 
 export interface TestDatabase {

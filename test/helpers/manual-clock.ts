@@ -4,7 +4,7 @@
  */
 import { ManualClock } from '../../core/base/clock.js';
 import { resetClock, setClock } from '../../core/base/clock-state.js';
-import { Worker, type WorkerOptions } from '../../core/worker.js';
+import { Worker, type WorkerOptions } from '../../core/worker/worker.js';
 import type { TestDatabase } from './databases.js';
 import { recordingLogger } from './log.js';
 

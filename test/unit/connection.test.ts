@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import os from 'node:os';
 import path from 'node:path';
-import { closeConnections, connect } from '../../core/db/connection.js';
+import { closeConnections, connect } from '../../core/store/connection.js';
 import { parseDatabase } from '../../core/config/database-spec.js';
 import { ConfigError } from '../../core/errors.js';
 

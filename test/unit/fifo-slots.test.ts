@@ -3,8 +3,8 @@
  * and that nothing they have let go of is still referenced by them (the reason they exist).
  */
 import { expect } from 'chai';
-import { Fifo } from '../../core/fifo.js';
-import { Slots } from '../../core/slots.js';
+import { Fifo } from '../../core/worker/fifo.js';
+import { Slots } from '../../core/worker/slots.js';
 import { AttemptControl } from '../../core/definition/attempt-control.js';
 import type { TaskRow } from '../../core/types.js';
 

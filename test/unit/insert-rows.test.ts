@@ -1,6 +1,6 @@
 /** Uniform rows for multi-row inserts, and the split of a chunk into shared and per-row values. */
 import { expect } from 'chai';
-import { splitChunk, uniformRows } from '../../core/dialects/insert-rows.js';
+import { splitChunk, uniformRows } from '../../core/store/dialects/insert-rows.js';
 
 describe('uniformRows', () => {
   it('takes every column some row sets, filling the others with the column default', () => {

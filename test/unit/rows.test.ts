@@ -1,6 +1,6 @@
 /** Row helpers: what a recurring task's successor copies, and from which instant. */
 import { expect } from 'chai';
-import { successorOf } from '../../core/rows.js';
+import { successorOf } from '../../core/store/rows.js';
 import type { TaskRow } from '../../core/types.js';
 
 const base: TaskRow = {

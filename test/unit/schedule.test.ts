@@ -1,6 +1,6 @@
-/** core/schedule.ts: `schedule(when, options?)` makes a branded, frozen, validated object. */
+/** core/api/schedule.ts: `schedule(when, options?)` makes a branded, frozen, validated object. */
 import { expect } from 'chai';
-import { isSchedule, schedule, type ScheduleOptions } from '../../core/schedule.js';
+import { isSchedule, schedule, type ScheduleOptions } from '../../core/api/schedule.js';
 import { ValidationError } from '../../core/errors.js';
 
 describe('schedule', () => {

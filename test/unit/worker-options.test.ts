@@ -1,7 +1,7 @@
-/** core/worker-options.ts: worker option checks that name the CLI flag, queue lists, worker ids. */
+/** core/worker/options.ts: worker option checks that name the CLI flag, queue lists, worker ids. */
 import os from 'node:os';
 import { expect } from 'chai';
-import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, parseQueueList, WORKER_ID_MAX, type WorkerOptions } from '../../core/worker-options.js';
+import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, parseQueueList, WORKER_ID_MAX, type WorkerOptions } from '../../core/worker/options.js';
 import { ConfigError } from '../../core/errors.js';
 
 function messageOf(o: WorkerOptions): string {

@@ -9,15 +9,15 @@
  * while no worker ran and follow the schedule's `catchUp`. A new schedule starts with the first
  * slot after it was first seen; a changed one takes effect from its next slot.
  */
-import type { Clock } from './base/clock.js';
-import type { Logger } from './base/log.js';
-import { cronSlotsBetween } from './policy/cron.js';
-import type { DeclaredSchedule } from './definition/recurring.js';
-import { newTaskRow, plainTask } from './rows.js';
-import type { Store } from './store.js';
-import { taskHash } from './base/json.js';
-import { allRegistered, getRegistered } from './definition/registry.js';
-import type { DefinitionInternals } from './task.js';
+import type { Clock } from '../base/clock.js';
+import type { Logger } from '../base/log.js';
+import { cronSlotsBetween } from '../policy/cron.js';
+import type { DeclaredSchedule } from '../definition/recurring.js';
+import { newTaskRow, plainTask } from '../store/rows.js';
+import type { Store } from '../store/store.js';
+import { taskHash } from '../base/json.js';
+import { allRegistered, getRegistered } from '../definition/registry.js';
+import type { DefinitionInternals } from '../api/background.js';
 
 export interface SchedulerOptions {
   store: Store;

@@ -1,5 +1,5 @@
 /** The dialect loader map: an unknown name is an error, never a silent fallback. */
-import type { DialectName } from '../config/database-spec.js';
+import type { DialectName } from '../../config/database-spec.js';
 import type { Dialect } from './dialect.js';
 import { mysqlDialect } from './mysql.js';
 import { postgresDialect } from './postgres.js';

@@ -3,31 +3,31 @@
  * the slots and shutdown; `executor.ts` runs one attempt, `settler.ts` writes its end, and
  * `policy/transitions.ts` decides what that end is. The CLI's process-tasks is a thin shell over it.
  */
-import { currentClock } from './base/clock-state.js';
-import type { Clock } from './base/clock.js';
-import { getSettings, type Settings } from './config/settings.js';
-import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from './errors.js';
-import { events } from './base/events.js';
-import { reportSettled, taskInfo } from './worker-report.js';
-import { execute } from './definition/executor.js';
-import { flushTaskOutput } from './log-std.js';
-import { getLogger, type Logger } from './base/log.js';
-import { ensureMigrated } from './migrate.js';
-import { decide, type Decision, type Execution } from './policy/transitions.js';
-import { registeredNames, getRegistered } from './definition/registry.js';
-import { schedulerFor } from './scheduler.js';
-import type { DefinitionInternals } from './task.js';
+import { currentClock } from '../base/clock-state.js';
+import type { Clock } from '../base/clock.js';
+import { getSettings, type Settings } from '../config/settings.js';
+import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from '../errors.js';
+import { events } from '../base/events.js';
+import { reportSettled, taskInfo } from './report.js';
+import { execute } from '../definition/executor.js';
+import { flushTaskOutput } from './log-capture.js';
+import { getLogger, type Logger } from '../base/log.js';
+import { ensureMigrated } from '../store/migrate.js';
+import { decide, type Decision, type Execution } from '../policy/transitions.js';
+import { registeredNames, getRegistered } from '../definition/registry.js';
+import { schedulerFor } from './cron-scheduler.js';
+import type { DefinitionInternals } from '../api/background.js';
 import { Settler, type SettleReport } from './settler.js';
-import type { ClaimFilter, Store } from './store.js';
-import { reachableStore } from './stores.js';
-import type { TaskRow } from './types.js';
+import type { ClaimFilter, Store } from '../store/store.js';
+import { reachableStore } from '../store/open.js';
+import type { TaskRow } from '../types.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { Wakeup } from './wakeup.js';
 import { Fifo } from './fifo.js';
 import { Slots } from './slots.js';
-import { AttemptControl } from './definition/attempt-control.js';
+import { AttemptControl } from '../definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
-import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './worker-options.js';
+import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
 import { taskRecurrence, Maintenance } from './maintenance.js';
 
 export type { WorkerOptions };

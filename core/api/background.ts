@@ -3,18 +3,18 @@
  * `.now()` runs the function inline; `.using()` makes a variant with other defaults; `.bulk()`
  * enqueues many calls in one transaction.
  */
-import type { TaskContext } from './definition/context.js';
+import type { TaskContext } from '../definition/context.js';
 import { enqueueBulk, enqueueCall } from './enqueue.js';
-import { ValidationError } from './errors.js';
-import { createLogger } from './base/log.js';
-import { CALL_OPTION_KEYS, checkOptions } from './policy/options.js';
-import { checkWhen } from './policy/when.js';
-import { callerOrigin, register } from './definition/registry.js';
+import { ValidationError } from '../errors.js';
+import { createLogger } from '../base/log.js';
+import { CALL_OPTION_KEYS, checkOptions } from '../policy/options.js';
+import { checkWhen } from '../policy/when.js';
+import { callerOrigin, register } from '../definition/registry.js';
 import { isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
-import type { CallOptions, CommonTaskOptions, When } from './types.js';
+import type { CallOptions, CommonTaskOptions, When } from '../types.js';
 import type { TaskHandle } from './enqueue.js';
-import { declaredSchedules, type CatchUp, type CronSchedule, type DeclaredSchedule } from './definition/recurring.js';
-import { checkValidator, type ArgsValidator } from './definition/validate.js';
+import { declaredSchedules, type CatchUp, type CronSchedule, type DeclaredSchedule } from '../definition/recurring.js';
+import { checkValidator, type ArgsValidator } from '../definition/validate.js';
 
 /** Options of `background(options, fn)`. */
 export interface TaskOptions<A extends unknown[] = unknown[]> extends CommonTaskOptions {

@@ -8,7 +8,7 @@
  * prune. The same pass removes dedupe lock rows (`hash:…`, `queue:…`) that no pending task needs.
  */
 import type { Knex } from 'knex';
-import { ValidationError } from './errors.js';
+import { ValidationError } from '../errors.js';
 import type { Store } from './store.js';
 
 const DAY_MS = 86_400_000;

@@ -6,11 +6,11 @@
  * logged. When the database is unreachable, writes stay queued and are tried again with capped
  * backoff, so no result is lost while the worker lives.
  */
-import { CancelledError, errorRecord } from './errors.js';
-import type { Logger } from './base/log.js';
-import type { Decision } from './policy/transitions.js';
-import type { Completion, Store } from './store.js';
-import type { TaskRow } from './types.js';
+import { CancelledError, errorRecord } from '../errors.js';
+import type { Logger } from '../base/log.js';
+import type { Decision } from '../policy/transitions.js';
+import type { Completion, Store } from '../store/store.js';
+import type { TaskRow } from '../types.js';
 import { Fifo } from './fifo.js';
 
 export type SettledOutcome = 'succeeded' | 'rescheduled' | 'failed' | 'released' | 'lost';

@@ -2,7 +2,7 @@
  * The one place where snake_case rows become camelCase objects and back. Drivers disagree on
  * types: PostgreSQL returns BIGINT as strings, MySQL and SQLite return booleans as 0/1.
  */
-import type { CompletedRow, ErrorRecord, StoredTask, TaskRow } from './types.js';
+import type { CompletedRow, ErrorRecord, StoredTask, TaskRow } from '../types.js';
 
 type Raw = Record<string, unknown>;
 

@@ -1,9 +1,9 @@
 /** One Store per database and table prefix, opened on first use. */
-import type { Settings } from './config/settings.js';
-import { closeConnections, connect } from './db/connection.js';
-import type { DatabaseSpec } from './config/database-spec.js';
-import { ConfigError, DatabaseUnavailableError, isErrorKind } from './errors.js';
-import { processWide } from './base/global.js';
+import type { Settings } from '../config/settings.js';
+import { closeConnections, connect } from './connection.js';
+import type { DatabaseSpec } from '../config/database-spec.js';
+import { ConfigError, DatabaseUnavailableError, isErrorKind } from '../errors.js';
+import { processWide } from '../base/global.js';
 import { Store } from './store.js';
 
 const stores = processWide('stores', () => new Map<string, Promise<Store>>());

@@ -3,14 +3,14 @@
  * application's knex migrations.
  */
 import type { Knex } from 'knex';
-import { MIGRATIONS } from '../migrations/index.js';
-import { connect, type Connection } from './db/connection.js';
-import { getSettings } from './config/settings.js';
-import { NotMigratedError } from './errors.js';
+import { MIGRATIONS } from '../../migrations/index.js';
+import { connect, type Connection } from './connection.js';
+import { getSettings } from '../config/settings.js';
+import { NotMigratedError } from '../errors.js';
 import { dialectFor } from './dialects/index.js';
-import { parseDatabase } from './config/database-spec.js';
+import { parseDatabase } from '../config/database-spec.js';
 import { tablesFor } from './store.js';
-import { databaseFor } from './stores.js';
+import { databaseFor } from './open.js';
 
 export interface SchemaStatus {
   applied: string[];

@@ -1,10 +1,10 @@
 /**
  * What differs between SQLite, MySQL/MariaDB and PostgreSQL, and nothing else: connection set-up,
  * the claim statement, insert-returning, index DDL and error classification. Everything portable
- * lives in `core/store.ts`.
+ * lives in `core/store/store.ts`.
  */
 import type { Knex } from 'knex';
-import type { DialectName } from '../config/database-spec.js';
+import type { DialectName } from '../../config/database-spec.js';
 import type { CompleteItem } from './complete-sql.js';
 import type { UniformRows } from './insert-rows.js';
 

@@ -2,12 +2,12 @@
  * Results: what a task is and did, found by its id in the pending table or, once it finished, in
  * the completed table (DEP 0014's TaskResult, with the reference's fields).
  */
-import { currentClock } from './base/clock-state.js';
-import { getSettings } from './config/settings.js';
-import { TaskFailedError, TaskNotFinishedError, TaskNotFoundError, ValidationError, WaitTimeoutError } from './errors.js';
-import type { Store } from './store.js';
-import { storeFor } from './stores.js';
-import type { CompletedRow, Creator, ErrorRecord, Json, Status, TaskRef, TaskRow } from './types.js';
+import { currentClock } from '../base/clock-state.js';
+import { getSettings } from '../config/settings.js';
+import { TaskFailedError, TaskNotFinishedError, TaskNotFoundError, ValidationError, WaitTimeoutError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { storeFor } from '../store/open.js';
+import type { CompletedRow, Creator, ErrorRecord, Json, Status, TaskRef, TaskRow } from '../types.js';
 import type { TaskHandle } from './enqueue.js';
 
 /** A TaskHandle's connection name (a symbol, so it stays out of the ref's fields and JSON). */
@@ -197,7 +197,7 @@ export async function getResult<R = unknown>(
   options = { ...options, connection };
   const settings = await getSettings();
   if (settings.mode !== 'normal') {
-    const { findMemoryResult } = await import('./modes.js');
+    const { findMemoryResult } = await import('./test-modes.js');
     const found = findMemoryResult(id);
     if (found) return found as TaskResult<R>;
     throw new TaskNotFoundError(`No task with id ${id} was recorded in ${settings.mode} mode`);

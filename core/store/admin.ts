@@ -4,11 +4,11 @@
  * mapped by `rows.ts`. Every change is a guarded statement whose affected-row count is checked.
  */
 import type { Knex } from 'knex';
-import { BgtasksError, TaskNotFoundError, ValidationError } from './errors.js';
-import { pendingStatus } from './results.js';
+import { BgtasksError, TaskNotFoundError, ValidationError } from '../errors.js';
+import { pendingStatus } from '../api/results.js';
 import { plainTask, toCompletedRow, type NewTask } from './rows.js';
 import type { Store } from './store.js';
-import type { CompletedRow, Status } from './types.js';
+import type { CompletedRow, Status } from '../types.js';
 
 const HOUR_MS = 3_600_000;
 /** Ids per IN (…) list: far below every database's bind-parameter limit. */

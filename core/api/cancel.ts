@@ -4,14 +4,14 @@
  * heartbeat, aborts the task's signal, and records it FAILED (cancelled) when it stops.
  * Cancelling also ends a repeat chain.
  */
-import { currentClock } from './base/clock-state.js';
-import { getSettings } from './config/settings.js';
-import { CancelledError, errorRecord, ValidationError, TaskNotFoundError } from './errors.js';
-import { events } from './base/events.js';
+import { currentClock } from '../base/clock-state.js';
+import { getSettings } from '../config/settings.js';
+import { CancelledError, errorRecord, ValidationError, TaskNotFoundError } from '../errors.js';
+import { events } from '../base/events.js';
 import { checkTaskId } from './results.js';
-import type { Store } from './store.js';
-import { storeFor } from './stores.js';
-import type { TaskRef, TaskRow } from './types.js';
+import type { Store } from '../store/store.js';
+import { storeFor } from '../store/open.js';
+import type { TaskRef, TaskRow } from '../types.js';
 
 export interface CancelOutcome {
   id: string;

@@ -3,10 +3,10 @@
  * events, in the reference's order (started → succeeded → finished; started → error →
  * rescheduled → finished; started → error → failed → finished).
  */
-import { events, type TaskEventInfo } from './base/events.js';
-import type { Logger } from './base/log.js';
+import { events, type TaskEventInfo } from '../base/events.js';
+import type { Logger } from '../base/log.js';
 import type { SettleReport } from './settler.js';
-import type { TaskRow } from './types.js';
+import type { TaskRow } from '../types.js';
 import type { WorkerSummary } from './worker.js';
 
 export function taskInfo(t: TaskRow): TaskEventInfo {

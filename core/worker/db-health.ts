@@ -3,8 +3,8 @@
  * database goes away and one when it is back (not one per poll), and the capped backoff of its
  * polls meanwhile.
  */
-import type { Logger } from './base/log.js';
-import type { Store } from './store.js';
+import type { Logger } from '../base/log.js';
+import type { Store } from '../store/store.js';
 
 const MAX_BACKOFF_MS = 30_000;
 

@@ -3,14 +3,14 @@
  * `created_by`, `failed(within)`, `succeeded(within)`) and `bgtasks list`.
  */
 import type { Knex } from 'knex';
-import { currentClock } from './base/clock-state.js';
-import { getSettings } from './config/settings.js';
-import { ValidationError } from './errors.js';
+import { currentClock } from '../base/clock-state.js';
+import { getSettings } from '../config/settings.js';
+import { ValidationError } from '../errors.js';
 import { readResult, resultOfCompleted, resultOfPending, type TaskResult } from './results.js';
-import { toCompletedRow, toTaskRow } from './rows.js';
-import type { Store } from './store.js';
-import { storeFor } from './stores.js';
-import { STATUSES, type Creator, type Status } from './types.js';
+import { toCompletedRow, toTaskRow } from '../store/rows.js';
+import type { Store } from '../store/store.js';
+import { storeFor } from '../store/open.js';
+import { STATUSES, type Creator, type Status } from '../types.js';
 
 export interface TaskFilter {
   /** One status or several. Default: all four. */

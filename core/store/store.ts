@@ -5,12 +5,12 @@
  */
 import type { Knex } from 'knex';
 import { randomUUID } from 'node:crypto';
-import type { Connection } from './db/connection.js';
+import type { Connection } from './connection.js';
 import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
-import { NotMigratedError } from './errors.js';
+import { NotMigratedError } from '../errors.js';
 import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
-import type { CompletedRow, ErrorRecord, TaskRow } from './types.js';
+import type { CompletedRow, ErrorRecord, TaskRow } from '../types.js';
 
 export interface Tables {
   tasks: string;

@@ -8,8 +8,8 @@
  * attempt ends holds nothing stale. Lookups by token only happen for a cancel, a lost lease or a
  * stop, and scan at most `concurrency` entries.
  */
-import type { AttemptControl } from './definition/attempt-control.js';
-import type { TaskRow } from './types.js';
+import type { AttemptControl } from '../definition/attempt-control.js';
+import type { TaskRow } from '../types.js';
 
 export interface Slot {
   task: TaskRow;

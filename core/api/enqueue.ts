@@ -3,24 +3,24 @@
  * one transaction. Nothing is stored when anything fails.
  */
 import type { Knex } from 'knex';
-import { currentClock } from './base/clock-state.js';
-import { getSettings, type Settings } from './config/settings.js';
-import { QueueFullError, ValidationError } from './errors.js';
-import { events } from './base/events.js';
-import { canonicalArgs, taskHash } from './base/json.js';
-import { checkOptions, effectiveAction, mergeOptions } from './policy/options.js';
-import { checkWhen } from './policy/when.js';
+import { currentClock } from '../base/clock-state.js';
+import { getSettings, type Settings } from '../config/settings.js';
+import { QueueFullError, ValidationError } from '../errors.js';
+import { events } from '../base/events.js';
+import { canonicalArgs, taskHash } from '../base/json.js';
+import { checkOptions, effectiveAction, mergeOptions } from '../policy/options.js';
+import { checkWhen } from '../policy/when.js';
 import { SCHEDULE_OPTION_KEYS } from './schedule.js';
-import { resolveWhen } from './policy/when.js';
-import { newTaskRow, taskWithArgs, type NewTask } from './rows.js';
+import { resolveWhen } from '../policy/when.js';
+import { newTaskRow, taskWithArgs, type NewTask } from '../store/rows.js';
 import type { ScheduleOptions, Schedule } from './schedule.js';
-import type { Store } from './store.js';
-import { storeFor } from './stores.js';
-import type { DefinitionInternals } from './task.js';
-import type { CallOptions, EnqueueOutcome, TaskRef, When } from './types.js';
+import type { Store } from '../store/store.js';
+import { storeFor } from '../store/open.js';
+import type { DefinitionInternals } from './background.js';
+import type { CallOptions, EnqueueOutcome, TaskRef, When } from '../types.js';
 import { getResult, HANDLE_CONNECTION, type TaskResult } from './results.js';
-import { validateForEnqueue, type ArgsValidator } from './definition/validate.js';
-import { enqueueInMemory } from './modes.js';
+import { validateForEnqueue, type ArgsValidator } from '../definition/validate.js';
+import { enqueueInMemory } from './test-modes.js';
 
 /** What every call with the same options shares: the task row without its arguments. */
 export function prepareCall(

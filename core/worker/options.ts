@@ -4,9 +4,9 @@
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { Clock } from './base/clock.js';
-import { ConfigError } from './errors.js';
-import type { Logger } from './base/log.js';
+import type { Clock } from '../base/clock.js';
+import { ConfigError } from '../errors.js';
+import type { Logger } from '../base/log.js';
 
 export interface WorkerOptions {
   /** Only these queues (null/undefined: every queue, and tasks without one). */

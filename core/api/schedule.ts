@@ -4,10 +4,10 @@
  * be taken for one of the task's own arguments.
  */
 import type { Knex } from 'knex';
-import { ValidationError } from './errors.js';
-import { checkOptions, CALL_OPTION_KEYS } from './policy/options.js';
-import { checkWhen } from './policy/when.js';
-import type { CallOptions, When } from './types.js';
+import { ValidationError } from '../errors.js';
+import { checkOptions, CALL_OPTION_KEYS } from '../policy/options.js';
+import { checkWhen } from '../policy/when.js';
+import type { CallOptions, When } from '../types.js';
 
 const BRAND = Symbol.for('bgtasks.schedule');
 declare const scheduleBrand: unique symbol;

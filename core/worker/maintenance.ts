@@ -3,15 +3,15 @@
  * (their worker died or stalled), warn about due tasks no loaded task file can run, and warn once
  * about clock skew between this machine and the database.
  */
-import type { Clock } from './base/clock.js';
-import { CancelledError, errorRecord, WorkerLostError } from './errors.js';
-import { events } from './base/events.js';
-import type { Logger } from './base/log.js';
-import type { Recurrence } from './policy/recurrence.js';
-import { decideExpiredLease, type Decision } from './policy/transitions.js';
-import type { Store } from './store.js';
-import type { TaskRow } from './types.js';
-import type { RecurringScheduler } from './scheduler.js';
+import type { Clock } from '../base/clock.js';
+import { CancelledError, errorRecord, WorkerLostError } from '../errors.js';
+import { events } from '../base/events.js';
+import type { Logger } from '../base/log.js';
+import type { Recurrence } from '../policy/recurrence.js';
+import { decideExpiredLease, type Decision } from '../policy/transitions.js';
+import type { Store } from '../store/store.js';
+import type { TaskRow } from '../types.js';
+import type { RecurringScheduler } from './cron-scheduler.js';
 
 /** The recurrence stored on a task. */
 export function taskRecurrence(t: TaskRow): Recurrence {

@@ -6,10 +6,10 @@
  * than `lockTimeout` therefore stops the heartbeats, its lease expires, and another worker may run
  * it again: run CPU-heavy work in a worker thread or child process, or raise `lockTimeout`.
  */
-import type { Clock } from './base/clock.js';
-import type { Logger } from './base/log.js';
-import type { Store } from './store.js';
-import type { TaskRow } from './types.js';
+import type { Clock } from '../base/clock.js';
+import type { Logger } from '../base/log.js';
+import type { Store } from '../store/store.js';
+import type { TaskRow } from '../types.js';
 
 export interface LeaseKeeperOptions {
   store: Store;

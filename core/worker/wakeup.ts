@@ -4,9 +4,9 @@
  * notification, or a listening connection that broke, costs at most one poll. A broken LISTEN
  * connection is opened again after a pause.
  */
-import { events } from './base/events.js';
-import type { Logger } from './base/log.js';
-import type { Store } from './store.js';
+import { events } from '../base/events.js';
+import type { Logger } from '../base/log.js';
+import type { Store } from '../store/store.js';
 
 const RELISTEN_MS = 5_000;
 

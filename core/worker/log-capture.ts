@@ -3,8 +3,8 @@
  * task's id and name. The running task is known from the executor's AsyncLocalStorage, so tasks
  * running at the same time never get each other's output; output outside any task passes through.
  */
-import { runningTask, taskContext, type RunningTaskInfo } from './definition/executor.js';
-import type { Logger } from './base/log.js';
+import { runningTask, taskContext, type RunningTaskInfo } from '../definition/executor.js';
+import type { Logger } from '../base/log.js';
 
 type Write = typeof process.stdout.write;
 

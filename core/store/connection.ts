@@ -8,7 +8,7 @@ import type { Knex } from 'knex';
 import { ConfigError } from '../errors.js';
 import { processWide } from '../base/global.js';
 import { getLogger } from '../base/log.js';
-import { dialectFor, type Dialect } from '../dialects/index.js';
+import { dialectFor, type Dialect } from './dialects/index.js';
 import type { DatabaseSpec } from '../config/database-spec.js';
 
 export interface Connection {

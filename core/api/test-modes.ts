@@ -6,19 +6,19 @@
  *   `dummy.runAll()` inspect and drain them.
  * Nothing touches a database in either mode.
  */
-import { currentClock } from './base/clock-state.js';
-import type { Settings } from './config/settings.js';
+import { currentClock } from '../base/clock-state.js';
+import type { Settings } from '../config/settings.js';
 import type { TaskHandle } from './enqueue.js';
-import { errorRecord } from './errors.js';
-import { execute } from './definition/executor.js';
-import { AttemptControl } from './definition/attempt-control.js';
-import { processWide } from './base/global.js';
-import { getLogger } from './base/log.js';
-import { getRegistered } from './definition/registry.js';
+import { errorRecord } from '../errors.js';
+import { execute } from '../definition/executor.js';
+import { AttemptControl } from '../definition/attempt-control.js';
+import { processWide } from '../base/global.js';
+import { getLogger } from '../base/log.js';
+import { getRegistered } from '../definition/registry.js';
 import { resultOfCompleted, resultOfPending, type TaskResult } from './results.js';
-import type { NewTask } from './rows.js';
-import type { DefinitionInternals } from './task.js';
-import type { CompletedRow, TaskRow } from './types.js';
+import type { NewTask } from '../store/rows.js';
+import type { DefinitionInternals } from './background.js';
+import type { CompletedRow, TaskRow } from '../types.js';
 
 interface MemoryTask {
   row: TaskRow;
