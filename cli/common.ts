@@ -3,7 +3,7 @@
  * flag), and turning errors into one line and an exit code, never a stack trace from deep inside.
  */
 import { isErrorKind } from '../core/errors.js';
-import { maskUrlsIn } from '../core/config/database-spec.js';
+import { maskUrlsIn } from '../core/base/redact.js';
 import { parseWithSpec, type SettingName } from '../core/config/settings-spec.js';
 import type { SettingsInput } from '../core/config/settings.js';
 import { EXIT } from './exit-codes.js';

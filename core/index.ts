@@ -1,7 +1,8 @@
 /**
  * bgtasks: background tasks stored in your own SQL database. This is the only public entry point.
  */
-export { background, type TaskDefinition, type TaskOptions, type JsonArgsCheck } from './api/background.js';
+export { background, type TaskDefinition, type JsonArgsCheck } from './api/background.js';
+export type { TaskOptions } from './definition/definition.js';
 export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './api/schedule.js';
 export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config/settings.js';
 export { migrate } from './store/migrate.js';
@@ -16,7 +17,7 @@ export { createWorker, Worker, type WorkerOptions, type WorkerSummary } from './
 export { closeAll as closeConnections } from './store/open.js';
 export { events, type TaskEvents, type TaskEventName, type TaskEventInfo } from './base/events.js';
 export { createLogger, setLogger, silentLogger, type Logger } from './base/log.js';
-export { setClock, resetClock } from './base/clock-state.js';
+export { setClock, resetClock } from './base/clock.js';
 export { ManualClock, systemClock, type Clock } from './base/clock.js';
 export type { TaskContext } from './definition/context.js';
 export {

@@ -1,5 +1,5 @@
 /** `bgtasks delete ID… [--force]`: delete pending or finished tasks; a RUNNING one only with --force. */
-import { currentClock } from '../../core/base/clock-state.js';
+import { currentClock } from '../../core/base/clock.js';
 import { deleteTasks, planDelete } from '../../core/store/admin.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line, statusLabel } from '../format.js';

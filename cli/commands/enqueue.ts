@@ -12,7 +12,6 @@ import { ensureMigrated } from '../../core/store/migrate.js';
 import { getRegistered, registeredNames } from '../../core/definition/registry.js';
 import { schedule, type ScheduleOptions } from '../../core/api/schedule.js';
 import { reachableStore } from '../../core/store/open.js';
-import type { DefinitionInternals } from '../../core/api/background.js';
 import { flagSetting, numberFlag, overridesFrom, UsageError } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { iso, json, line, queueLabel } from '../format.js';
@@ -49,7 +48,7 @@ export async function enqueueCommand(name: string, flags: EnqueueFlags): Promise
   if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
   const loading = await resolveSettings({ overrides });
   await discoverTasks(loading.taskFiles, loading.taskFilesBase);
-  const def = getRegistered(name) as DefinitionInternals | undefined;
+  const def = getRegistered(name);
   if (!def) {
     const known = registeredNames();
     throw new UnknownTaskError(`Unknown task "${name}" — the task files register: ${known.length > 0 ? known.join(', ') : '(none)'}`);

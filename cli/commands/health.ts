@@ -2,7 +2,7 @@
  * `bgtasks health --max-wait S [--max-failures N]`: exit 0 when the queue is healthy, 1 with the
  * reason on one line when it is not. For monitoring and cron alerting.
  */
-import { currentClock } from '../../core/base/clock-state.js';
+import { currentClock } from '../../core/base/clock.js';
 import { healthNumbers } from '../../core/store/admin.js';
 import { numberFlag } from '../common.js';
 import { EXIT } from '../exit-codes.js';

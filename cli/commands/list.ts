@@ -1,5 +1,5 @@
 /** `bgtasks list`: tasks by state, queue, name and creator; a table, or JSON. */
-import { currentClock } from '../../core/base/clock-state.js';
+import { currentClock } from '../../core/base/clock.js';
 import { findTasks } from '../../core/api/queries.js';
 import type { TaskResult } from '../../core/api/results.js';
 import { numberFlag } from '../common.js';

@@ -1,5 +1,5 @@
 /** `bgtasks prune-results`: delete old task results in small batches, so the queue keeps running. */
-import { currentClock } from '../../core/base/clock-state.js';
+import { currentClock } from '../../core/base/clock.js';
 import { PRUNE_BATCH_DEFAULT, PRUNE_BATCH_MAX, pruneResults } from '../../core/store/prune.js';
 import { numberFlag } from '../common.js';
 import { EXIT } from '../exit-codes.js';

@@ -2,7 +2,7 @@
  * `bgtasks retry ID… | --failed [--since …] [--queue …] [--name …]`: enqueue each FAILED task
  * again as a new pending task (same call, attempts 0, due now). The failed record stays.
  */
-import { currentClock } from '../../core/base/clock-state.js';
+import { currentClock } from '../../core/base/clock.js';
 import { failedByIds, findFailed, maxCompletedId, retryFailed, type RetryOutcome } from '../../core/store/admin.js';
 import { numberFlag, UsageError } from '../common.js';
 import { EXIT } from '../exit-codes.js';

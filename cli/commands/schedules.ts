@@ -4,7 +4,7 @@
  * worker last declared it. `--remove task[:key]` deletes the record of a schedule that no task
  * file declares any more (its pending tasks stay).
  */
-import { currentClock } from '../../core/base/clock-state.js';
+import { currentClock } from '../../core/base/clock.js';
 import { nextCronSlot } from '../../core/policy/cron.js';
 import type { Store } from '../../core/store/store.js';
 import { UsageError } from '../common.js';

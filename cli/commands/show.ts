@@ -1,5 +1,5 @@
 /** `bgtasks show ID`: everything stored about one task: status, call, times, worker, errors, result. */
-import { currentClock } from '../../core/base/clock-state.js';
+import { currentClock } from '../../core/base/clock.js';
 import { taskDetail, type TaskDetail } from '../../core/store/task-detail.js';
 import { EXIT } from '../exit-codes.js';
 import { duration, indent, iso, json, line, queueLabel, statusLabel } from '../format.js';

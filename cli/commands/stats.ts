@@ -1,5 +1,5 @@
 /** `bgtasks stats`: counts per queue and state, the oldest due task's wait, the last hour's failures. */
-import { currentClock } from '../../core/base/clock-state.js';
+import { currentClock } from '../../core/base/clock.js';
 import { collectStats } from '../../core/store/admin.js';
 import { EXIT } from '../exit-codes.js';
 import { duration, iso, json, line, queueLabel, table } from '../format.js';

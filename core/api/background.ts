@@ -11,36 +11,11 @@ import { CALL_OPTION_KEYS, checkOptions } from '../policy/options.js';
 import { checkWhen } from '../policy/when.js';
 import { callerOrigin, register } from '../definition/registry.js';
 import { isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
-import type { CallOptions, CommonTaskOptions, When } from '../types.js';
+import type { CallOptions, When } from '../types.js';
 import type { TaskHandle } from './enqueue.js';
-import { declaredSchedules, type CatchUp, type CronSchedule, type DeclaredSchedule } from '../definition/recurring.js';
-import { checkValidator, type ArgsValidator } from '../definition/validate.js';
-
-/** Options of `background(options, fn)`. */
-export interface TaskOptions<A extends unknown[] = unknown[]> extends CommonTaskOptions {
-  /**
-   * Run on a cron schedule, enqueued by the workers exactly once per slot: an expression (with
-   * `args`), or several schedules. See docs/scheduling.md.
-   */
-  cron?: string | CronSchedule<A>[];
-  /** The arguments of the `cron` schedule (when `cron` is one expression). */
-  args?: A;
-  /** Slots missed while no worker ran: `skip` (default), `once`, or a number to backfill. */
-  catchUp?: CatchUp;
-  /**
-   * Checks the arguments at enqueue and again before each run: a function that throws (or returns
-   * false or a message), or a Standard Schema (zod, valibot…) of the argument tuple.
-   */
-  validate?: ArgsValidator<A>;
-  /** The registry name. Default: the function's name. */
-  name?: string;
-  /** Default run time of each call: seconds from now, a Date or a duration. Default: now. */
-  schedule?: When;
-  /** The function takes a TaskContext as its first parameter. */
-  context?: boolean;
-  /** The named connection its tasks are stored in (see the `connections` setting). */
-  connection?: string;
-}
+import { declaredSchedules } from '../definition/recurring.js';
+import { INTERNALS, type DefinitionInternals, type TaskOptions } from '../definition/definition.js';
+import { checkValidator } from '../definition/validate.js';
 
 // ── Types that keep arguments JSON-safe at compile time ───────────────────────────────────────
 
@@ -110,25 +85,6 @@ export interface TaskDefinition<A extends unknown[], R> {
   using(options: CallOptions & { schedule?: When }): TaskDefinition<A, R>;
   /** Enqueues many calls: chunked multi-row inserts in one transaction. */
   bulk(calls: readonly A[], options?: ScheduleOptions & { when?: When }): Promise<TaskHandle<Awaited<R>>[]>;
-}
-
-/** What the worker needs of a definition. */
-export interface DefinitionInternals {
-  name: string;
-  fn: (...args: any[]) => unknown;
-  options: Readonly<TaskOptions>;
-  /** Options from `.using()`, between the call site and the definition. */
-  using: Readonly<CallOptions & { schedule?: When }>;
-  takesContext: boolean;
-  origin: string | null;
-  /** Cron schedules declared with the definition. */
-  schedules: DeclaredSchedule[];
-}
-
-const INTERNALS = Symbol.for('bgtasks.definition');
-
-export function internalsOf(def: unknown): DefinitionInternals | undefined {
-  return typeof def === 'function' ? ((def as unknown as Record<symbol, DefinitionInternals>)[INTERNALS] ?? undefined) : undefined;
 }
 
 const DEFINITION_KEYS = [

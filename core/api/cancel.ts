@@ -4,7 +4,7 @@
  * heartbeat, aborts the task's signal, and records it FAILED (cancelled) when it stops.
  * Cancelling also ends a repeat chain.
  */
-import { currentClock } from '../base/clock-state.js';
+import { currentClock } from '../base/clock.js';
 import { getSettings } from '../config/settings.js';
 import { CancelledError, errorRecord, ValidationError, TaskNotFoundError } from '../errors.js';
 import { events } from '../base/events.js';

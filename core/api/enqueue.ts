@@ -3,7 +3,7 @@
  * one transaction. Nothing is stored when anything fails.
  */
 import type { Knex } from 'knex';
-import { currentClock } from '../base/clock-state.js';
+import { currentClock } from '../base/clock.js';
 import { getSettings, type Settings } from '../config/settings.js';
 import { QueueFullError, ValidationError } from '../errors.js';
 import { events } from '../base/events.js';
@@ -16,7 +16,7 @@ import { newTaskRow, taskWithArgs, type NewTask } from '../store/rows.js';
 import type { ScheduleOptions, Schedule } from './schedule.js';
 import type { Store } from '../store/store.js';
 import { storeFor } from '../store/open.js';
-import type { DefinitionInternals } from './background.js';
+import type { DefinitionInternals } from '../definition/definition.js';
 import type { CallOptions, EnqueueOutcome, TaskRef, When } from '../types.js';
 import { getResult, HANDLE_CONNECTION, type TaskResult } from './results.js';
 import { validateForEnqueue, type ArgsValidator } from '../definition/validate.js';

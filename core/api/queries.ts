@@ -3,7 +3,7 @@
  * `created_by`, `failed(within)`, `succeeded(within)`) and `bgtasks list`.
  */
 import type { Knex } from 'knex';
-import { currentClock } from '../base/clock-state.js';
+import { currentClock } from '../base/clock.js';
 import { getSettings } from '../config/settings.js';
 import { ValidationError } from '../errors.js';
 import { readResult, resultOfCompleted, resultOfPending, type TaskResult } from './results.js';

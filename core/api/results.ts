@@ -2,7 +2,7 @@
  * Results: what a task is and did, found by its id in the pending table or, once it finished, in
  * the completed table (DEP 0014's TaskResult, with the reference's fields).
  */
-import { currentClock } from '../base/clock-state.js';
+import { currentClock } from '../base/clock.js';
 import { getSettings } from '../config/settings.js';
 import { TaskFailedError, TaskNotFinishedError, TaskNotFoundError, ValidationError, WaitTimeoutError } from '../errors.js';
 import type { Store } from '../store/store.js';

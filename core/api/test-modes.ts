@@ -6,7 +6,7 @@
  *   `dummy.runAll()` inspect and drain them.
  * Nothing touches a database in either mode.
  */
-import { currentClock } from '../base/clock-state.js';
+import { currentClock } from '../base/clock.js';
 import type { Settings } from '../config/settings.js';
 import type { TaskHandle } from './enqueue.js';
 import { errorRecord } from '../errors.js';
@@ -17,7 +17,7 @@ import { getLogger } from '../base/log.js';
 import { getRegistered } from '../definition/registry.js';
 import { resultOfCompleted, resultOfPending, type TaskResult } from './results.js';
 import type { NewTask } from '../store/rows.js';
-import type { DefinitionInternals } from './background.js';
+import type { DefinitionInternals } from '../definition/definition.js';
 import type { CompletedRow, TaskRow } from '../types.js';
 
 interface MemoryTask {
@@ -57,7 +57,7 @@ export function findMemoryResult(id: string): TaskResult | null {
 }
 
 async function runInMemory(m: MemoryTask): Promise<void> {
-  const def = getRegistered(m.row.name) as DefinitionInternals | undefined;
+  const def = getRegistered(m.row.name);
   const settings = memory.settings;
   const now = currentClock().now();
   const task: TaskRow = { ...m.row, attempts: m.row.attempts + 1, lockedBy: 'inline', lockedAt: now };

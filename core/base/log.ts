@@ -2,7 +2,7 @@
  * Logging: human-readable lines by default, JSON lines with format `json`. Fields use the glossary
  * words (task id, name, queue, attempt, duration, outcome, worker id).
  */
-import { maskUrlsIn } from '../config/database-spec.js';
+import { maskUrlsIn } from './redact.js';
 import { processWide } from './global.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';

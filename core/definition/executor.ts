@@ -9,7 +9,7 @@ import { isErrorKind, isPermanent, PermanentTaskError, TaskTimeoutError } from '
 import { plainJson } from '../base/json.js';
 import { withFields, type Logger } from '../base/log.js';
 import type { Execution } from '../policy/transitions.js';
-import type { DefinitionInternals } from '../api/background.js';
+import type { DefinitionInternals } from './definition.js';
 import type { TaskRow } from '../types.js';
 import { validateForExecution, type ArgsValidator } from './validate.js';
 import type { AttemptControl } from './attempt-control.js';

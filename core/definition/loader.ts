@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { TASK_FILES_IGNORE } from '../config/settings.js';
 import { TaskLoadError } from '../errors.js';
 import { allRegistered } from './registry.js';
-import { internalsOf } from '../api/background.js';
+import { internalsOf } from './definition.js';
 
 const TS_EXT = /\.(ts|mts|cts|tsx)$/;
 

@@ -6,17 +6,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../errors.js';
 import { processWide } from '../base/global.js';
+import type { DefinitionInternals } from './definition.js';
 
-export interface Registered {
-  name: string;
-  fn: (...args: any[]) => unknown;
-  /** Where it was defined, for messages (the first stack frame outside bgtasks). */
-  origin: string | null;
-}
+const registry = processWide('registry', () => new Map<string, DefinitionInternals>());
 
-const registry = processWide('registry', () => new Map<string, Registered>());
-
-export function register<T extends Registered>(def: T): T {
+export function register(def: DefinitionInternals): DefinitionInternals {
   const existing = registry.get(def.name);
   if (existing && existing.fn !== def.fn && existing.fn.toString() !== def.fn.toString()) {
     const a = describe(existing);
@@ -29,12 +23,12 @@ export function register<T extends Registered>(def: T): T {
   return def;
 }
 
-function describe(d: Registered): string {
+function describe(d: DefinitionInternals): string {
   const fnName = d.fn.name ? `function ${d.fn.name}` : 'an anonymous function';
   return d.origin ? `${fnName} (${d.origin})` : fnName;
 }
 
-export function getRegistered(name: string): Registered | undefined {
+export function getRegistered(name: string): DefinitionInternals | undefined {
   return registry.get(name);
 }
 
@@ -42,7 +36,7 @@ export function registeredNames(): string[] {
   return [...registry.keys()].sort();
 }
 
-export function allRegistered(): Registered[] {
+export function allRegistered(): DefinitionInternals[] {
   return [...registry.values()];
 }
 

@@ -17,7 +17,6 @@ import { newTaskRow, plainTask } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import { taskHash } from '../base/json.js';
 import { allRegistered, getRegistered } from '../definition/registry.js';
-import type { DefinitionInternals } from '../api/background.js';
 
 export interface SchedulerOptions {
   store: Store;
@@ -225,14 +224,14 @@ export interface SchedulerContext extends Omit<SchedulerOptions, 'schedules' | '
 export function schedulerFor(c: SchedulerContext): RecurringScheduler {
   const names = new Set(c.names);
   const mine = (conn: string | null | undefined) => (conn && conn !== 'default' ? conn : null);
-  const defs = (allRegistered() as DefinitionInternals[]).filter((d) => names.has(d.name) && mine(d.options.connection) === mine(c.connection));
+  const defs = allRegistered().filter((d) => names.has(d.name) && mine(d.options.connection) === mine(c.connection));
   const schedules = defs.flatMap((d) => d.schedules ?? []);
   const { connection: _connection, ...options } = c;
   return new RecurringScheduler({
     ...options,
     schedules,
     taskDefaults: (name) => {
-      const d = getRegistered(name) as DefinitionInternals | undefined;
+      const d = getRegistered(name);
       return { queue: d?.options.queue ?? null, priority: d?.options.priority ?? 0, expiresAfter: d?.options.expiresAfter ?? null };
     },
   });

@@ -3,7 +3,7 @@
  * the slots and shutdown; `executor.ts` runs one attempt, `settler.ts` writes its end, and
  * `policy/transitions.ts` decides what that end is. The CLI's process-tasks is a thin shell over it.
  */
-import { currentClock } from '../base/clock-state.js';
+import { currentClock } from '../base/clock.js';
 import type { Clock } from '../base/clock.js';
 import { getSettings, type Settings } from '../config/settings.js';
 import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from '../errors.js';
@@ -16,7 +16,6 @@ import { ensureMigrated } from '../store/migrate.js';
 import { decide, type Decision, type Execution } from '../policy/transitions.js';
 import { registeredNames, getRegistered } from '../definition/registry.js';
 import { schedulerFor } from './cron-scheduler.js';
-import type { DefinitionInternals } from '../api/background.js';
 import { Settler, type SettleReport } from './settler.js';
 import type { ClaimFilter, Store } from '../store/store.js';
 import { reachableStore } from '../store/open.js';
@@ -354,7 +353,7 @@ export class Worker {
   }
 
   private maxAttemptsFor(t: TaskRow): number {
-    const def = getRegistered(t.name) as DefinitionInternals | undefined;
+    const def = getRegistered(t.name);
     return t.maxAttempts ?? def?.options.maxAttempts ?? this.options.maxAttempts ?? this.settings.maxAttempts;
   }
 
@@ -369,7 +368,7 @@ export class Worker {
   }
 
   private async attempt(task: TaskRow, control: AttemptControl): Promise<void> {
-    const def = getRegistered(task.name) as DefinitionInternals | undefined;
+    const def = getRegistered(task.name);
     const nowMs = this.clock.now();
     const started = performance.now();
     let execution: Execution;

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { background, PermanentTaskError, schedule } from '../../core/index.js';
 import { ManualClock } from '../../core/base/clock.js';
-import { resetClock, setClock } from '../../core/base/clock-state.js';
+import { resetClock, setClock } from '../../core/base/clock.js';
 import { connectPrivate, closeConnection } from '../../core/store/connection.js';
 import { Store } from '../../core/store/store.js';
 import { pruneResults } from '../../core/store/prune.js';

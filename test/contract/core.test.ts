@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { background, schedule, PermanentTaskError } from '../../core/index.js';
 import { ManualClock } from '../../core/base/clock.js';
-import { setClock, resetClock } from '../../core/base/clock-state.js';
+import { setClock, resetClock } from '../../core/base/clock.js';
 import { Worker, type WorkerOptions } from '../../core/worker/worker.js';
 import { contract, type TestDatabase } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';

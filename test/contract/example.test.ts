@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { notifyUser, purgeSessions, resizeImage, syncInventory } from '../../tasks.example.js';
 import { getResult, schedule } from '../../core/index.js';
 import { ManualClock } from '../../core/base/clock.js';
-import { resetClock, setClock } from '../../core/base/clock-state.js';
+import { resetClock, setClock } from '../../core/base/clock.js';
 import { Worker } from '../../core/worker/worker.js';
 import { contract } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { background, cancel, getResult, schedule, Repeat, TaskNotFoundError, ValidationError } from '../../core/index.js';
 import { ManualClock } from '../../core/base/clock.js';
-import { setClock, resetClock } from '../../core/base/clock-state.js';
+import { setClock, resetClock } from '../../core/base/clock.js';
 import { Worker, type WorkerOptions } from '../../core/worker/worker.js';
 import { Maintenance } from '../../core/worker/maintenance.js';
 import { contract, waitUntil } from '../helpers/databases.js';

@@ -6,11 +6,11 @@
 import { expect } from 'chai';
 import { background, schedule } from '../../core/index.js';
 import { ManualClock } from '../../core/base/clock.js';
-import { setClock, resetClock } from '../../core/base/clock-state.js';
+import { setClock, resetClock } from '../../core/base/clock.js';
 import { Worker } from '../../core/worker/worker.js';
 import { RecurringScheduler } from '../../core/worker/cron-scheduler.js';
 import { unregister } from '../../core/definition/registry.js';
-import { internalsOf } from '../../core/api/background.js';
+import { internalsOf } from '../../core/definition/definition.js';
 import type { DeclaredSchedule } from '../../core/definition/recurring.js';
 import { contract, waitUntil } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';

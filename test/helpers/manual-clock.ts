@@ -3,7 +3,7 @@
  * test (on a freshly reset database), and `drain()`, a batch worker on that clock.
  */
 import { ManualClock } from '../../core/base/clock.js';
-import { resetClock, setClock } from '../../core/base/clock-state.js';
+import { resetClock, setClock } from '../../core/base/clock.js';
 import { Worker, type WorkerOptions } from '../../core/worker/worker.js';
 import type { TestDatabase } from './databases.js';
 import { recordingLogger } from './log.js';

@@ -5,7 +5,8 @@
 import path from 'node:path';
 import { expect } from 'chai';
 import knex, { type Knex } from 'knex';
-import { isKnexInstance, maskUrl, parseDatabase } from '../../core/config/database-spec.js';
+import { maskUrl } from '../../core/base/redact.js';
+import { isKnexInstance, parseDatabase } from '../../core/config/database-spec.js';
 import { ConfigError } from '../../core/errors.js';
 
 const BASE = path.resolve('/srv/app');
