@@ -4,7 +4,7 @@
  */
 import { resolveSettings, type Settings } from '../core/config/settings.js';
 import { ensureMigrated } from '../core/store/migrate.js';
-import { checkTaskId } from '../core/api/results.js';
+import { checkTaskId } from '../core/api/handle.js';
 import type { Store } from '../core/store/store.js';
 import { reachableStore } from '../core/store/open.js';
 import { STATUSES, type Creator, type Status } from '../core/types.js';

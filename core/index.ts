@@ -7,11 +7,11 @@ export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './api
 export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config/settings.js';
 export { migrate } from './store/migrate.js';
 export { cancel, type CancelOutcome } from './api/cancel.js';
-export { dummy } from './api/test-modes.js';
+export { dummy } from './api/memory-store.js';
 export type { ArgsValidator, StandardSchemaV1 } from './definition/validate.js';
 export type { CronSchedule, CatchUp } from './definition/recurring.js';
-export { getResult, waitFor, type TaskResult, type TaskError } from './api/results.js';
-export type { TaskHandle } from './api/enqueue.js';
+export { getResult, waitFor } from './api/results.js';
+export type { TaskHandle, TaskResult, TaskError } from './api/handle.js';
 export { listTasks, createdBy, failedTasks, succeededTasks, type TaskFilter } from './api/queries.js';
 export { createWorker, Worker, type WorkerOptions, type WorkerSummary } from './worker/worker.js';
 export { closeAll as closeConnections } from './store/open.js';

@@ -3,7 +3,7 @@
  * request that its worker acts on at its next heartbeat. A task that already finished is
  * reported and left as it is.
  */
-import { cancelTask } from '../../core/api/cancel.js';
+import { cancelTask } from '../../core/store/cancel.js';
 import { isErrorKind } from '../../core/errors.js';
 import { notFound } from '../../core/store/admin.js';
 import type { Store } from '../../core/store/store.js';

@@ -1,7 +1,7 @@
 /** `bgtasks list`: tasks by state, queue, name and creator; a table, or JSON. */
 import { currentClock } from '../../core/base/clock.js';
 import { findTasks } from '../../core/api/queries.js';
-import type { TaskResult } from '../../core/api/results.js';
+import type { TaskResult } from '../../core/api/handle.js';
 import { numberFlag } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { iso, json, line, queueLabel, statusLabel, table, truncate } from '../format.js';

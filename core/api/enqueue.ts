@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import { currentClock } from '../base/clock.js';
 import { getSettings, type Settings } from '../config/settings.js';
-import { QueueFullError, ValidationError } from '../errors.js';
+import { ValidationError } from '../errors.js';
 import { events } from '../base/events.js';
 import { canonicalArgs, taskHash } from '../base/json.js';
 import { checkOptions, effectiveAction, mergeOptions } from '../policy/options.js';
@@ -14,13 +14,12 @@ import { SCHEDULE_OPTION_KEYS } from './schedule.js';
 import { resolveWhen } from '../policy/when.js';
 import { newTaskRow, taskWithArgs, type NewTask } from '../store/rows.js';
 import type { ScheduleOptions, Schedule } from './schedule.js';
-import type { Store } from '../store/store.js';
-import { storeFor } from '../store/open.js';
 import type { DefinitionInternals } from '../definition/definition.js';
 import type { CallOptions, EnqueueOutcome, TaskRef, When } from '../types.js';
-import { getResult, HANDLE_CONNECTION, type TaskResult } from './results.js';
 import { validateForEnqueue, type ArgsValidator } from '../definition/validate.js';
-import { enqueueInMemory } from './test-modes.js';
+import { openBackend } from './backend.js';
+import { HANDLE_CONNECTION, type TaskHandle, type TaskResult } from './handle.js';
+import { getResult } from './results.js';
 
 /** What every call with the same options shares: the task row without its arguments. */
 export function prepareCall(
@@ -94,10 +93,7 @@ export function buildTask(
   return { task: callTask(def, template, args, settings), opts };
 }
 
-/** A TaskRef that can also read its result back (`refresh()`, non-enumerable). */
-export interface TaskHandle<R = unknown> extends TaskRef {
-  refresh(): Promise<TaskResult<R>>;
-}
+export type { TaskHandle };
 
 /**
  * A TaskRef whose refresh() reads the result back from the connection that holds the task. It
@@ -149,18 +145,6 @@ function emitCreated(refs: TaskRef[], tasks: ReadonlyArray<Pick<NewTask, 'priori
   }
 }
 
-async function checkQueueSize(store: Store, trx: Knex.Transaction, settings: Settings, t: Pick<NewTask, 'queue'>, adding: number, nowMs: number): Promise<void> {
-  if (t.queue === null) return;
-  const limit = settings.maxQueueSize[t.queue];
-  if (limit === undefined) return;
-  // Serialise enqueues into this queue so two callers cannot both take the last place.
-  await store.lockKey(trx, `queue:${t.queue}`, nowMs);
-  const n = await store.countPendingInQueue(trx, t.queue);
-  if (n + adding > limit) {
-    throw new QueueFullError(`Queue "${t.queue}" is full: it holds ${n} pending task(s) and its maxQueueSize is ${limit}`);
-  }
-}
-
 /** Enqueues one call. */
 export async function enqueueCall(def: DefinitionInternals, args: unknown[], sched: Schedule | undefined): Promise<TaskHandle> {
   const settings = await getSettings();
@@ -168,36 +152,21 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
   const nowMs = currentClock().now();
   const { task, opts } = buildTask(def, args, sched?.when, callOpts, settings, nowMs);
   await validateForEnqueue(def.name, def.options.validate as ArgsValidator | undefined, args);
-  if (settings.mode !== 'normal') return enqueueInMemory(settings.mode, def, task, settings);
   const connection = callOpts.connection ?? def.options.connection;
-  const store = await storeFor(settings, connection);
-  const action = effectiveAction(opts);
+  const backend = await openBackend(settings, connection);
   const db = callOpts.db;
-  const needsTx = action !== 'schedule' || (task.queue !== null && settings.maxQueueSize[task.queue] !== undefined);
-  let result: TaskHandle;
-  if (!needsTx) {
-    const [id] = await store.insertTasks([task], db);
-    result = ref(connection, id!, task, task.runAt, 'created');
-  } else {
-    result = await store.tx(async (trx) => {
-      // The lock comes first: on SQLite a write transaction must begin with a write.
-      await store.lockKey(trx, `hash:${task.hash}`, nowMs);
-      const matchQueue = callOpts.queue !== undefined || def.using.queue !== undefined || def.options.queue !== undefined ? task.queue : undefined;
-      if (action === 'checkExisting' || action === 'rescheduleExisting') {
-        const twins = await store.findTwins(trx, task.hash, matchQueue);
-        if (twins.length > 0) {
-          if (action === 'checkExisting') return ref(connection, twins[0]!.id, task, twins[0]!.runAt, 'existing');
-          await store.rescheduleTwins(trx, twins.map((t) => t.id), task.runAt, task.priority);
-          return ref(connection, twins[0]!.id, task, task.runAt, 'rescheduled');
-        }
-      }
-      let replaced = 0;
-      if (action === 'replaceExisting') replaced = await store.deleteTwins(trx, task.hash);
-      await checkQueueSize(store, trx, settings, task, 1, nowMs);
-      const [id] = await store.insertTasks([task], trx);
-      return ref(connection, id!, task, task.runAt, replaced > 0 ? 'replaced' : 'created');
-    }, db);
-  }
+  const explicitQueue = callOpts.queue !== undefined || def.using.queue !== undefined || def.options.queue !== undefined;
+  const stored = await backend.insertCall(
+    task,
+    {
+      action: effectiveAction(opts),
+      matchQueue: explicitQueue ? task.queue : undefined,
+      queueLimit: task.queue === null ? undefined : settings.maxQueueSize[task.queue],
+      db,
+    },
+    nowMs,
+  );
+  const result = ref(connection, stored.id, task, stored.runAt, stored.outcome);
   emitCreated([result], [task], db);
   return result;
 }
@@ -250,22 +219,10 @@ export async function enqueueBulk(
       throw new ValidationError(`${def.name}.bulk(): call ${i + 1}: ${(err as Error).message}`, { cause: err });
     }
   }
-  if (settings.mode !== 'normal') {
-    const refs: TaskHandle[] = [];
-    for (const row of values) {
-      const t = taskWithArgs(template, row[argsAt] as string, row[hashAt] as string);
-      refs.push(await enqueueInMemory(settings.mode, def, t, settings));
-    }
-    return refs;
-  }
   const conn = connection ?? def.options.connection;
-  const store = await storeFor(settings, conn);
-  const ids = await store.tx(async (trx) => {
-    if (template.queue !== null && settings.maxQueueSize[template.queue] !== undefined) {
-      await checkQueueSize(store, trx, settings, template, values.length, nowMs);
-    }
-    return store.insertTasks({ columns, values }, trx);
-  }, db);
+  const backend = await openBackend(settings, conn);
+  const queueLimit = template.queue === null ? undefined : settings.maxQueueSize[template.queue];
+  const ids = await backend.insertCalls({ template, rows: { columns, values }, argsAt, hashAt }, { queueLimit, db }, nowMs);
   const refs = ids.map((id) => ref(conn, id, template, template.runAt, 'created'));
   emitCreated(refs, [template], db);
   return refs;

@@ -2,6 +2,7 @@
  * State transitions as a pure function: given a claimed task and how its attempt ended, what the
  * settle must write. The store carries the decision out as one guarded transaction.
  */
+import { CancelledError } from '../errors.js';
 import { backoffSeconds } from './backoff.js';
 import { isRecurring, nextSlot, type Recurrence } from './recurrence.js';
 
@@ -28,6 +29,9 @@ export type Decision =
   | { type: 'fail'; error: unknown; successorAt: number | null; uncount: boolean }
   | { type: 'release' }
   | { type: 'none' };
+
+/** A failure for good, as every `fail` decision is. */
+export type FailDecision = Extract<Decision, { type: 'fail' }>;
 
 export interface TaskState {
   attempts: number;
@@ -81,10 +85,47 @@ export function decide(task: TaskState, execution: Execution, ctx: DecideContext
  * task is ready at once (no backoff: the failure was the worker's), or failed for good when its
  * attempts are used up, so a task that kills its worker every time cannot loop for ever.
  */
-export function decideExpiredLease(task: TaskState, ctx: DecideContext, error: unknown): Decision {
+export function decideExpiredLease(task: TaskState & { cancelRequested?: boolean }, ctx: DecideContext, error: Error): Decision {
+  // A cancellation requested of a task whose worker then died is honoured here.
+  if (task.cancelRequested) return { type: 'fail', error: new CancelledError(`the task was cancelled; ${error.message}`), successorAt: null, uncount: false };
   if (task.attempts >= ctx.maxAttempts) {
     const next = isRecurring(task.recurrence) && task.repeatOnFailure ? nextSlot(task.recurrence, task.scheduledAt, ctx.nowMs) : null;
     return { type: 'fail', error, successorAt: next, uncount: false };
   }
   return { type: 'retry', runAt: ctx.nowMs, error };
+}
+
+/**
+ * The attempt count a failure records: the attempt counted at claim is given back (`uncount`)
+ * when the attempt never ran (expired before it started, cancelled while prefetched).
+ */
+export function attemptsRecorded(d: FailDecision, attempts: number): number {
+  return d.uncount ? Math.max(0, attempts - 1) : attempts;
+}
+
+/**
+ * A failed attempt whose retry found a cancel request: the cancellation wins over the retry, and
+ * the task fails for good (ending a repeat chain, as every cancellation does).
+ */
+export function decideCancelWinsOverRetry(attempts: number, attemptError: unknown): FailDecision {
+  const why = String((attemptError as Error)?.message ?? attemptError);
+  const error = new CancelledError(`the task was cancelled (its attempt ${attempts} had failed: ${why})`);
+  return { type: 'fail', error, successorAt: null, uncount: false };
+}
+
+/** A claimed task cancelled before it started (prefetched by a worker): its attempt never ran. */
+export function decideCancelledBeforeStart(task: { id: string; name: string }): FailDecision {
+  return { type: 'fail', error: new CancelledError(`Task ${task.name} #${task.id} was cancelled before it started`), successorAt: null, uncount: true };
+}
+
+/**
+ * A READY task cancelled by an operator: never claimed, or claimed by a worker whose lease has
+ * expired (nobody would hear a request). It fails at once; its attempts stay as they are.
+ */
+export function decideCancelledWhileReady(task: { id: string; name: string; lockedBy: string | null }): FailDecision {
+  const error =
+    task.lockedBy === null
+      ? new CancelledError(`Task ${task.name} #${task.id} was cancelled before it ran`)
+      : new CancelledError(`Task ${task.name} #${task.id} was cancelled after its worker ${task.lockedBy} lost its lease`);
+  return { type: 'fail', error, successorAt: null, uncount: false };
 }

@@ -5,7 +5,8 @@
  */
 import type { Knex } from 'knex';
 import { BgtasksError, TaskNotFoundError, ValidationError } from '../errors.js';
-import { pendingStatus } from '../api/results.js';
+import { pendingStatus } from '../policy/status.js';
+import { whereLeaseRanOut, whereReady, whereRunning } from './status-sql.js';
 import { plainTask, toCompletedRow, type NewTask } from './rows.js';
 import type { Store } from './store.js';
 import type { CompletedRow, Status } from '../types.js';
@@ -84,7 +85,7 @@ export async function healthNumbers(store: Store, nowMs: number, queues?: readon
   )) as Record<string, unknown> | undefined;
   // Claimed by a worker that stopped renewing its lease: READY again, waiting since the lease expired.
   const orphaned = (await store.retrying(() =>
-    whereQueues(store.knex(tasks).select('id', 'name', 'queue', 'locked_until').whereNotNull('locked_by').where('locked_until', '<=', nowMs), queues)
+    whereQueues(whereLeaseRanOut(store.knex(tasks).select('id', 'name', 'queue', 'locked_until'), nowMs), queues)
       .orderBy([{ column: 'locked_until' }, { column: 'id' }])
       .first(),
   )) as Record<string, unknown> | undefined;
@@ -114,15 +115,8 @@ export async function healthNumbers(store: Store, nowMs: number, queues?: readon
 /** Counts per queue and status, with the health numbers. */
 export async function collectStats(store: Store, nowMs: number, queues?: readonly string[] | null): Promise<Stats> {
   const { tasks, completed } = store.tables;
-  // RUNNING means a live lease; an expired one is READY (it is about to be recovered).
-  const running = await countByQueue(store, whereQueues(store.knex(tasks).whereNotNull('locked_by').where('locked_until', '>', nowMs), queues));
-  const ready = await countByQueue(
-    store,
-    whereQueues(
-      store.knex(tasks).where((b) => b.whereNull('locked_by').orWhere('locked_until', '<=', nowMs)),
-      queues,
-    ),
-  );
+  const running = await countByQueue(store, whereQueues(whereRunning(store.knex(tasks), nowMs), queues));
+  const ready = await countByQueue(store, whereQueues(whereReady(store.knex(tasks), nowMs), queues));
   const ok = await countByQueue(store, whereQueues(store.knex(completed).whereNull('failed_at'), queues));
   const failed = await countByQueue(store, whereQueues(store.knex(completed).whereNotNull('failed_at'), queues));
   const byQueue = new Map<string | null, QueueCounts>();
@@ -280,7 +274,7 @@ export async function deleteTasks(store: Store, plan: readonly DeletePlanItem[],
     let total = 0;
     for (const part of chunks(pendingIds, ID_CHUNK)) {
       const q = trx(store.tables.tasks).whereIn('id', part);
-      if (!force) q.where((b) => b.whereNull('locked_by').orWhere('locked_until', '<=', nowMs));
+      if (!force) whereReady(q, nowMs);
       const n = await q.del();
       if (n !== part.length) throw await changed(trx, store.tables.tasks, 'id', part, 'pending');
       total += n;

@@ -435,7 +435,7 @@ export class Store {
    */
   async fail(
     task: TaskRow,
-    opts: { nowMs: number; record: ErrorRecord; successorAt: number | null; uncount: boolean; expiredLeaseBefore?: number },
+    opts: { nowMs: number; record: ErrorRecord; successorAt: number | null; attempts: number; expiredLeaseBefore?: number },
   ): Promise<boolean> {
     const { errors, lastError } = this.withError(task, opts.record);
     return this.tx(async (trx) => {
@@ -448,7 +448,7 @@ export class Store {
         returnValue: null,
         lastError,
         errors,
-        attempts: opts.uncount ? Math.max(0, task.attempts - 1) : task.attempts,
+        attempts: opts.attempts,
       };
       await this.writeFinished(trx, [[task, finish]], opts.nowMs, [{ task, successorAt: opts.successorAt }]);
       return true;

@@ -3,7 +3,7 @@
  * table holds about it, with times as Dates and JSON texts parsed.
  */
 import { notFound } from './admin.js';
-import { pendingStatus } from '../api/results.js';
+import { pendingStatus } from '../policy/status.js';
 import type { Store } from './store.js';
 import type { CompletedRow, Creator, ErrorRecord, Json, Status, TaskRow } from '../types.js';
 

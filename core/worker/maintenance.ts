@@ -4,11 +4,11 @@
  * about clock skew between this machine and the database.
  */
 import type { Clock } from '../base/clock.js';
-import { CancelledError, errorRecord, WorkerLostError } from '../errors.js';
+import { errorRecord, WorkerLostError } from '../errors.js';
 import { events } from '../base/events.js';
 import type { Logger } from '../base/log.js';
 import type { Recurrence } from '../policy/recurrence.js';
-import { decideExpiredLease, type Decision } from '../policy/transitions.js';
+import { attemptsRecorded, decideExpiredLease, type Decision } from '../policy/transitions.js';
 import type { Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
 import type { RecurringScheduler } from './cron-scheduler.js';
@@ -90,22 +90,20 @@ export class Maintenance {
       const error = new WorkerLostError(
         `worker ${t.lockedBy} stopped renewing its lease (it expired at ${new Date(t.lockedUntil ?? now).toISOString()}); the lost run counts as attempt ${t.attempts}`,
       );
-      // A cancellation requested of a task whose worker then died is honoured here.
-      const d: Decision = t.cancelRequested
-        ? { type: 'fail', error: new CancelledError(`the task was cancelled; ${error.message}`), successorAt: null, uncount: false }
-        : decideExpiredLease(
-            { attempts: t.attempts, scheduledAt: t.scheduledAt, recurrence: taskRecurrence(t), repeatOnFailure: t.repeatOnFailure },
-            { nowMs: now, maxAttempts: this.o.maxAttemptsFor(t) },
-            error,
-          );
-      const record = errorRecord(d.type === 'fail' ? d.error : error, t.attempts, now, t.lockedBy);
+      const d: Decision = decideExpiredLease(
+        { attempts: t.attempts, scheduledAt: t.scheduledAt, recurrence: taskRecurrence(t), repeatOnFailure: t.repeatOnFailure, cancelRequested: t.cancelRequested },
+        { nowMs: now, maxAttempts: this.o.maxAttemptsFor(t) },
+        error,
+      );
+      const attempts = d.type === 'fail' ? attemptsRecorded(d, t.attempts) : t.attempts;
+      const record = errorRecord(d.type === 'fail' ? d.error : error, attempts, now, t.lockedBy);
       let ok = false;
       if (d.type === 'retry') {
         const r = await this.o.store.retry(t, d.runAt, record, { expiredLeaseBefore: now });
         // A cancel request that arrived meanwhile is handled on the next pass.
         ok = r === 'ok';
       } else if (d.type === 'fail') {
-        ok = await this.o.store.fail(t, { nowMs: now, record, successorAt: d.successorAt, uncount: false, expiredLeaseBefore: now });
+        ok = await this.o.store.fail(t, { nowMs: now, record, successorAt: d.successorAt, attempts, expiredLeaseBefore: now });
       }
       if (!ok) continue;
       n++;

@@ -6,9 +6,9 @@
  * logged. When the database is unreachable, writes stay queued and are tried again with capped
  * backoff, so no result is lost while the worker lives.
  */
-import { CancelledError, errorRecord } from '../errors.js';
+import { errorRecord } from '../errors.js';
 import type { Logger } from '../base/log.js';
-import type { Decision } from '../policy/transitions.js';
+import { attemptsRecorded, decideCancelWinsOverRetry, type Decision, type FailDecision } from '../policy/transitions.js';
 import type { Completion, Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
 import { Fifo } from './fifo.js';
@@ -177,18 +177,12 @@ export class Settler {
       outcome = 'rescheduled';
       if (r === 'cancelled') {
         // Cancelled while it ran: the cancellation wins over the retry.
-        const error = new CancelledError(`the task was cancelled (its attempt ${w.task.attempts} had failed: ${String((d.error as Error)?.message ?? d.error)})`);
-        ok = await store.fail(w.task, { nowMs: now, record: errorRecord(error, w.task.attempts, now, this.o.workerId), successorAt: null, uncount: false });
+        w.decision = decideCancelWinsOverRetry(w.task.attempts, d.error);
+        ok = await this.fail(w.task, w.decision, now);
         outcome = 'failed';
-        w.decision = { type: 'fail', error, successorAt: null, uncount: false };
       }
     } else if (d.type === 'fail') {
-      ok = await store.fail(w.task, {
-        nowMs: now,
-        record: errorRecord(d.error, d.uncount ? Math.max(0, w.task.attempts - 1) : w.task.attempts, now, this.o.workerId),
-        successorAt: d.successorAt,
-        uncount: d.uncount,
-      });
+      ok = await this.fail(w.task, d, now);
       outcome = 'failed';
     } else if (d.type === 'release') {
       ok = (await store.release([w.task])) === 1;
@@ -196,6 +190,11 @@ export class Settler {
       ok = false;
     }
     this.report(w, ok ? outcome : 'lost');
+  }
+
+  private fail(task: TaskRow, d: FailDecision, now: number): Promise<boolean> {
+    const attempts = attemptsRecorded(d, task.attempts);
+    return this.o.store.fail(task, { nowMs: now, record: errorRecord(d.error, attempts, now, this.o.workerId), successorAt: d.successorAt, attempts });
   }
 
   private report(w: PendingWrite, outcome: SettledOutcome): void {

@@ -13,7 +13,7 @@ import { execute } from '../definition/executor.js';
 import { flushTaskOutput } from './log-capture.js';
 import { getLogger, type Logger } from '../base/log.js';
 import { ensureMigrated } from '../store/migrate.js';
-import { decide, type Decision, type Execution } from '../policy/transitions.js';
+import { decide, decideCancelledBeforeStart, type Decision, type Execution } from '../policy/transitions.js';
 import { registeredNames, getRegistered } from '../definition/registry.js';
 import { schedulerFor } from './cron-scheduler.js';
 import { Settler, type SettleReport } from './settler.js';
@@ -235,8 +235,7 @@ export class Worker {
     const queued = this.buffer.find((t) => t.claimToken === token);
     if (queued) {
       this.buffer.filter((t) => t !== queued);
-      const error = new CancelledError(`Task ${queued.name} #${queued.id} was cancelled before it started`);
-      this.settler.settle(queued, { type: 'fail', error, successorAt: null, uncount: true });
+      this.settler.settle(queued, decideCancelledBeforeStart(queued));
       return;
     }
     this.abortSlot(token, new CancelledError('the task was cancelled'));

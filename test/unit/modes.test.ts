@@ -3,7 +3,7 @@
  * them. Neither touches a database (the configured URL points nowhere reachable).
  */
 import { expect } from 'chai';
-import { background, configure, dummy, getResult, resetConfiguration, schedule, ValidationError } from '../../core/index.js';
+import { background, cancel, configure, dummy, getResult, listTasks, resetConfiguration, schedule, TaskNotFoundError, ValidationError } from '../../core/index.js';
 
 const sent: unknown[] = [];
 const sendMail = background({ name: 'modes.sendMail' }, function sendMail(to: string, opts: { subject: string }) {
@@ -62,6 +62,28 @@ describe('test modes', () => {
       }
       expect(sent).to.deep.equal([]);
     });
+
+    it('listTasks() lists the tasks run inline (it used to read the database instead)', async () => {
+      await sendMail('a@example.com', { subject: 'Hi' });
+      await broken();
+      const all = await listTasks();
+      expect(all.map((r) => [r.name, r.status])).to.have.deep.members([
+        ['modes.sendMail', 'SUCCESSFUL'],
+        ['modes.broken', 'FAILED'],
+      ]);
+      expect((await listTasks({ state: 'FAILED' })).map((r) => r.name)).to.deep.equal(['modes.broken']);
+    });
+
+    it('cancel() of a task that already ran inline says it has finished (it used to reach for the database)', async () => {
+      const ref = await sendMail('a@example.com', { subject: 'Hi' });
+      try {
+        await cancel(ref);
+        expect.fail('expected a ValidationError');
+      } catch (err) {
+        expect(err).to.be.instanceOf(ValidationError);
+        expect((err as Error).message).to.match(/has already finished \(SUCCESSFUL\)/);
+      }
+    });
   });
 
   describe("mode: 'dummy'", () => {
@@ -92,6 +114,41 @@ describe('test modes', () => {
       expect(await dummy.runAll()).to.deep.equal([]);
       dummy.clear();
       expect(dummy.list()).to.deep.equal([]);
+    });
+
+    it('listTasks() filters the recorded tasks by state, queue and name, like the database (it used to read the database instead)', async () => {
+      await sendMail('a@example.com', { subject: 'Hi' }, schedule(0, { queue: 'mail' }));
+      await sendMail('b@example.com', { subject: 'B' });
+      await broken();
+      expect((await listTasks()).map((r) => [r.name, r.status, r.args[0] ?? null])).to.deep.equal([
+        ['modes.sendMail', 'READY', 'a@example.com'],
+        ['modes.sendMail', 'READY', 'b@example.com'],
+        ['modes.broken', 'READY', null],
+      ]);
+      expect((await listTasks({ queue: 'mail' })).map((r) => r.args[0])).to.deep.equal(['a@example.com']);
+      expect((await listTasks({ queue: null, name: 'modes.sendMail' })).map((r) => r.args[0])).to.deep.equal(['b@example.com']);
+      expect(await listTasks({ state: 'SUCCESSFUL' })).to.deep.equal([]);
+      await dummy.runAll();
+      expect((await listTasks({ state: ['SUCCESSFUL'] })).map((r) => r.args[0])).to.have.members(['a@example.com', 'b@example.com']);
+      expect((await listTasks({ limit: 1 })).length).to.equal(1);
+    });
+
+    it('cancel() fails a recorded task at once, so runAll() skips it (it used to reach for the database)', async () => {
+      const ref = await sendMail('a@example.com', { subject: 'Hi' });
+      const other = await sendMail('b@example.com', { subject: 'B' });
+      expect(await cancel(ref)).to.deep.equal({ id: ref.id, status: 'FAILED' });
+      const r = await getResult(ref.id);
+      expect(r.status).to.equal('FAILED');
+      expect(r.errors[0]!.exceptionClass).to.equal('CancelledError');
+      expect((await dummy.runAll()).map((x) => x.id)).to.deep.equal([other.id]);
+      expect(sent).to.deep.equal([['b@example.com', { subject: 'B' }]]);
+      try {
+        await cancel('999999');
+        expect.fail('expected a TaskNotFoundError');
+      } catch (err) {
+        expect(err).to.be.instanceOf(TaskNotFoundError);
+        expect((err as Error).message).to.equal('No task with id 999999 was recorded in dummy mode');
+      }
     });
   });
 });

@@ -1,0 +1,68 @@
+/**
+ * Where the client side keeps tasks, chosen once when the target is opened: the database (the
+ * `normal` mode), or the memory store of the `immediate` and `dummy` test modes. Enqueue, bulk,
+ * results, `listTasks` and `cancel` call the same methods whatever the mode (oban's inline
+ * engine is the model: a test mode is a backend, not a branch in every function).
+ */
+import type { Settings } from '../config/settings.js';
+import type { TaskNotFoundError } from '../errors.js';
+import { cancelTask, type CancelOutcome } from '../store/cancel.js';
+import type { UniformRows } from '../store/dialects/insert-rows.js';
+import { insertCall, insertCalls, type EnqueuePlan, type StoredCall } from '../store/enqueue.js';
+import { findTasks, type FoundTasks, type TaskFilter } from '../store/find.js';
+import { notFound } from '../store/admin.js';
+import { storeFor } from '../store/open.js';
+import type { NewTask } from '../store/rows.js';
+import type { Store } from '../store/store.js';
+import type { CompletedRow, TaskRow } from '../types.js';
+import { MemoryStore } from './memory-store.js';
+
+/** Many calls of one definition: rows built from one template, each with its arguments and hash. */
+export interface BulkCalls {
+  template: Omit<NewTask, 'args' | 'hash'>;
+  rows: UniformRows;
+  argsAt: number;
+  hashAt: number;
+}
+
+/** A task found by id: in the pending table, or finished (exactly one is set). */
+export interface FoundTask {
+  pending: TaskRow | null;
+  completed: CompletedRow | null;
+}
+
+export interface Backend {
+  /** Stores one call following its dedupe plan. */
+  insertCall(task: NewTask, plan: EnqueuePlan, nowMs: number): Promise<StoredCall>;
+  /** Stores many calls in one go; their ids in order. */
+  insertCalls(calls: BulkCalls, plan: Pick<EnqueuePlan, 'queueLimit' | 'db'>, nowMs: number): Promise<string[]>;
+  /** One task by id (pending first: one finishing in between is then found finished). */
+  find(id: string): Promise<FoundTask | null>;
+  findTasks(filter: TaskFilter, nowMs: number): Promise<FoundTasks>;
+  cancel(id: string): Promise<CancelOutcome>;
+  /** The error for an id this backend does not hold. */
+  notFound(id: string): TaskNotFoundError;
+}
+
+/** The database behind a store: every method one of store/'s verbs. */
+export function databaseBackend(store: Store): Backend {
+  return {
+    insertCall: (task, plan, nowMs) => insertCall(store, task, plan, nowMs),
+    insertCalls: (calls, plan, nowMs) => insertCalls(store, calls.rows, calls.template.queue, plan, nowMs),
+    async find(id) {
+      const pending = await store.findPending(id);
+      if (pending) return { pending, completed: null };
+      const completed = await store.findCompleted(id);
+      return completed ? { pending: null, completed } : null;
+    },
+    findTasks: (filter, nowMs) => findTasks(store, filter, nowMs),
+    cancel: (id) => cancelTask(store, id),
+    notFound: (id) => notFound(store, id),
+  };
+}
+
+/** The backend of the configured mode (and, for the database, of a named connection). */
+export async function openBackend(settings: Settings, connection?: string | null): Promise<Backend> {
+  if (settings.mode !== 'normal') return new MemoryStore(settings.mode, settings);
+  return databaseBackend(await storeFor(settings, connection));
+}

@@ -1,0 +1,67 @@
+/**
+ * The client side's shared types, a leaf that imports nothing of the api room: what an enqueue
+ * returns (TaskHandle), what reading a task gives (TaskResult), and the id check. Enqueue,
+ * results, queries and the test modes all use them, so none of those needs another.
+ */
+import { TaskNotFoundError } from '../errors.js';
+import type { Creator, Json, Status, TaskRef } from '../types.js';
+
+/** A TaskHandle's connection name (a symbol, so it stays out of the ref's fields and JSON). */
+export const HANDLE_CONNECTION = Symbol.for('bgtasks.handleConnection');
+
+/** One failed attempt as a result shows it. */
+export interface TaskError {
+  /** The error's class name. */
+  exceptionClass: string;
+  message: string;
+  /** The stack and its `cause` chain. */
+  traceback: string;
+  attempt: number;
+  at: Date;
+  workerId: string | null;
+}
+
+export interface TaskResult<R = unknown> {
+  readonly id: string;
+  readonly name: string;
+  readonly status: Status;
+  readonly args: Json[];
+  readonly queue: string | null;
+  readonly priority: number;
+  readonly attempts: number;
+  readonly enqueuedAt: Date;
+  /** When it runs (or ran) next: retries move it. */
+  readonly runAt: Date;
+  /** The slot it was scheduled for (a recurrence's successor is computed from it). */
+  readonly scheduledAt: Date;
+  /** When the current (or last) attempt started. */
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+  /** The worker running it (RUNNING), or the one that finished it. */
+  readonly workerId: string | null;
+  /** The kept failed attempts, oldest first. */
+  readonly errors: TaskError[];
+  /** True when some attempt failed, even if a later one succeeded (the reference's has_error). */
+  readonly hasError: boolean;
+  readonly verboseName: string | null;
+  readonly creator: Creator | null;
+  readonly isFinished: boolean;
+  /** The return value; throws TaskNotFinishedError before the end and TaskFailedError after a failure. */
+  readonly returnValue: R;
+  /** The same task, read again from the database. */
+  refresh(): Promise<TaskResult<R>>;
+}
+
+/** Task ids are positive integers (as strings); anything else cannot exist. */
+export function checkTaskId(id: unknown): string {
+  const s = typeof id === 'number' && Number.isSafeInteger(id) ? String(id) : id;
+  if (typeof s !== 'string' || !/^[1-9][0-9]{0,18}$/.test(s)) {
+    throw new TaskNotFoundError(`Invalid task id ${JSON.stringify(id)} — expected a positive integer id such as "42"`);
+  }
+  return s;
+}
+
+/** A TaskRef that can also read its result back (`refresh()`). */
+export interface TaskHandle<R = unknown> extends TaskRef {
+  refresh(): Promise<TaskResult<R>>;
+}

@@ -1,0 +1,210 @@
+/**
+ * The memory store of the test modes, the backend chosen when the `mode` setting is not `normal`:
+ * - `immediate`: each enqueue runs the task at once, in this process, through the same executor
+ *   as the worker (validation and JSON round trip of the arguments included), and its result is
+ *   already final (one attempt, no retry);
+ * - `dummy`: enqueue only records the call; `dummy.list()`, `dummy.clear()` and `dummy.runAll()`
+ *   inspect and drain them.
+ * Results, `listTasks` and `cancel` read and change the same records. Nothing touches a database.
+ */
+import { currentClock } from '../base/clock.js';
+import { processWide } from '../base/global.js';
+import { getLogger } from '../base/log.js';
+import type { Settings } from '../config/settings.js';
+import { AttemptControl } from '../definition/attempt-control.js';
+import { execute } from '../definition/executor.js';
+import { getRegistered } from '../definition/registry.js';
+import { errorRecord, TaskNotFoundError, ValidationError } from '../errors.js';
+import { hasLiveLease } from '../policy/status.js';
+import { attemptsRecorded, decideCancelledWhileReady } from '../policy/transitions.js';
+import { asList, checkFilter, type FoundTasks, type TaskFilter } from '../store/find.js';
+import { taskWithArgs, type NewTask } from '../store/rows.js';
+import type { CompletedRow, StoredTask, TaskRow } from '../types.js';
+import type { EnqueuePlan, StoredCall } from '../store/enqueue.js';
+import type { TaskResult } from './handle.js';
+import { resultOfCompleted, resultOfPending } from './task-result.js';
+
+interface MemoryTask {
+  row: TaskRow;
+  done: CompletedRow | null;
+}
+
+const memory = processWide('memoryTasks', () => ({ nextId: 1, tasks: new Map<string, MemoryTask>(), settings: null as Settings | null }));
+
+function rowOf(id: string, t: NewTask): TaskRow {
+  return {
+    ...t,
+    id,
+    // The round trip the database would impose: what the task sees is what JSON can carry.
+    args: JSON.stringify(JSON.parse(t.args)),
+    attempts: 0,
+    lastError: null,
+    errors: [],
+    lockedBy: null,
+    claimToken: null,
+    lockedAt: null,
+    lockedUntil: null,
+    cancelRequested: false,
+  };
+}
+
+/** The completed record of a memory task, as the completed table would hold it. */
+function finished(task: TaskRow, f: Pick<CompletedRow, 'startedAt' | 'finishedAt' | 'failedAt' | 'returnValue' | 'workerId' | 'attempts' | 'errors'>): CompletedRow {
+  const stored: StoredTask = {
+    name: task.name,
+    args: task.args,
+    hash: task.hash,
+    queue: task.queue,
+    priority: task.priority,
+    verboseName: task.verboseName,
+    creatorType: task.creatorType,
+    creatorId: task.creatorId,
+    runAt: task.runAt,
+    scheduledAt: task.scheduledAt,
+    enqueuedAt: task.enqueuedAt,
+    attempts: f.attempts,
+    repeatEvery: task.repeatEvery,
+    repeatCron: task.repeatCron,
+    timezone: task.timezone,
+    repeatUntil: task.repeatUntil,
+    recurringKey: task.recurringKey,
+    lastError: f.errors.length ? f.errors[f.errors.length - 1]!.stack : null,
+    errors: f.errors,
+  };
+  return { ...stored, taskId: task.id, startedAt: f.startedAt, finishedAt: f.finishedAt, failedAt: f.failedAt, returnValue: f.returnValue, workerId: f.workerId };
+}
+
+async function runInMemory(m: MemoryTask): Promise<void> {
+  const def = getRegistered(m.row.name);
+  const settings = memory.settings;
+  const now = currentClock().now();
+  const task: TaskRow = { ...m.row, attempts: m.row.attempts + 1, lockedBy: 'inline', lockedAt: now };
+  const maxRunTime = task.maxRunTime ?? def?.options.maxRunTime ?? settings?.maxRunTime ?? 3600;
+  const execution = def
+    ? await execute({ task, def, maxRunTimeMs: Math.round(maxRunTime * 1000), control: new AttemptControl(), log: getLogger() })
+    : ({ kind: 'error', error: new Error(`no task named ${task.name} is registered`), permanent: true } as const);
+  const finishedAt = currentClock().now();
+  const ok = execution.kind === 'success';
+  const errors =
+    ok || !('error' in execution) ? task.errors : [...task.errors, errorRecord(execution.error, task.attempts, finishedAt, 'inline')];
+  m.done = finished(task, {
+    startedAt: now,
+    finishedAt,
+    failedAt: ok ? null : finishedAt,
+    returnValue: ok ? execution.returnJson : null,
+    workerId: 'inline',
+    attempts: task.attempts,
+    errors,
+  });
+}
+
+function matches(t: StoredTask, f: TaskFilter): boolean {
+  const queues = asList(f.queue);
+  if (queues && !queues.includes(t.queue)) return false;
+  const names = asList(f.name);
+  if (names && !names.includes(t.name)) return false;
+  if (f.creator && (t.creatorType !== f.creator.type || t.creatorId !== String(f.creator.id))) return false;
+  return true;
+}
+
+/** A test mode's backend (see api/backend.ts): the same methods as the database's, over memory. */
+export class MemoryStore {
+  constructor(
+    private readonly mode: 'immediate' | 'dummy',
+    settings: Settings,
+  ) {
+    memory.settings = settings;
+  }
+
+  private async insert(t: NewTask): Promise<string> {
+    const id = String(memory.nextId++);
+    const m: MemoryTask = { row: rowOf(id, t), done: null };
+    memory.tasks.set(id, m);
+    if (this.mode === 'immediate') await runInMemory(m);
+    return id;
+  }
+
+  // Dedupe actions and queue limits guard a shared table; a test's memory has no twins to race.
+  async insertCall(task: NewTask, _plan: EnqueuePlan): Promise<StoredCall> {
+    return { id: await this.insert(task), runAt: task.runAt, outcome: 'created' };
+  }
+
+  async insertCalls(calls: { template: Omit<NewTask, 'args' | 'hash'>; rows: { values: unknown[][] }; argsAt: number; hashAt: number }): Promise<string[]> {
+    const ids: string[] = [];
+    for (const row of calls.rows.values) ids.push(await this.insert(taskWithArgs(calls.template, row[calls.argsAt] as string, row[calls.hashAt] as string)));
+    return ids;
+  }
+
+  async find(id: string): Promise<{ pending: TaskRow | null; completed: CompletedRow | null } | null> {
+    const m = memory.tasks.get(id);
+    if (!m) return null;
+    return m.done ? { pending: null, completed: m.done } : { pending: m.row, completed: null };
+  }
+
+  async findTasks(f: TaskFilter, nowMs: number): Promise<FoundTasks> {
+    const { states, limit } = checkFilter(f);
+    const all = [...memory.tasks.values()];
+    const pending =
+      f.finishedWithin !== undefined
+        ? []
+        : all
+            .filter((m) => !m.done && matches(m.row, f) && states.includes(hasLiveLease(m.row, nowMs) ? 'RUNNING' : 'READY'))
+            .map((m) => m.row)
+            .sort((a, b) => a.runAt - b.runAt || Number(a.id) - Number(b.id))
+            .slice(0, limit);
+    const since = f.finishedWithin === undefined ? -Infinity : nowMs - f.finishedWithin * 1000;
+    const completed = all
+      .flatMap((m) => (m.done ? [m.done] : []))
+      .filter((c) => matches(c, f) && states.includes(c.failedAt === null ? 'SUCCESSFUL' : 'FAILED') && c.finishedAt > since)
+      .sort((a, b) => b.finishedAt - a.finishedAt || Number(b.taskId) - Number(a.taskId))
+      .slice(0, limit - pending.length);
+    return { pending, completed };
+  }
+
+  /** A recorded task that has not run yet is cancelled at once: FAILED with a CancelledError. */
+  async cancel(id: string): Promise<{ id: string; status: 'FAILED' | 'RUNNING' }> {
+    const m = memory.tasks.get(id);
+    if (!m) throw this.notFound(id);
+    if (m.done) {
+      throw new ValidationError(`Task ${m.done.name} #${id} has already finished (${m.done.failedAt === null ? 'SUCCESSFUL' : 'FAILED'}); nothing to cancel`);
+    }
+    const now = currentClock().now();
+    const d = decideCancelledWhileReady(m.row);
+    const attempts = attemptsRecorded(d, m.row.attempts);
+    const errors = [...m.row.errors, errorRecord(d.error, attempts, now, null)];
+    m.done = finished(m.row, { startedAt: null, finishedAt: now, failedAt: now, returnValue: null, workerId: null, attempts, errors });
+    return { id, status: 'FAILED' };
+  }
+
+  notFound(id: string): TaskNotFoundError {
+    return new TaskNotFoundError(`No task with id ${id} was recorded in ${this.mode} mode`);
+  }
+}
+
+function memoryResult(id: string): TaskResult {
+  const m = memory.tasks.get(id)!;
+  const reload = async () => memoryResult(id);
+  return m.done ? resultOfCompleted(m.done, reload) : resultOfPending(m.row, currentClock().now(), reload);
+}
+
+/** The `dummy` mode's recorded tasks. */
+export const dummy = {
+  /** Every task recorded (and not cleared), in enqueue order, as results (READY until run). */
+  list(): TaskResult[] {
+    return [...memory.tasks.keys()].map((id) => memoryResult(id));
+  },
+  /** Forgets every recorded task. */
+  clear(): void {
+    memory.tasks.clear();
+  },
+  /** Runs every recorded task that has not run yet, in enqueue order; returns their results. */
+  async runAll(): Promise<TaskResult[]> {
+    const out: TaskResult[] = [];
+    for (const [id, m] of memory.tasks) {
+      if (m.done) continue;
+      await runInMemory(m);
+      out.push(memoryResult(id));
+    }
+    return out;
+  },
+};

@@ -1,0 +1,23 @@
+/**
+ * The one rule that turns a pending row into a status: RUNNING means claimed under a live lease;
+ * anything else in the pending table is READY, including a claimed task whose lease ran out (its
+ * worker died or stalled, and the task is about to be recovered). Its SQL form is
+ * store/status-sql.ts; the two must say the same.
+ */
+import type { Status } from '../types.js';
+
+/** What the rule reads of a pending row. */
+export interface LeaseState {
+  lockedBy: string | null;
+  lockedUntil: number | null;
+}
+
+/** True while a worker holds the task under a lease that has not run out at `nowMs`. */
+export function hasLiveLease(t: LeaseState, nowMs: number): boolean {
+  return t.lockedBy !== null && t.lockedUntil !== null && t.lockedUntil > nowMs;
+}
+
+/** The status of a row of the pending table at `nowMs`: RUNNING only under a live lease. */
+export function pendingStatus(t: LeaseState, nowMs: number): Extract<Status, 'READY' | 'RUNNING'> {
+  return hasLiveLease(t, nowMs) ? 'RUNNING' : 'READY';
+}
