@@ -6,7 +6,7 @@
  */
 import { currentClock } from '../../core/base/clock.js';
 import { nextCronSlot } from '../../core/policy/cron.js';
-import type { Store } from '../../core/store/store.js';
+import { listSchedules, pendingBySchedule, removeSchedules } from '../../core/store/schedules.js';
 import { UsageError } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line, table } from '../format.js';
@@ -31,63 +31,48 @@ export interface ScheduleInfo {
   stale: boolean;
 }
 
-async function remove(store: Store, target: string): Promise<number> {
+function removeTarget(target: string): { name: string; key: string | null } {
   const at = target.indexOf(':');
   const name = at < 0 ? target : target.slice(0, at);
   const key = at < 0 ? null : target.slice(at + 1);
   if (!name || key === '') throw new UsageError(`Invalid --remove: ${JSON.stringify(target)} — expected task or task:key`);
-  return store.tx(async (trx) => {
-    const q = (table: string) => {
-      const b = trx(table).where('name', name);
-      if (key !== null) b.where('key', key);
-      return b;
-    };
-    const n = await q(store.tables.schedules).del();
-    await q(store.tables.scheduleSlots).del();
-    return n;
-  });
+  return { name, key };
 }
 
 export async function schedulesCommand(flags: StoreFlags & { remove?: string }): Promise<number> {
   const { store } = await openStore(flags);
   const now = currentClock().now();
   if (flags.remove !== undefined) {
-    const n = await remove(store, flags.remove);
+    const { name, key } = removeTarget(flags.remove);
+    const n = await removeSchedules(store, name, key);
     if (n === 0) throw new UsageError(`No cron schedule matches ${JSON.stringify(flags.remove)} — see bgtasks schedules`);
     line(`Removed ${n} schedule record(s). Pending tasks stay; a worker that still declares the schedule registers it again.`);
     return EXIT.OK;
   }
-  const rows = (await store.knex(store.tables.schedules).select('*').orderBy(['name', 'key'])) as Array<Record<string, unknown>>;
-  const counts = (await store
-    .knex(store.tables.tasks)
-    .select('name', 'recurring_key')
-    .count({ n: '*' })
-    .whereNotNull('recurring_key')
-    .groupBy('name', 'recurring_key')) as Array<{ name: string; recurring_key: string; n: unknown }>;
-  const pending = new Map(counts.map((c) => [`${c.name}\u0000${c.recurring_key}`, Number(c.n)]));
+  const rows = await listSchedules(store);
+  const pending = await pendingBySchedule(store);
   const list: ScheduleInfo[] = rows.map((r) => {
-    const last = r.last_slot === null ? null : Number(r.last_slot);
+    const last = r.lastSlot;
     let next: number | null;
     try {
-      next = nextCronSlot(String(r.cron), String(r.timezone), Math.max(last ?? now, now - 1));
+      next = nextCronSlot(r.cron, r.timezone, Math.max(last ?? now, now - 1));
     } catch {
       // A row written by a newer bgtasks may hold a rule this version cannot read.
       next = null;
     }
-    const seen = Number(r.updated_at);
     return {
-      name: String(r.name),
-      key: String(r.key),
-      cron: String(r.cron),
-      timezone: String(r.timezone),
-      args: JSON.parse(String(r.args)) as unknown[],
-      catchUp: String(r.catch_up),
+      name: r.name,
+      key: r.key,
+      cron: r.cron,
+      timezone: r.timezone,
+      args: JSON.parse(r.args) as unknown[],
+      catchUp: r.catchUp,
       lastSlot: last === null ? null : new Date(last).toISOString(),
       nextSlot: next === null ? null : new Date(next).toISOString(),
-      pending: pending.get(`${String(r.name)}\u0000${String(r.key)}`) ?? 0,
-      lastSeenBy: r.updated_by === null ? null : String(r.updated_by),
-      lastSeenAt: new Date(seen).toISOString(),
-      stale: now - seen > STALE_MS,
+      pending: pending.get(`${r.name}\u0000${r.key}`) ?? 0,
+      lastSeenBy: r.updatedBy,
+      lastSeenAt: new Date(r.updatedAt).toISOString(),
+      stale: now - r.updatedAt > STALE_MS,
     };
   });
   if (flags.json) {

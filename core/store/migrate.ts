@@ -3,7 +3,7 @@
  * application's knex migrations.
  */
 import type { Knex } from 'knex';
-import { MIGRATIONS } from '../../migrations/index.js';
+import { MIGRATIONS } from '../../migrations/list.js';
 import { connect, type Connection } from './connection.js';
 import { getSettings } from '../config/settings.js';
 import { NotMigratedError } from '../errors.js';

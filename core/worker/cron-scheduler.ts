@@ -13,7 +13,18 @@ import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
 import { cronSlotsBetween } from '../policy/cron.js';
 import type { DeclaredSchedule } from '../definition/recurring.js';
-import { newTaskRow, plainTask } from '../store/rows.js';
+import { plainTask, type NewTask } from '../store/rows.js';
+import {
+  advanceLastSlot,
+  countPendingOfSchedule,
+  declareSchedule,
+  enqueueSlot,
+  listSchedules,
+  registerSchedule,
+  trimSlots,
+  type ScheduleDeclaration,
+  type ScheduleRecord,
+} from '../store/schedules.js';
 import type { Store } from '../store/store.js';
 import { taskHash } from '../base/json.js';
 import { allRegistered, getRegistered } from '../definition/registry.js';
@@ -39,17 +50,6 @@ const MAX_SLOTS_PER_PASS = 20_000;
 const REMOVED_REPORT_EVERY_MS = 3_600_000;
 const SLOT_ROWS_KEPT_MS = 7 * 86_400_000;
 
-interface ScheduleRow {
-  name: string;
-  key: string;
-  cron: string;
-  timezone: string;
-  args: string;
-  catch_up: string;
-  last_slot: unknown;
-  updated_at: unknown;
-}
-
 /** How often a worker that declares a schedule marks it as still declared (`updated_at`). */
 const SEEN_EVERY_MS = 60_000;
 
@@ -66,49 +66,32 @@ export class RecurringScheduler {
     // Declaring no schedule, a worker still reports the ones its task files dropped, at that
     // report's hourly pace; between reports it has nothing to read.
     if (this.o.schedules.length === 0 && now - this.lastRemovedReport < REMOVED_REPORT_EVERY_MS) return [];
-    const rows = (await store.retrying(() => store.knex(store.tables.schedules).select('*'))) as ScheduleRow[];
+    const rows = await listSchedules(store);
     const byKey = new Map(rows.map((r) => [`${r.name}\u0000${r.key}`, r]));
     const created: string[] = [];
     for (const s of this.o.schedules) {
       const row = byKey.get(`${s.name}\u0000${s.key}`);
-      const zone = s.timezone ?? this.o.defaultTimezone;
+      const declared = this.declaration(s);
       if (!row) {
-        await this.register(s, zone, now);
+        await registerSchedule(store, declared, now, this.o.workerId);
         continue;
       }
-      if (row.cron !== s.cron || row.timezone !== zone || row.args !== s.args || row.catch_up !== String(s.catchUp)) {
-        await this.update(s, zone, now);
-        this.o.log.info('cron schedule changed; it takes effect from its next slot', { name: s.name, key: s.key, cron: s.cron, timezone: zone });
-      } else if (now - Number(row.updated_at) >= SEEN_EVERY_MS) {
+      if (row.cron !== declared.cron || row.timezone !== declared.timezone || row.args !== declared.args || row.catchUp !== declared.catchUp) {
+        await declareSchedule(store, declared, now, this.o.workerId);
+        this.o.log.info('cron schedule changed; it takes effect from its next slot', { name: s.name, key: s.key, cron: s.cron, timezone: declared.timezone });
+      } else if (now - row.updatedAt >= SEEN_EVERY_MS) {
         // `bgtasks schedules` shows when a worker last declared it: a removed one goes stale.
-        await this.update(s, zone, now);
+        await declareSchedule(store, declared, now, this.o.workerId);
       }
-      created.push(...(await this.handle(s, zone, Number(row.last_slot), now)));
+      created.push(...(await this.handle(s, declared.timezone, Number(row.lastSlot), now)));
     }
     await this.reportRemoved(rows, now);
     await this.trimSlots(now);
     return created;
   }
 
-  private async register(s: DeclaredSchedule, zone: string, now: number): Promise<void> {
-    const { store } = this.o;
-    await store.retrying(() =>
-      store
-        .knex(store.tables.schedules)
-        .insert({ name: s.name, key: s.key, cron: s.cron, timezone: zone, args: s.args, catch_up: String(s.catchUp), last_slot: now, updated_at: now, updated_by: this.o.workerId })
-        .onConflict(['name', 'key'])
-        .ignore(),
-    );
-  }
-
-  private async update(s: DeclaredSchedule, zone: string, now: number): Promise<void> {
-    const { store } = this.o;
-    await store.retrying(() =>
-      store
-        .knex(store.tables.schedules)
-        .where({ name: s.name, key: s.key })
-        .update({ cron: s.cron, timezone: zone, args: s.args, catch_up: String(s.catchUp), updated_at: now, updated_by: this.o.workerId }),
-    );
+  private declaration(s: DeclaredSchedule): ScheduleDeclaration {
+    return { name: s.name, key: s.key, cron: s.cron, timezone: s.timezone ?? this.o.defaultTimezone, args: s.args, catchUp: String(s.catchUp) };
   }
 
   /** The slots after `lastSlot` that are due: on-time ones, plus missed ones per catchUp. */
@@ -137,26 +120,17 @@ export class RecurringScheduler {
     if (latest === null) return [];
     const created: string[] = [];
     for (const slot of run) {
-      const id = await this.enqueueSlot(s, zone, slot, now);
+      const id = await enqueueSlot(this.o.store, s.key, slot, this.slotTask(s, zone, slot, now), now);
       if (id !== null) created.push(id);
     }
-    const { store } = this.o;
-    // Monotonic: never move last_slot back, whoever wins the race.
-    await store.retrying(() =>
-      store
-        .knex(store.tables.schedules)
-        .where({ name: s.name, key: s.key })
-        .where((b) => b.whereNull('last_slot').orWhere('last_slot', '<', latest))
-        .update({ last_slot: latest, updated_at: now, updated_by: this.o.workerId }),
-    );
+    await advanceLastSlot(this.o.store, s.name, s.key, latest, now, this.o.workerId);
     return created;
   }
 
-  /** One slot's task, unless another worker enqueued it first. */
-  private async enqueueSlot(s: DeclaredSchedule, zone: string, slot: number, now: number): Promise<string | null> {
-    const { store } = this.o;
+  /** One slot's task: the schedule's call, with the definition's queue, priority and expiry. */
+  private slotTask(s: DeclaredSchedule, zone: string, slot: number, now: number): NewTask {
     const defaults = this.o.taskDefaults(s.name);
-    const task = plainTask({
+    return plainTask({
       name: s.name,
       args: s.args,
       hash: taskHash(s.name, s.args),
@@ -168,35 +142,20 @@ export class RecurringScheduler {
       timezone: zone,
       recurringKey: s.key,
     });
-    try {
-      return await store.tx(async (trx) => {
-        // The slot row first: it is the exactly-once guard, and on SQLite a write transaction
-        // must begin with a write.
-        await trx(store.tables.scheduleSlots).insert({ name: s.name, key: s.key, slot, task_id: null, created_at: now });
-        const [id] = await store.dialect.insertReturningIds(trx, store.tables.tasks, [newTaskRow(task)]);
-        await trx(store.tables.scheduleSlots).where({ name: s.name, key: s.key, slot }).update({ task_id: id });
-        return id!;
-      });
-    } catch (err) {
-      if (store.dialect.classifyError(err) === 'unique') return null;
-      throw err;
-    }
   }
 
   /** Schedules in the database that this worker's code no longer declares: reported, never deleted. */
-  private async reportRemoved(rows: ScheduleRow[], now: number): Promise<void> {
+  private async reportRemoved(rows: ScheduleRecord[], now: number): Promise<void> {
     if (now - this.lastRemovedReport < REMOVED_REPORT_EVERY_MS) return;
     this.lastRemovedReport = now;
     const declared = new Set(this.o.schedules.map((s) => `${s.name}\u0000${s.key}`));
-    const { store } = this.o;
     for (const r of rows) {
       if (!this.o.names.includes(r.name) || declared.has(`${r.name}\u0000${r.key}`)) continue;
-      const [{ n }] = (await store.knex(store.tables.tasks).where({ name: r.name, recurring_key: r.key }).count({ n: '*' })) as Array<{ n: unknown }>;
       this.o.log.warn('a cron schedule in the database is no longer declared in the task files; this worker does not enqueue it', {
         name: r.name,
         key: r.key,
         cron: r.cron,
-        pending: Number(n),
+        pending: await countPendingOfSchedule(this.o.store, r.name, r.key),
       });
     }
   }
@@ -205,8 +164,7 @@ export class RecurringScheduler {
   private async trimSlots(now: number): Promise<void> {
     if (now - this.lastTrim < 3_600_000) return;
     this.lastTrim = now;
-    const { store } = this.o;
-    await store.retrying(() => store.knex(store.tables.scheduleSlots).where('created_at', '<', now - SLOT_ROWS_KEPT_MS).del());
+    await trimSlots(this.o.store, now - SLOT_ROWS_KEPT_MS);
   }
 }
 

@@ -7,7 +7,20 @@ import { events, type TaskEventInfo } from '../base/events.js';
 import type { Logger } from '../base/log.js';
 import type { SettleReport } from './settler.js';
 import type { TaskRow } from '../types.js';
-import type { WorkerSummary } from './worker.js';
+
+export type StopReason = 'stopped' | 'duration' | 'batch' | 'max-tasks' | 'fatal';
+
+export interface WorkerSummary {
+  workerId: string;
+  /** Attempts that ran to an end (any outcome). */
+  ran: number;
+  succeeded: number;
+  rescheduled: number;
+  failed: number;
+  released: number;
+  lost: number;
+  reason: StopReason;
+}
 
 export function taskInfo(t: TaskRow): TaskEventInfo {
   return { id: t.id, name: t.name, queue: t.queue, priority: t.priority, attempt: t.attempts, runAt: t.runAt };

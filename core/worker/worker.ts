@@ -8,7 +8,7 @@ import type { Clock } from '../base/clock.js';
 import { getSettings, type Settings } from '../config/settings.js';
 import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from '../errors.js';
 import { events } from '../base/events.js';
-import { reportSettled, taskInfo } from './report.js';
+import { reportSettled, taskInfo, type StopReason, type WorkerSummary } from './report.js';
 import { execute } from '../definition/executor.js';
 import { flushTaskOutput } from './log-capture.js';
 import { getLogger, type Logger } from '../base/log.js';
@@ -31,21 +31,7 @@ import { taskRecurrence, Maintenance } from './maintenance.js';
 
 export type { WorkerOptions };
 
-export type StopReason = 'stopped' | 'duration' | 'batch' | 'max-tasks' | 'fatal';
-
-export interface WorkerSummary {
-  workerId: string;
-  /** Attempts that ran to an end (any outcome). */
-  ran: number;
-  succeeded: number;
-  rescheduled: number;
-  failed: number;
-  released: number;
-  lost: number;
-  reason: StopReason;
-}
-
-
+export type { StopReason, WorkerSummary };
 
 export class Worker {
   readonly id: string;

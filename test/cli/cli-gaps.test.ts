@@ -19,7 +19,7 @@ import { taskHash } from '../../core/base/json.js';
 import { plainTask } from '../../core/store/rows.js';
 import { readResult } from '../../core/api/results.js';
 import type { Store } from '../../core/store/store.js';
-import { MIGRATIONS } from '../../migrations/index.js';
+import { MIGRATIONS } from '../../migrations/list.js';
 
 const TASKS = `
 import { appendFileSync, existsSync } from 'node:fs';

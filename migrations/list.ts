@@ -1,0 +1,10 @@
+/**
+ * The migrations, in order. They are listed in code (not read from a directory) so that compiled
+ * and TypeScript runs see the same set, and so that each receives the table prefix and dialect.
+ * Released migrations are never edited: a change to the schema is a new file added here.
+ */
+import type { Migration } from './index.js';
+import * as m001 from './001_initial.js';
+import * as m002 from './002_recurring.js';
+
+export const MIGRATIONS: readonly Migration[] = [m001, m002];
