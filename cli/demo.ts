@@ -6,23 +6,18 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { resolveSettings } from '../core/config/settings.js';
-import { closeConnections } from '../core/store/connection.js';
-import { runMigrations } from '../core/store/migrate.js';
-import { schedule } from '../core/api/schedule.js';
-import { reachableStore } from '../core/store/open.js';
-import { setLogger, silentLogger } from '../core/base/log.js';
-import type { TaskRef } from '../core/types.js';
+import { closeConnections, getResult, getSettings, migrate, schedule, setLogger, silentLogger, type TaskRef } from '../core/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = path.join(root, 'dist', 'cli', 'index.js');
 const out = (s = '') => process.stdout.write(`${s}\n`);
 
 async function main(): Promise<number> {
-  const settings = await resolveSettings({ cwd: root });
-  const store = await reachableStore(settings);
-  const applied = await runMigrations(store.conn, settings.tablePrefix);
-  out(`Database: ${store.conn.spec.display}${applied.length ? ` (migrated: ${applied.join(', ')})` : ''}`);
+  // npm start runs in the repository's root: its settings are the defaults (./bgtasks.sqlite3).
+  process.chdir(root);
+  const settings = await getSettings();
+  const applied = await migrate();
+  out(`Database: ${settings.database.display}${applied.length ? ` (migrated: ${applied.join(', ')})` : ''}`);
 
   setLogger(silentLogger);
   const { tsImport } = await import('tsx/esm/api');
@@ -45,8 +40,8 @@ async function main(): Promise<number> {
   const deadline = Date.now() + 60_000;
   const ids = refs.map((r) => r.id);
   for (;;) {
-    const [{ n }] = (await store.knex(store.tables.completed).whereIn('task_id', ids).count({ n: '*' })) as Array<{ n: unknown }>;
-    if (Number(n) === ids.length) break;
+    const results = await Promise.all(ids.map((id) => getResult(id)));
+    if (results.every((r) => r.isFinished)) break;
     if (Date.now() > deadline) {
       worker.kill('SIGTERM');
       await exited;
@@ -60,10 +55,10 @@ async function main(): Promise<number> {
   const code = await exited;
 
   out('\nWhat ran:');
-  const rows = (await store.knex(store.tables.completed).whereIn('task_id', ids).orderBy('task_id')) as Array<Record<string, unknown>>;
-  for (const r of rows) {
-    const status = r.failed_at === null ? 'SUCCESSFUL' : 'FAILED';
-    out(`  #${String(r.task_id).padEnd(4)} ${String(r.name).padEnd(14)} ${status.padEnd(10)} attempts=${String(r.attempts)}  args=${String(r.args)}  result=${String(r.return_value)}`);
+  for (const id of ids) {
+    const r = await getResult(id);
+    const result = r.status === 'SUCCESSFUL' ? JSON.stringify(r.returnValue ?? null) : 'null';
+    out(`  #${r.id.padEnd(4)} ${r.name.padEnd(14)} ${r.status.padEnd(10)} attempts=${r.attempts}  args=${JSON.stringify(r.args)}  result=${result}`);
   }
   return code === 0 ? 0 : 1;
 }

@@ -4,7 +4,7 @@
  * `process-tasks` starts without loading what it does not use.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { runCommand } from './common.js';
+import { runCommand } from './run-command.js';
 import { EXIT } from './exit-codes.js';
 
 const program = new Command();

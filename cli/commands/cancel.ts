@@ -9,7 +9,8 @@ import { notFound } from '../../core/store/admin.js';
 import type { Store } from '../../core/store/store.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line } from '../format.js';
-import { openStore, parseIds, type StoreFlags } from '../ops-common.js';
+import { parseIds } from '../flags.js';
+import { openStore, type StoreFlags } from '../open-store.js';
 
 type Outcome = 'cancelled' | 'requested' | 'finished';
 

@@ -3,7 +3,8 @@ import { currentClock } from '../../core/base/clock.js';
 import { deleteTasks, planDelete } from '../../core/store/admin.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line, statusLabel } from '../format.js';
-import { openStore, parseIds, type StoreFlags } from '../ops-common.js';
+import { parseIds } from '../flags.js';
+import { openStore, type StoreFlags } from '../open-store.js';
 
 export interface DeleteFlags extends StoreFlags {
   force?: boolean;

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveSettings } from '../../core/config/settings.js';
-import { flagSetting, overridesFrom, type DbFlags } from '../common.js';
+import { flagSetting, overridesFrom, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { isHeapSizeFlag } from '../young-generation.js';
 

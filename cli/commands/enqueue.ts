@@ -12,10 +12,10 @@ import { ensureMigrated } from '../../core/store/migrate.js';
 import { getRegistered, registeredNames } from '../../core/definition/registry.js';
 import { schedule, type ScheduleOptions } from '../../core/api/schedule.js';
 import { reachableStore } from '../../core/store/open.js';
-import { flagSetting, numberFlag, overridesFrom, UsageError } from '../common.js';
+import { flagSetting, numberFlag, overridesFrom, UsageError } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { iso, json, line, queueLabel } from '../format.js';
-import type { StoreFlags } from '../ops-common.js';
+import type { StoreFlags } from '../open-store.js';
 
 export interface EnqueueFlags extends StoreFlags {
   args?: string;

@@ -4,10 +4,11 @@
  */
 import { currentClock } from '../../core/base/clock.js';
 import { healthNumbers } from '../../core/store/admin.js';
-import { numberFlag } from '../common.js';
+import { numberFlag } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { duration, json, line } from '../format.js';
-import { openStore, parseList, type StoreFlags } from '../ops-common.js';
+import { parseList } from '../flags.js';
+import { openStore, type StoreFlags } from '../open-store.js';
 
 export interface HealthFlags extends StoreFlags {
   maxWait?: string;

@@ -2,10 +2,11 @@
 import { currentClock } from '../../core/base/clock.js';
 import { findTasks } from '../../core/api/queries.js';
 import type { TaskResult } from '../../core/api/handle.js';
-import { numberFlag } from '../common.js';
+import { numberFlag } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { iso, json, line, queueLabel, statusLabel, table, truncate } from '../format.js';
-import { openStore, parseCreator, parseList, parseStates, type StoreFlags } from '../ops-common.js';
+import { parseCreator, parseList, parseStates } from '../flags.js';
+import { openStore, type StoreFlags } from '../open-store.js';
 
 export interface ListFlags extends StoreFlags {
   state?: string;

@@ -2,7 +2,7 @@
 import { resolveSettings } from '../../core/config/settings.js';
 import { runMigrations, schemaStatus } from '../../core/store/migrate.js';
 import { reachableStore } from '../../core/store/open.js';
-import { overridesFrom, type DbFlags } from '../common.js';
+import { overridesFrom, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 
 export interface MigrateFlags extends DbFlags {

@@ -12,7 +12,7 @@ import { runMigrations } from '../../core/store/migrate.js';
 import { reachableStore } from '../../core/store/open.js';
 import { Worker } from '../../core/worker/worker.js';
 import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
-import { flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../common.js';
+import { flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 
 export interface ProcessTasksFlags extends DbFlags {

@@ -1,10 +1,11 @@
 /** `bgtasks prune-results`: delete old task results in small batches, so the queue keeps running. */
 import { currentClock } from '../../core/base/clock.js';
 import { PRUNE_BATCH_DEFAULT, PRUNE_BATCH_MAX, pruneResults } from '../../core/store/prune.js';
-import { numberFlag } from '../common.js';
+import { numberFlag } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line, Progress } from '../format.js';
-import { openStore, parseList, type StoreFlags } from '../ops-common.js';
+import { parseList } from '../flags.js';
+import { openStore, type StoreFlags } from '../open-store.js';
 
 export interface PruneFlags extends StoreFlags {
   days?: string;

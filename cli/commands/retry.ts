@@ -4,10 +4,11 @@
  */
 import { currentClock } from '../../core/base/clock.js';
 import { failedByIds, findFailed, maxCompletedId, retryFailed, type RetryOutcome } from '../../core/store/admin.js';
-import { numberFlag, UsageError } from '../common.js';
+import { numberFlag, UsageError } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line } from '../format.js';
-import { openStore, parseIds, parseList, parseSince, type StoreFlags } from '../ops-common.js';
+import { parseIds, parseList, parseSince } from '../flags.js';
+import { openStore, type StoreFlags } from '../open-store.js';
 
 export interface RetryFlags extends StoreFlags {
   failed?: boolean;

@@ -7,10 +7,10 @@
 import { currentClock } from '../../core/base/clock.js';
 import { nextCronSlot } from '../../core/policy/cron.js';
 import { listSchedules, pendingBySchedule, removeSchedules } from '../../core/store/schedules.js';
-import { UsageError } from '../common.js';
+import { UsageError } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { json, line, table } from '../format.js';
-import { openStore, type StoreFlags } from '../ops-common.js';
+import { openStore, type StoreFlags } from '../open-store.js';
 
 /** A schedule not declared by any worker for this long is shown as stale. */
 const STALE_MS = 10 * 60_000;

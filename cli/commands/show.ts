@@ -3,7 +3,8 @@ import { currentClock } from '../../core/base/clock.js';
 import { taskDetail, type TaskDetail } from '../../core/store/task-detail.js';
 import { EXIT } from '../exit-codes.js';
 import { duration, indent, iso, json, line, queueLabel, statusLabel } from '../format.js';
-import { openStore, parseIds, type StoreFlags } from '../ops-common.js';
+import { parseIds } from '../flags.js';
+import { openStore, type StoreFlags } from '../open-store.js';
 
 export async function showCommand(id: string, flags: StoreFlags): Promise<number> {
   const [taskId] = parseIds([id]);

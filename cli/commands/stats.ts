@@ -3,7 +3,8 @@ import { currentClock } from '../../core/base/clock.js';
 import { collectStats } from '../../core/store/admin.js';
 import { EXIT } from '../exit-codes.js';
 import { duration, iso, json, line, queueLabel, table } from '../format.js';
-import { openStore, parseList, type StoreFlags } from '../ops-common.js';
+import { parseList } from '../flags.js';
+import { openStore, type StoreFlags } from '../open-store.js';
 
 export interface StatsFlags extends StoreFlags {
   queue?: string;

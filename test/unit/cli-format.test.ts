@@ -1,7 +1,7 @@
 /** The operations commands' pure helpers: formatting, the TTY-only progress line, flag parsing. */
 import { expect } from 'chai';
 import { duration, iso, Progress, table, truncate } from '../../cli/format.js';
-import { parseCreator, parseIds, parseList, parseSince, parseStates } from '../../cli/ops-common.js';
+import { parseCreator, parseIds, parseList, parseSince, parseStates } from '../../cli/flags.js';
 import { parseArgsFlag } from '../../cli/commands/enqueue.js';
 
 function fakeStream(isTTY: boolean): NodeJS.WriteStream & { text: string } {
@@ -56,7 +56,7 @@ describe('cli/format', () => {
   });
 });
 
-describe('cli/ops-common flag parsing', () => {
+describe('cli/flags parsing', () => {
   it('parses ids (checked, de-duplicated) and refuses bad ones', () => {
     expect(parseIds(['4', '2', '4'])).to.deep.equal(['4', '2']);
     expect(thrown(() => parseIds(['4', 'x'])).message).to.match(/Invalid task id "x"/);

@@ -1,41 +1,11 @@
 /**
- * What every command shares: turning flags into settings (each value validated and named by its
- * flag), and turning errors into one line and an exit code, never a stack trace from deep inside.
+ * Running a command body: a failure becomes one line on stderr (passwords masked) and a
+ * documented exit code, never a stack trace from deep inside; connections are closed at the end.
  */
-import { isErrorKind } from '../core/errors.js';
 import { maskUrlsIn } from '../core/base/redact.js';
-import { parseWithSpec, type SettingName } from '../core/config/settings-spec.js';
-import type { SettingsInput } from '../core/config/settings.js';
+import { isErrorKind } from '../core/errors.js';
 import { EXIT } from './exit-codes.js';
-
-export class UsageError extends Error {}
-
-/** Flags shared by commands that touch the database. */
-export interface DbFlags {
-  database?: string;
-  tablePrefix?: string;
-}
-
-/** Validates `value` as setting `key`, naming `flag` in the error. */
-export function flagSetting(key: SettingName, value: string | undefined, flag: string): unknown {
-  if (value === undefined) return undefined;
-  return parseWithSpec(key, value, flag, true);
-}
-
-export function overridesFrom(flags: DbFlags): SettingsInput {
-  const o: SettingsInput = {};
-  if (flags.database !== undefined) o.database = String(flags.database);
-  if (flags.tablePrefix !== undefined) o.tablePrefix = flagSetting('tablePrefix', String(flags.tablePrefix), '--table-prefix') as string;
-  return o;
-}
-
-/** Parses a number flag; `what` says what is allowed. */
-export function numberFlag(value: string | undefined, flag: string, what: string, ok: (n: number) => boolean): number | undefined {
-  if (value === undefined) return undefined;
-  const n = value.trim() === '' ? NaN : Number(value);
-  if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`Invalid ${flag}: ${JSON.stringify(value)} — expected ${what}`);
-  return n;
-}
+import { UsageError } from './flags.js';
 
 const USAGE_KINDS = ['ConfigError', 'ValidationError', 'UnknownTaskError', 'TaskNotFoundError'];
 

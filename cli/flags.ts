@@ -1,26 +1,39 @@
 /**
- * What the operations commands share: opening the store the flags name (and refusing a database
- * that is not migrated, exit 3), and parsing ids, lists, states and times from flags.
+ * Flags into values: settings (each value validated and named by its flag), numbers, ids, lists,
+ * states, creators and times. A bad value is a UsageError naming the flag and what was expected.
  */
-import { resolveSettings, type Settings } from '../core/config/settings.js';
-import { ensureMigrated } from '../core/store/migrate.js';
 import { checkTaskId } from '../core/api/handle.js';
-import type { Store } from '../core/store/store.js';
-import { reachableStore } from '../core/store/open.js';
+import { parseWithSpec, type SettingName } from '../core/config/settings-spec.js';
+import type { SettingsInput } from '../core/config/settings.js';
 import { STATUSES, type Creator, type Status } from '../core/types.js';
-import { overridesFrom, UsageError, type DbFlags } from './common.js';
 
-export interface StoreFlags extends DbFlags {
-  connection?: string;
-  json?: boolean;
+export class UsageError extends Error {}
+
+/** Flags shared by commands that touch the database. */
+export interface DbFlags {
+  database?: string;
+  tablePrefix?: string;
 }
 
-/** The settings and the migrated store the flags point at. */
-export async function openStore(flags: StoreFlags): Promise<{ settings: Settings; store: Store }> {
-  const settings = await resolveSettings({ overrides: overridesFrom(flags) });
-  const store = await reachableStore(settings, flags.connection);
-  await ensureMigrated(store.conn, settings.tablePrefix);
-  return { settings, store };
+/** Validates `value` as setting `key`, naming `flag` in the error. */
+export function flagSetting(key: SettingName, value: string | undefined, flag: string): unknown {
+  if (value === undefined) return undefined;
+  return parseWithSpec(key, value, flag, true);
+}
+
+export function overridesFrom(flags: DbFlags): SettingsInput {
+  const o: SettingsInput = {};
+  if (flags.database !== undefined) o.database = String(flags.database);
+  if (flags.tablePrefix !== undefined) o.tablePrefix = flagSetting('tablePrefix', String(flags.tablePrefix), '--table-prefix') as string;
+  return o;
+}
+
+/** Parses a number flag; `what` says what is allowed. */
+export function numberFlag(value: string | undefined, flag: string, what: string, ok: (n: number) => boolean): number | undefined {
+  if (value === undefined) return undefined;
+  const n = value.trim() === '' ? NaN : Number(value);
+  if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`Invalid ${flag}: ${JSON.stringify(value)} — expected ${what}`);
+  return n;
 }
 
 /** Task ids from the command line: each checked, duplicates dropped, order kept. */
