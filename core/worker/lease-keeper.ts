@@ -10,6 +10,7 @@ import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
 import type { Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
+import type { Service } from './service.js';
 
 export interface LeaseKeeperOptions {
   store: Store;
@@ -25,7 +26,7 @@ export interface LeaseKeeperOptions {
   log: Logger;
 }
 
-export class LeaseKeeper {
+export class LeaseKeeper implements Service {
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> | null = null;
 

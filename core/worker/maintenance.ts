@@ -12,6 +12,7 @@ import { attemptsRecorded, decideExpiredLease, type Decision } from '../policy/t
 import type { Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
 import type { RecurringScheduler } from './cron-scheduler.js';
+import type { Service } from './service.js';
 
 /** The recurrence stored on a task. */
 export function taskRecurrence(t: TaskRow): Recurrence {
@@ -29,12 +30,14 @@ export interface MaintenanceOptions {
   everyMs: number;
   /** Enqueues due cron slots of the schedules this worker's task files declare. */
   scheduler?: RecurringScheduler | null;
+  /** While the database is down, the timer's passes are skipped (the worker backs off). */
+  isDbDown?: () => boolean;
 }
 
 const UNKNOWN_NAMES_EVERY_MS = 60_000;
 const SKEW_WARN_MS = 5_000;
 
-export class Maintenance {
+export class Maintenance implements Service {
   private lastRecovery = 0;
   private lastUnknownCheck = 0;
   private inFlight: Promise<void> | null = null;
@@ -46,8 +49,8 @@ export class Maintenance {
    * Also ticks on a timer: the worker loop ticks at every poll, but a worker whose slots are all
    * busy does not poll, and recovery and cron slots must not wait for a free slot.
    */
-  startTimer(isDbDown: () => boolean): void {
-    this.timer = setInterval(() => void this.tick(isDbDown()), this.o.everyMs);
+  start(): void {
+    this.timer = setInterval(() => void this.tick(this.o.isDbDown?.() ?? false), this.o.everyMs);
     this.timer.unref();
   }
 

@@ -12,6 +12,7 @@ import { attemptsRecorded, decideCancelWinsOverRetry, type Decision, type FailDe
 import type { Completion, Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
 import { Fifo } from './fifo.js';
+import type { Service } from './service.js';
 
 export type SettledOutcome = 'succeeded' | 'rescheduled' | 'failed' | 'released' | 'lost';
 
@@ -49,7 +50,7 @@ export interface SettlerOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export class Settler {
+export class Settler implements Service {
   private readonly queue = new Fifo<PendingWrite>(64);
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
@@ -60,6 +61,20 @@ export class Settler {
   constructor(private readonly o: SettlerOptions) {
     this.flushMs = o.flushMs ?? 0;
     this.maxBatch = o.maxBatch ?? 1000;
+  }
+
+  /** Writes start when decisions arrive: nothing to begin. */
+  start(): void {}
+
+  /**
+   * Writes what is queued, retrying through an outage for up to 30 s; what is still queued then
+   * is left to lease recovery (the worker keeps heartbeating until this returns).
+   */
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const flushed = await this.flush(Date.now() + 30_000);
+    if (!flushed) this.o.log.error('some results could not be recorded before exit; those tasks will be recovered when their leases expire');
   }
 
   /** Tasks whose results are waiting to be written; their leases must stay alive. */

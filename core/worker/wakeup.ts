@@ -7,10 +7,11 @@
 import { events } from '../base/events.js';
 import type { Logger } from '../base/log.js';
 import type { Store } from '../store/store.js';
+import type { Service } from './service.js';
 
 const RELISTEN_MS = 5_000;
 
-export class Wakeup {
+export class Wakeup implements Service {
   private stopListening: (() => Promise<void>) | null = null;
   private offCreated: (() => void) | null = null;
   private retry: NodeJS.Timeout | null = null;

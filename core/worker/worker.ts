@@ -15,19 +15,18 @@ import { getLogger, type Logger } from '../base/log.js';
 import { ensureMigrated } from '../store/migrate.js';
 import { decide, decideCancelledBeforeStart, type Decision, type Execution } from '../policy/transitions.js';
 import { registeredNames, getRegistered } from '../definition/registry.js';
-import { schedulerFor } from './cron-scheduler.js';
-import { Settler, type SettleReport } from './settler.js';
+import type { Settler, SettleReport } from './settler.js';
 import type { ClaimFilter, Store } from '../store/store.js';
 import { reachableStore } from '../store/open.js';
 import type { TaskRow } from '../types.js';
-import { LeaseKeeper } from './lease-keeper.js';
-import { Wakeup } from './wakeup.js';
+import type { Services } from './service.js';
+import { workerHelpers } from './helpers.js';
 import { Fifo } from './fifo.js';
 import { Slots } from './slots.js';
 import { AttemptControl } from '../definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
-import { taskRecurrence, Maintenance } from './maintenance.js';
+import { taskRecurrence, type Maintenance } from './maintenance.js';
 
 export type { WorkerOptions };
 
@@ -38,9 +37,8 @@ export class Worker {
   private settings!: Settings;
   private store!: Store;
   private settler!: Settler;
-  private leases!: LeaseKeeper;
   private maintenance!: Maintenance;
-  private wakeup: Wakeup | null = null;
+  private services!: Services;
   private readonly clock: Clock;
   readonly log: Logger;
   private filter!: ClaimFilter;
@@ -99,53 +97,22 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
-    this.settler = new Settler({
-      store: this.store,
-      workerId: this.id,
-      now: () => this.clock.now(),
-      log: this.log,
-      onSettled: (r) => this.onSettled(r),
-      onConnection: (ok, err, startedAt) => this.health.report(ok, err, startedAt),
-      onProgress: () => this.wake?.(),
-      flushMs: o.settleFlushMs,
-    });
-    this.leases = new LeaseKeeper({
-      store: this.store,
-      workerId: this.id,
-      clock: this.clock,
-      lockTimeoutMs: this.lockTimeoutMs,
-      intervalMs: heartbeatMs,
-      held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
-      onLost: (token) => {
-        this.buffer.filter((t) => t.claimToken !== token);
-        this.abortSlot(token, new LeaseLostError('the lease on this task was lost (another worker claimed it, or it was deleted)'));
+    const helpers = workerHelpers(
+      { workerId: this.id, store: this.store, clock: this.clock, log: this.log, health: this.health, settings: s, options: o, names: this.filter.names, lockTimeoutMs: this.lockTimeoutMs, heartbeatMs, sleepMs: this.sleepMs },
+      {
+        held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
+        onLost: (token) => {
+          this.buffer.filter((t) => t.claimToken !== token);
+          this.abortSlot(token, new LeaseLostError('the lease on this task was lost (another worker claimed it, or it was deleted)'));
+        },
+        onCancelled: (token) => this.cancelHeld(token),
+        onSettled: (r) => this.onSettled(r),
+        wake: () => this.wake?.(),
+        maxAttemptsFor: (t) => this.maxAttemptsFor(t),
       },
-      onCancelled: (token) => this.cancelHeld(token),
-      onConnection: (ok, err, startedAt) => this.health.report(ok, err, startedAt),
-      log: this.log,
-    });
-    this.maintenance = new Maintenance({
-      store: this.store,
-      clock: this.clock,
-      log: this.log,
-      workerId: this.id,
-      names: this.filter.names,
-      maxAttemptsFor: (t) => this.maxAttemptsFor(t),
-      // Recovery runs at every poll (at most 4 times a second): a dead worker's task is picked up
-      // within lockTimeout plus one poll.
-      everyMs: Math.max(250, Math.min(this.sleepMs, this.lockTimeoutMs / 2)),
-      scheduler: schedulerFor({
-        store: this.store,
-        clock: this.clock,
-        log: this.log,
-        workerId: this.id,
-        names: this.filter.names,
-        connection: this.options.connection ?? null,
-        defaultTimezone: this.settings.timezone,
-        // A slot first seen later than this was missed while no worker ran (see catchUp).
-        graceMs: Math.max(this.settings.cronGrace * 1000, 3 * this.sleepMs),
-      }),
-    });
+    );
+    this.settler = helpers.settler;
+    this.maintenance = helpers.maintenance;
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
       worker: this.id,
@@ -159,10 +126,8 @@ export class Worker {
     if (o.duration && o.duration > 0) {
       this.deadlineTimer = setTimeout(() => this.requestStop('duration'), o.duration * 1000);
     }
-    this.leases.start();
-    this.maintenance.startTimer(() => this.health.down);
-    this.wakeup = new Wakeup(this.store, () => this.wake?.(), this.log);
-    await this.wakeup.start();
+    this.services = helpers.services;
+    await this.services.start();
     void this.loop().catch((err: unknown) => {
       this.log.error('worker loop failed', { error: err instanceof Error ? err.stack : String(err) });
       this.requestStop('fatal');
@@ -407,11 +372,7 @@ export class Worker {
     // Running tasks finish (or are aborted by the grace timer and settle as released/failed).
     while (this.slots.size > 0) await this.idle(50);
     if (this.graceTimer) clearTimeout(this.graceTimer);
-    const flushed = await this.settler.flush(Date.now() + 30_000);
-    if (!flushed) this.log.error('some results could not be recorded before exit; those tasks will be recovered when their leases expire');
-    await this.leases.stop();
-    await this.maintenance.stop();
-    await this.wakeup?.stop();
+    await this.services.stop();
     this.summary.reason = this.stopping ?? 'stopped';
     this.log.info('worker stopped', {
       worker: this.id,

@@ -1,0 +1,98 @@
+/**
+ * The worker's long-lived helpers, built from its settings and wired to its hooks: the settler
+ * (writes each attempt's end), the lease keeper (heartbeats), maintenance (lease recovery, cron
+ * slots, warnings) and the wake-up listener. They start in this order and stop in reverse: the
+ * settler's waiting results are kept alive by the lease keeper, so it must stop after the settler.
+ */
+import type { Clock } from '../base/clock.js';
+import type { Logger } from '../base/log.js';
+import type { Settings } from '../config/settings.js';
+import type { Store } from '../store/store.js';
+import type { TaskRow } from '../types.js';
+import { schedulerFor } from './cron-scheduler.js';
+import type { DatabaseHealth } from './db-health.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { Maintenance } from './maintenance.js';
+import type { WorkerOptions } from './options.js';
+import { Services } from './service.js';
+import { Settler, type SettleReport } from './settler.js';
+import { Wakeup } from './wakeup.js';
+
+export interface HelperContext {
+  workerId: string;
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  health: DatabaseHealth;
+  settings: Settings;
+  options: WorkerOptions;
+  names: readonly string[];
+  lockTimeoutMs: number;
+  heartbeatMs: number;
+  sleepMs: number;
+}
+
+/** What the helpers ask of the worker. */
+export interface WorkerHooks {
+  /** Every task whose lease must stay alive: running, prefetched, or waiting to be settled. */
+  held(): TaskRow[];
+  /** A heartbeat found this claim gone (another worker owns the task now). */
+  onLost(token: string): void;
+  /** A heartbeat found a cancel request for this claim. */
+  onCancelled(token: string): void;
+  onSettled(report: SettleReport): void;
+  /** Ends an idle wait: a result was written, or new tasks may be due. */
+  wake(): void;
+  maxAttemptsFor(task: TaskRow): number;
+}
+
+export function workerHelpers(c: HelperContext, hooks: WorkerHooks): { settler: Settler; maintenance: Maintenance; services: Services } {
+  const onConnection = (ok: boolean, err: unknown, startedAt: number) => c.health.report(ok, err, startedAt);
+  const settler = new Settler({
+    store: c.store,
+    workerId: c.workerId,
+    now: () => c.clock.now(),
+    log: c.log,
+    onSettled: hooks.onSettled,
+    onConnection,
+    onProgress: hooks.wake,
+    flushMs: c.options.settleFlushMs,
+  });
+  const leases = new LeaseKeeper({
+    store: c.store,
+    workerId: c.workerId,
+    clock: c.clock,
+    lockTimeoutMs: c.lockTimeoutMs,
+    intervalMs: c.heartbeatMs,
+    held: hooks.held,
+    onLost: hooks.onLost,
+    onCancelled: hooks.onCancelled,
+    onConnection,
+    log: c.log,
+  });
+  const maintenance = new Maintenance({
+    store: c.store,
+    clock: c.clock,
+    log: c.log,
+    workerId: c.workerId,
+    names: c.names,
+    maxAttemptsFor: hooks.maxAttemptsFor,
+    // Recovery runs at every poll (at most 4 times a second): a dead worker's task is picked up
+    // within lockTimeout plus one poll.
+    everyMs: Math.max(250, Math.min(c.sleepMs, c.lockTimeoutMs / 2)),
+    isDbDown: () => c.health.down,
+    scheduler: schedulerFor({
+      store: c.store,
+      clock: c.clock,
+      log: c.log,
+      workerId: c.workerId,
+      names: c.names,
+      connection: c.options.connection ?? null,
+      defaultTimezone: c.settings.timezone,
+      // A slot first seen later than this was missed while no worker ran (see catchUp).
+      graceMs: Math.max(c.settings.cronGrace * 1000, 3 * c.sleepMs),
+    }),
+  });
+  const wakeup = new Wakeup(c.store, hooks.wake, c.log);
+  return { settler, maintenance, services: new Services([leases, settler, maintenance, wakeup]) };
+}
