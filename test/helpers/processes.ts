@@ -74,7 +74,9 @@ function startWatchdog(): ChildProcess {
   });
   child.unref();
   (child.stdin as net.Socket).unref();
-  // If the watchdog is gone, the exit handler still cleans up after a normal exit.
+  // Without a watchdog (it could not start, or died), the exit handler still cleans up after a
+  // normal exit; only the hard-death cover is lost.
+  child.on('error', () => {});
   child.stdin!.on('error', () => {});
   process.on('exit', onExit);
   return child;
