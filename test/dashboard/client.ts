@@ -58,3 +58,8 @@ export class Client {
     return m[1];
   }
 }
+
+/** A response's JSON body, untyped (tests look into it field by field). */
+export async function json(res: Response | Promise<Response>): Promise<any> {
+  return (await res).json();
+}
