@@ -26,6 +26,8 @@ function unauthorized(rel: string): Response {
   return htmlResponse(401, '<!doctype html><title>Sign in</title><p>Sign in to see the bgtasks dashboard.</p>', challenge);
 }
 
+const HEADINGS: Record<number, string> = { 403: 'Refused', 404: 'Not found', 405: 'Not allowed', 413: 'Too large', 415: 'Unsupported form' };
+
 /** Hides internals: the user gets a reference, the log gets the error. */
 function failure(ctx: Ctx, err: unknown): Response {
   if (err instanceof HttpError || isErrorKind(err, 'ValidationError')) {
@@ -33,7 +35,8 @@ function failure(ctx: Ctx, err: unknown): Response {
     const code = err instanceof HttpError ? err.code : 'bad_request';
     const message = (err as Error).message;
     if (wantsJson(ctx)) return jsonError(status, code, message);
-    return htmlResponse(status, renderPage(ctx.view, { heading: 'Bad request', nav: 'none', live: html`` }, { error: message }));
+    const heading = HEADINGS[status] ?? 'Bad request';
+    return htmlResponse(status, renderPage(ctx.view, { heading, nav: 'none', live: html`` }, { error: message }));
   }
   const reference = randomBytes(4).toString('hex');
   try {
@@ -49,6 +52,15 @@ function failure(ctx: Ctx, err: unknown): Response {
   const message = `The dashboard could not complete this request. The error is in the server log (reference ${reference}).`;
   if (wantsJson(ctx)) return jsonError(500, 'internal', message);
   return htmlResponse(500, renderPage(ctx.view, { heading: 'Something went wrong', nav: 'none', live: html`` }, { error: message }));
+}
+
+/** The footer line; a source that cannot say must not cost the page. */
+function describe(app: App): View['source'] {
+  try {
+    return app.source.describe();
+  } catch {
+    return { database: '(database unknown)' };
+  }
 }
 
 /** Answers one request, or null when its path is outside `base`. */
@@ -80,7 +92,7 @@ export async function dispatch(app: App, request: Request, base: string): Promis
     csrfToken: app.readOnly ? null : app.signer.mac('csrf', nonce),
     nowMs: app.now(),
     refreshMs: app.refreshMs,
-    source: app.source.describe(),
+    source: describe(app),
   };
   const ctx: Ctx = { app, request, url, rel, cookies, nonce, setCookies, secure, view, fragment: url.searchParams.get('fragment') === '1', authScheme };
   let response: Response;

@@ -53,6 +53,7 @@ describe('dashboard http', () => {
       expect(res.headers.get('referrer-policy')).to.equal('no-referrer');
     }
     expect(answers[0].headers.get('cache-control')).to.equal('no-store');
+    expect(await answers[4].text()).to.contain('<h1>Not found</h1>');
   });
 
   it('serves its assets itself, with a content type, an ETag and a 304 for a fresh copy', async () => {
