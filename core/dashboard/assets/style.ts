@@ -55,6 +55,8 @@ td.args { font-family: var(--mono); font-size: .8rem; max-width: 28rem; word-bre
   padding: .6rem .9rem; margin-bottom: 1rem; }
 form.filters { display: grid; grid-template-columns: repeat(auto-fill, minmax(12rem, 1fr)); gap: .6rem .9rem;
   background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .8rem; margin-bottom: 1rem; }
+details.filter-box { margin: 0 0 1rem; padding: .4rem .8rem; }
+details.filter-box form.filters { border: none; padding: .6rem 0 .2rem; margin: 0; }
 form.filters label { display: flex; flex-direction: column; font-size: .8rem; color: var(--muted); gap: .2rem; }
 form.filters fieldset { border: none; margin: 0; padding: 0; font-size: .85rem; }
 form.filters fieldset label { flex-direction: row; align-items: center; gap: .3rem; display: inline-flex;
@@ -91,5 +93,7 @@ svg.chart .axis { stroke: var(--line); } svg.chart text { fill: var(--muted); fo
   dl.fields { grid-template-columns: 1fr; } dl.fields dt { margin-top: .4rem; }
   .card .value { font-size: 1.3rem; }
   .live-toggle { margin-left: 0; }
+  form.filters { grid-template-columns: 1fr 1fr; gap: .5rem .6rem; }
+  form.filters fieldset, form.filters .buttons { grid-column: 1 / -1; }
 }
 `;

@@ -45,7 +45,8 @@ function filterForm(view: View, raw: URLSearchParams, choices: FilterChoices | n
   const sort = v('sort') || DEFAULT_SORT.key;
   const dir = v('dir') || DEFAULT_SORT.direction;
   const limit = v('limit') || String(DEFAULT_LIMIT);
-  return html`<form class="filters" method="get" action="${href(view, '/tasks')}" role="search">
+  // In a <details>, so a phone user can fold the form away and see the rows.
+  return html`<details class="filter-box" open><summary>Filters</summary><form class="filters" method="get" action="${href(view, '/tasks')}" role="search">
 <fieldset><legend class="muted">status</legend>${STATUSES.map(
     (s) => html`<label><input type="checkbox" name="status" value="${s.toLowerCase()}"${statuses.has(s) ? html` checked` : ''}> ${s.toLowerCase()}</label>`,
   )}</fieldset>
@@ -64,7 +65,7 @@ function filterForm(view: View, raw: URLSearchParams, choices: FilterChoices | n
 <div class="buttons"><button type="submit">Apply</button><a class="button secondary" href="${href(view, '/tasks')}">Reset</a></div>
 ${choices ? html`<datalist id="queue-choices">${choices.queues.map((q) => html`<option value="${q ?? '-'}"></option>`)}</datalist>
 <datalist id="name-choices">${choices.taskNames.map((n) => html`<option value="${n}"></option>`)}</datalist>` : ''}
-</form>`;
+</form></details>`;
 }
 
 /** The form the row checkboxes belong to (outside the live region, so swaps never touch it). */
