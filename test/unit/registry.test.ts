@@ -271,7 +271,7 @@ describe('registry name rules', () => {
     expect(error).to.be.instanceOf(ValidationError);
     const message = (error as Error).message;
     expect(message).to.match(/^Task name "gaps\.taken" is already registered by function firstOwner \(.*\); cannot register function secondOwner \(.*\) under the same name/);
-    expect(message.match(/api-gaps\.test\.ts:\d+:\d+/g)).to.have.length(2);
+    expect(message.match(/registry\.test\.ts:\d+:\d+/g)).to.have.length(2);
     // The first registration stands.
     expect(getRegistered('gaps.taken')!.fn.name).to.equal('firstOwner');
   });
