@@ -81,6 +81,13 @@ export class TaskFailedError extends BgtasksError {}
 /** `waitFor` ran out of time. */
 export class WaitTimeoutError extends BgtasksError {}
 
+/**
+ * A task's stored arguments, return value or error history cannot be read back (not valid JSON,
+ * or not the shape bgtasks writes: another program or a hand edit stored it). Thrown only when
+ * that field is read; `TaskResult.unreadable` says which fields are affected without throwing.
+ */
+export class CorruptDataError extends BgtasksError {}
+
 /** True when `err` is (a copy of) the bgtasks error class called `kind`. */
 export function isErrorKind(err: unknown, kind: string): boolean {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[KIND] === kind;
@@ -134,3 +141,4 @@ export function errorRecord(err: unknown, attempt: number, at: number, workerId:
     workerId,
   };
 }
+

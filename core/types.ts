@@ -133,6 +133,24 @@ export interface ErrorRecord {
   workerId: string | null;
 }
 
+/**
+ * A stored JSON text that cannot be read back (written by another program or by hand): the text
+ * as it is, and why. `reason` is `not valid JSON` (then `parseError` is the parser's message),
+ * `not a JSON array` (arguments) or `not a JSON array of error records` (error history).
+ */
+export interface UnreadableText {
+  text: string;
+  reason: string;
+  parseError: string | null;
+}
+
+/** The fields of a task whose stored text cannot be read back; only those are present. */
+export interface UnreadableFields {
+  args?: UnreadableText;
+  returnValue?: UnreadableText;
+  errors?: UnreadableText;
+}
+
 /** What the pending and the completed table both say of a task (camelCase of their columns). */
 export interface StoredTask {
   name: string;
@@ -156,7 +174,10 @@ export interface StoredTask {
   repeatUntil: number | null;
   recurringKey: string | null;
   lastError: string | null;
+  /** Empty when the stored history cannot be read (then `errorsUnreadable` says why). */
   errors: ErrorRecord[];
+  /** Set when the `errors` column holds text that is not an error history. */
+  errorsUnreadable?: UnreadableText | null;
 }
 
 /** A pending or running task, as the store hands it to the worker. */
