@@ -6,7 +6,7 @@
  * copy of the package) has its own copies of these classes, and a `PermanentTaskError` thrown from
  * there must still be recognised by the worker.
  */
-import type { ErrorRecord } from './types.js';
+import type { ErrorRecord, TaskError } from './types.js';
 
 const KIND = Symbol.for('bgtasks.errorKind');
 
@@ -142,3 +142,7 @@ export function errorRecord(err: unknown, attempt: number, at: number, workerId:
   };
 }
 
+/** A stored error record as readers see it (TaskResult.errors, `bgtasks show --json`). */
+export function taskErrorOf(e: ErrorRecord): TaskError {
+  return { exceptionClass: e.class, message: e.message, traceback: e.stack, attempt: e.attempt, at: new Date(e.at), workerId: e.workerId };
+}

@@ -119,7 +119,12 @@ export const Repeat = Object.freeze({
   NEVER: 0,
 });
 
-/** One failed attempt, as stored in the error history. */
+/**
+ * One failed attempt, as stored in the `errors` column (a JSON array of these). The stored keys
+ * stay `class` and `stack`: rows written by released versions hold them, and a worker of the
+ * previous version may read rows this one writes. Readers get TaskError instead (TaskResult.errors,
+ * `bgtasks show --json`); errors.ts `taskErrorOf` maps one to the other.
+ */
 export interface ErrorRecord {
   /** The error's class name (`err.name`, or its constructor's name). */
   class: string;
@@ -130,6 +135,22 @@ export interface ErrorRecord {
   attempt: number;
   /** Epoch milliseconds. */
   at: number;
+  workerId: string | null;
+}
+
+/**
+ * One failed attempt as every reader sees it: `TaskResult.errors`, `bgtasks show --json` and the
+ * docs. The names are DEP 0014's TaskError (`exception_class`, `traceback`) in camelCase.
+ */
+export interface TaskError {
+  /** The error's class name. */
+  exceptionClass: string;
+  message: string;
+  /** The stack, followed by each `cause` in turn (`Caused by: …`). */
+  traceback: string;
+  /** The attempt number that failed. */
+  attempt: number;
+  at: Date;
   workerId: string | null;
 }
 

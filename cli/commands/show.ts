@@ -54,8 +54,8 @@ function printDetail(d: TaskDetail): void {
   if (errors.length > 0) {
     line(`errors (${errors.length}, oldest first):`);
     for (const e of errors) {
-      line(`  attempt ${e.attempt} at ${iso(e.at)}${e.workerId ? ` on ${e.workerId}` : ''}: ${e.class}: ${e.message}`);
-      line(indent(e.stack, '      '));
+      line(`  attempt ${e.attempt} at ${iso(e.at)}${e.workerId ? ` on ${e.workerId}` : ''}: ${e.exceptionClass}: ${e.message}`);
+      line(indent(e.traceback, '      '));
     }
   }
 }

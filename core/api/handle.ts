@@ -4,24 +4,12 @@
  * results, queries and the test modes all use them, so none of those needs another.
  */
 import { TaskNotFoundError } from '../errors.js';
-import type { Creator, Json, Status, TaskRef, UnreadableFields } from '../types.js';
+import type { Creator, Json, Status, TaskError, TaskRef, UnreadableFields } from '../types.js';
 
-export type { UnreadableFields, UnreadableText } from '../types.js';
+export type { TaskError, UnreadableFields, UnreadableText } from '../types.js';
 
 /** A TaskHandle's connection name (a symbol, so it stays out of the ref's fields and JSON). */
 export const HANDLE_CONNECTION = Symbol.for('bgtasks.handleConnection');
-
-/** One failed attempt as a result shows it. */
-export interface TaskError {
-  /** The error's class name. */
-  exceptionClass: string;
-  message: string;
-  /** The stack and its `cause` chain. */
-  traceback: string;
-  attempt: number;
-  at: Date;
-  workerId: string | null;
-}
 
 export interface TaskResult<R = unknown> {
   readonly id: string;

@@ -7,15 +7,11 @@
  * listing: reading that field throws CorruptDataError, `unreadable` says which fields without
  * throwing, and toJSON() gives the field as null next to `unreadable`.
  */
-import { CorruptDataError, TaskFailedError, TaskNotFinishedError } from '../errors.js';
+import { CorruptDataError, TaskFailedError, TaskNotFinishedError, taskErrorOf } from '../errors.js';
 import { pendingStatus } from '../policy/status.js';
 import { readArgs, readReturnValue } from '../store/rows.js';
-import type { CompletedRow, Creator, ErrorRecord, Json, Status, StoredTask, TaskRow, UnreadableFields, UnreadableText } from '../types.js';
-import type { TaskError, TaskResult } from './handle.js';
-
-function toTaskError(e: ErrorRecord): TaskError {
-  return { exceptionClass: e.class, message: e.message, traceback: e.stack, attempt: e.attempt, at: new Date(e.at), workerId: e.workerId };
-}
+import type { CompletedRow, Creator, Json, Status, StoredTask, TaskError, TaskRow, UnreadableFields, UnreadableText } from '../types.js';
+import type { TaskResult } from './handle.js';
 
 function creatorOf(type: string | null, id: string | null): Creator | null {
   return type === null ? null : { type, id: id ?? '' };
@@ -162,7 +158,7 @@ function storedData(t: StoredTask) {
     verboseName: t.verboseName,
     creator: creatorOf(t.creatorType, t.creatorId),
     argsText: t.args,
-    errors: t.errors.map(toTaskError),
+    errors: t.errors.map(taskErrorOf),
     errorsUnreadable: t.errorsUnreadable ?? null,
   };
 }

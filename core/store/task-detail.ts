@@ -4,18 +4,20 @@
  * (stored by another program or by hand) is null, with the text and why in `unreadable`.
  */
 import { notFound } from './admin.js';
+import { taskErrorOf } from '../errors.js';
 import { pendingStatus } from '../policy/status.js';
 import { readArgs, readReturnValue } from './rows.js';
 import type { Store } from './store.js';
-import type { CompletedRow, Creator, ErrorRecord, Json, Status, StoredTask, TaskRow, UnreadableFields, UnreadableText } from '../types.js';
+import type { CompletedRow, Creator, ErrorRecord, Json, Status, StoredTask, TaskError, TaskRow, UnreadableFields, UnreadableText } from '../types.js';
 
-export interface TaskErrorDetail {
+/**
+ * One failed attempt: the TaskError of the API, plus the names `show --json` gave before
+ * (`class`, `stack`), kept for one release as deprecated copies.
+ */
+export interface TaskErrorDetail extends TaskError {
+  /** @deprecated Use `exceptionClass` (the same text); removed in the next minor release. */
   class: string;
-  message: string;
-  attempt: number;
-  at: Date;
-  workerId: string | null;
-  /** The stack followed by its `cause` chain. */
+  /** @deprecated Use `traceback` (the same text); removed in the next minor release. */
   stack: string;
 }
 
@@ -59,7 +61,7 @@ export interface TaskDetail {
 const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
 
 function errorsOf(list: ErrorRecord[]): TaskErrorDetail[] {
-  return list.map((e) => ({ class: e.class, message: e.message, attempt: e.attempt, at: new Date(e.at), workerId: e.workerId, stack: e.stack }));
+  return list.map((e) => ({ ...taskErrorOf(e), class: e.class, stack: e.stack }));
 }
 
 /** Arguments, error history and return value: parsed, or null and named in `unreadable`. */
