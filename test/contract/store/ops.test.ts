@@ -431,7 +431,7 @@ contract('store: ops', (db) => {
       const f = await taskDetail(db.store, failed, T0);
       expect(f).to.include({ status: 'FAILED', returnValue: null });
       expect(f.failedAt!.getTime()).to.equal(T0 - 20);
-      expect(f.errors.map((e) => [e.class, e.message, e.attempt, e.at.getTime(), e.workerId])).to.deep.equal([['Error', 'no', 1, T0 - 20, 'worker-a']]);
+      expect(f.errors!.map((e) => [e.exceptionClass, e.message, e.attempt, e.at.getTime(), e.workerId])).to.deep.equal([['Error', 'no', 1, T0 - 20, 'worker-a']]);
       expect(await taskDetail(db.store, '987654321', T0).catch((e: unknown) => e)).to.be.instanceOf(TaskNotFoundError);
     });
   });
