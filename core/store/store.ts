@@ -455,8 +455,11 @@ export class Store {
     });
   }
 
-  /** Gives claimed tasks back: lease cleared, attempt returned, ready at once. Returns how many. */
-  async release(tasks: readonly TaskRow[]): Promise<number> {
+  /**
+   * Gives claimed tasks back: lease cleared, attempt returned, ready at once (or, with `runAt`, not
+   * due before then: claimed tasks were due, so it only moves their run time later). Returns how many.
+   */
+  async release(tasks: readonly TaskRow[], opts: { runAt?: number } = {}): Promise<number> {
     if (tasks.length === 0) return 0;
     return this.retrying(() =>
       this.knex(this.tables.tasks)
@@ -468,6 +471,7 @@ export class Store {
           locked_at: null,
           locked_until: null,
           attempts: this.knex.raw('CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END'),
+          ...(opts.runAt === undefined ? {} : { run_at: opts.runAt }),
         }),
     );
   }
