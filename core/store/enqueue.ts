@@ -29,6 +29,28 @@ export interface StoredCall {
   outcome: EnqueueOutcome;
 }
 
+/** Unlocked pending tasks with this hash (and queue, when given), oldest first. */
+async function findTwins(store: Store, trx: Db, hash: string, queue: string | null | undefined): Promise<Array<{ id: string; runAt: number }>> {
+  const q = trx(store.tables.tasks).select('id', 'run_at').where('hash', hash).whereNull('locked_by').orderBy('id');
+  if (queue !== undefined) {
+    if (queue === null) q.whereNull('queue');
+    else q.where('queue', queue);
+  }
+  const rows = (await q) as Array<{ id: unknown; run_at: unknown }>;
+  return rows.map((r) => ({ id: String(r.id), runAt: Number(r.run_at) }));
+}
+
+async function rescheduleTwins(store: Store, trx: Db, ids: string[], runAt: number, priority: number): Promise<number> {
+  return trx(store.tables.tasks)
+    .whereIn('id', ids)
+    .whereNull('locked_by')
+    .update({ run_at: runAt, scheduled_at: runAt, priority });
+}
+
+async function deleteTwins(store: Store, trx: Db, hash: string): Promise<number> {
+  return trx(store.tables.tasks).where('hash', hash).whereNull('locked_by').del();
+}
+
 async function checkQueueSize(store: Store, trx: Knex.Transaction, queue: string, limit: number, adding: number, nowMs: number): Promise<void> {
   // Serialise enqueues into this queue so two callers cannot both take the last place.
   await store.lockKey(trx, `queue:${queue}`, nowMs);
@@ -49,15 +71,15 @@ export async function insertCall(store: Store, task: NewTask, plan: EnqueuePlan,
     // The lock comes first: on SQLite a write transaction must begin with a write.
     await store.lockKey(trx, `hash:${task.hash}`, nowMs);
     if (plan.action === 'checkExisting' || plan.action === 'rescheduleExisting') {
-      const twins = await store.findTwins(trx, task.hash, plan.matchQueue);
+      const twins = await findTwins(store, trx, task.hash, plan.matchQueue);
       if (twins.length > 0) {
         if (plan.action === 'checkExisting') return { id: twins[0]!.id, runAt: twins[0]!.runAt, outcome: 'existing' };
-        await store.rescheduleTwins(trx, twins.map((t) => t.id), task.runAt, task.priority);
+        await rescheduleTwins(store, trx, twins.map((t) => t.id), task.runAt, task.priority);
         return { id: twins[0]!.id, runAt: task.runAt, outcome: 'rescheduled' };
       }
     }
     let replaced = 0;
-    if (plan.action === 'replaceExisting') replaced = await store.deleteTwins(trx, task.hash);
+    if (plan.action === 'replaceExisting') replaced = await deleteTwins(store, trx, task.hash);
     if (limited) await checkQueueSize(store, trx, task.queue!, plan.queueLimit!, 1, nowMs);
     const [id] = await store.insertTasks([task], trx);
     return { id: id!, runAt: task.runAt, outcome: replaced > 0 ? 'replaced' : 'created' };

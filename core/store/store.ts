@@ -151,28 +151,6 @@ export class Store {
     await trx(this.tables.locks).insert({ key, locked_at: nowMs }).onConflict('key').merge(['locked_at']);
   }
 
-  /** Unlocked pending tasks with this hash (and queue, when given), oldest first. */
-  async findTwins(trx: Db, hash: string, queue: string | null | undefined): Promise<Array<{ id: string; runAt: number }>> {
-    const q = trx(this.tables.tasks).select('id', 'run_at').where('hash', hash).whereNull('locked_by').orderBy('id');
-    if (queue !== undefined) {
-      if (queue === null) q.whereNull('queue');
-      else q.where('queue', queue);
-    }
-    const rows = (await q) as Array<{ id: unknown; run_at: unknown }>;
-    return rows.map((r) => ({ id: String(r.id), runAt: Number(r.run_at) }));
-  }
-
-  async rescheduleTwins(trx: Db, ids: string[], runAt: number, priority: number): Promise<number> {
-    return trx(this.tables.tasks)
-      .whereIn('id', ids)
-      .whereNull('locked_by')
-      .update({ run_at: runAt, scheduled_at: runAt, priority });
-  }
-
-  async deleteTwins(trx: Db, hash: string): Promise<number> {
-    return trx(this.tables.tasks).where('hash', hash).whereNull('locked_by').del();
-  }
-
   async countPendingInQueue(db: Db, queue: string): Promise<number> {
     const [row] = (await db(this.tables.tasks).where('queue', queue).count({ n: '*' })) as Array<{ n: unknown }>;
     return Number(row?.n ?? 0);
