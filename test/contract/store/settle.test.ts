@@ -31,6 +31,7 @@ function finishedAs(t: TaskRow, f: Pick<CompletedRow, 'finishedAt' | 'failedAt' 
     recurringKey: t.recurringKey,
     startedAt: t.lockedAt,
     workerId: t.lockedBy,
+    errorsUnreadable: null,
     ...f,
   };
 }
