@@ -245,16 +245,16 @@ export class Store {
 
   /**
    * Renews the leases of `tasks` held by this worker. Returns the tokens whose lease is gone
-   * (another worker took the task, or it was deleted) and those whose cancellation was requested.
+   * (another worker claimed the task, or it was deleted), those whose cancellation was requested,
+   * and those taken back: a lease that expired and was recovered by some worker's recovery pass,
+   * but that no worker has claimed since (the claim token is still this worker's), is taken back
+   * as the claim left it (see retake). Only an outage or a stall leaves any; the usual beat is one
+   * UPDATE and one SELECT.
    */
-  async heartbeat(
-    workerId: string,
-    tasks: ReadonlyArray<{ id: string; claimToken: string }>,
-    leaseUntilMs: number,
-  ): Promise<{ lost: string[]; cancelled: string[] }> {
-    if (tasks.length === 0) return { lost: [], cancelled: [] };
+  async heartbeat(workerId: string, tasks: readonly TaskRow[], leaseUntilMs: number): Promise<{ lost: string[]; cancelled: string[]; retaken: string[] }> {
+    if (tasks.length === 0) return { lost: [], cancelled: [], retaken: [] };
     const ids = tasks.map((t) => t.id);
-    const tokens = tasks.map((t) => t.claimToken);
+    const tokens = tasks.map((t) => t.claimToken!);
     await this.retrying(() =>
       this.knex(this.tables.tasks)
         .whereIn('id', ids)
@@ -263,13 +263,50 @@ export class Store {
         .update({ locked_until: leaseUntilMs }),
     );
     const rows = (await this.retrying(() =>
-      this.knex(this.tables.tasks).select('claim_token', 'cancel_requested').whereIn('id', ids).whereIn('claim_token', tokens),
-    )) as Array<{ claim_token: string; cancel_requested: unknown }>;
-    const held = new Set(rows.map((r) => r.claim_token));
+      this.knex(this.tables.tasks).select('claim_token', 'cancel_requested', 'locked_by').whereIn('id', ids).whereIn('claim_token', tokens),
+    )) as Array<{ claim_token: string; cancel_requested: unknown; locked_by: unknown }>;
+    const held = new Set<string>();
+    const retaken: string[] = [];
+    for (const r of rows) {
+      if (r.locked_by !== null) {
+        held.add(r.claim_token);
+        continue;
+      }
+      const task = tasks.find((t) => t.claimToken === r.claim_token)!;
+      if (await this.retake(workerId, task, leaseUntilMs)) {
+        held.add(r.claim_token);
+        retaken.push(r.claim_token);
+      }
+    }
     return {
       lost: tokens.filter((t) => !held.has(t)),
-      cancelled: rows.filter((r) => r.cancel_requested === true || Number(r.cancel_requested) === 1).map((r) => r.claim_token),
+      cancelled: rows.filter((r) => held.has(r.claim_token) && (r.cancel_requested === true || Number(r.cancel_requested) === 1)).map((r) => r.claim_token),
+      retaken,
     };
+  }
+
+  /**
+   * Takes back a claim that lease recovery made READY but nobody claimed since: the row becomes
+   * what the claim made it (run time, error history, start), with a fresh lease. The recovery's
+   * `WorkerLostError` record goes, because the run it calls lost was not: its worker still holds
+   * it. False if another worker claimed the task meanwhile (a claim writes a new token).
+   */
+  private async retake(workerId: string, task: TaskRow, leaseUntilMs: number): Promise<boolean> {
+    const n = await this.retrying(() =>
+      this.knex(this.tables.tasks)
+        .where('id', task.id)
+        .where('claim_token', task.claimToken!)
+        .whereNull('locked_by')
+        .update({
+          locked_by: workerId,
+          locked_at: task.lockedAt,
+          locked_until: leaseUntilMs,
+          run_at: task.runAt,
+          last_error: task.lastError,
+          errors: task.errors.length > 0 ? JSON.stringify(task.errors) : null,
+        }),
+    );
+    return n === 1;
   }
 
   // ── Settle ─────────────────────────────────────────────────────────────────────────────────
@@ -382,38 +419,54 @@ export class Store {
    * `cancelled` if a cancellation was requested meanwhile (the caller then fails it instead, so a
    * retry never swallows a cancel request).
    */
-  async retry(
-    task: TaskRow,
-    runAt: number,
-    record: ErrorRecord,
-    extra: { expiredLeaseBefore?: number } = {},
-  ): Promise<'ok' | 'lost' | 'cancelled'> {
+  async retry(task: TaskRow, runAt: number, record: ErrorRecord): Promise<'ok' | 'lost' | 'cancelled'> {
     const { errors, lastError } = this.withError(task, record);
     const q = this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
-    if (extra.expiredLeaseBefore !== undefined) q.where('locked_until', '<', extra.expiredLeaseBefore);
-    const n = await this.retrying(() =>
-      q
-        .clone()
-        .where('cancel_requested', false)
-        .update({
-          run_at: runAt,
-          locked_by: null,
-          claim_token: null,
-          locked_at: null,
-          locked_until: null,
-          last_error: lastError,
-          errors: JSON.stringify(errors),
-        }),
-    );
+    return this.readyGuarded(q, {
+      run_at: runAt,
+      locked_by: null,
+      claim_token: null,
+      locked_at: null,
+      locked_until: null,
+      last_error: lastError,
+      errors: JSON.stringify(errors),
+    });
+  }
+
+  /**
+   * Makes a task whose lease expired before `nowMs` READY at `runAt`, with the record of the lost
+   * run, without destroying the claim: the lease goes (`locked_by`, `locked_until`), so any worker
+   * may claim the task, but the claim token and start time stay. Until a new claim writes a new
+   * token, the worker that held the lease can still record its result (every settle is fenced on
+   * id and claim token) or take the lease back at its next heartbeat (see retake): a worker cut
+   * off by an outage longer than `lockTimeout` keeps its work when nobody re-ran it meanwhile.
+   */
+  async recoverLease(task: TaskRow, runAt: number, record: ErrorRecord, nowMs: number): Promise<'ok' | 'lost' | 'cancelled'> {
+    const { errors, lastError } = this.withError(task, record);
+    const q = this.knex(this.tables.tasks)
+      .where('id', task.id)
+      .where('claim_token', task.claimToken!)
+      .whereNotNull('locked_by')
+      .where('locked_until', '<', nowMs);
+    return this.readyGuarded(q, { run_at: runAt, locked_by: null, locked_until: null, last_error: lastError, errors: JSON.stringify(errors) });
+  }
+
+  /** Applies `set` to the row `q` guards unless a cancel was requested: ok, cancelled or lost. */
+  private async readyGuarded(q: Knex.QueryBuilder, set: Record<string, unknown>): Promise<'ok' | 'lost' | 'cancelled'> {
+    const n = await this.retrying(() => q.clone().where('cancel_requested', false).update(set));
     if (n === 1) return 'ok';
     const still = (await this.retrying(() => q.clone().select('cancel_requested').first())) as { cancel_requested: unknown } | undefined;
     return still && (still.cancel_requested === true || Number(still.cancel_requested) === 1) ? 'cancelled' : 'lost';
   }
 
-  /** Asks the worker running this claim to abort it (seen at its next heartbeat). */
+  /**
+   * Asks the worker running this claim to abort it (seen at its next heartbeat). Not once lease
+   * recovery has taken the lease away: nobody would hear the request, so the caller reads the
+   * task again and finds it READY.
+   */
   async requestCancel(task: TaskRow): Promise<boolean> {
     const n = await this.retrying(() =>
-      this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!).update({ cancel_requested: true }),
+      this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!).whereNotNull('locked_by').update({ cancel_requested: true }),
     );
     return n === 1;
   }
@@ -472,16 +525,15 @@ export class Store {
     );
   }
 
-  /** Running tasks whose lease expired before `nowMs` (their worker stopped renewing it). */
-  async expiredLeases(nowMs: number, limit = 100): Promise<TaskRow[]> {
-    const rows = await this.retrying(() =>
-      this.knex(this.tables.tasks)
-        .select('*')
-        .whereNotNull('locked_by')
-        .where('locked_until', '<', nowMs)
-        .orderBy('locked_until')
-        .limit(limit),
-    );
+  /**
+   * Running tasks whose lease expired before `nowMs` (their worker stopped renewing it), oldest
+   * first; only those of worker `lockedBy`, or only those of other workers (`notLockedBy`).
+   */
+  async expiredLeases(nowMs: number, o: { limit?: number; lockedBy?: string; notLockedBy?: string } = {}): Promise<TaskRow[]> {
+    const q = this.knex(this.tables.tasks).select('*').whereNotNull('locked_by').where('locked_until', '<', nowMs);
+    if (o.lockedBy !== undefined) q.where('locked_by', o.lockedBy);
+    if (o.notLockedBy !== undefined) q.whereNot('locked_by', o.notLockedBy);
+    const rows = await this.retrying(() => q.orderBy('locked_until').limit(o.limit ?? 100));
     return (rows as Record<string, unknown>[]).map(toTaskRow);
   }
 

@@ -46,6 +46,12 @@ export interface SettlerOptions {
   onProgress?: () => void;
   flushMs?: number;
   maxBatch?: number;
+  /**
+   * The worker's leases: when they may have expired (an outage, a stall), a beat comes before the
+   * next write, so a lease that another worker recovered but nobody re-claimed is taken back and
+   * the result recorded as the claim left the task.
+   */
+  leases?: { behind(): boolean; beat(): Promise<void> };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -94,6 +100,11 @@ export class Settler implements Service {
     else this.kick(this.flushMs);
   }
 
+  /** Writes what is queued now, without waiting out the backoff (the database is back). */
+  kickNow(): void {
+    if (this.queue.length > 0) this.kick(0);
+  }
+
   private kick(delayMs: number): void {
     if (this.flushing) return;
     if (delayMs === 0) {
@@ -132,6 +143,7 @@ export class Settler implements Service {
 
   private async flushLoop(): Promise<void> {
     while (this.queue.length > 0) {
+      if (this.o.leases?.behind()) await this.o.leases.beat();
       const batch = this.takeBatch();
       const startedAt = performance.now();
       try {

@@ -27,6 +27,7 @@ import { AttemptControl } from '../definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
 import { taskRecurrence, type Maintenance } from './maintenance.js';
+import type { LeaseKeeper } from './lease-keeper.js';
 
 export type { WorkerOptions };
 
@@ -38,6 +39,9 @@ export class Worker {
   private store!: Store;
   private settler!: Settler;
   private maintenance!: Maintenance;
+  private leases!: LeaseKeeper;
+  /** A beat is under way before buffered tasks may start (see dispatch()). */
+  private confirmingLeases = false;
   private services!: Services;
   private readonly clock: Clock;
   readonly log: Logger;
@@ -113,6 +117,7 @@ export class Worker {
     );
     this.settler = helpers.settler;
     this.maintenance = helpers.maintenance;
+    this.leases = helpers.leases;
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
       worker: this.id,
@@ -260,8 +265,21 @@ export class Worker {
     return !!max && this.dispatched >= max;
   }
 
-  /** Starts buffered tasks in the free slots. */
+  /**
+   * Starts buffered tasks in the free slots. Not while the leases may have expired (an outage, a
+   * stall): a beat first learns which of them another worker has claimed since.
+   */
   private dispatch(): void {
+    if (this.buffer.length > 0 && this.leases.behind()) {
+      if (this.confirmingLeases) return;
+      this.confirmingLeases = true;
+      void this.leases.beat().finally(() => {
+        this.confirmingLeases = false;
+        // Still behind (the database is away): the loop's next round tries again, at its backoff.
+        if (!this.leases.behind()) this.dispatch();
+      });
+      return;
+    }
     while (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && !this.maxTasksReached()) {
       this.dispatched++;
       this.run(this.buffer.shift()!);
@@ -278,6 +296,9 @@ export class Worker {
   }
 
   private async claim(limit: number): Promise<TaskRow[]> {
+    // After a lapse of the leases, a beat takes back the ones recovered but not re-claimed first:
+    // claimed by this worker again, they would run twice.
+    if (this.leases.behind()) await this.leases.beat();
     return this.health.guard(
       () =>
         this.store.claim({ ...this.filter, workerId: this.id, nowMs: this.clock.now(), leaseMs: this.lockTimeoutMs, limit }),
