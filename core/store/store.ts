@@ -10,6 +10,7 @@ import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from '../errors.js';
 import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
+import { planSuccessStatements, storableRecord } from './storable.js';
 import type { CompletedRow, ErrorRecord, TaskRow } from '../types.js';
 
 export interface Tables {
@@ -57,10 +58,23 @@ export interface Completion {
   successorAt: number | null;
 }
 
+/** A success the database cannot store (recorded as the task's failure instead), and why. */
+export interface Refusal {
+  item: Completion;
+  reason: string;
+}
+
+export interface CompleteOutcome {
+  done: Completion[];
+  lost: Completion[];
+  refused: Refusal[];
+  /** Not written because a statement failed with `error`. */
+  unwritten: Completion[];
+  error: unknown;
+}
+
 /** Rows per multi-row INSERT: under every database's bind-parameter limit. */
 const INSERT_CHUNK = 400;
-/** Successes recorded per statement (their inputs travel as one JSON document or four arrays). */
-const COMPLETE_CHUNK = 1000;
 const MAX_TX_RETRIES = 10;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -311,47 +325,62 @@ export class Store {
 
   // ── Settle ─────────────────────────────────────────────────────────────────────────────────
 
-  /** Trims the error history to the newest `errorsKept` records. */
+  /** Adds a record made storable (see storable.ts), trimming the history to the newest `errorsKept`. */
   withError(task: TaskRow, record: ErrorRecord): { errors: ErrorRecord[]; lastError: string } {
-    const errors = [...task.errors, record].slice(-this.errorsKept);
-    return { errors, lastError: record.stack };
+    const stored = storableRecord(record);
+    const errors = [...task.errors, stored].slice(-this.errorsKept);
+    return { errors, lastError: stored.stack };
+  }
+
+  /** One round trip: tells a database that is away from one that refused a statement. */
+  async ping(): Promise<void> {
+    await this.knex.raw('SELECT 1');
   }
 
   /**
    * Completes successes: deletes the pending rows (guarded by claim token), writes the completed
-   * rows and the successors of recurring tasks, in one transaction. Returns the ids whose lease
-   * was lost (nothing written for them).
+   * rows and the successors of recurring tasks, a bounded number of bytes per statement. Returns
+   * those whose lease was lost (nothing written for them), those the database cannot store
+   * (nothing written either: the caller records them failed), and, when a statement failed, its
+   * error and the successes it and the statements after it would have written (those before it
+   * are written: a failure part-way is not thrown, so that they are not written twice).
    */
-  async completeMany(items: readonly Completion[], nowMs: number): Promise<{ done: Completion[]; lost: Completion[] }> {
-    if (items.length === 0) return { done: [], lost: [] };
+  async completeMany(items: readonly Completion[], nowMs: number): Promise<CompleteOutcome> {
+    const out: CompleteOutcome = { done: [], lost: [], refused: [], unwritten: [], error: null };
+    if (items.length === 0) return out;
+    const plan = await planSuccessStatements(items, this.dialect, this.knex);
+    for (const r of plan.refused) out.refused.push({ item: r.item, reason: r.reason });
+    // Plain successes: one server-side copy per statement. Recurring ones also insert a successor.
+    const statements = plan.statements.map((chunk) => ({ chunk, recurring: chunk[0]!.successorAt !== null }));
+    for (let i = 0; i < statements.length; i++) {
+      const { chunk, recurring } = statements[i]!;
+      try {
+        const r = recurring ? await this.completeWithSuccessors(chunk, nowMs) : await this.completePlain(chunk, nowMs);
+        out.done.push(...r.done);
+        out.lost.push(...r.lost);
+      } catch (err) {
+        out.error = err;
+        out.unwritten = statements.slice(i).flatMap((s) => s.chunk);
+        break;
+      }
+    }
+    return out;
+  }
+
+  /** Successes without a successor: one server-side copy (the dialect's), else one by one. */
+  private async completePlain(chunk: readonly Completion[], nowMs: number): Promise<{ done: Completion[]; lost: Completion[] }> {
+    const ids = await this.retrying(() =>
+      this.dialect.completeMany(
+        this.knex,
+        this.tables,
+        chunk.map((c) => ({ id: c.task.id, token: c.task.claimToken!, finishedAt: c.finishedAt, returnValue: c.returnValue })),
+      ),
+    );
+    if (ids === null) return this.completeWithSuccessors(chunk, nowMs);
+    const set = new Set(ids);
     const done: Completion[] = [];
     const lost: Completion[] = [];
-    // Plain successes: one server-side copy per batch. Recurring ones also insert a successor.
-    const plain = items.filter((c) => c.successorAt === null);
-    const recurring = items.filter((c) => c.successorAt !== null);
-    for (let i = 0; i < plain.length; i += COMPLETE_CHUNK) {
-      const chunk = plain.slice(i, i + COMPLETE_CHUNK);
-      const ids = await this.retrying(() =>
-        this.dialect.completeMany(
-          this.knex,
-          this.tables,
-          chunk.map((c) => ({ id: c.task.id, token: c.task.claimToken!, finishedAt: c.finishedAt, returnValue: c.returnValue })),
-        ),
-      );
-      if (ids === null) {
-        const r = await this.completeWithSuccessors(chunk, nowMs);
-        done.push(...r.done);
-        lost.push(...r.lost);
-        continue;
-      }
-      const set = new Set(ids);
-      for (const c of chunk) (set.has(c.task.id) ? done : lost).push(c);
-    }
-    if (recurring.length > 0) {
-      const r = await this.completeWithSuccessors(recurring, nowMs);
-      done.push(...r.done);
-      lost.push(...r.lost);
-    }
+    for (const c of chunk) (set.has(c.task.id) ? done : lost).push(c);
     return { done, lost };
   }
 

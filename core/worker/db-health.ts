@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../base/log.js';
 import type { Store } from '../store/store.js';
+import { driverMessage } from '../store/storable.js';
 
 const MAX_BACKOFF_MS = 30_000;
 
@@ -42,7 +43,8 @@ export class DatabaseHealth {
     this.noticedAt = performance.now();
     this.log.warn('database unreachable; retrying with backoff, results are kept until they can be recorded', {
       database: this.store.conn.spec.display,
-      error: err instanceof Error ? err.message : String(err),
+      // Not the whole message: knex puts the statement first, which can be megabytes of a result.
+      error: driverMessage(err),
     });
   }
 

@@ -357,6 +357,7 @@ export class Worker {
         maxRunTimeMs: Math.round(maxRunTime * 1000),
         control,
         log: this.log,
+        maxResultBytes: this.settings.maxResultBytes,
       });
     }
     const decision: Decision = decide(
