@@ -49,18 +49,21 @@ const T0 = Date.UTC(2030, 5, 1, 8);
 
 contract('workers coming back after their leases expired', (db) => {
   const clock = new ManualClock(T0);
-  const claimReq = (workerId: string): ClaimRequest => ({
+  const claimReq = (workerId: string, at: ManualClock = clock): ClaimRequest => ({
     names: ['outage.held'],
     queues: null,
     excludeQueues: null,
     ordering: 'DESC',
     workerId,
-    nowMs: clock.now(),
+    nowMs: at.now(),
     leaseMs: 5_000,
     limit: 1,
   });
-  const maintenance = (workerId: string) =>
-    new Maintenance({ store: db.store, clock, log: recordingLogger(), workerId, names: [], maxAttemptsFor: () => 25, everyMs: 1000 });
+  const maintenance = (workerId: string, at: ManualClock = clock) =>
+    new Maintenance({ store: db.store, clock: at, log: recordingLogger(), workerId, names: [], maxAttemptsFor: () => 25, everyMs: 1000 });
+  // Another worker's clock, past the first worker's leases. The first worker's own clock stays
+  // put, so that it does not notice the lapse (and renew) before the other worker acts.
+  const otherClock = () => new ManualClock(clock.now() + 6_000);
   const workerOptions = (extra: WorkerOptions = {}): WorkerOptions => ({ clock, sleep: 0.02, lockTimeout: 5, logger: recordingLogger(), ...extra });
   const openAll = () => {
     for (const tag of ['a', 'b', 'c', 'd', 'e', 'f']) gateFor(tag).open();
@@ -126,12 +129,9 @@ contract('workers coming back after their leases expired', (db) => {
     try {
       await waitUntil(() => running() === 1, 'the task to start');
       const before = (await db.store.findPending(ref.id))!;
-      clock.advance(6);
       // Another worker's recovery pass, before this worker's next heartbeat.
-      expect(await maintenance('other-worker').recoverExpiredLeases()).to.equal(1);
-      const recovered = (await db.store.findPending(ref.id))!;
-      expect(recovered.lockedBy).to.equal(null);
-      await waitUntil(async () => (await db.store.findPending(ref.id))!.lockedBy === w.id, 'the heartbeat to take the lease back');
+      expect(await maintenance('other-worker', otherClock()).recoverExpiredLeases()).to.equal(1);
+      await waitUntil(() => log.find('warn', /took back the lease/).length === 1, 'the heartbeat to take the lease back');
       const back = (await db.store.findPending(ref.id))!;
       expect(back.claimToken).to.equal(before.claimToken);
       expect(back.lockedUntil).to.equal(clock.now() + 5_000);
@@ -163,12 +163,13 @@ contract('workers coming back after their leases expired', (db) => {
   it('a late result is still fenced when another worker recovered and re-claimed the task', async () => {
     const ref = await held('a');
     const log = recordingLogger();
-    const w = await new Worker(workerOptions({ heartbeatInterval: 0.3, logger: log })).start(db.settings);
+    const w = await new Worker(workerOptions({ heartbeatInterval: 2, logger: log })).start(db.settings);
     try {
       await waitUntil(() => running() === 1, 'the task to start');
-      clock.advance(6);
-      expect(await maintenance('other-worker').recoverExpiredLeases()).to.equal(1);
-      const [fresh] = await db.store.claim(claimReq('other-worker'));
+      // Recovered and claimed again between two heartbeats of the first worker (every 2 s).
+      const later = otherClock();
+      expect(await maintenance('other-worker', later).recoverExpiredLeases()).to.equal(1);
+      const [fresh] = await db.store.claim(claimReq('other-worker', later));
       expect(fresh!.id).to.equal(ref.id);
       await waitUntil(() => log.find('warn', /lease lost/).length === 1, 'the old worker to learn it lost the lease');
       expect(runs.get('a')).to.equal(1);
