@@ -48,6 +48,14 @@ export interface ClaimRequest extends ClaimFilter {
   nowMs: number;
   leaseMs: number;
   limit: number;
+  /** Only tasks whose priority ranks strictly above this one (in the filter's ordering). */
+  above?: number;
+}
+
+/** Claim order: priority (by the ordering), then run time, then id. Claims return rows in it. */
+export function claimOrder(ordering: 'DESC' | 'ASC'): (a: TaskRow, b: TaskRow) => number {
+  const sign = ordering === 'ASC' ? 1 : -1;
+  return (a, b) => sign * (a.priority - b.priority) || a.runAt - b.runAt || Number(a.id) - Number(b.id);
 }
 
 /** A success waiting to be written. */
@@ -195,9 +203,10 @@ export class Store {
   // ── Claim and leases ───────────────────────────────────────────────────────────────────────
 
   /** The due, unlocked tasks this worker may run, in claim order, as a query for their ids. */
-  private candidates(f: ClaimFilter, nowMs: number, limit: number): Knex.QueryBuilder {
+  private candidates(f: ClaimFilter & { above?: number }, nowMs: number, limit: number): Knex.QueryBuilder {
     const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
     this.applyFilter(q, f);
+    if (f.above !== undefined) q.where('priority', f.ordering === 'ASC' ? '<' : '>', f.above);
     const dir = f.ordering === 'ASC' ? 'asc' : 'desc';
     return q
       .orderBy([
@@ -230,9 +239,19 @@ export class Store {
       this.dialect.claim(this.knex, this.tables.tasks, this.candidates(req, req.nowMs, req.limit), set),
     );
     const rows = raw.map(toTaskRow);
-    const sign = req.ordering === 'ASC' ? 1 : -1;
-    rows.sort((a, b) => sign * (a.priority - b.priority) || a.runAt - b.runAt || Number(a.id) - Number(b.id));
+    rows.sort(claimOrder(req.ordering));
     return rows;
+  }
+
+  /**
+   * Whether a due, unlocked task this worker could claim ranks strictly above `priority`: a read
+   * (no lock taken), so that a worker can check cheaply before it starts a task it claimed ahead.
+   */
+  async outranked(f: ClaimFilter, nowMs: number, priority: number): Promise<boolean> {
+    if (f.names.length === 0) return false;
+    const q = this.candidates({ ...f, above: priority }, nowMs, 1);
+    const rows = (await this.retrying(() => q)) as unknown[];
+    return rows.length > 0;
   }
 
   /** A non-locking count of due, unlocked tasks this worker could claim (SKIP LOCKED can't tell). */

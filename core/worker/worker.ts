@@ -16,12 +16,12 @@ import { ensureMigrated } from '../store/migrate.js';
 import { decide, decideCancelledBeforeStart, type Decision, type Execution } from '../policy/transitions.js';
 import { registeredNames, getRegistered } from '../definition/registry.js';
 import type { Settler, SettleReport } from './settler.js';
-import type { ClaimFilter, Store } from '../store/store.js';
+import { claimOrder, type ClaimFilter, type Store } from '../store/store.js';
 import { reachableStore } from '../store/open.js';
 import type { TaskRow } from '../types.js';
 import type { Services } from './service.js';
 import { workerHelpers } from './helpers.js';
-import { Fifo } from './fifo.js';
+import { PrefetchBuffer, PRIORITY_RECHECK_MS } from './prefetch.js';
 import { Slots } from './slots.js';
 import { AttemptControl } from '../definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
@@ -54,7 +54,9 @@ export class Worker {
   private sleepMs = 5000;
   private lockTimeoutMs = 60_000;
   private slots = new Slots(1);
-  private readonly buffer = new Fifo<TaskRow>(64);
+  private buffer!: PrefetchBuffer;
+  /** A look for due tasks of higher priority is under way before buffered tasks may start. */
+  private recheckingPriorities = false;
   private stopping: StopReason | null = null;
   private wake: (() => void) | null = null;
   private started = false;
@@ -101,6 +103,7 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
+    this.buffer = new PrefetchBuffer(claimOrder(s.priorityOrdering), Math.min(this.sleepMs, PRIORITY_RECHECK_MS));
     const helpers = workerHelpers(
       { workerId: this.id, store: this.store, clock: this.clock, log: this.log, health: this.health, settings: s, options: o, names: this.filter.names, lockTimeoutMs: this.lockTimeoutMs, heartbeatMs, sleepMs: this.sleepMs },
       {
@@ -226,7 +229,7 @@ export class Worker {
       const refill = want > 0 && this.buffer.length <= this.prefetch / 2 && this.settler.size < this.settleBacklog;
       if (refill) {
         const rows = await this.claim(want);
-        this.buffer.pushAll(rows);
+        this.buffer.add(rows);
         this.dispatch();
         if (first) {
           first = false;
@@ -280,9 +283,48 @@ export class Worker {
       });
       return;
     }
+    if (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && this.buffer.stale()) {
+      if (this.recheckingPriorities) return;
+      this.recheckingPriorities = true;
+      void this.recheckPriorities()
+        .catch((err: unknown) => this.log.warn('could not look for due tasks of higher priority; starting the prefetched ones', { error: err instanceof Error ? err.message : String(err) }))
+        .finally(() => {
+          this.recheckingPriorities = false;
+          this.buffer.touch();
+          this.dispatch();
+        });
+      return;
+    }
     while (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && !this.maxTasksReached()) {
       this.dispatched++;
       this.run(this.buffer.shift()!);
+    }
+  }
+
+  /**
+   * Before starting tasks claimed a while ago: claims the due tasks that rank above those about to
+   * start, if any came in since, so that they start first; as many of the lowest-ranked prefetched
+   * tasks are given back (attempt returned), for this or another worker to claim again. One read
+   * when nothing outranks them.
+   */
+  private async recheckPriorities(): Promise<void> {
+    const starting = Math.min(this.concurrency - this.slots.size, this.buffer.length);
+    if (starting <= 0) return;
+    const floor = this.buffer.at(starting - 1)!.priority;
+    const nowMs = this.clock.now();
+    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor), false))) return;
+    const rows = await this.health.guard(
+      () => this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor }),
+      [],
+    );
+    if (rows.length === 0) return;
+    const surplus = this.buffer.displace(rows);
+    try {
+      await this.store.release(surplus);
+      this.summary.released += surplus.length;
+    } catch {
+      // Not given back (the database is away): they stay this worker's, to run after the others.
+      this.buffer.add(surplus);
     }
   }
 
