@@ -241,13 +241,17 @@ export class Settler implements Service {
     const now = this.o.now();
     const t = w.task;
     const d = w.decision;
+    if (d.type === 'release' || d.type === 'none') {
+      // Giving a task back stores nothing of the attempt: no reason to fail the task for it.
+      this.o.log.error('could not give a task back; its lease will expire and the task will be recovered', { id: t.id, error: driverMessage(err) });
+      return null;
+    }
     const why = reason ?? `the database refused it: ${driverMessage(err)}`;
     let what: string;
     if (d.type === 'complete') {
       what = `the result of attempt ${t.attempts} (${w.returnValue === null ? 0 : Buffer.byteLength(w.returnValue)} bytes of JSON)`;
     } else {
-      const cause = d.type === 'retry' || d.type === 'fail' ? d.error : null;
-      what = `the error record of attempt ${t.attempts} (${preview(cause)})`;
+      what = `the error record of attempt ${t.attempts} (${preview(d.error)})`;
     }
     const error = new RecordRefusedError(`Task ${t.name} #${t.id}: ${what} could not be stored; ${why}`);
     const failure = decideRecordRefused(
@@ -334,10 +338,11 @@ export class Settler implements Service {
       if (lostIds.has(w.task.id) || doneIds.has(w.task.id)) this.report(w, lostIds.has(w.task.id) ? 'lost' : 'succeeded');
     }
     const byId = new Map(batch.map((w) => [w.task.id, w]));
-    for (const { item, reason } of r.refused) {
-      const w = byId.get(item.task.id)!;
-      const away = await this.refuse(w, null, reason);
-      if (away) return { writes: [w, ...r.unwritten.map((c) => byId.get(c.task.id)!)], error: away.error };
+    for (let i = 0; i < r.refused.length; i++) {
+      const away = await this.refuse(byId.get(r.refused[i]!.item.task.id)!, null, r.refused[i]!.reason);
+      // The database went away: what is left is written (or refused again) later.
+      const left = [...r.refused.slice(i).map((x) => x.item), ...r.unwritten];
+      if (away) return { writes: left.map((c) => byId.get(c.task.id)!), error: away.error };
     }
     if (r.unwritten.length === 0) return null;
     return { writes: r.unwritten.map((c) => byId.get(c.task.id)!), error: r.error };
