@@ -35,6 +35,7 @@ export {
   NotMigratedError,
   LeaseLostError,
   WorkerLostError,
+  RecordRefusedError,
   WorkerStoppedError,
   TaskLoadError,
   DatabaseUnavailableError,

@@ -16,17 +16,18 @@ import { ensureMigrated } from '../store/migrate.js';
 import { decide, decideCancelledBeforeStart, type Decision, type Execution } from '../policy/transitions.js';
 import { registeredNames, getRegistered } from '../definition/registry.js';
 import type { Settler, SettleReport } from './settler.js';
-import type { ClaimFilter, Store } from '../store/store.js';
+import { claimOrder, type ClaimFilter, type Store } from '../store/store.js';
 import { reachableStore } from '../store/open.js';
 import type { TaskRow } from '../types.js';
 import type { Services } from './service.js';
 import { workerHelpers } from './helpers.js';
-import { Fifo } from './fifo.js';
+import { PrefetchBuffer, PRIORITY_RECHECK_MS } from './prefetch.js';
 import { Slots } from './slots.js';
 import { AttemptControl } from '../definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
 import { taskRecurrence, type Maintenance } from './maintenance.js';
+import type { LeaseKeeper } from './lease-keeper.js';
 
 export type { WorkerOptions };
 
@@ -41,6 +42,9 @@ export class Worker {
   private store!: Store;
   private settler!: Settler;
   private maintenance!: Maintenance;
+  private leases!: LeaseKeeper;
+  /** A beat is under way before buffered tasks may start (see dispatch()). */
+  private confirmingLeases = false;
   private services!: Services;
   private readonly clock: Clock;
   readonly log: Logger;
@@ -53,7 +57,9 @@ export class Worker {
   private sleepMs = 5000;
   private lockTimeoutMs = 60_000;
   private slots = new Slots(1);
-  private readonly buffer = new Fifo<TaskRow>(64);
+  private buffer!: PrefetchBuffer;
+  /** A look for due tasks of higher priority is under way before buffered tasks may start. */
+  private recheckingPriorities = false;
   private stopping: StopReason | null = null;
   private wake: (() => void) | null = null;
   /** A wake-up that came while the loop was busy (claiming, settling): the next idle ends at once. */
@@ -104,6 +110,7 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
+    this.buffer = new PrefetchBuffer(claimOrder(s.priorityOrdering), Math.min(this.sleepMs, PRIORITY_RECHECK_MS));
     const helpers = workerHelpers(
       { workerId: this.id, store: this.store, clock: this.clock, log: this.log, health: this.health, settings: s, options: o, names: this.filter.names, lockTimeoutMs: this.lockTimeoutMs, heartbeatMs, sleepMs: this.sleepMs },
       {
@@ -120,6 +127,7 @@ export class Worker {
     );
     this.settler = helpers.settler;
     this.maintenance = helpers.maintenance;
+    this.leases = helpers.leases;
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
       worker: this.id,
@@ -228,7 +236,7 @@ export class Worker {
       const refill = want > 0 && this.buffer.length <= this.prefetch / 2 && this.settler.size < this.settleBacklog;
       if (refill) {
         const rows = await this.claim(want);
-        this.buffer.pushAll(rows);
+        this.buffer.add(rows);
         this.dispatch();
         if (first) {
           first = false;
@@ -267,11 +275,63 @@ export class Worker {
     return !!max && this.dispatched >= max;
   }
 
-  /** Starts buffered tasks in the free slots. */
+  /**
+   * Starts buffered tasks in the free slots. Not while the leases may have expired (an outage, a
+   * stall): a beat first learns which of them another worker has claimed since.
+   */
   private dispatch(): void {
+    if (this.buffer.length > 0 && this.leases.behind()) {
+      if (this.confirmingLeases) return;
+      this.confirmingLeases = true;
+      void this.leases.beat().finally(() => {
+        this.confirmingLeases = false;
+        // Still behind (the database is away): the loop's next round tries again, at its backoff.
+        if (!this.leases.behind()) this.dispatch();
+      });
+      return;
+    }
+    if (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && this.buffer.stale()) {
+      if (this.recheckingPriorities) return;
+      this.recheckingPriorities = true;
+      void this.recheckPriorities()
+        .catch((err: unknown) => this.log.warn('could not look for due tasks of higher priority; starting the prefetched ones', { error: err instanceof Error ? err.message : String(err) }))
+        .finally(() => {
+          this.recheckingPriorities = false;
+          this.buffer.touch();
+          this.dispatch();
+        });
+      return;
+    }
     while (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && !this.maxTasksReached()) {
       this.dispatched++;
       this.run(this.buffer.shift()!);
+    }
+  }
+
+  /**
+   * Before starting tasks claimed a while ago: claims the due tasks that rank above those about to
+   * start, if any came in since, so that they start first; as many of the lowest-ranked prefetched
+   * tasks are given back (attempt returned), for this or another worker to claim again. One read
+   * when nothing outranks them.
+   */
+  private async recheckPriorities(): Promise<void> {
+    const starting = Math.min(this.concurrency - this.slots.size, this.buffer.length);
+    if (starting <= 0) return;
+    const floor = this.buffer.at(starting - 1)!.priority;
+    const nowMs = this.clock.now();
+    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor), false))) return;
+    const rows = await this.health.guard(
+      () => this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor }),
+      [],
+    );
+    if (rows.length === 0) return;
+    const surplus = this.buffer.displace(rows);
+    try {
+      await this.store.release(surplus);
+      this.summary.released += surplus.length;
+    } catch {
+      // Not given back (the database is away): they stay this worker's, to run after the others.
+      this.buffer.add(surplus);
     }
   }
 
@@ -285,6 +345,9 @@ export class Worker {
   }
 
   private async claim(limit: number): Promise<TaskRow[]> {
+    // After a lapse of the leases, a beat takes back the ones recovered but not re-claimed first:
+    // claimed by this worker again, they would run twice.
+    if (this.leases.behind()) await this.leases.beat();
     return this.health.guard(
       () =>
         this.store.claim({ ...this.filter, workerId: this.id, nowMs: this.clock.now(), leaseMs: this.lockTimeoutMs, limit }),
@@ -357,6 +420,7 @@ export class Worker {
         maxRunTimeMs: Math.round(maxRunTime * 1000),
         control,
         log: this.log,
+        maxResultBytes: this.settings.maxResultBytes,
       });
     }
     const decision: Decision = decide(

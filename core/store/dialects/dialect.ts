@@ -28,6 +28,12 @@ export interface ClaimSet {
  */
 export type ErrorKind = 'retry' | 'connection' | 'unique' | 'missing-table';
 
+export interface StatementLimit {
+  maxBytes: number;
+  name: string;
+  resultBytes(returnValue: string): number;
+}
+
 export interface Dialect {
   readonly name: DialectName;
   /** Our own pool's settings and per-connection set-up. */
@@ -67,6 +73,12 @@ export interface Dialect {
   listen?(knex: Knex, tables: { tasks: string }, onTask: () => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;
   /** Creates an index; `where` makes it partial where the database supports that. */
   createIndex(knex: Knex, table: string, name: string, columnsSql: string, where?: string): Promise<void>;
+  /**
+   * The largest statement the server accepts (`maxBytes`, the setting's `name`), and the bytes a
+   * return value takes in the statement that records a success. Absent where no result can reach
+   * the limit (PostgreSQL holds 1 GB per value, SQLite a billion bytes per statement).
+   */
+  statementLimit?(knex: Knex): Promise<StatementLimit>;
   /** The database server's clock, in epoch ms (to warn about clock skew between machines). */
   serverTimeMs(knex: Knex): Promise<number>;
   classifyError(err: unknown): ErrorKind | null;
