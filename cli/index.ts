@@ -6,7 +6,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { runCommand } from './run-command.js';
 import { EXIT } from './exit-codes.js';
+import { exitWhenFlushed, guardOutput } from './output.js';
 
+guardOutput();
 const program = new Command();
 
 program
@@ -17,10 +19,8 @@ program
   .configureOutput({
     outputError: (text, write) => write(`bgtasks: ${commanderLine(text)}\n`),
   })
-  .exitOverride((err: CommanderError) => {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(EXIT.OK);
-    process.exit(EXIT.USAGE);
-  })
+  // Thrown, not exited: the help text must be written out before the process ends (see below).
+  .exitOverride()
   .addHelpText(
     'after',
     `
@@ -280,12 +280,15 @@ async function packageVersion(): Promise<string> {
   return pkg.version;
 }
 
+const HELP_CODES = ['commander.helpDisplayed', 'commander.version', 'commander.help'];
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) process.exit(EXIT.USAGE);
-  throw err;
+  if (!(err instanceof CommanderError)) throw err;
+  process.exitCode = HELP_CODES.includes(err.code) ? EXIT.OK : EXIT.USAGE;
 }
 // The command is done. Timers or pools that task code left open (an abandoned task's timer, the
-// application's own database pool) must not keep a cron-launched process alive.
-process.exit(process.exitCode ?? EXIT.OK);
+// application's own database pool) must not keep a cron-launched process alive; what it printed
+// must still reach a slow reader.
+await exitWhenFlushed(Number(process.exitCode ?? EXIT.OK));

@@ -14,6 +14,7 @@ import { Worker } from '../../core/worker/worker.js';
 import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
 import { flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
+import { exitWhenFlushed, onOutputClosed, outputClosed } from '../output.js';
 
 export interface ProcessTasksFlags extends DbFlags {
   duration?: string;
@@ -48,7 +49,9 @@ export function makeLogger(flags: { logFormat?: string; verbose?: boolean; quiet
   return createLogger({
     format,
     level: flags.verbose ? 'debug' : flags.quiet ? 'warn' : 'info',
-    write: (line) => void out(`${line}\n`),
+    write: (line) => {
+      if (!outputClosed()) out(`${line}\n`);
+    },
     base,
   });
 }
@@ -139,8 +142,8 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     log.error('uncaught exception: releasing in-flight tasks and exiting', {
       error: err instanceof Error ? (err.stack ?? err.message) : String(err),
     });
-    const exit = () => process.exit(EXIT.FAILURE);
-    setTimeout(exit, 10_000).unref();
+    const exit = () => void exitWhenFlushed(EXIT.FAILURE);
+    setTimeout(() => process.exit(EXIT.FAILURE), 10_000).unref();
     running.stopNow().then(exit, exit);
   };
   process.on('SIGINT', onSignal);
@@ -154,6 +157,12 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     process.once('disconnect', onOrphaned);
     process.channel?.unref();
   }
+  // A reader that closed our standard output (`| head`, a log shipper that died) leaves the log
+  // nowhere to go: stop as on SIGTERM, and say so where it may still be read.
+  const offOutputClosed = onOutputClosed(() => {
+    process.stderr.write('bgtasks: standard output was closed by its reader; stopping the worker (running tasks get --grace seconds)\n');
+    void running.stop();
+  });
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
   let releaseYoung = () => {};
@@ -168,6 +177,7 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     process.off('disconnect', onOrphaned);
     process.off('unhandledRejection', onRejection);
     process.off('uncaughtException', onException);
+    offOutputClosed();
     uncapture?.();
     releaseYoung();
   }
