@@ -11,6 +11,7 @@ import { resolveSettings } from '../../core/config/settings.js';
 import { flagSetting, overridesFrom, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { isHeapSizeFlag } from '../young-generation.js';
+import { setLongTimeout } from '../../core/base/long-timer.js';
 
 const SOURCE_EXT = /\.(ts|mts|cts|tsx|js|mjs|cjs|json)$/;
 const SKIPPED_DIRS = new Set(['node_modules', 'dist', '.git']);
@@ -122,12 +123,12 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
   // Closing the terminal (SIGHUP) reaches only us: the worker has its own process group.
   process.on('SIGHUP', stop);
   const duration = flags.duration !== undefined ? Number(flags.duration) : 0;
-  const durationTimer = duration > 0 ? setTimeout(() => stop('SIGTERM'), duration * 1000) : null;
+  const durationTimer = duration > 0 ? setLongTimeout(() => stop('SIGTERM'), duration * 1000) : null;
 
   say(`watching ${roots.join(', ')} (node_modules, dist and .git skipped)`);
   start();
   const code = await finished;
-  if (durationTimer) clearTimeout(durationTimer);
+  durationTimer?.clear();
   if (timer) clearTimeout(timer);
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
