@@ -7,10 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../errors.js';
 import { processWide } from '../base/global.js';
 import type { DefinitionInternals } from './definition.js';
+import { checkNoNul } from '../policy/options.js';
 
 const registry = processWide('registry', () => new Map<string, DefinitionInternals>());
 
 export function register(def: DefinitionInternals): DefinitionInternals {
+  checkNoNul(def.name, 'task name');
   const existing = registry.get(def.name);
   if (existing && existing.fn !== def.fn && existing.fn.toString() !== def.fn.toString()) {
     const a = describe(existing);
