@@ -56,6 +56,22 @@ export function makeLogger(flags: { logFormat?: string; verbose?: boolean; quiet
   });
 }
 
+/**
+ * An empty `--queue` or `--exclude-queues` (a crontab's `--queue "$QUEUE"` with the variable
+ * unset) is no filter, as the reference reads it: every queue. Not given at all is the same.
+ */
+function queueFlag(value: string | undefined, flag: string): string[] | null {
+  return value === undefined || value.trim() === '' ? null : parseQueueList(value, flag);
+}
+
+/** The one-line notices for empty queue flags (empty, not absent: the operator may not know). */
+export function emptyQueueNotices(flags: Pick<ProcessTasksFlags, 'queue' | 'excludeQueues'>): string[] {
+  const out: string[] = [];
+  if (flags.queue?.trim() === '') out.push('bgtasks: --queue is empty: taking tasks of every queue, and tasks without one');
+  if (flags.excludeQueues?.trim() === '') out.push('bgtasks: --exclude-queues is empty: excluding no queue');
+  return out;
+}
+
 /** Turns the flags into worker options (every value checked, errors naming the flag). */
 export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
   const o: WorkerOptions = {
@@ -68,8 +84,8 @@ export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
     prefetch: flagSetting('prefetch', flags.prefetch, '--prefetch') as number | 'auto' | undefined,
     lockTimeout: flagSetting('lockTimeout', flags.lockTimeout, '--lock-timeout') as number | undefined,
     heartbeatInterval: flagSetting('heartbeatInterval', flags.heartbeatInterval, '--heartbeat-interval') as number | undefined,
-    queues: flags.queue !== undefined ? parseQueueList(flags.queue, '--queue') : null,
-    excludeQueues: flags.excludeQueues !== undefined ? parseQueueList(flags.excludeQueues, '--exclude-queues') : null,
+    queues: queueFlag(flags.queue, '--queue'),
+    excludeQueues: queueFlag(flags.excludeQueues, '--exclude-queues'),
     connection: flags.connection ?? null,
   };
   if (flags.workerId !== undefined) o.workerId = flags.workerId;
@@ -89,6 +105,7 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
       return devSupervisor(process.argv.slice(at + 1), flags);
     }
   }
+  for (const notice of emptyQueueNotices(flags)) process.stderr.write(`${notice}\n`);
   const overrides = overridesFrom(flags);
   if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
   const fileSettings = await resolveSettings({ overrides });
