@@ -276,7 +276,9 @@ function commanderLine(text: string): string {
 
 async function packageVersion(): Promise<string> {
   const { readFile } = await import('node:fs/promises');
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  // dist/cli/index.js in a build or a package; cli/index.ts when run from the source tree.
+  const up = /\/dist\/cli\/[^/]+$/.test(import.meta.url) ? '../../package.json' : '../package.json';
+  const pkg = JSON.parse(await readFile(new URL(up, import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
