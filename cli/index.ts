@@ -7,8 +7,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { runCommand } from './run-command.js';
 import { EXIT } from './exit-codes.js';
 import { exitWhenFlushed, guardOutput } from './output.js';
+import { maskUrlsIn } from '../core/base/redact.js';
 
 guardOutput();
+hidePasswordsFromPs();
 const program = new Command();
 
 program
@@ -31,7 +33,10 @@ or the default sqlite:bgtasks.sqlite3. Docs: node_modules/bgtasks/docs/cli.md (d
 
 function dbOptions(cmd: Command): Command {
   return cmd
-    .option('--database <url>', 'database URL (sqlite:path, mysql://…, mariadb://…, postgres://…)')
+    .option(
+      '--database <url>',
+      'database URL (sqlite:path, mysql://…, mariadb://…, postgres://…); a password in it is visible to other local users (ps) while the command starts: prefer BGTASKS_DATABASE_URL or the config file',
+    )
     .option('--table-prefix <prefix>', 'prefix of the bgtasks tables (default bgtasks_)')
     .option('--connection <name>', 'a named connection from the connections setting');
 }
@@ -267,6 +272,18 @@ Examples:
   const { pruneResultsCommand } = await import('./commands/prune-results.js');
   await runCommand(() => pruneResultsCommand(flags));
 });
+
+/**
+ * A password on the command line is readable by every local user (ps, /proc/PID/cmdline). Rewrite
+ * what they see as soon as this process runs. Node can only replace the whole title, which on
+ * Linux also becomes the process name (comm, the first 15 characters), so this happens only when
+ * there is a password to hide. Children (--dev) get the URL through their environment instead.
+ */
+function hidePasswordsFromPs(): void {
+  const args = process.argv.slice(1);
+  const masked = args.map((a) => maskUrlsIn(a));
+  if (masked.some((a, i) => a !== args[i])) process.title = [process.argv0, ...masked].join(' ');
+}
 
 /** Commander's "error: unknown option '--x'\n(Did you mean --y?)" as one line, with a pointer to --help. */
 function commanderLine(text: string): string {

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveSettings } from '../../core/config/settings.js';
-import { flagSetting, overridesFrom, type DbFlags } from '../flags.js';
+import { DEV_DATABASE_ENV, flagSetting, overridesFrom, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { isHeapSizeFlag } from '../young-generation.js';
 import { setLongTimeout } from '../../core/base/long-timer.js';
@@ -28,17 +28,20 @@ function say(text: string): void {
   process.stdout.write(`${new Date().toISOString()} DEV   ${text}\n`);
 }
 
-/** The child's arguments: the same command without --dev (and without --duration, which the supervisor keeps). */
+/**
+ * The child's arguments: the same command without --dev, without --duration (the supervisor
+ * keeps it) and without --database (passed in its environment: see DEV_DATABASE_ENV).
+ */
 export function childArgs(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--dev') continue;
-    if (a === '--duration') {
+    if (a === '--duration' || a === '--database') {
       i++;
       continue;
     }
-    if (a.startsWith('--duration=')) continue;
+    if (a.startsWith('--duration=') || a.startsWith('--database=')) continue;
     out.push(a);
   }
   return out;
@@ -70,7 +73,7 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
     const c = spawn(process.execPath, [...heapFlags, cli, ...args], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       detached: true,
-      env: { ...process.env, BGTASKS_DEV_CHILD: '1' },
+      env: { ...process.env, BGTASKS_DEV_CHILD: '1', ...(flags.database !== undefined ? { [DEV_DATABASE_ENV]: flags.database } : {}) },
     });
     child = c;
     c.on('exit', (code, signal) => {

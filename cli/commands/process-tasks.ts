@@ -12,7 +12,7 @@ import { runMigrations } from '../../core/store/migrate.js';
 import { reachableStore } from '../../core/store/open.js';
 import { Worker } from '../../core/worker/worker.js';
 import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
-import { flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
+import { DEV_DATABASE_ENV, flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { exitWhenFlushed, onOutputClosed, outputClosed } from '../output.js';
 
@@ -106,6 +106,12 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     }
   }
   for (const notice of emptyQueueNotices(flags)) process.stderr.write(`${notice}\n`);
+  const fromSupervisor = process.env.BGTASKS_DEV_CHILD ? process.env[DEV_DATABASE_ENV] : undefined;
+  if (fromSupervisor !== undefined) {
+    // The --dev supervisor's --database (see dev.ts); task code has no need to see it.
+    flags = { ...flags, database: fromSupervisor };
+    delete process.env[DEV_DATABASE_ENV];
+  }
   const overrides = overridesFrom(flags);
   if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
   const fileSettings = await resolveSettings({ overrides });
