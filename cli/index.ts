@@ -8,7 +8,9 @@ import { runCommand } from './run-command.js';
 import { EXIT } from './exit-codes.js';
 import { exitWhenFlushed, guardOutput } from './output.js';
 import { maskUrlsIn } from '../core/base/redact.js';
+import { noteParent } from './launcher.js';
 
+noteParent();
 guardOutput();
 hidePasswordsFromPs();
 const program = new Command();

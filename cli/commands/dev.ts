@@ -12,6 +12,7 @@ import { DEV_DATABASE_ENV, flagSetting, overridesFrom, type DbFlags } from '../f
 import { EXIT } from '../exit-codes.js';
 import { isHeapSizeFlag } from '../young-generation.js';
 import { setLongTimeout } from '../../core/base/long-timer.js';
+import { watchLauncher } from '../launcher.js';
 
 const SOURCE_EXT = /\.(ts|mts|cts|tsx|js|mjs|cjs|json)$/;
 const SKIPPED_DIRS = new Set(['node_modules', 'dist', '.git']);
@@ -125,6 +126,10 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
   process.on('SIGTERM', stop);
   // Closing the terminal (SIGHUP) reaches only us: the worker has its own process group.
   process.on('SIGHUP', stop);
+  const unwatchLauncher = watchLauncher((launcher) => {
+    say(`${launcher} exited without stopping the supervisor; stopping the worker`);
+    stop('SIGTERM');
+  });
   const duration = flags.duration !== undefined ? Number(flags.duration) : 0;
   const durationTimer = duration > 0 ? setLongTimeout(() => stop('SIGTERM'), duration * 1000) : null;
 
@@ -136,6 +141,7 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
   process.off('SIGHUP', stop);
+  unwatchLauncher();
   await watcher.close();
   return code;
 }

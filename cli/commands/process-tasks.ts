@@ -15,6 +15,7 @@ import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions
 import { DEV_DATABASE_ENV, flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { exitWhenFlushed, onOutputClosed, outputClosed } from '../output.js';
+import { watchLauncher } from '../launcher.js';
 
 export interface ProcessTasksFlags extends DbFlags {
   duration?: string;
@@ -186,6 +187,14 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     process.stderr.write('bgtasks: standard output was closed by its reader; stopping the worker (running tasks get --grace seconds)\n');
     void running.stop();
   });
+  // Under npx or npm run: a launcher that exits without stopping us (see launcher.ts). A --dev
+  // child has its supervisor's channel instead.
+  const unwatchLauncher = process.env.BGTASKS_DEV_CHILD
+    ? () => {}
+    : watchLauncher((launcher) => {
+        log.warn(`${launcher} exited without stopping this worker: no new tasks; running tasks get --grace seconds to finish`);
+        void running.stop();
+      });
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
   let releaseYoung = () => {};
@@ -201,6 +210,7 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     process.off('unhandledRejection', onRejection);
     process.off('uncaughtException', onException);
     offOutputClosed();
+    unwatchLauncher();
     uncapture?.();
     releaseYoung();
   }
