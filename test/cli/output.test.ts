@@ -114,6 +114,35 @@ for (const t of cliTargets()) {
       expect({ code: r.code, signal: r.signal, stderr: r.stderr }).to.deep.equal({ code: 0, signal: null, stderr: '' });
     });
 
+    if (t.name === 'sqlite') {
+      it('a worker whose reader closes its standard output stops gracefully at its next log line: exit 0, one line on stderr', async () => {
+        const child = spawn(process.execPath, [CLI, 'process-tasks', '--no-startup-delay', '--sleep', '0.1'], { cwd: project.dir, env: childEnv(t.env), stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+        let seen = '';
+        await new Promise<void>((resolve) => {
+          const onData = (d: Buffer) => {
+            seen += d.toString();
+            if (!/worker started/.test(seen)) return;
+            child.stdout.off('data', onData);
+            child.stdout.destroy();
+            resolve();
+          };
+          child.stdout.on('data', onData);
+        });
+        // The next log line (this task's) finds the pipe closed.
+        const now = Date.now();
+        const args = JSON.stringify([1, 'p']);
+        await store.insertTasks([plainTask({ name: 'record', args, hash: taskHash('record', args), runAt: now, enqueuedAt: now })]);
+        const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        const r = await exited;
+        clearTimeout(kill);
+        expect(r).to.deep.equal({ code: 0, signal: null });
+        expect(stderr).to.equal('bgtasks: standard output was closed by its reader; stopping the worker (running tasks get --grace seconds)\n');
+      });
+    }
+
     it('list --json, its reader closing after the first chunk: exit 0, nothing on stderr', async () => {
       const r = await runWithEarlyClose(['list', '--json', '--limit', String(ROWS + 10)], project.dir, t.env);
       expect(r.firstChunk.startsWith('[{')).to.equal(true);
