@@ -12,6 +12,7 @@ import { reportSettled, taskInfo, type StopReason, type WorkerSummary } from './
 import { execute } from '../definition/executor.js';
 import { flushTaskOutput } from './log-capture.js';
 import { getLogger, type Logger } from '../base/log.js';
+import { setLongTimeout, type LongTimer } from '../base/long-timer.js';
 import { ensureMigrated } from '../store/migrate.js';
 import { decide, decideCancelledBeforeStart, type Decision, type Execution } from '../policy/transitions.js';
 import { registeredNames, getRegistered } from '../definition/registry.js';
@@ -66,14 +67,14 @@ export class Worker {
   private wakePending = false;
   private started = false;
   private started_at = 0;
-  private deadlineTimer: NodeJS.Timeout | null = null;
+  private deadlineTimer: LongTimer | null = null;
   private resolveDone!: (s: WorkerSummary) => void;
   readonly done: Promise<WorkerSummary>;
   private readonly summary: WorkerSummary;
   private health!: DatabaseHealth;
   /** Whether info lines are written at all (building their fields costs on the hot path). */
   private logInfo = true;
-  private graceTimer: NodeJS.Timeout | null = null;
+  private graceTimer: LongTimer | null = null;
   /** Names of claimed tasks this worker could not run, warned about once each. */
   private readonly unrunnableWarned = new Set<string>();
 
@@ -139,7 +140,7 @@ export class Worker {
     void this.maintenance.checkClockSkew();
     this.started_at = Date.now();
     if (o.duration && o.duration > 0) {
-      this.deadlineTimer = setTimeout(() => this.requestStop('duration'), o.duration * 1000);
+      this.deadlineTimer = setLongTimeout(() => this.requestStop('duration'), o.duration * 1000);
     }
     this.services = helpers.services;
     await this.services.start();
@@ -192,7 +193,7 @@ export class Worker {
       }
     };
     if (graceSeconds <= 0) abortAll();
-    else if (!this.graceTimer) this.graceTimer = setTimeout(abortAll, graceSeconds * 1000);
+    else if (!this.graceTimer) this.graceTimer = setLongTimeout(abortAll, graceSeconds * 1000);
     this.poke();
   }
 
@@ -372,11 +373,11 @@ export class Worker {
     }
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(t);
+        t.clear();
         if (this.wake === done) this.wake = null;
         resolve();
       };
-      const t = setTimeout(done, ms);
+      const t = setLongTimeout(done, ms);
       this.wake = done;
     });
   }
@@ -472,7 +473,7 @@ export class Worker {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer?.clear();
     // Prefetched tasks never started: give them back at once.
     const unstarted = this.buffer.take(this.buffer.length);
     if (unstarted.length > 0) {
@@ -481,7 +482,7 @@ export class Worker {
     }
     // Running tasks finish (or are aborted by the grace timer and settle as released/failed).
     while (this.slots.size > 0) await this.idle(50);
-    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer?.clear();
     await this.services.stop();
     this.summary.reason = this.stopping ?? 'stopped';
     this.log.info('worker stopped', {
