@@ -10,6 +10,7 @@ import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from '../errors.js';
 import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
+import { claimTasks, emptyFlowPlan, type FlowPlan } from './claim.js';
 import type { CompletedRow, ErrorRecord, TaskRow } from '../types.js';
 
 export interface Tables {
@@ -18,6 +19,8 @@ export interface Tables {
   locks: string;
   schedules: string;
   scheduleSlots: string;
+  queues: string;
+  rateStarts: string;
   migrations: string;
 }
 
@@ -28,6 +31,8 @@ export function tablesFor(prefix: string): Tables {
     locks: `${prefix}locks`,
     schedules: `${prefix}schedules`,
     scheduleSlots: `${prefix}schedule_slots`,
+    queues: `${prefix}queues`,
+    rateStarts: `${prefix}rate_starts`,
     migrations: `${prefix}migrations`,
   };
 }
@@ -47,6 +52,8 @@ export interface ClaimRequest extends ClaimFilter {
   nowMs: number;
   leaseMs: number;
   limit: number;
+  /** What the worker knows of paused queues and limits (none: nothing paused or limited). */
+  flow?: FlowPlan;
 }
 
 /** A success waiting to be written. */
@@ -180,20 +187,6 @@ export class Store {
 
   // ── Claim and leases ───────────────────────────────────────────────────────────────────────
 
-  /** The due, unlocked tasks this worker may run, in claim order, as a query for their ids. */
-  private candidates(f: ClaimFilter, nowMs: number, limit: number): Knex.QueryBuilder {
-    const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
-    this.applyFilter(q, f);
-    const dir = f.ordering === 'ASC' ? 'asc' : 'desc';
-    return q
-      .orderBy([
-        { column: 'priority', order: dir },
-        { column: 'run_at', order: 'asc' },
-        { column: 'id', order: 'asc' },
-      ])
-      .limit(limit);
-  }
-
   private applyFilter(q: Knex.QueryBuilder, f: ClaimFilter): void {
     q.whereIn('name', f.names as string[]);
     if (f.queues) q.whereIn('queue', f.queues as string[]);
@@ -203,7 +196,10 @@ export class Store {
     }
   }
 
-  /** Claims up to `limit` due tasks: counts the attempt and takes a lease. Sorted in claim order. */
+  /**
+   * Claims up to `limit` due tasks: counts the attempt and takes a lease. Paused queues are
+   * skipped and limits obeyed (store/claim.ts). Sorted in claim order.
+   */
   async claim(req: ClaimRequest): Promise<TaskRow[]> {
     if (req.names.length === 0 || req.limit <= 0) return [];
     const set: ClaimSet = {
@@ -212,13 +208,7 @@ export class Store {
       nowMs: req.nowMs,
       leaseUntilMs: req.nowMs + req.leaseMs,
     };
-    const raw = await this.retrying(() =>
-      this.dialect.claim(this.knex, this.tables.tasks, this.candidates(req, req.nowMs, req.limit), set),
-    );
-    const rows = raw.map(toTaskRow);
-    const sign = req.ordering === 'ASC' ? 1 : -1;
-    rows.sort((a, b) => sign * (a.priority - b.priority) || a.runAt - b.runAt || Number(a.id) - Number(b.id));
-    return rows;
+    return claimTasks(this, { ...req, set, plan: req.flow ?? emptyFlowPlan() });
   }
 
   /** A non-locking count of due, unlocked tasks this worker could claim (SKIP LOCKED can't tell). */

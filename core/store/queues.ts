@@ -1,0 +1,87 @@
+/**
+ * The queues table: a queue paused or given limits has a row; any other queue runs unlimited.
+ * These verbs are the one implementation behind `pauseQueue()`/`resumeQueue()`/`setQueueLimits()`,
+ * `bgtasks queues …` and the dashboard. Each change is one upsert, and on PostgreSQL a
+ * notification on the tasks channel tells listening workers to read the queues again at once.
+ */
+import type { QueueLimits, RateLimit } from '../policy/flow.js';
+import type { Store } from './store.js';
+
+/** A queue's row (camelCase). */
+export interface QueueRecord extends QueueLimits {
+  name: string;
+  updatedAt: number;
+  updatedBy: string | null;
+}
+
+const bool = (v: unknown): boolean => v === true || v === 1 || v === '1' || v === 't';
+
+function recordOf(r: Record<string, unknown>): QueueRecord {
+  const rate = r.rate_limit === null || r.rate_limit === undefined ? null : Number(r.rate_limit);
+  return {
+    name: String(r.name),
+    paused: bool(r.paused),
+    concurrency: r.concurrency === null || r.concurrency === undefined ? null : Number(r.concurrency),
+    rateLimit: rate === null ? null : { limit: rate, period: Number(r.rate_period_ms) / 1000, ...(bool(r.rate_per_key) ? { perKey: true } : {}) },
+    updatedAt: Number(r.updated_at),
+    updatedBy: r.updated_by === null || r.updated_by === undefined ? null : String(r.updated_by),
+  };
+}
+
+/** Every queue that has a row, by name. */
+export async function queueRecords(store: Store): Promise<QueueRecord[]> {
+  const rows = (await store.retrying(() => store.knex(store.tables.queues).select('*').orderBy('name'))) as Record<string, unknown>[];
+  return rows.map(recordOf);
+}
+
+/** Workers listening on PostgreSQL read the queues again now (elsewhere: at their next poll). */
+async function announce(store: Store): Promise<void> {
+  await store.dialect.notifyQueuesChanged?.(store.knex, store.tables);
+}
+
+async function upsert(store: Store, name: string, values: Record<string, unknown>, by: string | null, nowMs: number): Promise<void> {
+  const row = { name, ...values, updated_at: nowMs, updated_by: by };
+  await store.retrying(() =>
+    store
+      .knex(store.tables.queues)
+      .insert(row)
+      .onConflict('name')
+      .merge([...Object.keys(values), 'updated_at', 'updated_by']),
+  );
+  await announce(store);
+}
+
+/** Pauses a queue (known or not yet used): no worker claims its tasks until it is resumed. Returns false if it was paused already. */
+export async function pauseQueue(store: Store, name: string, by: string | null, nowMs: number): Promise<boolean> {
+  const before = (await queueRecords(store)).find((q) => q.name === name);
+  await upsert(store, name, { paused: true }, by, nowMs);
+  return !before?.paused;
+}
+
+/** Resumes a paused queue. Returns false if it was not paused. */
+export async function resumeQueue(store: Store, name: string, by: string | null, nowMs: number): Promise<boolean> {
+  const n = await store.retrying(() =>
+    store.knex(store.tables.queues).where('name', name).where('paused', true).update({ paused: false, updated_at: nowMs, updated_by: by }),
+  );
+  if (n > 0) await announce(store);
+  return n > 0;
+}
+
+/** Sets a queue's limits; `null` removes one, `undefined` leaves it as it is. */
+export async function setQueueLimits(
+  store: Store,
+  name: string,
+  limits: { concurrency?: number | null; rateLimit?: RateLimit | null },
+  by: string | null,
+  nowMs: number,
+): Promise<void> {
+  const values: Record<string, unknown> = {};
+  if (limits.concurrency !== undefined) values.concurrency = limits.concurrency;
+  if (limits.rateLimit !== undefined) {
+    values.rate_limit = limits.rateLimit?.limit ?? null;
+    values.rate_period_ms = limits.rateLimit ? Math.round(limits.rateLimit.period * 1000) : null;
+    values.rate_per_key = limits.rateLimit?.perKey ?? false;
+  }
+  if (Object.keys(values).length === 0) return;
+  await upsert(store, name, values, by, nowMs);
+}
