@@ -49,6 +49,30 @@ export function truncate(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, Math.max(0, max - 1))}…`;
 }
 
+/** `s` on one line: line breaks, tabs and other control characters written as escapes. */
+export function oneLine(s: string): string {
+  let out = '';
+  for (const c of s) {
+    const code = c.charCodeAt(0);
+    if (code >= 0x20 && code !== 0x7f) out += c;
+    else if (c === '\n') out += '\\n';
+    else if (c === '\r') out += '\\r';
+    else if (c === '\t') out += '\\t';
+    else out += `\\u${code.toString(16).padStart(4, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * A stored text that cannot be read back, as tables and `show` print it: the reason in
+ * parentheses (with the parser's message when `detailed`), then the text as stored, on one line.
+ */
+export function unreadableLabel(u: { text: string; reason: string; parseError: string | null }, detailed = false): string {
+  const why = detailed && u.parseError ? `${u.reason}: ${u.parseError}` : u.reason;
+  // The parser's message may quote the text, line breaks and all.
+  return oneLine(`(${why}) ${u.text}`);
+}
+
 /** A queue as tables show it: `-` for no queue. */
 export function queueLabel(q: string | null): string {
   return q ?? '-';

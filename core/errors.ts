@@ -6,7 +6,7 @@
  * copy of the package) has its own copies of these classes, and a `PermanentTaskError` thrown from
  * there must still be recognised by the worker.
  */
-import type { ErrorRecord } from './types.js';
+import type { ErrorRecord, TaskError } from './types.js';
 
 const KIND = Symbol.for('bgtasks.errorKind');
 
@@ -81,6 +81,13 @@ export class TaskFailedError extends BgtasksError {}
 /** `waitFor` ran out of time. */
 export class WaitTimeoutError extends BgtasksError {}
 
+/**
+ * A task's stored arguments, return value or error history cannot be read back (not valid JSON,
+ * or not the shape bgtasks writes: another program or a hand edit stored it). Thrown only when
+ * that field is read; `TaskResult.unreadable` says which fields are affected without throwing.
+ */
+export class CorruptDataError extends BgtasksError {}
+
 /** True when `err` is (a copy of) the bgtasks error class called `kind`. */
 export function isErrorKind(err: unknown, kind: string): boolean {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[KIND] === kind;
@@ -133,4 +140,9 @@ export function errorRecord(err: unknown, attempt: number, at: number, workerId:
     at,
     workerId,
   };
+}
+
+/** A stored error record as readers see it (TaskResult.errors, `bgtasks show --json`). */
+export function taskErrorOf(e: ErrorRecord): TaskError {
+  return { exceptionClass: e.class, message: e.message, traceback: e.stack, attempt: e.attempt, at: new Date(e.at), workerId: e.workerId };
 }

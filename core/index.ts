@@ -11,7 +11,7 @@ export { dummy } from './api/memory-store.js';
 export type { ArgsValidator, StandardSchemaV1 } from './definition/validate.js';
 export type { CronSchedule, CatchUp } from './definition/recurring.js';
 export { getResult, waitFor } from './api/results.js';
-export type { TaskHandle, TaskResult, TaskError } from './api/handle.js';
+export type { TaskHandle, TaskResult, TaskError, UnreadableFields, UnreadableText } from './api/handle.js';
 export { listTasks, createdBy, failedTasks, succeededTasks, type TaskFilter } from './api/queries.js';
 export { createWorker, Worker, type WorkerOptions, type WorkerSummary } from './worker/worker.js';
 export { closeAll as closeConnections } from './store/open.js';
@@ -41,6 +41,7 @@ export {
   TaskNotFinishedError,
   TaskFailedError,
   WaitTimeoutError,
+  CorruptDataError,
 } from './errors.js';
 export {
   Repeat,

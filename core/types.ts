@@ -119,7 +119,12 @@ export const Repeat = Object.freeze({
   NEVER: 0,
 });
 
-/** One failed attempt, as stored in the error history. */
+/**
+ * One failed attempt, as stored in the `errors` column (a JSON array of these). The stored keys
+ * stay `class` and `stack`: rows written by released versions hold them, and a worker of the
+ * previous version may read rows this one writes. Readers get TaskError instead (TaskResult.errors,
+ * `bgtasks show --json`); errors.ts `taskErrorOf` maps one to the other.
+ */
 export interface ErrorRecord {
   /** The error's class name (`err.name`, or its constructor's name). */
   class: string;
@@ -131,6 +136,40 @@ export interface ErrorRecord {
   /** Epoch milliseconds. */
   at: number;
   workerId: string | null;
+}
+
+/**
+ * One failed attempt as every reader sees it: `TaskResult.errors`, `bgtasks show --json` and the
+ * docs. The names are DEP 0014's TaskError (`exception_class`, `traceback`) in camelCase.
+ */
+export interface TaskError {
+  /** The error's class name. */
+  exceptionClass: string;
+  message: string;
+  /** The stack, followed by each `cause` in turn (`Caused by: …`). */
+  traceback: string;
+  /** The attempt number that failed. */
+  attempt: number;
+  at: Date;
+  workerId: string | null;
+}
+
+/**
+ * A stored JSON text that cannot be read back (written by another program or by hand): the text
+ * as it is, and why. `reason` is `not valid JSON` (then `parseError` is the parser's message),
+ * `not a JSON array` (arguments) or `not a JSON array of error records` (error history).
+ */
+export interface UnreadableText {
+  text: string;
+  reason: string;
+  parseError: string | null;
+}
+
+/** The fields of a task whose stored text cannot be read back; only those are present. */
+export interface UnreadableFields {
+  args?: UnreadableText;
+  returnValue?: UnreadableText;
+  errors?: UnreadableText;
 }
 
 /** What the pending and the completed table both say of a task (camelCase of their columns). */
@@ -156,7 +195,10 @@ export interface StoredTask {
   repeatUntil: number | null;
   recurringKey: string | null;
   lastError: string | null;
+  /** Empty when the stored history cannot be read (then `errorsUnreadable` says why). */
   errors: ErrorRecord[];
+  /** Set when the `errors` column holds text that is not an error history. */
+  errorsUnreadable?: UnreadableText | null;
 }
 
 /** A pending or running task, as the store hands it to the worker. */

@@ -4,7 +4,7 @@ import { findTasks } from '../../core/api/queries.js';
 import type { TaskResult } from '../../core/api/handle.js';
 import { numberFlag } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
-import { iso, json, line, queueLabel, statusLabel, table, truncate } from '../format.js';
+import { iso, json, line, queueLabel, statusLabel, table, truncate, unreadableLabel } from '../format.js';
 import { parseCreator, parseList, parseStates } from '../flags.js';
 import { openStore, type StoreFlags } from '../open-store.js';
 
@@ -16,8 +16,12 @@ export interface ListFlags extends StoreFlags {
   limit?: string;
 }
 
-/** A task as `list --json` prints it. */
+/**
+ * A task as `list --json` prints it. Arguments whose stored text cannot be read are `null`, with
+ * the text and why in `unreadable` (null for every other task): one such row never fails the list.
+ */
 export function listEntry(t: TaskResult) {
+  const unreadable = t.unreadable;
   return {
     id: t.id,
     name: t.name,
@@ -25,7 +29,7 @@ export function listEntry(t: TaskResult) {
     queue: t.queue,
     priority: t.priority,
     attempts: t.attempts,
-    args: t.args,
+    args: unreadable?.args ? null : t.args,
     verboseName: t.verboseName,
     creator: t.creator,
     enqueuedAt: t.enqueuedAt,
@@ -34,6 +38,7 @@ export function listEntry(t: TaskResult) {
     finishedAt: t.finishedAt,
     workerId: t.workerId,
     hasError: t.hasError,
+    unreadable,
   };
 }
 
@@ -73,9 +78,15 @@ export async function listCommand(flags: ListFlags): Promise<number> {
       : t.status === 'RUNNING'
         ? `started ${iso(t.startedAt)}`
         : `ended ${iso(t.finishedAt)}`,
-    truncate(JSON.stringify(t.args), 50),
+    truncate(argsCell(t), 50),
   ]);
   line(table(['ID', 'STATUS', 'NAME', 'QUEUE', 'PRIORITY', 'ATTEMPTS', 'TIME (UTC)', 'ARGS'], rows, [4, 5]));
   if (tasks.length === limit) line(`(first ${limit}; use --limit for more)`);
   return EXIT.OK;
+}
+
+/** The ARGS cell: the arguments as JSON, or the stored text marked with why it cannot be read. */
+function argsCell(t: TaskResult): string {
+  const bad = t.unreadable?.args;
+  return bad ? unreadableLabel(bad) : JSON.stringify(t.args);
 }

@@ -2,7 +2,7 @@
 import { currentClock } from '../../core/base/clock.js';
 import { taskDetail, type TaskDetail } from '../../core/store/task-detail.js';
 import { EXIT } from '../exit-codes.js';
-import { duration, indent, iso, json, line, queueLabel, statusLabel } from '../format.js';
+import { duration, indent, iso, json, line, queueLabel, statusLabel, unreadableLabel } from '../format.js';
 import { parseIds } from '../flags.js';
 import { openStore, type StoreFlags } from '../open-store.js';
 
@@ -23,7 +23,8 @@ function printDetail(d: TaskDetail): void {
   field('priority', String(d.priority));
   field('attempts', d.maxAttempts === null ? String(d.attempts) : `${d.attempts} of at most ${d.maxAttempts}`);
   if (d.creator) field('creator', `${d.creator.type}:${d.creator.id}`);
-  field('args', JSON.stringify(d.args));
+  const bad = d.unreadable ?? {};
+  field('args', bad.args ? unreadableLabel(bad.args, true) : JSON.stringify(d.args));
   field('hash', d.hash);
   field('enqueued', iso(d.enqueuedAt));
   field('scheduled', iso(d.scheduledAt));
@@ -40,16 +41,21 @@ function printDetail(d: TaskDetail): void {
     const every = d.repeat.cron !== null ? `cron "${d.repeat.cron}"${d.repeat.timezone ? ` (${d.repeat.timezone})` : ''}` : `every ${duration(d.repeat.everySeconds ?? 0)}`;
     field('repeat', every + (d.repeat.until ? ` until ${iso(d.repeat.until)}` : ''));
   }
-  if (d.status === 'SUCCESSFUL') field('return value', d.returnValue === null ? '(none)' : JSON.stringify(d.returnValue, null, 2).replace(/\n/g, `\n${' '.repeat(16)}`));
-  if (d.errors.length === 0 && d.lastError) {
+  if (d.status === 'SUCCESSFUL') {
+    const value = d.returnValue === null ? '(none)' : JSON.stringify(d.returnValue, null, 2).replace(/\n/g, `\n${' '.repeat(16)}`);
+    field('return value', bad.returnValue ? unreadableLabel(bad.returnValue, true) : value);
+  }
+  if (bad.errors) field('errors', unreadableLabel(bad.errors, true));
+  const errors = d.errors ?? [];
+  if (errors.length === 0 && d.lastError) {
     line('last error:');
     line(indent(d.lastError));
   }
-  if (d.errors.length > 0) {
-    line(`errors (${d.errors.length}, oldest first):`);
-    for (const e of d.errors) {
-      line(`  attempt ${e.attempt} at ${iso(e.at)}${e.workerId ? ` on ${e.workerId}` : ''}: ${e.class}: ${e.message}`);
-      line(indent(e.stack, '      '));
+  if (errors.length > 0) {
+    line(`errors (${errors.length}, oldest first):`);
+    for (const e of errors) {
+      line(`  attempt ${e.attempt} at ${iso(e.at)}${e.workerId ? ` on ${e.workerId}` : ''}: ${e.exceptionClass}: ${e.message}`);
+      line(indent(e.traceback, '      '));
     }
   }
 }

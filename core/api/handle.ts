@@ -4,27 +4,18 @@
  * results, queries and the test modes all use them, so none of those needs another.
  */
 import { TaskNotFoundError } from '../errors.js';
-import type { Creator, Json, Status, TaskRef } from '../types.js';
+import type { Creator, Json, Status, TaskError, TaskRef, UnreadableFields } from '../types.js';
+
+export type { TaskError, UnreadableFields, UnreadableText } from '../types.js';
 
 /** A TaskHandle's connection name (a symbol, so it stays out of the ref's fields and JSON). */
 export const HANDLE_CONNECTION = Symbol.for('bgtasks.handleConnection');
-
-/** One failed attempt as a result shows it. */
-export interface TaskError {
-  /** The error's class name. */
-  exceptionClass: string;
-  message: string;
-  /** The stack and its `cause` chain. */
-  traceback: string;
-  attempt: number;
-  at: Date;
-  workerId: string | null;
-}
 
 export interface TaskResult<R = unknown> {
   readonly id: string;
   readonly name: string;
   readonly status: Status;
+  /** The arguments; throws CorruptDataError when the stored text cannot be read (see `unreadable`). */
   readonly args: Json[];
   readonly queue: string | null;
   readonly priority: number;
@@ -39,15 +30,23 @@ export interface TaskResult<R = unknown> {
   readonly finishedAt: Date | null;
   /** The worker running it (RUNNING), or the one that finished it. */
   readonly workerId: string | null;
-  /** The kept failed attempts, oldest first. */
+  /** The kept failed attempts, oldest first; throws CorruptDataError when the stored history cannot be read. */
   readonly errors: TaskError[];
   /** True when some attempt failed, even if a later one succeeded (the reference's has_error). */
   readonly hasError: boolean;
   readonly verboseName: string | null;
   readonly creator: Creator | null;
   readonly isFinished: boolean;
-  /** The return value; throws TaskNotFinishedError before the end and TaskFailedError after a failure. */
+  /**
+   * The return value; throws TaskNotFinishedError before the end, TaskFailedError after a failure,
+   * and CorruptDataError when the stored text cannot be read.
+   */
   readonly returnValue: R;
+  /**
+   * The fields whose stored text cannot be read back (another program or a hand edit stored it),
+   * each with its text and why; null for a task whose fields all read. Never throws.
+   */
+  readonly unreadable: UnreadableFields | null;
   /** The same task, read again from the database. */
   refresh(): Promise<TaskResult<R>>;
 }

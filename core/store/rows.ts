@@ -2,7 +2,7 @@
  * The one place where snake_case rows become camelCase objects and back. Drivers disagree on
  * types: PostgreSQL returns BIGINT as strings, MySQL and SQLite return booleans as 0/1.
  */
-import type { CompletedRow, ErrorRecord, StoredTask, TaskRow } from '../types.js';
+import type { CompletedRow, ErrorRecord, Json, StoredTask, TaskRow, UnreadableText } from '../types.js';
 
 type Raw = Record<string, unknown>;
 
@@ -11,18 +11,75 @@ const numOrNull = (v: unknown): number | null => (v === null || v === undefined 
 const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 const bool = (v: unknown): boolean => v === true || v === 1 || v === '1' || v === 't';
 
-function parseErrors(v: unknown): ErrorRecord[] {
-  if (typeof v !== 'string' || v === '') return [];
+// ── Reading stored JSON back ───────────────────────────────────────────────────────────────
+// bgtasks writes only valid JSON, but another program (or a hand edit) can store anything. One
+// such row must not break a listing: these readers return what they could not read, with the
+// text and why, and leave it to the caller to mark it (or to fail that one task).
+
+/** The parsed text, or why it is not JSON. */
+function parseStored(text: string): { value: unknown } | UnreadableText {
   try {
-    const parsed = JSON.parse(v) as unknown;
-    return Array.isArray(parsed) ? (parsed as ErrorRecord[]) : [];
-  } catch {
-    return [];
+    return { value: JSON.parse(text) as unknown };
+  } catch (err) {
+    return { text, reason: 'not valid JSON', parseError: err instanceof Error ? err.message : String(err) };
   }
 }
 
+/** A task's stored arguments: a JSON array, or why they cannot be read. */
+export function readArgs(text: string): { value: Json[] } | UnreadableText {
+  const parsed = parseStored(text);
+  if (!('value' in parsed)) return parsed;
+  return Array.isArray(parsed.value) ? { value: parsed.value as Json[] } : { text, reason: 'not a JSON array', parseError: null };
+}
+
+/** A stored return value (`undefined` for none), or why it cannot be read. */
+export function readReturnValue(text: string | null): { value: Json | undefined } | UnreadableText {
+  if (text === null) return { value: undefined };
+  const parsed = parseStored(text);
+  return 'value' in parsed ? { value: parsed.value as Json } : parsed;
+}
+
+/** One stored error record, or null when `v` is not one (a class and a message are required). */
+function errorRecordOf(v: unknown): ErrorRecord | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const o = v as Record<string, unknown>;
+  if (typeof o.class !== 'string' || typeof o.message !== 'string') return null;
+  const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
+  return {
+    class: o.class,
+    message: o.message,
+    stack: typeof o.stack === 'string' ? o.stack : '',
+    attempt: n(o.attempt),
+    at: n(o.at),
+    workerId: typeof o.workerId === 'string' ? o.workerId : null,
+  };
+}
+
+/**
+ * A stored error history (an empty one for NULL), or why it cannot be read. One return value
+ * rather than a pair: the claim maps hundreds of rows at a time, most without any history.
+ */
+export function readErrors(v: unknown): ErrorRecord[] | UnreadableText {
+  if (typeof v !== 'string' || v === '') return [];
+  const parsed = parseStored(v);
+  if (!('value' in parsed)) return parsed;
+  const notRecords: UnreadableText = { text: v, reason: 'not a JSON array of error records', parseError: null };
+  if (!Array.isArray(parsed.value)) return notRecords;
+  const out: ErrorRecord[] = [];
+  for (const item of parsed.value) {
+    const rec = errorRecordOf(item);
+    if (!rec) return notRecords;
+    out.push(rec);
+  }
+  return out;
+}
+
+const errorsOf = (e: ErrorRecord[] | UnreadableText): ErrorRecord[] => (Array.isArray(e) ? e : []);
+const unreadableOf = (e: ErrorRecord[] | UnreadableText): UnreadableText | null => (Array.isArray(e) ? null : e);
+
 /** The columns both tables share. */
 function storedTask(r: Raw): StoredTask {
+  const errors = readErrors(r.errors);
   return {
     name: String(r.name),
     args: String(r.args),
@@ -42,7 +99,8 @@ function storedTask(r: Raw): StoredTask {
     repeatUntil: numOrNull(r.repeat_until),
     recurringKey: strOrNull(r.recurring_key),
     lastError: strOrNull(r.last_error),
-    errors: parseErrors(r.errors),
+    errors: errorsOf(errors),
+    errorsUnreadable: unreadableOf(errors),
   };
 }
 
@@ -77,6 +135,7 @@ export function taskRecord(v: readonly unknown[]): Raw {
  * a literal gives every row the same fast shape (a spread measured 40 % slower end to end).
  */
 export function toTaskRow(r: Raw): TaskRow {
+  const errors = readErrors(r.errors);
   return {
     id: String(r.id),
     name: String(r.name),
@@ -97,7 +156,8 @@ export function toTaskRow(r: Raw): TaskRow {
     repeatUntil: numOrNull(r.repeat_until),
     recurringKey: strOrNull(r.recurring_key),
     lastError: strOrNull(r.last_error),
-    errors: parseErrors(r.errors),
+    errors: errorsOf(errors),
+    errorsUnreadable: unreadableOf(errors),
     maxAttempts: numOrNull(r.max_attempts),
     maxRunTime: r.max_run_time_ms === null || r.max_run_time_ms === undefined ? null : num(r.max_run_time_ms) / 1000,
     expiresAt: numOrNull(r.expires_at),

@@ -1,19 +1,23 @@
 /**
  * One task's full record, as `bgtasks show` prints it: everything the pending or the completed
- * table holds about it, with times as Dates and JSON texts parsed.
+ * table holds about it, with times as Dates and JSON texts parsed. A text that cannot be read back
+ * (stored by another program or by hand) is null, with the text and why in `unreadable`.
  */
 import { notFound } from './admin.js';
+import { taskErrorOf } from '../errors.js';
 import { pendingStatus } from '../policy/status.js';
+import { readArgs, readReturnValue } from './rows.js';
 import type { Store } from './store.js';
-import type { CompletedRow, Creator, ErrorRecord, Json, Status, TaskRow } from '../types.js';
+import type { CompletedRow, Creator, ErrorRecord, Json, Status, StoredTask, TaskError, TaskRow, UnreadableFields, UnreadableText } from '../types.js';
 
-export interface TaskErrorDetail {
+/**
+ * One failed attempt: the TaskError of the API, plus the names `show --json` gave before
+ * (`class`, `stack`), kept for one release as deprecated copies.
+ */
+export interface TaskErrorDetail extends TaskError {
+  /** @deprecated Use `exceptionClass` (the same text); removed in the next minor release. */
   class: string;
-  message: string;
-  attempt: number;
-  at: Date;
-  workerId: string | null;
-  /** The stack followed by its `cause` chain. */
+  /** @deprecated Use `traceback` (the same text); removed in the next minor release. */
   stack: string;
 }
 
@@ -25,7 +29,8 @@ export interface TaskDetail {
   verboseName: string | null;
   queue: string | null;
   priority: number;
-  args: Json;
+  /** null when the stored text cannot be read (see `unreadable`). */
+  args: Json[] | null;
   hash: string;
   creator: Creator | null;
   attempts: number;
@@ -45,25 +50,35 @@ export interface TaskDetail {
   cancelRequested: boolean;
   repeat: { everySeconds: number | null; cron: string | null; timezone: string | null; until: Date | null } | null;
   lastError: string | null;
-  errors: TaskErrorDetail[];
-  /** The return value of a SUCCESSFUL task (null when it returned nothing). */
+  /** Oldest first; null when the stored history cannot be read (see `unreadable`). */
+  errors: TaskErrorDetail[] | null;
+  /** The return value of a SUCCESSFUL task (null when it returned nothing, or cannot be read). */
   returnValue: Json | null;
+  /** The fields whose stored text cannot be read back, with the text and why; null when all read. */
+  unreadable: UnreadableFields | null;
 }
 
 const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
 
-function parseJson(text: string | null): Json | null {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text) as Json;
-  } catch {
-    // Stored by hand or by another tool: show the text as it is rather than failing.
-    return text;
-  }
+function errorsOf(list: ErrorRecord[]): TaskErrorDetail[] {
+  return list.map((e) => ({ ...taskErrorOf(e), class: e.class, stack: e.stack }));
 }
 
-function errorsOf(list: ErrorRecord[]): TaskErrorDetail[] {
-  return list.map((e) => ({ class: e.class, message: e.message, attempt: e.attempt, at: new Date(e.at), workerId: e.workerId, stack: e.stack }));
+/** Arguments, error history and return value: parsed, or null and named in `unreadable`. */
+function jsonFields(t: StoredTask, returnText: string | null, successful: boolean): Pick<TaskDetail, 'args' | 'errors' | 'returnValue' | 'unreadable'> {
+  const unreadable: UnreadableFields = {};
+  const args = readArgs(t.args);
+  if (!('value' in args)) unreadable.args = args;
+  const ret = readReturnValue(returnText);
+  if (!('value' in ret)) unreadable.returnValue = ret;
+  const errorsBad: UnreadableText | null = t.errorsUnreadable ?? null;
+  if (errorsBad) unreadable.errors = errorsBad;
+  return {
+    args: 'value' in args ? args.value : null,
+    errors: errorsBad ? null : errorsOf(t.errors),
+    returnValue: successful && 'value' in ret ? (ret.value ?? null) : null,
+    unreadable: Object.keys(unreadable).length ? unreadable : null,
+  };
 }
 
 function repeatOf(everySeconds: number, cron: string | null, timezone: string | null, until: number | null): TaskDetail['repeat'] {
@@ -75,6 +90,7 @@ const creatorOf = (type: string | null, id: string | null): Creator | null => (t
 
 function detailOfPending(t: TaskRow, nowMs: number): TaskDetail {
   const status = pendingStatus(t, nowMs);
+  const j = jsonFields(t, null, false);
   return {
     id: t.id,
     name: t.name,
@@ -82,7 +98,7 @@ function detailOfPending(t: TaskRow, nowMs: number): TaskDetail {
     verboseName: t.verboseName,
     queue: t.queue,
     priority: t.priority,
-    args: parseJson(t.args),
+    args: j.args,
     hash: t.hash,
     creator: creatorOf(t.creatorType, t.creatorId),
     attempts: t.attempts,
@@ -99,12 +115,14 @@ function detailOfPending(t: TaskRow, nowMs: number): TaskDetail {
     cancelRequested: t.cancelRequested,
     repeat: repeatOf(t.repeatEvery, t.repeatCron, t.timezone, t.repeatUntil),
     lastError: t.lastError,
-    errors: errorsOf(t.errors),
-    returnValue: null,
+    errors: j.errors,
+    returnValue: j.returnValue,
+    unreadable: j.unreadable,
   };
 }
 
 function detailOfCompleted(c: CompletedRow): TaskDetail {
+  const j = jsonFields(c, c.returnValue, c.failedAt === null);
   return {
     id: c.taskId,
     name: c.name,
@@ -112,7 +130,7 @@ function detailOfCompleted(c: CompletedRow): TaskDetail {
     verboseName: c.verboseName,
     queue: c.queue,
     priority: c.priority,
-    args: parseJson(c.args),
+    args: j.args,
     hash: c.hash,
     creator: creatorOf(c.creatorType, c.creatorId),
     attempts: c.attempts,
@@ -129,8 +147,9 @@ function detailOfCompleted(c: CompletedRow): TaskDetail {
     cancelRequested: false,
     repeat: repeatOf(c.repeatEvery, c.repeatCron, c.timezone, c.repeatUntil),
     lastError: c.lastError,
-    errors: errorsOf(c.errors),
-    returnValue: c.failedAt === null ? parseJson(c.returnValue) : null,
+    errors: j.errors,
+    returnValue: j.returnValue,
+    unreadable: j.unreadable,
   };
 }
 

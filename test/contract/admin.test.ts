@@ -313,7 +313,7 @@ contract('admin: stats, show, retry, delete', (db) => {
     const failed = await taskDetail(db.store, String(BIG + 2), clock.now());
     expect(failed).to.include({ status: 'FAILED', returnValue: null, lastError: 'Error: no' });
     expect(failed.errors).to.have.length(1);
-    expect(failed.errors[0]).to.include({ class: 'Error', message: 'boom', stack: 'Error: boom\n    at x', attempt: 1, workerId: 'w1' });
+    expect(failed.errors![0]).to.include({ class: 'Error', message: 'boom', stack: 'Error: boom\n    at x', attempt: 1, workerId: 'w1' });
 
     let err: unknown;
     await taskDetail(db.store, '999999999', clock.now()).catch((e: unknown) => (err = e));

@@ -1,6 +1,6 @@
 /** The operations commands' pure helpers: formatting, the TTY-only progress line, flag parsing. */
 import { expect } from 'chai';
-import { duration, iso, Progress, table, truncate } from '../../cli/format.js';
+import { duration, iso, oneLine, Progress, table, truncate, unreadableLabel } from '../../cli/format.js';
 import { parseCreator, parseIds, parseList, parseSince, parseStates } from '../../cli/flags.js';
 import { parseArgsFlag } from '../../cli/commands/enqueue.js';
 
@@ -37,6 +37,17 @@ describe('cli/format', () => {
   it('aligns table columns, right-aligning numeric ones', () => {
     expect(table(['NAME', 'N'], [['a', '5'], ['long name', '123']], [1])).to.equal('NAME         N\na            5\nlong name  123');
     expect(truncate('abcdef', 4)).to.equal('abc…');
+  });
+
+  it('writes control characters as escapes, so a stored text stays on one line', () => {
+    expect(oneLine('a\nb\tc\r\u001b[31md\u007f é')).to.equal('a\\nb\\tc\\r\\u001b[31md\\u007f é');
+  });
+
+  it('marks a text that cannot be read back with its reason (and the parser\'s message when asked)', () => {
+    const u = { text: '{bad\n', reason: 'not valid JSON', parseError: 'Unexpected token' };
+    expect(unreadableLabel(u)).to.equal('(not valid JSON) {bad\\n');
+    expect(unreadableLabel(u, true)).to.equal('(not valid JSON: Unexpected token) {bad\\n');
+    expect(unreadableLabel({ ...u, parseError: null }, true)).to.equal('(not valid JSON) {bad\\n');
   });
 
   it('draws progress only on a terminal, and clears it at the end', () => {
