@@ -97,6 +97,9 @@ const DEFINITION_KEYS = [
   'args',
   'catchUp',
   'validate',
+  'concurrency',
+  'concurrencyLimit',
+  'rateLimit',
 ];
 const USING_KEYS = [...CALL_OPTION_KEYS, 'schedule'];
 

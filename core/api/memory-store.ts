@@ -38,6 +38,7 @@ function rowOf(id: string, t: NewTask): TaskRow {
     // The round trip the database would impose: what the task sees is what JSON can carry.
     args: JSON.stringify(JSON.parse(t.args)),
     attempts: 0,
+    snoozes: 0,
     lastError: null,
     errors: [],
     lockedBy: null,
@@ -68,6 +69,8 @@ function finished(task: TaskRow, f: Pick<CompletedRow, 'startedAt' | 'finishedAt
     timezone: task.timezone,
     repeatUntil: task.repeatUntil,
     recurringKey: task.recurringKey,
+    concurrencyKey: task.concurrencyKey,
+    snoozes: task.snoozes,
     lastError: f.errors.length ? f.errors[f.errors.length - 1]!.stack : null,
     errors: f.errors,
   };
@@ -129,9 +132,12 @@ export class MemoryStore {
     return { id: await this.insert(task), runAt: task.runAt, outcome: 'created' };
   }
 
-  async insertCalls(calls: { template: Omit<NewTask, 'args' | 'hash'>; rows: { values: unknown[][] }; argsAt: number; hashAt: number }): Promise<string[]> {
+  async insertCalls(calls: { template: Omit<NewTask, 'args' | 'hash'>; rows: { values: unknown[][] }; argsAt: number; hashAt: number; keyAt: number }): Promise<string[]> {
     const ids: string[] = [];
-    for (const row of calls.rows.values) ids.push(await this.insert(taskWithArgs(calls.template, row[calls.argsAt] as string, row[calls.hashAt] as string)));
+    for (const row of calls.rows.values) {
+      const key = calls.keyAt < 0 ? calls.template.concurrencyKey : (row[calls.keyAt] as string);
+      ids.push(await this.insert(taskWithArgs(calls.template, row[calls.argsAt] as string, row[calls.hashAt] as string, key)));
+    }
     return ids;
   }
 
