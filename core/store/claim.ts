@@ -39,12 +39,29 @@ export function emptyFlowPlan(): FlowPlan {
   return { pausedQueues: new Set(), queueLimits: new Map(), taskLimits: new Map(), keyCursor: null, flowFirst: false, keyedSeenAt: -Infinity, keyed: false };
 }
 
+/** The time left to a duration run, and each task name's run-time limit (ms). */
+export interface RunBudget {
+  remainingMs: number;
+  maxRunTimeMsByName: ReadonlyMap<string, number>;
+}
+
+/** Only tasks whose run-time limit fits the time left: their own, else their definition's. */
+function applyBudget(q: Knex.QueryBuilder, budget: RunBudget | undefined): Knex.QueryBuilder {
+  if (!budget) return q;
+  const fits = [...budget.maxRunTimeMsByName].filter(([, ms]) => ms <= budget.remainingMs).map(([n]) => n);
+  return q.where((b) => {
+    b.where((own) => own.whereNotNull('max_run_time_ms').where('max_run_time_ms', '<=', budget.remainingMs));
+    if (fits.length > 0) b.orWhere((def) => def.whereNull('max_run_time_ms').whereIn('name', fits));
+  });
+}
+
 export interface ClaimArgs extends ClaimFilter {
   workerId: string;
   nowMs: number;
   limit: number;
   set: ClaimSet;
   plan: FlowPlan;
+  budget?: RunBudget;
 }
 
 /** How often a claim looks whether keyed tasks wait (one index probe). */
@@ -59,6 +76,12 @@ const order = (dir: 'asc' | 'desc') => [
   { column: 'run_at', order: 'asc' },
   { column: 'id', order: 'asc' },
 ];
+
+/** Whether a name's unkeyed tasks go through the flow path (a concurrency or rate limit of its own). */
+function limitedName(plan: FlowPlan, name: string): boolean {
+  const l = plan.taskLimits.get(name);
+  return !!l && (!!l.concurrency || !!l.rateLimit);
+}
 
 /** Queues the plain path must skip (paused or limited), among those this worker claims from. */
 function skippedQueues(f: ClaimFilter, plan: FlowPlan): string[] {
@@ -78,8 +101,8 @@ function applyQueues(q: Knex.QueryBuilder, f: ClaimFilter, skip: readonly string
 }
 
 /** Due, unlocked, unkeyed tasks (the plain claim's base). */
-function plainBase(store: Store, db: Knex, nowMs: number): Knex.QueryBuilder {
-  return db(store.tables.tasks).whereNull('locked_by').whereNull('concurrency_key').where('run_at', '<=', nowMs);
+function plainBase(store: Store, db: Knex, a: ClaimArgs): Knex.QueryBuilder {
+  return applyBudget(db(store.tables.tasks).whereNull('locked_by').whereNull('concurrency_key').where('run_at', '<=', a.nowMs), a.budget);
 }
 
 /**
@@ -98,13 +121,13 @@ async function queuesWithTasks(store: Store, db: Knex): Promise<string[]> {
 
 /** Plain tasks: unkeyed, of names without limits, in queues neither paused nor limited. */
 async function plainClaim(store: Store, a: ClaimArgs, want: number): Promise<Record<string, unknown>[]> {
-  const names = a.names.filter((n) => !a.plan.taskLimits.has(n));
+  const names = a.names.filter((n) => !limitedName(a.plan, n));
   if (names.length === 0 || want <= 0) return [];
   const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
   const skip = skippedQueues(a, a.plan);
   const knex = store.knex;
   if (skip.length === 0) {
-    const q = applyQueues(applyNames(plainBase(store, knex, a.nowMs).select('id'), names), a, []).orderBy(order(dir)).limit(want);
+    const q = applyQueues(applyNames(plainBase(store, knex, a).select('id'), names), a, []).orderBy(order(dir)).limit(want);
     return store.retrying(() => store.dialect.claim(knex, store.tables.tasks, q, a.set));
   }
   // Some queues are skipped: one ordered scan per queue claimed from, so a skipped queue's
@@ -114,7 +137,7 @@ async function plainClaim(store: Store, a: ClaimArgs, want: number): Promise<Rec
     .filter((q) => q === null || !skip.includes(q))
     .filter((q) => q === null || !(a.excludeQueues ?? []).includes(q))
     .map((q) => {
-      const m = applyNames(plainBase(store, knex, a.nowMs).select('id', 'priority', 'run_at'), names);
+      const m = applyNames(plainBase(store, knex, a).select('id', 'priority', 'run_at'), names);
       if (q === null) m.whereNull('queue');
       else m.where('queue', q);
       return m.orderBy(order(dir)).limit(want);
@@ -164,7 +187,7 @@ function limitersOf(plan: FlowPlan): (t: FlowCandidate) => Limiter[] {
 /** Usage of the limiters: RUNNING tasks under a live lease, and starts within each rate window. */
 async function usageOf(store: Store, trx: Knex.Transaction, limiters: Limiter[], of: (t: FlowCandidate) => Limiter[], plan: FlowPlan, nowMs: number): Promise<Usage> {
   const usage: Usage = new Map();
-  const limitedNames = [...plan.taskLimits.keys()];
+  const limitedNames = [...plan.taskLimits.keys()].filter((n) => limitedName(plan, n));
   const limitedQueues = [...plan.queueLimits.keys()];
   const running = (await trx(store.tables.tasks)
     .select('id', 'name', 'queue', 'concurrency_key')
@@ -198,7 +221,7 @@ async function usageOf(store: Store, trx: Knex.Transaction, limiters: Limiter[],
 /** Keyed and limited tasks, admitted by their limits with keys taking turns. */
 async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Record<string, unknown>[]> {
   const plan = a.plan;
-  const limitedNames = a.names.filter((n) => plan.taskLimits.has(n));
+  const limitedNames = a.names.filter((n) => limitedName(plan, n));
   const skipPaused = [...plan.pausedQueues];
   const limitedQueues = [...plan.queueLimits.keys()].filter((q) => !plan.pausedQueues.has(q));
   const keyed = await keyedWaiting(store, plan);
@@ -210,7 +233,8 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
     // Every flow claim of every worker takes this lock first: usage read here stays true until
     // this transaction commits the claims counted against it.
     await store.lockKey(trx, FLOW_LOCK, a.nowMs);
-    const base = () => applyQueues(applyNames(trx(store.tables.tasks).select(cols).whereNull('locked_by').where('run_at', '<=', a.nowMs), a.names), a, skipPaused);
+    const base = () =>
+      applyBudget(applyQueues(applyNames(trx(store.tables.tasks).select(cols).whereNull('locked_by').where('run_at', '<=', a.nowMs), a.names), a, skipPaused), a.budget);
     const members: Knex.QueryBuilder[] = [];
     const keys = keyed ? await keysInTurn(store, trx, plan.keyCursor, Math.min(MAX_KEYS_PER_CLAIM, Math.max(want * 4, 32))) : [];
     for (const k of keys) members.push(base().where('concurrency_key', k).orderBy(order(dir)).limit(want));

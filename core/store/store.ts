@@ -10,7 +10,7 @@ import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from '../errors.js';
 import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
-import { claimTasks, emptyFlowPlan, type FlowPlan } from './claim.js';
+import { claimTasks, emptyFlowPlan, type FlowPlan, type RunBudget } from './claim.js';
 import type { CompletedRow, ErrorRecord, TaskRow } from '../types.js';
 
 export interface Tables {
@@ -21,6 +21,7 @@ export interface Tables {
   scheduleSlots: string;
   queues: string;
   rateStarts: string;
+  workers: string;
   migrations: string;
 }
 
@@ -33,6 +34,7 @@ export function tablesFor(prefix: string): Tables {
     scheduleSlots: `${prefix}schedule_slots`,
     queues: `${prefix}queues`,
     rateStarts: `${prefix}rate_starts`,
+    workers: `${prefix}workers`,
     migrations: `${prefix}migrations`,
   };
 }
@@ -54,6 +56,8 @@ export interface ClaimRequest extends ClaimFilter {
   limit: number;
   /** What the worker knows of paused queues and limits (none: nothing paused or limited). */
   flow?: FlowPlan;
+  /** Claim only tasks whose run-time limit fits the time left (a duration run's end). */
+  budget?: RunBudget;
 }
 
 /** A success waiting to be written. */
@@ -212,10 +216,12 @@ export class Store {
   }
 
   /** A non-locking count of due, unlocked tasks this worker could claim (SKIP LOCKED can't tell). */
-  async countReady(f: ClaimFilter, nowMs: number): Promise<number> {
+  async countReady(f: ClaimFilter, nowMs: number, paused: ReadonlySet<string> = new Set()): Promise<number> {
     if (f.names.length === 0) return 0;
     const q = this.knex(this.tables.tasks).whereNull('locked_by').where('run_at', '<=', nowMs);
     this.applyFilter(q, f);
+    // A paused queue's tasks will not run before it is resumed: they do not keep a batch going.
+    if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
     const [row] = (await this.retrying(() => q.count({ n: '*' }))) as Array<{ n: unknown }>;
     return Number(row?.n ?? 0);
   }

@@ -17,6 +17,8 @@ import type { WorkerOptions } from './options.js';
 import { Services } from './service.js';
 import { Settler, type SettleReport } from './settler.js';
 import { Wakeup } from './wakeup.js';
+import { FlowState } from './flow-state.js';
+import { Registration } from './registration.js';
 
 export interface HelperContext {
   workerId: string;
@@ -30,6 +32,11 @@ export interface HelperContext {
   lockTimeoutMs: number;
   heartbeatMs: number;
   sleepMs: number;
+  queues: readonly string[] | null;
+  excludeQueues: readonly string[] | null;
+  concurrency: number;
+  /** Epoch ms after which a `--duration` run takes no more tasks; null without a duration. */
+  runUntil: number | null;
 }
 
 /** What the helpers ask of the worker. */
@@ -46,7 +53,7 @@ export interface WorkerHooks {
   maxAttemptsFor(task: TaskRow): number;
 }
 
-export function workerHelpers(c: HelperContext, hooks: WorkerHooks): { settler: Settler; maintenance: Maintenance; services: Services } {
+export function workerHelpers(c: HelperContext, hooks: WorkerHooks): { settler: Settler; maintenance: Maintenance; flow: FlowState; services: Services } {
   const onConnection = (ok: boolean, err: unknown, startedAt: number) => c.health.report(ok, err, startedAt);
   const settler = new Settler({
     store: c.store,
@@ -93,6 +100,20 @@ export function workerHelpers(c: HelperContext, hooks: WorkerHooks): { settler: 
       graceMs: Math.max(c.settings.cronGrace * 1000, 3 * c.sleepMs),
     }),
   });
-  const wakeup = new Wakeup(c.store, hooks.wake, c.log);
-  return { settler, maintenance, services: new Services([leases, settler, maintenance, wakeup]) };
+  // Queue states are read at most once per poll, and at once when PostgreSQL says they changed.
+  const flow = new FlowState({ store: c.store, names: c.names, log: c.log, everyMs: Math.min(c.sleepMs, 5000) });
+  const wakeup = new Wakeup(c.store, hooks.wake, c.log, () => flow.invalidate());
+  const registration = new Registration({
+    store: c.store,
+    clock: c.clock,
+    log: c.log,
+    workerId: c.workerId,
+    names: c.names,
+    queues: c.queues,
+    excludeQueues: c.excludeQueues,
+    concurrency: c.concurrency,
+    heartbeatMs: c.heartbeatMs,
+    runUntil: c.runUntil,
+  });
+  return { settler, maintenance, flow, services: new Services([registration, flow, leases, settler, maintenance, wakeup]) };
 }

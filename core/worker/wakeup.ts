@@ -22,7 +22,14 @@ export class Wakeup implements Service {
     private readonly store: Store,
     private readonly wake: () => void,
     private readonly log: Logger,
+    /** A queue was paused, resumed or limited (PostgreSQL tells at once; elsewhere the next poll reads it). */
+    private readonly queuesChanged: () => void = () => {},
   ) {}
+
+  private readonly notified = (payload: string): void => {
+    if (payload === 'queues') this.queuesChanged();
+    this.wake();
+  };
 
   async start(): Promise<void> {
     // Tasks enqueued by this process (an app embedding its worker, tests) wake it directly.
@@ -34,7 +41,7 @@ export class Wakeup implements Service {
     const listen = this.store.dialect.listen;
     if (!listen || this.stopped) return;
     try {
-      this.stopListening = await listen.call(this.store.dialect, this.store.knex, this.store.tables, this.wake, (err) => this.lost(err));
+      this.stopListening = await listen.call(this.store.dialect, this.store.knex, this.store.tables, this.notified, (err) => this.lost(err));
       if (this.warned) this.log.info('listening for new tasks again');
       this.warned = false;
     } catch (err) {

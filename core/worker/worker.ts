@@ -17,9 +17,11 @@ import { decide, decideCancelledBeforeStart, type Decision, type Execution } fro
 import { registeredNames, getRegistered } from '../definition/registry.js';
 import type { Settler, SettleReport } from './settler.js';
 import type { ClaimFilter, Store } from '../store/store.js';
+import type { RunBudget } from '../store/claim.js';
 import { reachableStore } from '../store/open.js';
 import type { TaskRow } from '../types.js';
 import type { Services } from './service.js';
+import type { FlowState } from './flow-state.js';
 import { workerHelpers } from './helpers.js';
 import { Fifo } from './fifo.js';
 import { Slots } from './slots.js';
@@ -39,6 +41,9 @@ export class Worker {
   private settler!: Settler;
   private maintenance!: Maintenance;
   private services!: Services;
+  private flow!: FlowState;
+  /** Epoch ms (worker clock) when a duration run's time, grace included, is up; null otherwise. */
+  private runUntil: number | null = null;
   private readonly clock: Clock;
   readonly log: Logger;
   private filter!: ClaimFilter;
@@ -97,8 +102,26 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
+    // A duration run ends its last attempts by duration + grace: the run budget and the registry know when.
+    this.runUntil = o.duration && o.duration > 0 ? this.clock.now() + Math.round((o.duration + (o.grace ?? 30)) * 1000) : null;
     const helpers = workerHelpers(
-      { workerId: this.id, store: this.store, clock: this.clock, log: this.log, health: this.health, settings: s, options: o, names: this.filter.names, lockTimeoutMs: this.lockTimeoutMs, heartbeatMs, sleepMs: this.sleepMs },
+      {
+        workerId: this.id,
+        store: this.store,
+        clock: this.clock,
+        log: this.log,
+        health: this.health,
+        settings: s,
+        options: o,
+        names: this.filter.names,
+        lockTimeoutMs: this.lockTimeoutMs,
+        heartbeatMs,
+        sleepMs: this.sleepMs,
+        queues: this.filter.queues,
+        excludeQueues: this.filter.excludeQueues,
+        concurrency: this.concurrency,
+        runUntil: this.runUntil,
+      },
       {
         held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
         onLost: (token) => {
@@ -113,6 +136,7 @@ export class Worker {
     );
     this.settler = helpers.settler;
     this.maintenance = helpers.maintenance;
+    this.flow = helpers.flow;
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
       worker: this.id,
@@ -242,7 +266,7 @@ export class Worker {
         await this.maintenance.tick(this.health.down);
         await this.settler.flush();
         // An empty SKIP LOCKED claim proves nothing; a non-locking count does.
-        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now()), 0)) === 0) {
+        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now(), this.flow.plan.pausedQueues), 0)) === 0) {
           this.requestStop('batch');
           break;
         }
@@ -280,9 +304,26 @@ export class Worker {
   private async claim(limit: number): Promise<TaskRow[]> {
     return this.health.guard(
       () =>
-        this.store.claim({ ...this.filter, workerId: this.id, nowMs: this.clock.now(), leaseMs: this.lockTimeoutMs, limit }),
+        this.flow.refresh().then(() => {
+          const nowMs = this.clock.now();
+          return this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit, flow: this.flow.plan, budget: this.budget(nowMs) });
+        }),
       [],
     );
+  }
+
+  /**
+   * The run budget of a duration run: the time left, and each task name's own run-time limit
+   * (a task's stored maxRunTime, when it has one, is compared in the claim).
+   */
+  private budget(nowMs: number): RunBudget | undefined {
+    if (this.runUntil === null || this.options.runBudget === false) return undefined;
+    const defaults = new Map<string, number>();
+    for (const name of this.filter.names) {
+      const seconds = getRegistered(name)?.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
+      defaults.set(name, Math.round(seconds * 1000));
+    }
+    return { remainingMs: Math.max(0, this.runUntil - nowMs), maxRunTimeMsByName: defaults };
   }
 
   /** Sleeps up to `ms`; `this.wake()` ends the sleep early (a slot freed, a stop request). */

@@ -84,11 +84,12 @@ export interface Dialect {
   extraSchema(knex: Knex, tables: { tasks: string; completed: string }, direction: 'up' | 'down'): Promise<void>;
   /**
    * Calls `onTask` when new tasks are inserted (PostgreSQL's LISTEN/NOTIFY), so idle workers
-   * wake at once instead of at their next poll; returns the function that stops listening.
+   * wake at once instead of at their next poll; returns the function that stops listening. The
+   * payload is '' for new tasks and 'queues' when a queue was paused, resumed or limited.
    * Absent where the database cannot tell: polling is then the only way (and always the
    * fallback: a lost notification costs one poll).
    */
-  listen?(knex: Knex, tables: { tasks: string }, onTask: () => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;
+  listen?(knex: Knex, tables: { tasks: string }, onTask: (payload: string) => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;
   /** Creates an index; `where` makes it partial where the database supports that. */
   createIndex(knex: Knex, table: string, name: string, columnsSql: string, where?: string): Promise<void>;
   /** The database server's clock, in epoch ms (to warn about clock skew between machines). */

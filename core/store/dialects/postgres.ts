@@ -124,8 +124,8 @@ export const postgresDialect: Dialect = {
     // A connection of its own, held for as long as the worker runs (LISTEN is per session).
     const client = knex.client as { acquireConnection(): Promise<PgConnection>; releaseConnection(c: PgConnection): Promise<void> };
     const conn = await client.acquireConnection();
-    const onNotification = (msg: { channel: string }) => {
-      if (msg.channel === channelName(tables.tasks)) onTask();
+    const onNotification = (msg: { channel: string; payload?: string }) => {
+      if (msg.channel === channelName(tables.tasks)) onTask(msg.payload ?? '');
     };
     const onLost = (err?: unknown) => onError(err ?? new Error('the LISTEN connection closed'));
     conn.on('notification', onNotification);
