@@ -75,6 +75,7 @@ export const SETTING_SPECS = {
     parse: (v: unknown) => (typeof v === 'string' && isValidTimeZone(v) ? v : undefined),
   },
   maxArgsBytes: num('int', 2, false),
+  maxSnoozes: num('int', 0, false, 1_000_000),
   mode: oneOf(['normal', 'immediate', 'dummy'] as const),
   maxQueueSize: {
     expected: 'an object of queue name → integer >= 1',

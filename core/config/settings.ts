@@ -52,6 +52,8 @@ export interface Settings {
   timezone: string;
   /** Largest accepted JSON size of a task's arguments, in bytes. Default 1 MiB. */
   maxArgsBytes: number;
+  /** Times a task may put itself back with ctx.snooze() before it fails (TooManySnoozesError). Default 100. */
+  maxSnoozes: number;
   /** `normal` stores tasks; `immediate` runs them inline at enqueue; `dummy` records them in memory. */
   mode: 'normal' | 'immediate' | 'dummy';
   /** Largest number of pending tasks per queue name; enqueue into a full queue throws. */
@@ -83,6 +85,7 @@ export interface SettingsInput {
   sleep?: number;
   timezone?: string;
   maxArgsBytes?: number;
+  maxSnoozes?: number;
   mode?: 'normal' | 'immediate' | 'dummy';
   maxQueueSize?: Record<string, number>;
   errorsKept?: number;
@@ -113,6 +116,7 @@ const ENV_NAMES: Record<string, SettingName> = {
   BGTASKS_SLEEP: 'sleep',
   BGTASKS_TIMEZONE: 'timezone',
   BGTASKS_MAX_ARGS_BYTES: 'maxArgsBytes',
+  BGTASKS_MAX_SNOOZES: 'maxSnoozes',
   BGTASKS_MODE: 'mode',
   BGTASKS_ERRORS_KEPT: 'errorsKept',
   BGTASKS_CRON_GRACE: 'cronGrace',
@@ -187,6 +191,7 @@ export async function resolveSettings(options: ResolveOptions = {}): Promise<Set
     sleep: merged.sleep ?? 5,
     timezone: merged.timezone ?? 'UTC',
     maxArgsBytes: merged.maxArgsBytes ?? 1024 * 1024,
+    maxSnoozes: merged.maxSnoozes ?? 100,
     mode: merged.mode ?? 'normal',
     maxQueueSize: merged.maxQueueSize ?? {},
     errorsKept: merged.errorsKept ?? 10,

@@ -374,6 +374,32 @@ export class Store {
   }
 
   /**
+   * Puts a snoozed task back to READY at `runAt`: lease cleared, the attempt given back, one more
+   * snooze counted, no error. `lost` if the lease is gone; `cancelled` if a cancellation was
+   * requested meanwhile (the caller fails it instead: a snooze never swallows a cancel request).
+   */
+  async snooze(task: TaskRow, runAt: number): Promise<'ok' | 'lost' | 'cancelled'> {
+    const q = this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
+    const n = await this.retrying(() =>
+      q
+        .clone()
+        .where('cancel_requested', false)
+        .update({
+          run_at: runAt,
+          locked_by: null,
+          claim_token: null,
+          locked_at: null,
+          locked_until: null,
+          attempts: this.knex.raw('CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END'),
+          snoozes: this.knex.raw('snoozes + 1'),
+        }),
+    );
+    if (n === 1) return 'ok';
+    const still = (await this.retrying(() => q.clone().select('cancel_requested').first())) as { cancel_requested: unknown } | undefined;
+    return still && (still.cancel_requested === true || Number(still.cancel_requested) === 1) ? 'cancelled' : 'lost';
+  }
+
+  /**
    * Puts a failed attempt back as ready at `runAt`, with its error. `lost` if the lease is gone;
    * `cancelled` if a cancellation was requested meanwhile (the caller then fails it instead, so a
    * retry never swallows a cancel request).

@@ -14,7 +14,7 @@ import type { TaskRow } from '../types.js';
 import { Fifo } from './fifo.js';
 import type { Service } from './service.js';
 
-export type SettledOutcome = 'succeeded' | 'rescheduled' | 'failed' | 'released' | 'lost';
+export type SettledOutcome = 'succeeded' | 'rescheduled' | 'snoozed' | 'failed' | 'released' | 'lost';
 
 export interface SettleReport {
   task: TaskRow;
@@ -201,6 +201,15 @@ export class Settler implements Service {
       outcome = 'failed';
     } else if (d.type === 'release') {
       ok = (await store.release([w.task])) === 1;
+    } else if (d.type === 'snooze') {
+      const r = await store.snooze(w.task, d.runAt);
+      ok = r !== 'lost';
+      outcome = 'snoozed';
+      if (r === 'cancelled') {
+        w.decision = decideCancelWinsOverRetry(w.task.attempts, new Error('it had snoozed'));
+        ok = await this.fail(w.task, w.decision, now);
+        outcome = 'failed';
+      }
     } else {
       ok = false;
     }

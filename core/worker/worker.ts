@@ -75,7 +75,7 @@ export class Worker {
     this.clock = options.clock ?? currentClock();
     this.log = options.logger ?? getLogger();
     this.logInfo = this.log.enabled?.('info') ?? true;
-    this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
+    this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, snoozed: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
@@ -380,9 +380,9 @@ export class Worker {
       });
     }
     const decision: Decision = decide(
-      { attempts: task.attempts, scheduledAt: task.scheduledAt, recurrence: taskRecurrence(task), repeatOnFailure: task.repeatOnFailure },
+      { attempts: task.attempts, snoozes: task.snoozes, scheduledAt: task.scheduledAt, recurrence: taskRecurrence(task), repeatOnFailure: task.repeatOnFailure },
       execution,
-      { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task) },
+      { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task), maxSnoozes: this.settings.maxSnoozes },
     );
     const elapsed = performance.now() - started;
     this.avgTaskMs = this.avgTaskMs < 0 ? elapsed : this.avgTaskMs * 0.9 + elapsed * 0.1;
