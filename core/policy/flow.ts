@@ -26,6 +26,10 @@ export interface TaskLimits {
   rateLimit?: RateLimit | null;
   /** RUNNING tasks of this name per concurrency key (default 1 when tasks carry a key). */
   concurrencyLimit?: number | null;
+  /** The definition's own attempt and run-time limits (the worker registry shows them to `why`). */
+  maxAttempts?: number | null;
+  /** Seconds. */
+  maxRunTime?: number | null;
 }
 
 /** The limits and state of one queue, as stored with it. */

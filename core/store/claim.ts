@@ -14,9 +14,32 @@
 import type { Knex } from 'knex';
 import { admit, limitersFor, rateWindow, takeTurns, type FlowCandidate, type Limiter, type QueueLimits, type TaskLimits, type Usage } from '../policy/flow.js';
 import type { TaskRow } from '../types.js';
-import type { ClaimSet } from './dialects/dialect.js';
+import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import { toTaskRow } from './rows.js';
-import type { ClaimFilter, Store } from './store.js';
+import type { Tables } from './tables.js';
+
+/** What a claim needs of the store (Store has it; declared here so the two files do not import each other). */
+export interface ClaimStore {
+  readonly knex: Knex;
+  readonly tables: Tables;
+  readonly dialect: Dialect;
+  retrying<T>(op: () => Promise<T>): Promise<T>;
+  tx<T>(fn: (trx: Knex.Transaction) => Promise<T>, db?: Db): Promise<T>;
+  lockKey(trx: Knex.Transaction, key: string, nowMs: number): Promise<void>;
+}
+
+type Store = ClaimStore;
+
+export interface ClaimFilter {
+  /** Task names this worker can run. */
+  names: readonly string[];
+  /** Only these queues (null: any queue, including no queue). */
+  queues: readonly string[] | null;
+  /** Every queue but these (tasks without a queue included). */
+  excludeQueues: readonly string[] | null;
+  ordering: 'DESC' | 'ASC';
+}
+
 
 /** What a worker knows of flow control when it claims (refreshed every poll). */
 export interface FlowPlan {

@@ -5,6 +5,8 @@
  * notification on the tasks channel tells listening workers to read the queues again at once.
  */
 import type { QueueLimits, RateLimit } from '../policy/flow.js';
+import type { Status } from '../types.js';
+import { collectStats } from './admin.js';
 import type { Store } from './store.js';
 
 /** A queue's row (camelCase). */
@@ -84,4 +86,28 @@ export async function setQueueLimits(
   }
   if (Object.keys(values).length === 0) return;
   await upsert(store, name, values, by, nowMs);
+}
+
+/** A queue: its state and limits, and its tasks by status. `name` null is "no queue". */
+export interface QueueInfo {
+  name: string | null;
+  paused: boolean;
+  concurrency: number | null;
+  rateLimit: RateLimit | null;
+  counts: Record<Status, number>;
+}
+
+/** Every queue that holds tasks or has a row (paused or limited), with its counts; no queue first. */
+export async function queueOverview(store: Store, nowMs: number): Promise<QueueInfo[]> {
+  const stats = await collectStats(store, nowMs);
+  const records = await queueRecords(store);
+  const byName = new Map<string | null, QueueInfo>();
+  for (const q of stats.queues) {
+    byName.set(q.queue, { name: q.queue, paused: false, concurrency: null, rateLimit: null, counts: { READY: q.READY, RUNNING: q.RUNNING, SUCCESSFUL: q.SUCCESSFUL, FAILED: q.FAILED } });
+  }
+  for (const r of records) {
+    const q = byName.get(r.name) ?? { name: r.name, paused: false, concurrency: null, rateLimit: null, counts: { READY: 0, RUNNING: 0, SUCCESSFUL: 0, FAILED: 0 } };
+    byName.set(r.name, { ...q, paused: r.paused, concurrency: r.concurrency, rateLimit: r.rateLimit });
+  }
+  return [...byName.values()].sort((a, b) => (a.name === null ? -1 : b.name === null ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

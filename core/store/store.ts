@@ -10,44 +10,11 @@ import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from '../errors.js';
 import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
-import { claimTasks, emptyFlowPlan, type FlowPlan, type RunBudget } from './claim.js';
+import { claimTasks, emptyFlowPlan, type ClaimFilter, type FlowPlan, type RunBudget } from './claim.js';
+import { tablesFor, type Tables } from './tables.js';
+
+export { tablesFor, type Tables, type ClaimFilter };
 import type { CompletedRow, ErrorRecord, TaskRow } from '../types.js';
-
-export interface Tables {
-  tasks: string;
-  completed: string;
-  locks: string;
-  schedules: string;
-  scheduleSlots: string;
-  queues: string;
-  rateStarts: string;
-  workers: string;
-  migrations: string;
-}
-
-export function tablesFor(prefix: string): Tables {
-  return {
-    tasks: `${prefix}tasks`,
-    completed: `${prefix}completed_tasks`,
-    locks: `${prefix}locks`,
-    schedules: `${prefix}schedules`,
-    scheduleSlots: `${prefix}schedule_slots`,
-    queues: `${prefix}queues`,
-    rateStarts: `${prefix}rate_starts`,
-    workers: `${prefix}workers`,
-    migrations: `${prefix}migrations`,
-  };
-}
-
-export interface ClaimFilter {
-  /** Task names this worker can run. */
-  names: readonly string[];
-  /** Only these queues (null: any queue, including no queue). */
-  queues: readonly string[] | null;
-  /** Every queue but these (tasks without a queue included). */
-  excludeQueues: readonly string[] | null;
-  ordering: 'DESC' | 'ASC';
-}
 
 export interface ClaimRequest extends ClaimFilter {
   workerId: string;

@@ -103,3 +103,25 @@ export async function listWorkers(store: Store, sinceMs: number): Promise<Worker
 export async function pruneWorkers(store: Store, beforeMs: number): Promise<number> {
   return store.retrying(() => store.knex(store.tables.workers).where('heartbeat_at', '<', beforeMs).del());
 }
+
+/** A task a worker runs now. */
+export interface RunningTask {
+  id: string;
+  name: string;
+  queue: string | null;
+  startedAt: number;
+}
+
+/** RUNNING tasks (live leases) by worker id (one query through the lease index). */
+export async function runningByWorker(store: Store, nowMs: number): Promise<Map<string, RunningTask[]>> {
+  const rows = (await store.retrying(() =>
+    store.knex(store.tables.tasks).select('id', 'name', 'queue', 'locked_by', 'locked_at').whereNotNull('locked_by').where('locked_until', '>', nowMs).orderBy('id'),
+  )) as Array<{ id: unknown; name: string; queue: string | null; locked_by: string; locked_at: unknown }>;
+  const out = new Map<string, RunningTask[]>();
+  for (const r of rows) {
+    let list = out.get(r.locked_by);
+    if (!list) out.set(r.locked_by, (list = []));
+    list.push({ id: String(r.id), name: r.name, queue: r.queue, startedAt: Number(r.locked_at) });
+  }
+  return out;
+}

@@ -114,6 +114,7 @@ export function workerHelpers(c: HelperContext, hooks: WorkerHooks): { settler: 
     concurrency: c.concurrency,
     heartbeatMs: c.heartbeatMs,
     runUntil: c.runUntil,
+    maxRunTime: c.options.maxRunTime ?? c.settings.maxRunTime,
   });
   return { settler, maintenance, flow, services: new Services([registration, flow, leases, settler, maintenance, wakeup]) };
 }

@@ -29,6 +29,8 @@ export interface RegistrationOptions {
   heartbeatMs: number;
   /** Epoch ms after which a `--duration` run takes no more tasks (deadline plus grace). */
   runUntil: number | null;
+  /** Seconds: the run-time limit of a task whose definition sets none (worker option or setting). */
+  maxRunTime: number;
 }
 
 export class Registration implements Service {
@@ -43,9 +45,14 @@ export class Registration implements Service {
     const limits: Record<string, TaskLimits> = {};
     for (const name of this.o.names) {
       const d = getRegistered(name)?.options;
-      if (d && (d.concurrency || d.rateLimit || d.concurrencyLimit)) {
-        limits[name] = { concurrency: d.concurrency ?? null, rateLimit: d.rateLimit ?? null, concurrencyLimit: d.concurrencyLimit ?? null };
-      }
+      // Every name, with the run-time limit this worker applies to it (what a run budget compares).
+      limits[name] = {
+        concurrency: d?.concurrency ?? null,
+        rateLimit: d?.rateLimit ?? null,
+        concurrencyLimit: d?.concurrencyLimit ?? null,
+        maxAttempts: d?.maxAttempts ?? null,
+        maxRunTime: d?.maxRunTime ?? this.o.maxRunTime,
+      };
     }
     return {
       id: this.o.workerId,
