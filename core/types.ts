@@ -48,11 +48,14 @@ export interface DurationObject {
 export type When = number | Date | DurationObject;
 
 /**
- * What happens when a task with the same hash (name + canonical args) is already pending.
+ * What happens when a twin exists: a pending task with the same hash (name + canonical args) that
+ * is READY, or RUNNING with a recurrence that goes on (its chain is already there).
  * - `schedule`: always insert.
- * - `rescheduleExisting`: move an unlocked pending twin to the new run time and priority instead.
- * - `checkExisting`: insert nothing when an unlocked pending twin exists.
- * - `replaceExisting`: delete unlocked pending twins, then insert.
+ * - `rescheduleExisting`: move the READY twins to the new run time and priority instead (a
+ *   running twin cannot be moved: outcome `existing`).
+ * - `checkExisting`: insert nothing when a twin exists.
+ * - `replaceExisting`: delete READY twins and end running twins' chains, then insert.
+ * The full rule: docs/getting-started.md, "Duplicates: the dedupe action".
  */
 export type DedupeAction = 'schedule' | 'rescheduleExisting' | 'checkExisting' | 'replaceExisting';
 export const DEDUPE_ACTIONS: readonly DedupeAction[] = [
@@ -84,7 +87,7 @@ export interface CommonTaskOptions {
   maxAttempts?: number;
   /** Seconds an attempt may run before its signal aborts and it counts as failed. Default: the `maxRunTime` setting (3600). */
   maxRunTime?: number;
-  /** Delete unlocked pending twins before inserting (the reference's `remove_existing_tasks`). */
+  /** `true` is action `replaceExisting` (the reference's `remove_existing_tasks`). */
   removeExisting?: boolean;
   /** Dedupe action; see DedupeAction. Default `schedule`. */
   action?: DedupeAction;

@@ -1,7 +1,8 @@
 /**
  * Storing calls. One call follows its dedupe action in one transaction serialised on its hash
- * (check, reschedule or replace unlocked twins, or insert); many calls of one definition go in
- * chunked multi-row inserts in one transaction. Both respect a queue's `maxQueueSize`. Nothing is
+ * (check, reschedule or replace its twins, or insert; the rule is in docs/getting-started.md,
+ * "Duplicates: the dedupe action"); many calls of one definition go in chunked multi-row inserts
+ * in one transaction. Both respect a queue's `maxQueueSize`. Nothing is
  * stored when anything fails.
  */
 import type { Knex } from 'knex';
@@ -11,6 +12,7 @@ import type { Db } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
 import type { NewTask } from './rows.js';
 import type { Store } from './store.js';
+import { isRecurring, nextSlot, type Recurrence } from '../policy/recurrence.js';
 
 export interface EnqueuePlan {
   action: DedupeAction;
@@ -27,6 +29,69 @@ export interface StoredCall {
   id: string;
   runAt: number;
   outcome: EnqueueOutcome;
+}
+
+/** A pending task with the same hash as the call, ready or running. */
+interface Twin {
+  id: string;
+  runAt: number;
+  /** Claimed by a worker (its lease may have run out and not been recovered yet). */
+  running: boolean;
+  /** A running twin that will schedule a successor when it ends: its chain is already there. */
+  chainGoesOn: boolean;
+}
+
+/**
+ * Pending tasks with this hash (and queue, when given), oldest first. A running twin's chain goes
+ * on when it repeats and its recurrence has a next slot (an ended chain's repeatUntil is at or
+ * before its own slot: see endChains).
+ */
+async function findTwins(store: Store, trx: Db, hash: string, queue: string | null | undefined, nowMs: number): Promise<Twin[]> {
+  const q = trx(store.tables.tasks)
+    .select('id', 'run_at', 'scheduled_at', 'locked_by', 'repeat_every_ms', 'repeat_cron', 'timezone', 'repeat_until')
+    .where('hash', hash)
+    .orderBy('id');
+  if (queue !== undefined) {
+    if (queue === null) q.whereNull('queue');
+    else q.where('queue', queue);
+  }
+  const rows = (await q) as Array<Record<string, unknown>>;
+  return rows.map((r) => {
+    const running = r.locked_by !== null && r.locked_by !== undefined;
+    const recurrence: Recurrence = {
+      everyMs: Number(r.repeat_every_ms ?? 0),
+      cron: r.repeat_cron === null || r.repeat_cron === undefined ? null : String(r.repeat_cron),
+      timezone: r.timezone === null || r.timezone === undefined ? null : String(r.timezone),
+      untilMs: r.repeat_until === null || r.repeat_until === undefined ? null : Number(r.repeat_until),
+    };
+    const chainGoesOn = running && isRecurring(recurrence) && nextSlot(recurrence, Number(r.scheduled_at), nowMs) !== null;
+    return { id: String(r.id), runAt: Number(r.run_at), running, chainGoesOn };
+  });
+}
+
+async function rescheduleTwins(store: Store, trx: Db, ids: string[], runAt: number, priority: number): Promise<number> {
+  return trx(store.tables.tasks)
+    .whereIn('id', ids)
+    .whereNull('locked_by')
+    .update({ run_at: runAt, scheduled_at: runAt, priority });
+}
+
+async function deleteTwins(store: Store, trx: Db, hash: string): Promise<number> {
+  return trx(store.tables.tasks).where('hash', hash).whereNull('locked_by').del();
+}
+
+/**
+ * Ends the repeat chains of running twins: each finishes its run, but its recurrence now ends at
+ * its own slot, so the run schedules no successor (the settle transaction reads the stored end
+ * under the same hash lock: Store.guardSuccessors). Returns how many.
+ */
+async function endChains(store: Store, trx: Db, ids: string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  return trx(store.tables.tasks)
+    .whereIn('id', ids)
+    .whereNotNull('locked_by')
+    .where((b) => b.whereNull('repeat_until').orWhere('repeat_until', '>', trx.ref('scheduled_at')))
+    .update({ repeat_until: trx.ref('scheduled_at') });
 }
 
 async function checkQueueSize(store: Store, trx: Knex.Transaction, queue: string, limit: number, adding: number, nowMs: number): Promise<void> {
@@ -46,18 +111,27 @@ export async function insertCall(store: Store, task: NewTask, plan: EnqueuePlan,
     return { id: id!, runAt: task.runAt, outcome: 'created' };
   }
   return store.tx(async (trx) => {
-    // The lock comes first: on SQLite a write transaction must begin with a write.
+    // The lock comes first: on SQLite a write transaction must begin with a write. The end of a
+    // run takes it too before it writes a successor, so the twins cannot change under us.
     await store.lockKey(trx, `hash:${task.hash}`, nowMs);
     if (plan.action === 'checkExisting' || plan.action === 'rescheduleExisting') {
-      const twins = await store.findTwins(trx, task.hash, plan.matchQueue);
-      if (twins.length > 0) {
-        if (plan.action === 'checkExisting') return { id: twins[0]!.id, runAt: twins[0]!.runAt, outcome: 'existing' };
-        await store.rescheduleTwins(trx, twins.map((t) => t.id), task.runAt, task.priority);
-        return { id: twins[0]!.id, runAt: task.runAt, outcome: 'rescheduled' };
+      const twins = await findTwins(store, trx, task.hash, plan.matchQueue, nowMs);
+      const ready = twins.filter((t) => !t.running);
+      const chain = twins.find((t) => t.chainGoesOn);
+      if (ready.length > 0 && plan.action === 'rescheduleExisting') {
+        await rescheduleTwins(store, trx, ready.map((t) => t.id), task.runAt, task.priority);
+        return { id: ready[0]!.id, runAt: task.runAt, outcome: 'rescheduled' };
       }
+      // A running task cannot be moved; its chain is there all the same.
+      const existing = ready[0] ?? chain;
+      if (existing) return { id: existing.id, runAt: existing.runAt, outcome: 'existing' };
     }
     let replaced = 0;
-    if (plan.action === 'replaceExisting') replaced = await store.deleteTwins(trx, task.hash);
+    if (plan.action === 'replaceExisting') {
+      replaced = await deleteTwins(store, trx, task.hash);
+      const chains = (await findTwins(store, trx, task.hash, undefined, nowMs)).filter((t) => t.chainGoesOn);
+      replaced += await endChains(store, trx, chains.map((t) => t.id));
+    }
     if (limited) await checkQueueSize(store, trx, task.queue!, plan.queueLimit!, 1, nowMs);
     const [id] = await store.insertTasks([task], trx);
     return { id: id!, runAt: task.runAt, outcome: replaced > 0 ? 'replaced' : 'created' };

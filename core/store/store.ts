@@ -129,28 +129,6 @@ export class Store {
     await trx(this.tables.locks).insert({ key, locked_at: nowMs }).onConflict('key').merge(['locked_at']);
   }
 
-  /** Unlocked pending tasks with this hash (and queue, when given), oldest first. */
-  async findTwins(trx: Db, hash: string, queue: string | null | undefined): Promise<Array<{ id: string; runAt: number }>> {
-    const q = trx(this.tables.tasks).select('id', 'run_at').where('hash', hash).whereNull('locked_by').orderBy('id');
-    if (queue !== undefined) {
-      if (queue === null) q.whereNull('queue');
-      else q.where('queue', queue);
-    }
-    const rows = (await q) as Array<{ id: unknown; run_at: unknown }>;
-    return rows.map((r) => ({ id: String(r.id), runAt: Number(r.run_at) }));
-  }
-
-  async rescheduleTwins(trx: Db, ids: string[], runAt: number, priority: number): Promise<number> {
-    return trx(this.tables.tasks)
-      .whereIn('id', ids)
-      .whereNull('locked_by')
-      .update({ run_at: runAt, scheduled_at: runAt, priority });
-  }
-
-  async deleteTwins(trx: Db, hash: string): Promise<number> {
-    return trx(this.tables.tasks).where('hash', hash).whereNull('locked_by').del();
-  }
-
   async countPendingInQueue(db: Db, queue: string): Promise<number> {
     const [row] = (await db(this.tables.tasks).where('queue', queue).count({ n: '*' })) as Array<{ n: unknown }>;
     return Number(row?.n ?? 0);
@@ -285,12 +263,13 @@ export class Store {
   private async completeWithSuccessors(items: readonly Completion[], nowMs: number): Promise<{ done: Completion[]; lost: Completion[] }> {
     try {
       await this.tx(async (trx) => {
+        const guarded = await this.guardSuccessors(trx, items, nowMs);
         const n = await trx(this.tables.tasks)
           .whereIn('id', items.map((c) => c.task.id))
           .whereIn('claim_token', items.map((c) => c.task.claimToken!))
           .del();
         if (n !== items.length) throw new LostLeases();
-        await this.writeFinished(trx, items.map((c) => [c.task, this.finishOf(c)] as const), nowMs, items);
+        await this.writeFinished(trx, guarded.map((c) => [c.task, this.finishOf(c)] as const), nowMs, guarded);
       });
       return { done: [...items], lost: [] };
     } catch (err) {
@@ -301,13 +280,39 @@ export class Store {
     const lost: Completion[] = [];
     for (const c of items) {
       const ok = await this.tx(async (trx) => {
+        const [g] = await this.guardSuccessors(trx, [c], nowMs);
         if (!(await this.deleteClaimed(trx, c.task))) return false;
-        await this.writeFinished(trx, [[c.task, this.finishOf(c)]], nowMs, [c]);
+        await this.writeFinished(trx, [[g!.task, this.finishOf(g!)]], nowMs, [g!]);
         return true;
       });
       (ok ? done : lost).push(c);
     }
     return { done, lost };
+  }
+
+  /**
+   * Run first in a transaction that writes successors of recurring tasks. It takes their hashes'
+   * locks, the ones enqueues take (lockKey), so a dedupe action and the end of a run never
+   * interleave; on SQLite the upsert is also the write a write transaction must begin with. It
+   * then reads each recurrence's stored end, which an enqueue with replaceExisting moves to the
+   * task's own slot while it runs (core/store/enqueue.ts endChains), and drops the successors of
+   * ended chains. Returns the items with the tasks as stored.
+   */
+  private async guardSuccessors<T extends { task: TaskRow; successorAt: number | null }>(trx: Knex.Transaction, items: readonly T[], nowMs: number): Promise<T[]> {
+    const recurring = items.filter((i) => i.successorAt !== null);
+    if (recurring.length === 0) return [...items];
+    // Sorted: two transactions take the locks they share in one order, so never deadlock on them.
+    for (const hash of [...new Set(recurring.map((i) => i.task.hash))].sort()) await this.lockKey(trx, `hash:${hash}`, nowMs);
+    const rows = (await trx(this.tables.tasks)
+      .select('id', 'repeat_until')
+      .whereIn('id', recurring.map((i) => i.task.id))) as Array<{ id: unknown; repeat_until: unknown }>;
+    const until = new Map(rows.map((r) => [String(r.id), r.repeat_until === null || r.repeat_until === undefined ? null : Number(r.repeat_until)]));
+    return items.map((i) => {
+      const stored = until.get(i.task.id);
+      if (i.successorAt === null || stored === undefined) return i;
+      const task = stored === i.task.repeatUntil ? i.task : { ...i.task, repeatUntil: stored };
+      return { ...i, task, successorAt: stored !== null && i.successorAt >= stored ? null : i.successorAt };
+    });
   }
 
   private finishOf(c: Completion): Finish {
@@ -428,6 +433,7 @@ export class Store {
   ): Promise<boolean> {
     const { errors, lastError } = this.withError(task, opts.record);
     return this.tx(async (trx) => {
+      const [g] = await this.guardSuccessors(trx, [{ task, successorAt: opts.successorAt }], opts.nowMs);
       const q = trx(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
       if (opts.expiredLeaseBefore !== undefined) q.where('locked_until', '<', opts.expiredLeaseBefore);
       if ((await q.del()) !== 1) return false;
@@ -439,13 +445,16 @@ export class Store {
         errors,
         attempts: opts.attempts,
       };
-      await this.writeFinished(trx, [[task, finish]], opts.nowMs, [{ task, successorAt: opts.successorAt }]);
+      await this.writeFinished(trx, [[g!.task, finish]], opts.nowMs, [g!]);
       return true;
     });
   }
 
-  /** Gives claimed tasks back: lease cleared, attempt returned, ready at once. Returns how many. */
-  async release(tasks: readonly TaskRow[]): Promise<number> {
+  /**
+   * Gives claimed tasks back: lease cleared, attempt returned, ready at once (or, with `runAt`, not
+   * due before then: claimed tasks were due, so it only moves their run time later). Returns how many.
+   */
+  async release(tasks: readonly TaskRow[], opts: { runAt?: number } = {}): Promise<number> {
     if (tasks.length === 0) return 0;
     return this.retrying(() =>
       this.knex(this.tables.tasks)
@@ -457,6 +466,7 @@ export class Store {
           locked_at: null,
           locked_until: null,
           attempts: this.knex.raw('CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END'),
+          ...(opts.runAt === undefined ? {} : { run_at: opts.runAt }),
         }),
     );
   }

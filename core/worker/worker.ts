@@ -34,6 +34,9 @@ export type { WorkerOptions };
 
 export type { StopReason, WorkerSummary };
 
+/** How long a claimed task that this worker cannot run is left before it is due again. */
+const UNRUNNABLE_DELAY_MS = 60_000;
+
 export class Worker {
   readonly id: string;
   private settings!: Settings;
@@ -68,6 +71,8 @@ export class Worker {
   /** Whether info lines are written at all (building their fields costs on the hot path). */
   private logInfo = true;
   private graceTimer: NodeJS.Timeout | null = null;
+  /** Names of claimed tasks this worker could not run, warned about once each. */
+  private readonly unrunnableWarned = new Set<string>();
 
   constructor(private readonly options: WorkerOptions = {}) {
     checkWorkerOptions(options);
@@ -366,7 +371,8 @@ export class Worker {
     if (task.expiresAt !== null && task.expiresAt <= nowMs) {
       execution = { kind: 'expired', error: new ExpiredError(`Task ${task.name} #${task.id} was not started before it expired at ${new Date(task.expiresAt).toISOString()}`) };
     } else if (!def) {
-      execution = { kind: 'released' };
+      await this.setAside(task);
+      return;
     } else {
       if (events.listenerCount('task:started') > 0) events.emit('task:started', { ...taskInfo(task), workerId: this.id });
       if (this.logInfo) this.log.info('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
@@ -396,6 +402,31 @@ export class Worker {
     }
     // The slot frees now; the result is written by the settler (its lease stays renewed until then).
     this.settler.settle(task, decision, execution.kind === 'success' ? execution.returnJson : null, durationMs);
+  }
+
+  /**
+   * A claimed task that no task registered in this process is named exactly like: the database
+   * matched its name loosely (a MySQL table not migrated to exact collations), or the task files
+   * changed under the worker. Given back with its attempt, but not due again for
+   * UNRUNNABLE_DELAY_MS: released ready at once, it came straight back to this worker about 130
+   * times a second, and `--batch` never ended. One warning per name.
+   */
+  private async setAside(task: TaskRow): Promise<void> {
+    if (!this.unrunnableWarned.has(task.name)) {
+      this.unrunnableWarned.add(task.name);
+      this.log.warn('claimed a task this worker cannot run: no task is registered under its exact name; it is given back and not due again for 60 s', {
+        id: task.id,
+        name: task.name,
+        registered: registeredNames(),
+      });
+    }
+    try {
+      const n = await this.health.guard(() => this.store.release([task], { runAt: this.clock.now() + UNRUNNABLE_DELAY_MS }), 0);
+      this.summary.released += n;
+    } catch (err) {
+      // Its lease expires, and lease recovery makes it ready again.
+      this.log.error('could not give back a task this worker cannot run', { id: task.id, name: task.name, error: err instanceof Error ? err.message : String(err) });
+    }
   }
 
   private onSettled(r: SettleReport): void {

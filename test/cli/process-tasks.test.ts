@@ -43,7 +43,7 @@ for (const t of cliTargets()) {
     it('migrates, then runs 100 enqueued tasks exactly once, with their return values', async () => {
       const migrated = await runCli(['migrate'], project.dir, env);
       expect(migrated.code, migrated.stderr).to.equal(0);
-      expect(migrated.stdout).to.match(/Applied 2 migration\(s\)/);
+      expect(migrated.stdout).to.match(/Applied 3 migration\(s\)/);
 
       const enq = await runScript('enqueue.ts', project.dir, env, ['1', '100']);
       expect(enq.code, enq.stderr).to.equal(0);
