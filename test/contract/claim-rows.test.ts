@@ -57,7 +57,7 @@ contract('claim: claimed rows keep every column', (db) => {
       repeat_until: NOW + 86_400_000,
       recurring_key: 'claim.full:key',
       last_error: `Error: ${AWKWARD}\n    at somewhere (file.ts:1:2)`,
-      errors: JSON.stringify([{ message: AWKWARD, attempt: 3 }]),
+      errors: JSON.stringify([{ class: 'Error', message: AWKWARD, stack: `Error: ${AWKWARD}`, attempt: 3, at: NOW - 5, workerId: null }]),
       max_attempts: 9,
       max_run_time_ms: 1_500,
       expires_at: NOW + 1_000_000,
@@ -92,7 +92,7 @@ contract('claim: claimed rows keep every column', (db) => {
     expect(f.args).to.equal(full.args);
     expect(f.verboseName).to.equal(AWKWARD);
     expect(f.lastError).to.equal(full.last_error);
-    expect(f.errors).to.deep.equal([{ message: AWKWARD, attempt: 3 }]);
+    expect(f.errors).to.deep.equal([{ class: 'Error', message: AWKWARD, stack: `Error: ${AWKWARD}`, attempt: 3, at: NOW - 5, workerId: null }]);
     expect(f.attempts).to.equal(4);
     expect(f.priority).to.equal(-7);
     expect(f.repeatEvery).to.equal(3600);
