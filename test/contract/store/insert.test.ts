@@ -44,7 +44,7 @@ function asStored(t: NewTask): Partial<TaskRow> {
 }
 
 /** What a freshly inserted row holds besides what the task set. */
-const FRESH = { attempts: 0, snoozes: 0, lastError: null, errors: [], lockedBy: null, claimToken: null, lockedAt: null, lockedUntil: null, cancelRequested: false };
+const FRESH = { attempts: 0, snoozes: 0, lastError: null, errors: [], errorsUnreadable: null, lockedBy: null, claimToken: null, lockedAt: null, lockedUntil: null, cancelRequested: false };
 
 contract('store: insert', (db) => {
   beforeEach(() => db.reset());

@@ -33,6 +33,7 @@ function finishedAs(t: TaskRow, f: Pick<CompletedRow, 'finishedAt' | 'failedAt' 
     snoozes: t.snoozes,
     startedAt: t.lockedAt,
     workerId: t.lockedBy,
+    errorsUnreadable: null,
     ...f,
   };
 }
