@@ -61,6 +61,8 @@ export class Worker {
   private readonly buffer = new Fifo<TaskRow>(64);
   private stopping: StopReason | null = null;
   private wake: (() => void) | null = null;
+  /** A wake-up that came while the loop was busy (claiming, settling): the next idle ends at once. */
+  private wakePending = false;
   private started = false;
   private started_at = 0;
   private deadlineTimer: NodeJS.Timeout | null = null;
@@ -135,7 +137,7 @@ export class Worker {
         },
         onCancelled: (token) => this.cancelHeld(token),
         onSettled: (r) => this.onSettled(r),
-        wake: () => this.wake?.(),
+        wake: () => this.poke(),
         maxAttemptsFor: (t) => this.maxAttemptsFor(t),
       },
     );
@@ -207,7 +209,7 @@ export class Worker {
     };
     if (graceSeconds <= 0) abortAll();
     else if (!this.graceTimer) this.graceTimer = setTimeout(abortAll, graceSeconds * 1000);
-    this.wake?.();
+    this.poke();
   }
 
   /** A cancel request seen by a heartbeat: abort the running attempt, or fail a prefetched task. */
@@ -331,8 +333,21 @@ export class Worker {
     return { remainingMs: Math.max(0, this.runUntil - nowMs), maxRunTimeMsByName: defaults };
   }
 
-  /** Sleeps up to `ms`; `this.wake()` ends the sleep early (a slot freed, a stop request). */
+  /**
+   * Ends the idle wait now, or, when the loop is busy (a claim in flight), the next one: a task
+   * enqueued while this worker claims must not wait for the next poll.
+   */
+  private poke(): void {
+    if (this.wake) this.wake();
+    else this.wakePending = true;
+  }
+
+  /** Sleeps up to `ms`; `poke()` ends the sleep early (a slot freed, a stop request, a new task). */
   private idle(ms: number): Promise<void> {
+    if (this.wakePending) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);
@@ -359,7 +374,7 @@ export class Worker {
     void this.attempt(task, stop).finally(() => {
       this.slots.remove(slot);
       this.dispatch();
-      this.wake?.();
+      this.poke();
     });
   }
 
