@@ -9,6 +9,14 @@ import { STATUSES, type Creator, type Status } from '../core/types.js';
 
 export class UsageError extends Error {}
 
+/**
+ * The environment variable that carries `--database` from the `--dev` supervisor to its worker
+ * child: in the child's arguments, a password would be readable by every local user (ps). The
+ * child reads it as the flag, so it keeps the flag's precedence (above configure() and
+ * BGTASKS_DATABASE_URL).
+ */
+export const DEV_DATABASE_ENV = 'BGTASKS_DEV_DATABASE';
+
 /** Flags shared by commands that touch the database. */
 export interface DbFlags {
   database?: string;

@@ -6,7 +6,13 @@
 import { Command, CommanderError, Option } from 'commander';
 import { runCommand } from './run-command.js';
 import { EXIT } from './exit-codes.js';
+import { exitWhenFlushed, guardOutput } from './output.js';
+import { maskUrlsIn } from '../core/base/redact.js';
+import { noteParent } from './launcher.js';
 
+noteParent();
+guardOutput();
+hidePasswordsFromPs();
 const program = new Command();
 
 program
@@ -17,10 +23,8 @@ program
   .configureOutput({
     outputError: (text, write) => write(`bgtasks: ${commanderLine(text)}\n`),
   })
-  .exitOverride((err: CommanderError) => {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(EXIT.OK);
-    process.exit(EXIT.USAGE);
-  })
+  // Thrown, not exited: the help text must be written out before the process ends (see below).
+  .exitOverride()
   .addHelpText(
     'after',
     `
@@ -31,7 +35,10 @@ or the default sqlite:bgtasks.sqlite3. Docs: node_modules/bgtasks/docs/cli.md (d
 
 function dbOptions(cmd: Command): Command {
   return cmd
-    .option('--database <url>', 'database URL (sqlite:path, mysql://…, mariadb://…, postgres://…)')
+    .option(
+      '--database <url>',
+      'database URL (sqlite:path, mysql://…, mariadb://…, postgres://…); a password in it is visible to other local users (ps) while the command starts: prefer BGTASKS_DATABASE_URL or the config file',
+    )
     .option('--table-prefix <prefix>', 'prefix of the bgtasks tables (default bgtasks_)')
     .option('--connection <name>', 'a named connection from the connections setting');
 }
@@ -44,8 +51,8 @@ dbOptions(
     .option('--batch', 'run everything that is due now, then exit 0 when nothing due is left')
     .option('--max-tasks <n>', 'exit after running this many tasks')
     .option('--sleep <seconds>', 'seconds to wait between polls when idle (default 5; fractions allowed)')
-    .option('--queue <names>', 'only these queues (comma-separated); tasks without a queue are skipped')
-    .option('--exclude-queues <names>', 'every queue except these (tasks without a queue included)')
+    .option('--queue <names>', 'only these queues (comma-separated); tasks without a queue are skipped; empty: every queue')
+    .option('--exclude-queues <names>', 'every queue except these (tasks without a queue included); empty: excludes none')
     .option('--concurrency <n>', 'tasks run at once in this process (default 1)')
     .option('--prefetch <n|auto>', 'tasks claimed ahead of free slots (default auto: ~100 ms of work per slot, at most 500)')
     .option('--grace <seconds>', 'seconds running tasks get to finish after a stop or --duration (default 30)')
@@ -338,6 +345,18 @@ Examples:
   await runCommand(() => pruneResultsCommand(flags));
 });
 
+/**
+ * A password on the command line is readable by every local user (ps, /proc/PID/cmdline). Rewrite
+ * what they see as soon as this process runs. Node can only replace the whole title, which on
+ * Linux also becomes the process name (comm, the first 15 characters), so this happens only when
+ * there is a password to hide. Children (--dev) get the URL through their environment instead.
+ */
+function hidePasswordsFromPs(): void {
+  const args = process.argv.slice(1);
+  const masked = args.map((a) => maskUrlsIn(a));
+  if (masked.some((a, i) => a !== args[i])) process.title = [process.argv0, ...masked].join(' ');
+}
+
 /** Commander's "error: unknown option '--x'\n(Did you mean --y?)" as one line, with a pointer to --help. */
 function commanderLine(text: string): string {
   const line = text.replace(/^error: /, '').trim().split(/\s*\n\s*/).join(' ');
@@ -346,16 +365,21 @@ function commanderLine(text: string): string {
 
 async function packageVersion(): Promise<string> {
   const { readFile } = await import('node:fs/promises');
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  // dist/cli/index.js in a build or a package; cli/index.ts when run from the source tree.
+  const up = /\/dist\/cli\/[^/]+$/.test(import.meta.url) ? '../../package.json' : '../package.json';
+  const pkg = JSON.parse(await readFile(new URL(up, import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
+
+const HELP_CODES = ['commander.helpDisplayed', 'commander.version', 'commander.help'];
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) process.exit(EXIT.USAGE);
-  throw err;
+  if (!(err instanceof CommanderError)) throw err;
+  process.exitCode = HELP_CODES.includes(err.code) ? EXIT.OK : EXIT.USAGE;
 }
 // The command is done. Timers or pools that task code left open (an abandoned task's timer, the
-// application's own database pool) must not keep a cron-launched process alive.
-process.exit(process.exitCode ?? EXIT.OK);
+// application's own database pool) must not keep a cron-launched process alive; what it printed
+// must still reach a slow reader.
+await exitWhenFlushed(Number(process.exitCode ?? EXIT.OK));

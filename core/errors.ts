@@ -63,6 +63,12 @@ export class LeaseLostError extends BgtasksError {}
 /** A task's worker stopped renewing its lease (it died, or stalled past lockTimeout). */
 export class WorkerLostError extends BgtasksError {}
 
+/**
+ * The database refused to store an attempt's result or error record (too large for it, or a
+ * value it cannot hold): recorded instead, and the task fails for good.
+ */
+export class RecordRefusedError extends BgtasksError {}
+
 /** The worker stopped (graceful shutdown or the --duration limit) while the task ran. */
 export class WorkerStoppedError extends BgtasksError {}
 

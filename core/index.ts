@@ -38,6 +38,7 @@ export {
   NotMigratedError,
   LeaseLostError,
   WorkerLostError,
+  RecordRefusedError,
   WorkerStoppedError,
   TaskLoadError,
   DatabaseUnavailableError,

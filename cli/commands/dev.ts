@@ -8,9 +8,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveSettings } from '../../core/config/settings.js';
-import { flagSetting, overridesFrom, type DbFlags } from '../flags.js';
+import { DEV_DATABASE_ENV, flagSetting, overridesFrom, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { isHeapSizeFlag } from '../young-generation.js';
+import { setLongTimeout } from '../../core/base/long-timer.js';
+import { watchLauncher } from '../launcher.js';
 
 const SOURCE_EXT = /\.(ts|mts|cts|tsx|js|mjs|cjs|json)$/;
 const SKIPPED_DIRS = new Set(['node_modules', 'dist', '.git']);
@@ -27,17 +29,20 @@ function say(text: string): void {
   process.stdout.write(`${new Date().toISOString()} DEV   ${text}\n`);
 }
 
-/** The child's arguments: the same command without --dev (and without --duration, which the supervisor keeps). */
+/**
+ * The child's arguments: the same command without --dev, without --duration (the supervisor
+ * keeps it) and without --database (passed in its environment: see DEV_DATABASE_ENV).
+ */
 export function childArgs(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--dev') continue;
-    if (a === '--duration') {
+    if (a === '--duration' || a === '--database') {
       i++;
       continue;
     }
-    if (a.startsWith('--duration=')) continue;
+    if (a.startsWith('--duration=') || a.startsWith('--database=')) continue;
     out.push(a);
   }
   return out;
@@ -69,7 +74,7 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
     const c = spawn(process.execPath, [...heapFlags, cli, ...args], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       detached: true,
-      env: { ...process.env, BGTASKS_DEV_CHILD: '1' },
+      env: { ...process.env, BGTASKS_DEV_CHILD: '1', ...(flags.database !== undefined ? { [DEV_DATABASE_ENV]: flags.database } : {}) },
     });
     child = c;
     c.on('exit', (code, signal) => {
@@ -121,17 +126,22 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
   process.on('SIGTERM', stop);
   // Closing the terminal (SIGHUP) reaches only us: the worker has its own process group.
   process.on('SIGHUP', stop);
+  const unwatchLauncher = watchLauncher((launcher) => {
+    say(`${launcher} exited without stopping the supervisor; stopping the worker`);
+    stop('SIGTERM');
+  });
   const duration = flags.duration !== undefined ? Number(flags.duration) : 0;
-  const durationTimer = duration > 0 ? setTimeout(() => stop('SIGTERM'), duration * 1000) : null;
+  const durationTimer = duration > 0 ? setLongTimeout(() => stop('SIGTERM'), duration * 1000) : null;
 
   say(`watching ${roots.join(', ')} (node_modules, dist and .git skipped)`);
   start();
   const code = await finished;
-  if (durationTimer) clearTimeout(durationTimer);
+  durationTimer?.clear();
   if (timer) clearTimeout(timer);
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
   process.off('SIGHUP', stop);
+  unwatchLauncher();
   await watcher.close();
   return code;
 }

@@ -12,8 +12,10 @@ import { runMigrations } from '../../core/store/migrate.js';
 import { reachableStore } from '../../core/store/open.js';
 import { Worker } from '../../core/worker/worker.js';
 import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
-import { flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
+import { DEV_DATABASE_ENV, flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
+import { exitWhenFlushed, onOutputClosed, outputClosed } from '../output.js';
+import { watchLauncher } from '../launcher.js';
 
 export interface ProcessTasksFlags extends DbFlags {
   duration?: string;
@@ -49,9 +51,27 @@ export function makeLogger(flags: { logFormat?: string; verbose?: boolean; quiet
   return createLogger({
     format,
     level: flags.verbose ? 'debug' : flags.quiet ? 'warn' : 'info',
-    write: (line) => void out(`${line}\n`),
+    write: (line) => {
+      if (!outputClosed()) out(`${line}\n`);
+    },
     base,
   });
+}
+
+/**
+ * An empty `--queue` or `--exclude-queues` (a crontab's `--queue "$QUEUE"` with the variable
+ * unset) is no filter, as the reference reads it: every queue. Not given at all is the same.
+ */
+function queueFlag(value: string | undefined, flag: string): string[] | null {
+  return value === undefined || value.trim() === '' ? null : parseQueueList(value, flag);
+}
+
+/** The one-line notices for empty queue flags (empty, not absent: the operator may not know). */
+export function emptyQueueNotices(flags: Pick<ProcessTasksFlags, 'queue' | 'excludeQueues'>): string[] {
+  const out: string[] = [];
+  if (flags.queue?.trim() === '') out.push('bgtasks: --queue is empty: taking tasks of every queue, and tasks without one');
+  if (flags.excludeQueues?.trim() === '') out.push('bgtasks: --exclude-queues is empty: excluding no queue');
+  return out;
 }
 
 /** Turns the flags into worker options (every value checked, errors naming the flag). */
@@ -66,8 +86,8 @@ export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
     prefetch: flagSetting('prefetch', flags.prefetch, '--prefetch') as number | 'auto' | undefined,
     lockTimeout: flagSetting('lockTimeout', flags.lockTimeout, '--lock-timeout') as number | undefined,
     heartbeatInterval: flagSetting('heartbeatInterval', flags.heartbeatInterval, '--heartbeat-interval') as number | undefined,
-    queues: flags.queue !== undefined ? parseQueueList(flags.queue, '--queue') : null,
-    excludeQueues: flags.excludeQueues !== undefined ? parseQueueList(flags.excludeQueues, '--exclude-queues') : null,
+    queues: queueFlag(flags.queue, '--queue'),
+    excludeQueues: queueFlag(flags.excludeQueues, '--exclude-queues'),
     connection: flags.connection ?? null,
   };
   if (flags.workerId !== undefined) o.workerId = flags.workerId;
@@ -87,6 +107,13 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
       const at = process.argv.indexOf('process-tasks');
       return devSupervisor(process.argv.slice(at + 1), flags);
     }
+  }
+  for (const notice of emptyQueueNotices(flags)) process.stderr.write(`${notice}\n`);
+  const fromSupervisor = process.env.BGTASKS_DEV_CHILD ? process.env[DEV_DATABASE_ENV] : undefined;
+  if (fromSupervisor !== undefined) {
+    // The --dev supervisor's --database (see dev.ts); task code has no need to see it.
+    flags = { ...flags, database: fromSupervisor };
+    delete process.env[DEV_DATABASE_ENV];
   }
   const overrides = overridesFrom(flags);
   if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
@@ -141,8 +168,8 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     log.error('uncaught exception: releasing in-flight tasks and exiting', {
       error: err instanceof Error ? (err.stack ?? err.message) : String(err),
     });
-    const exit = () => process.exit(EXIT.FAILURE);
-    setTimeout(exit, 10_000).unref();
+    const exit = () => void exitWhenFlushed(EXIT.FAILURE);
+    setTimeout(() => process.exit(EXIT.FAILURE), 10_000).unref();
     running.stopNow().then(exit, exit);
   };
   process.on('SIGINT', onSignal);
@@ -156,6 +183,20 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     process.once('disconnect', onOrphaned);
     process.channel?.unref();
   }
+  // A reader that closed our standard output (`| head`, a log shipper that died) leaves the log
+  // nowhere to go: stop as on SIGTERM, and say so where it may still be read.
+  const offOutputClosed = onOutputClosed(() => {
+    process.stderr.write('bgtasks: standard output was closed by its reader; stopping the worker (running tasks get --grace seconds)\n');
+    void running.stop();
+  });
+  // Under npx or npm run: a launcher that exits without stopping us (see launcher.ts). A --dev
+  // child has its supervisor's channel instead.
+  const unwatchLauncher = process.env.BGTASKS_DEV_CHILD
+    ? () => {}
+    : watchLauncher((launcher) => {
+        log.warn(`${launcher} exited without stopping this worker: no new tasks; running tasks get --grace seconds to finish`);
+        void running.stop();
+      });
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
   let releaseYoung = () => {};
@@ -170,6 +211,8 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     process.off('disconnect', onOrphaned);
     process.off('unhandledRejection', onRejection);
     process.off('uncaughtException', onException);
+    offOutputClosed();
+    unwatchLauncher();
     uncapture?.();
     releaseYoung();
   }

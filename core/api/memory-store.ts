@@ -84,7 +84,7 @@ async function runInMemory(m: MemoryTask): Promise<void> {
   const task: TaskRow = { ...m.row, attempts: m.row.attempts + 1, lockedBy: 'inline', lockedAt: now };
   const maxRunTime = task.maxRunTime ?? def?.options.maxRunTime ?? settings?.maxRunTime ?? 3600;
   const execution = def
-    ? await execute({ task, def, maxRunTimeMs: Math.round(maxRunTime * 1000), control: new AttemptControl(), log: getLogger() })
+    ? await execute({ task, def, maxRunTimeMs: Math.round(maxRunTime * 1000), control: new AttemptControl(), log: getLogger(), maxResultBytes: settings?.maxResultBytes })
     : ({ kind: 'error', error: new Error(`no task named ${task.name} is registered`), permanent: true } as const);
   const finishedAt = currentClock().now();
   if (execution.kind === 'snoozed') {

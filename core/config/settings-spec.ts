@@ -67,7 +67,9 @@ export const SETTING_SPECS = {
       return globs.every((g) => g !== '') ? globs : undefined;
     },
   },
-  lockTimeout: num('float', 1, false),
+  // The heartbeat and the recovery pass run on timers derived from it (a third, a half): Node
+  // timers wait at most 2^31-1 ms, and a longer one would fire at once, in a loop.
+  lockTimeout: num('float', 1, false, 2_147_483),
   heartbeatInterval: num('float', 0, true),
   sleep: num('float', 0, true),
   timezone: {
@@ -76,6 +78,7 @@ export const SETTING_SPECS = {
   },
   maxArgsBytes: num('int', 2, false),
   maxSnoozes: num('int', 0, false, 1_000_000),
+  maxResultBytes: num('int', 2, false),
   mode: oneOf(['normal', 'immediate', 'dummy'] as const),
   maxQueueSize: {
     expected: 'an object of queue name → integer >= 1',

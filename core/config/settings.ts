@@ -54,6 +54,8 @@ export interface Settings {
   maxArgsBytes: number;
   /** Times a task may put itself back with ctx.snooze() before it fails (TooManySnoozesError). Default 100. */
   maxSnoozes: number;
+  /** Largest JSON size of a task's return value that is stored, in bytes. Default 1 MiB. */
+  maxResultBytes: number;
   /** `normal` stores tasks; `immediate` runs them inline at enqueue; `dummy` records them in memory. */
   mode: 'normal' | 'immediate' | 'dummy';
   /** Largest number of pending tasks per queue name; enqueue into a full queue throws. */
@@ -86,6 +88,7 @@ export interface SettingsInput {
   timezone?: string;
   maxArgsBytes?: number;
   maxSnoozes?: number;
+  maxResultBytes?: number;
   mode?: 'normal' | 'immediate' | 'dummy';
   maxQueueSize?: Record<string, number>;
   errorsKept?: number;
@@ -117,6 +120,7 @@ const ENV_NAMES: Record<string, SettingName> = {
   BGTASKS_TIMEZONE: 'timezone',
   BGTASKS_MAX_ARGS_BYTES: 'maxArgsBytes',
   BGTASKS_MAX_SNOOZES: 'maxSnoozes',
+  BGTASKS_MAX_RESULT_BYTES: 'maxResultBytes',
   BGTASKS_MODE: 'mode',
   BGTASKS_ERRORS_KEPT: 'errorsKept',
   BGTASKS_CRON_GRACE: 'cronGrace',
@@ -192,6 +196,7 @@ export async function resolveSettings(options: ResolveOptions = {}): Promise<Set
     timezone: merged.timezone ?? 'UTC',
     maxArgsBytes: merged.maxArgsBytes ?? 1024 * 1024,
     maxSnoozes: merged.maxSnoozes ?? 100,
+    maxResultBytes: merged.maxResultBytes ?? 1024 * 1024,
     mode: merged.mode ?? 'normal',
     maxQueueSize: merged.maxQueueSize ?? {},
     errorsKept: merged.errorsKept ?? 10,

@@ -5,7 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TaskContext } from './context.js';
-import { isErrorKind, isPermanent, isSnooze, PermanentTaskError, snooze, TaskTimeoutError } from '../errors.js';
+import { isErrorKind, isPermanent, isSnooze, PermanentTaskError, snooze, TaskTimeoutError, ValidationError } from '../errors.js';
 import { plainJson } from '../base/json.js';
 import { withFields, type Logger } from '../base/log.js';
 import type { Execution } from '../policy/transitions.js';
@@ -36,6 +36,8 @@ export interface ExecuteInput {
    */
   control: AttemptControl;
   log: Logger;
+  /** The largest JSON return value stored (the maxResultBytes setting); larger ones fail the attempt. */
+  maxResultBytes?: number;
 }
 
 /** The reason an abort carries, mapped to how the attempt ended. */
@@ -56,6 +58,22 @@ function parseArgs(task: TaskRow): unknown[] {
   }
   if (!Array.isArray(parsed)) throw new PermanentTaskError(`Task ${task.name} #${task.id}: its stored arguments are not a JSON array`);
   return parsed;
+}
+
+/**
+ * Judged here, with the attempt's outcome, rather than when the result is written: the task then
+ * fails through the same rules as any other permanent error (events, a repeating task's next run),
+ * in the worker and in the inline test modes alike, and the worker never sends the database a
+ * value it would refuse or keep in memory a result it will not store.
+ */
+function checkResultSize(task: TaskRow, json: string, max: number | undefined): void {
+  // UTF-8 needs at most 3 bytes per UTF-16 unit: only long texts need the exact count.
+  if (max === undefined || json.length * 3 <= max) return;
+  const bytes = Buffer.byteLength(json);
+  if (bytes <= max) return;
+  throw new ValidationError(
+    `return value of task ${task.name} #${task.id} is ${bytes} bytes of JSON — expected at most ${max} (the maxResultBytes setting); store large data elsewhere and return its id`,
+  );
 }
 
 export async function execute(input: ExecuteInput): Promise<Execution> {
@@ -96,7 +114,9 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
       if (value === undefined) return { kind: 'success', returnJson: null };
       if (isSnooze(value)) return { kind: 'snoozed', seconds: value.seconds };
       try {
-        return { kind: 'success', returnJson: plainJson(value, `return value of task ${task.name} #${task.id}`) };
+        const returnJson = plainJson(value, `return value of task ${task.name} #${task.id}`);
+        checkResultSize(task, returnJson, input.maxResultBytes);
+        return { kind: 'success', returnJson };
       } catch (err) {
         // Not retried: a second run would repeat the task's side effects and fail the same way.
         return { kind: 'error', error: err, permanent: true };

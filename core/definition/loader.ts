@@ -2,12 +2,13 @@
  * Finds and imports the task files. An import error is never swallowed (the reference's #111):
  * it stops the worker with the file and the error. A file that registers no task is an error too.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TASK_FILES_IGNORE } from '../config/settings.js';
 import { TaskLoadError } from '../errors.js';
-import { allRegistered } from './registry.js';
+import { allRegistered, isInternalFrame } from './registry.js';
 import { internalsOf } from './definition.js';
 
 const TS_EXT = /\.(ts|mts|cts|tsx)$/;
@@ -85,14 +86,92 @@ export async function loadTaskFiles(files: readonly string[]): Promise<string[]>
     try {
       mod = await importFile(file);
     } catch (err) {
-      const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      throw new TaskLoadError(`Cannot import task file ${file}:\n${detail}`, { cause: err });
+      const syntax = syntaxErrorReport(err, file);
+      if (syntax) throw new TaskLoadError(`Cannot import task file ${file}: ${syntax}`, { cause: err });
+      throw new TaskLoadError(`Cannot import task file ${file}:\n${errorWithUserFrames(err)}`, { cause: err });
     }
     if (allRegistered().length === before && !exportsDefinition(mod)) {
       throw new TaskLoadError(`Task file ${file} registers no task: define tasks in it with background()`);
     }
   }
   return allRegistered().map((d) => d.name).sort();
+}
+
+/**
+ * An import error with its stack cut to the application's frames: the ones from the top of the
+ * stack (past bgtasks' own, when a bgtasks function threw) down to the first of Node's or
+ * bgtasks' frames below them, which belong to the import itself (the module job, the loader, the
+ * command) and say nothing about the line to fix.
+ */
+function errorWithUserFrames(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const stack = err.stack ?? `${err.name}: ${err.message}`;
+  const lines = stack.split('\n');
+  const firstFrame = lines.findIndex((l) => /^\s+at /.test(l));
+  if (firstFrame < 0) return stack;
+  const kept: string[] = [];
+  for (const frame of lines.slice(firstFrame)) {
+    if (!isInternalFrame(frame)) kept.push(frame);
+    else if (kept.length > 0) break;
+  }
+  return [...lines.slice(0, firstFrame), ...kept].join('\n');
+}
+
+interface SyntaxPlace {
+  file: string;
+  /** 1-based. */
+  line: number;
+  /** 0-based, in UTF-16 units of the line. */
+  column: number;
+  text: string;
+}
+
+/**
+ * Where a syntax error is. tsx reports esbuild's error, whose message (the error crosses from
+ * tsx's loader thread as a plain message) starts "Transform failed with 1 error:\n<file>:<line>:
+ * <column>: ERROR: <text>". Node's own SyntaxError for an ES module carries no location at all, so
+ * a JavaScript file is checked again with `node --check`, which prints it.
+ */
+function syntaxPlace(err: unknown, file: string): SyntaxPlace | null {
+  if (!(err instanceof Error)) return null;
+  const esbuild = /^(.+?):(\d+):(\d+): ERROR: (.+)$/m.exec(err.message);
+  if (/Transform failed/.test(err.message) && esbuild) {
+    return { file: esbuild[1]!, line: Number(esbuild[2]), column: Number(esbuild[3]), text: esbuild[4]! };
+  }
+  if (err.name !== 'SyntaxError' || TS_EXT.test(file)) return null;
+  const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 });
+  // "<file>:<line>\n<code>\n<spaces>^…\n\nSyntaxError: <text>"
+  const m = /^(.+):(\d+)\n.*\n(\s*)\^+\s*\n\s*\nSyntaxError: (.+)$/m.exec(check.stderr ?? '');
+  if (check.status === 0 || !m) return null;
+  return { file: m[1]!, line: Number(m[2]), column: m[3]!.length, text: m[4]! };
+}
+
+/**
+ * A syntax error as a code frame: the place, the message, the line before, the offending line
+ * with a caret under the column, and the line after. Null when `err` is not a syntax error whose
+ * place is known (its stack is shown instead).
+ */
+export function syntaxErrorReport(err: unknown, file: string): string | null {
+  const p = syntaxPlace(err, file);
+  if (!p) return null;
+  let lines: string[];
+  try {
+    lines = readFileSync(p.file, 'utf8').split(/\r?\n/);
+  } catch {
+    return `syntax error at ${p.file}:${p.line}:${p.column + 1}: ${p.text}`;
+  }
+  const width = String(Math.min(lines.length, p.line + 1)).length;
+  const row = (n: number, mark: string) => `${mark} ${String(n).padStart(width)} | ${lines[n - 1]}`;
+  const offending = lines[p.line - 1] ?? '';
+  // Tabs stay tabs, so the caret lines up however the terminal draws them.
+  const pad = offending.slice(0, p.column).replace(/[^\t]/g, ' ');
+  const frame = [
+    ...(p.line > 1 ? [row(p.line - 1, ' ')] : []),
+    row(p.line, '>'),
+    `  ${' '.repeat(width)} | ${pad}^`,
+    ...(p.line < lines.length ? [row(p.line + 1, ' ')] : []),
+  ];
+  return `syntax error at ${p.file}:${p.line}:${p.column + 1}: ${p.text}\n\n${frame.join('\n')}`;
 }
 
 /** Finds the files, fails when there are none, and imports them. */

@@ -3,14 +3,16 @@
  * a taken name is an error naming both; importing the same file twice (same source) is not.
  */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ValidationError } from '../errors.js';
 import { processWide } from '../base/global.js';
 import type { DefinitionInternals } from './definition.js';
+import { checkNoNul } from '../policy/options.js';
 
 const registry = processWide('registry', () => new Map<string, DefinitionInternals>());
 
 export function register(def: DefinitionInternals): DefinitionInternals {
+  checkNoNul(def.name, 'task name');
   const existing = registry.get(def.name);
   if (existing && existing.fn !== def.fn && existing.fn.toString() !== def.fn.toString()) {
     const a = describe(existing);
@@ -50,15 +52,31 @@ export function clearRegistry(): void {
   registry.clear();
 }
 
-// This file sits in core/definition/: bgtasks' own frames are anywhere under core/.
-const CORE_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const CORE_URL = path.dirname(path.dirname(import.meta.url));
+/**
+ * Where bgtasks' own frames live. This file is core/definition/registry.ts in the source tree (run
+ * through tsx) and dist/core/definition/registry.js in a build or an installed package; with
+ * source maps (tsx, `node --enable-source-maps`) a build's frames name the .ts sources under
+ * core/, beside dist/. So every frame under the package's core/, dist/ or cli/ is ours, whichever
+ * of these runs, and whether it is reached as a path or as a file URL.
+ */
+const HERE = fileURLToPath(import.meta.url);
+const PACKAGE_ROOT = HERE.replace(/[\\/](?:dist[\\/])?core[\\/]definition[\\/]registry\.[cm]?[jt]s$/, '');
+const OWN_PREFIXES = [
+  ...(PACKAGE_ROOT !== HERE ? ['core', 'dist', 'cli'].map((d) => path.join(PACKAGE_ROOT, d)) : []),
+  // This file's own room, if it was ever moved or bundled so the pattern above does not match.
+  path.dirname(path.dirname(HERE)),
+].flatMap((dir) => [dir + path.sep, `${pathToFileURL(dir).href}/`]);
 
-/** The first stack frame that is not inside bgtasks' own core: the task file's line. */
+/** Whether a stack frame line is bgtasks' own or Node's (not the application's). */
+export function isInternalFrame(line: string): boolean {
+  return line.includes('node:internal') || OWN_PREFIXES.some((p) => line.includes(p));
+}
+
+/** The first stack frame that is not bgtasks' own (nor Node's): the task file's line. */
 export function callerOrigin(): string | null {
   const stack = new Error().stack?.split('\n').slice(1) ?? [];
   for (const line of stack) {
-    if (line.includes(CORE_DIR) || line.includes(CORE_URL) || line.includes('node:internal')) continue;
+    if (isInternalFrame(line)) continue;
     const m = /\(?((?:file:\/\/)?[^()\s]+:\d+:\d+)\)?\s*$/.exec(line);
     if (m) return m[1]!;
   }

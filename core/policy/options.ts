@@ -8,6 +8,7 @@ import { DEDUPE_ACTIONS, PRIORITY_MAX, PRIORITY_MIN, type CallOptions, type Dedu
 import { checkCron } from './cron-check.js';
 import { checkConcurrencyKey, checkLimitCount, checkRateLimit } from './flow.js';
 import { isValidTimeZone, timeZoneProblem } from './timezone.js';
+import { inTimeRange, MAX_SPAN_SECONDS, TIME_RANGE } from './when.js';
 
 type Checker = (v: unknown, label: string) => void;
 
@@ -26,8 +27,18 @@ const bad = (label: string, v: unknown, expected: string): never => {
 };
 
 const positiveSeconds: Checker = (v, l) => {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) bad(l, v, 'a number of seconds > 0');
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > MAX_SPAN_SECONDS) bad(l, v, `a number of seconds > 0 and <= ${MAX_SPAN_SECONDS}`);
 };
+
+/**
+ * PostgreSQL refuses U+0000 in text ("invalid byte sequence for encoding UTF8: 0x00"), and the
+ * other databases would store a name no command line can type: refused on every database.
+ */
+export function checkNoNul(v: unknown, label: string): void {
+  if (typeof v === 'string' && v.includes('\u0000')) {
+    throw new ValidationError(`Invalid ${label}: ${JSON.stringify(v)} — expected text without the NUL character (U+0000), which databases cannot store as text`);
+  }
+}
 
 /** Node timers wait at most 2^31-1 ms (24.8 days): a longer run-time limit could not be enforced. */
 const runTimeSeconds: Checker = (v, l) => {
@@ -37,6 +48,7 @@ const runTimeSeconds: Checker = (v, l) => {
 export const OPTION_CHECKS: Record<string, Checker> = {
   queue(v, l) {
     if (v !== null && (typeof v !== 'string' || v.length === 0 || v.length > 190)) bad(l, v, 'a queue name (1 to 190 characters) or null');
+    checkNoNul(v, l);
   },
   priority(v, l) {
     if (!Number.isInteger(v) || (v as number) < PRIORITY_MIN || (v as number) > PRIORITY_MAX) bad(l, v, 'an integer (32-bit)');
@@ -57,7 +69,7 @@ export const OPTION_CHECKS: Record<string, Checker> = {
   repeat(v, l) {
     if (v === null) return;
     if (typeof v === 'number') {
-      if (!Number.isFinite(v) || v < 0) bad(l, v, 'seconds >= 0 (0 = never), a Repeat constant, or a cron expression');
+      if (!Number.isFinite(v) || v < 0 || v > MAX_SPAN_SECONDS) bad(l, v, `seconds >= 0 (0 = never), a Repeat constant, or a cron expression (at most ${MAX_SPAN_SECONDS} seconds)`);
       return;
     }
     if (typeof v === 'string') {
@@ -67,7 +79,7 @@ export const OPTION_CHECKS: Record<string, Checker> = {
     bad(l, v, 'seconds >= 0 (0 = never), a Repeat constant, or a cron expression');
   },
   repeatUntil(v, l) {
-    if (v !== null && (!(v instanceof Date) || Number.isNaN(v.getTime()))) bad(l, v, 'a Date or null');
+    if (v !== null && (!(v instanceof Date) || !inTimeRange(v.getTime()))) bad(l, v, `a Date or null (a Date ${TIME_RANGE})`);
   },
   timezone(v, l) {
     if (v !== null && (typeof v !== 'string' || !isValidTimeZone(v))) {
@@ -79,6 +91,7 @@ export const OPTION_CHECKS: Record<string, Checker> = {
   },
   verboseName(v, l) {
     if (v !== null && (typeof v !== 'string' || v.length > 255)) bad(l, v, 'a string of at most 255 characters, or null');
+    checkNoNul(v, l);
   },
   concurrencyKey(v, l) {
     if (v === null || typeof v === 'function') return;
@@ -106,6 +119,8 @@ export const OPTION_CHECKS: Record<string, Checker> = {
     ) {
       bad(l, v, 'a { type, id } reference (type a non-empty string, id a string or number), or null');
     }
+    checkNoNul(c.type, `${l} (type)`);
+    checkNoNul(c.id, `${l} (id)`);
   },
 };
 

@@ -144,3 +144,16 @@ export function decideCancelledWhileReady(task: { id: string; name: string; lock
       : new CancelledError(`Task ${task.name} #${task.id} was cancelled after its worker ${task.lockedBy} lost its lease`);
   return { type: 'fail', error, successorAt: null, uncount: false };
 }
+
+/**
+ * An attempt whose result or error record the database refused to store (too large for it, or a
+ * value it cannot hold): the task fails for good with the refusal as its error, since another run
+ * would end the same way. A repeating task goes on as after any failure for good: only with
+ * `repeatOnFailure`. A decision that was already a failure keeps its successor and attempt count.
+ */
+export function decideRecordRefused(task: TaskState, d: Decision, error: unknown, ctx: { nowMs: number }): FailDecision {
+  if (d.type === 'fail') return { type: 'fail', error, successorAt: d.successorAt, uncount: d.uncount };
+  if (!task.repeatOnFailure) return { type: 'fail', error, successorAt: null, uncount: false };
+  const successorAt = d.type === 'complete' ? d.successorAt : isRecurring(task.recurrence) ? nextSlot(task.recurrence, task.scheduledAt, ctx.nowMs) : null;
+  return { type: 'fail', error, successorAt, uncount: false };
+}

@@ -5,6 +5,24 @@
 import { ValidationError } from '../errors.js';
 import type { DurationObject, When } from '../types.js';
 
+/**
+ * The times a task may carry: 0000-01-01 to 9999-12-31 (UTC), the years ISO 8601 writes with four
+ * digits. Times are stored as epoch milliseconds in BIGINT columns and read back as JavaScript
+ * Dates (at most ±8.64e15 ms); keeping every time, and every span added to one, within ±2.6e14 ms
+ * leaves their sums valid Dates and exact integers.
+ */
+export const MIN_TIME_MS = Date.parse('0000-01-01T00:00:00.000Z');
+export const MAX_TIME_MS = Date.parse('9999-12-31T23:59:59.999Z');
+/** The longest span (seconds) a delay, repeat or expiry may have: from 1970 to the last time. */
+export const MAX_SPAN_SECONDS = Math.floor(MAX_TIME_MS / 1000);
+
+export const TIME_RANGE = 'between 0000-01-01 and 9999-12-31 (UTC)';
+
+/** Whether epoch ms `ms` is a time a task may carry. */
+export function inTimeRange(ms: number): boolean {
+  return Number.isFinite(ms) && ms >= MIN_TIME_MS && ms <= MAX_TIME_MS;
+}
+
 const UNIT_MS: Record<keyof DurationObject, number> = {
   seconds: 1000,
   minutes: 60_000,
@@ -17,13 +35,16 @@ const UNIT_MS: Record<keyof DurationObject, number> = {
 export function checkWhen(when: unknown, label: string): When | undefined {
   if (when === undefined) return undefined;
   if (typeof when === 'number') {
-    if (!Number.isFinite(when) || when < 0) {
-      throw new ValidationError(`Invalid ${label}: ${String(when)} — expected seconds from now (a finite number >= 0), a Date, or a duration object`);
+    if (!Number.isFinite(when) || when < 0 || when > MAX_SPAN_SECONDS) {
+      throw new ValidationError(
+        `Invalid ${label}: ${String(when)} — expected seconds from now (a finite number >= 0 and <= ${MAX_SPAN_SECONDS}, so the time is ${TIME_RANGE}), a Date, or a duration object`,
+      );
     }
     return when;
   }
   if (when instanceof Date) {
     if (Number.isNaN(when.getTime())) throw new ValidationError(`Invalid ${label}: an Invalid Date — expected a valid Date`);
+    if (!inTimeRange(when.getTime())) throw new ValidationError(`Invalid ${label}: ${when.toISOString()} — expected a Date ${TIME_RANGE}`);
     return when;
   }
   if (typeof when === 'object' && when !== null && !Array.isArray(when)) {
@@ -37,6 +58,10 @@ export function checkWhen(when: unknown, label: string): When | undefined {
         throw new ValidationError(`Invalid ${label}: ${k} is ${JSON.stringify(v)} — expected a finite number >= 0`);
       }
     }
+    const ms = durationMs(when as DurationObject);
+    if (ms > MAX_SPAN_SECONDS * 1000) {
+      throw new ValidationError(`Invalid ${label}: a duration of ${ms / 1000} seconds — expected at most ${MAX_SPAN_SECONDS}, so the time is ${TIME_RANGE}`);
+    }
     return when as DurationObject;
   }
   throw new ValidationError(`Invalid ${label}: ${typeof when} — expected seconds from now (a number >= 0), a Date, or a duration object such as { minutes: 5 }`);
@@ -49,10 +74,19 @@ export function durationMs(d: DurationObject): number {
   return ms;
 }
 
-/** The epoch ms a `when` stands for at `nowMs`. */
+/**
+ * The epoch ms a `when` stands for at `nowMs`. A relative `when` that lands after 9999-12-31 is a
+ * ValidationError: stored, it would read back as no time at all.
+ */
 export function resolveWhen(when: When | undefined, nowMs: number): number {
-  if (when === undefined) return nowMs;
-  if (typeof when === 'number') return nowMs + Math.round(when * 1000);
-  if (when instanceof Date) return when.getTime();
-  return nowMs + Math.round(durationMs(when));
+  let ms: number;
+  if (when === undefined) ms = nowMs;
+  else if (typeof when === 'number') ms = nowMs + Math.round(when * 1000);
+  else if (when instanceof Date) ms = when.getTime();
+  else ms = nowMs + Math.round(durationMs(when));
+  if (!inTimeRange(ms)) {
+    const shown = typeof when === 'number' ? `${when} seconds from now` : Number.isFinite(ms) ? `${ms} ms since 1970` : String(ms);
+    throw new ValidationError(`Invalid when: ${shown} — expected a time ${TIME_RANGE}`);
+  }
+  return ms;
 }

@@ -85,6 +85,15 @@ export interface ClaimArgs extends ClaimFilter {
   set: ClaimSet;
   plan: FlowPlan;
   budget?: RunBudget;
+  /** Only tasks whose priority ranks strictly above this one (the prefetch's priority check). */
+  above?: number;
+}
+
+/** Due and unlocked, within the run budget and above the priority asked for. */
+function dueBase(q: Knex.QueryBuilder, a: ClaimArgs): Knex.QueryBuilder {
+  q.whereNull('locked_by').where('run_at', '<=', a.nowMs);
+  if (a.above !== undefined) q.where('priority', a.ordering === 'ASC' ? '<' : '>', a.above);
+  return applyBudget(q, a.budget);
 }
 
 /** How often a claim looks whether keyed tasks wait (one index probe). */
@@ -125,7 +134,7 @@ function applyQueues(q: Knex.QueryBuilder, f: ClaimFilter, skip: readonly string
 
 /** Due, unlocked, unkeyed tasks (the plain claim's base). */
 function plainBase(store: Store, db: Knex, a: ClaimArgs): Knex.QueryBuilder {
-  return applyBudget(db(store.tables.tasks).whereNull('locked_by').whereNull('concurrency_key').where('run_at', '<=', a.nowMs), a.budget);
+  return dueBase(db(store.tables.tasks).whereNull('concurrency_key'), a);
 }
 
 /**
@@ -256,8 +265,7 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
     // Every flow claim of every worker takes this lock first: usage read here stays true until
     // this transaction commits the claims counted against it.
     await store.lockKey(trx, FLOW_LOCK, a.nowMs);
-    const base = () =>
-      applyBudget(applyQueues(applyNames(trx(store.tables.tasks).select(cols).whereNull('locked_by').where('run_at', '<=', a.nowMs), a.names), a, skipPaused), a.budget);
+    const base = () => dueBase(applyQueues(applyNames(trx(store.tables.tasks).select(cols), a.names), a, skipPaused), a);
     const members: Knex.QueryBuilder[] = [];
     const keys = keyed ? await keysInTurn(store, trx, plan.keyCursor, Math.min(MAX_KEYS_PER_CLAIM, Math.max(want * 4, 32))) : [];
     for (const k of keys) members.push(base().where('concurrency_key', k).orderBy(order(dir)).limit(want));

@@ -92,3 +92,92 @@ export async function closeConnections(): Promise<void> {
     }),
   );
 }
+
+/** Who connects where, as far as the database spec tells (for messages). */
+interface Target {
+  host: string;
+  port: number;
+  user: string | null;
+  database: string | null;
+}
+
+function targetOf(spec: DatabaseSpec): Target | null {
+  if (spec.dialect === 'sqlite' || !spec.config) return null;
+  const fallbackPort = spec.dialect === 'mysql' ? 3306 : 5432;
+  const c = spec.config.connection as Record<string, unknown> | string | undefined;
+  const url = typeof c === 'string' ? c : typeof c?.connectionString === 'string' ? c.connectionString : null;
+  if (url !== null) {
+    try {
+      const u = new URL(url);
+      return {
+        host: u.hostname || 'localhost',
+        port: u.port ? Number(u.port) : fallbackPort,
+        user: u.username ? decodeURIComponent(u.username) : null,
+        database: decodeURIComponent(u.pathname.replace(/^\//, '')) || null,
+      };
+    } catch {
+      return null;
+    }
+  }
+  if (!c || typeof c !== 'object') return null;
+  return {
+    host: typeof c.host === 'string' ? c.host : 'localhost',
+    port: typeof c.port === 'number' ? c.port : Number(c.port) || fallbackPort,
+    user: typeof c.user === 'string' ? c.user : null,
+    database: typeof c.database === 'string' ? c.database : null,
+  };
+}
+
+const URL_SOURCES = 'the database URL (--database, BGTASKS_DATABASE_URL or the config file)';
+
+/**
+ * What went wrong opening a connection to `spec` and how to fix it, from the driver's error code
+ * (PostgreSQL SQLSTATE, MySQL/MariaDB error names, Node's network codes), with the server's own
+ * words in parentheses; null for an error that is not one of these.
+ */
+export function connectionProblem(err: unknown, spec: DatabaseSpec): string | null {
+  const e = err as { code?: unknown; message?: unknown; name?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const server = spec.dialect === 'postgres' ? 'PostgreSQL' : 'MySQL/MariaDB';
+  const said = typeof e?.message === 'string' && e.message ? ` (${server}: ${e.message})` : '';
+  const t = targetOf(spec);
+  const user = t?.user ? `user "${t.user}"` : 'the user';
+  const database = t?.database ? `database "${t.database}"` : 'the database';
+  const at = t ? `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}` : 'the server';
+  const problem = (what: string, fix: string) => `${what}${said} — ${fix}`;
+  const network = (what: string, fix: string) => `${what} — ${fix}`;
+  switch (code) {
+    case '28P01':
+    case 'ER_ACCESS_DENIED_ERROR':
+    case 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR':
+      return problem(`authentication failed for ${user}`, `check the user name and password in ${URL_SOURCES}`);
+    case '28000':
+      return problem(`the server refused ${user}`, `check the user name in ${URL_SOURCES}, and that the server lets it connect from this host (pg_hba.conf)`);
+    case '3D000':
+    case 'ER_BAD_DB_ERROR':
+      return problem(`${database} does not exist`, `create it (CREATE DATABASE ${t?.database ?? '…'}), or fix the database name in ${URL_SOURCES}`);
+    case 'ER_DBACCESS_DENIED_ERROR':
+      return problem(
+        `${user} may not use ${database}, or it does not exist`,
+        `create it and grant the user access (GRANT ALL ON ${t?.database ?? '…'}.* TO …), or fix the database name in ${URL_SOURCES}`,
+      );
+    case '53300':
+    case 'ER_CON_COUNT_ERROR':
+      return problem(`the server at ${at} has too many connections`, 'lower the pool sizes of its clients, or raise its max_connections');
+    case '57P03':
+      return problem(`the server at ${at} is starting up or shutting down`, 'try again in a moment');
+    case 'ECONNREFUSED':
+      return network(`connection to ${at} refused`, 'is the server running, and listening on that address and port?');
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return network(`the host name ${JSON.stringify(t?.host ?? '')} does not resolve`, `check the host in ${URL_SOURCES}`);
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return network(`no answer from ${at} (${code})`, 'check the host, the port and any firewall between here and the server');
+  }
+  if (e?.name === 'KnexTimeoutError') {
+    return network(`no connection to ${at} within the timeout`, 'check the host, the port and any firewall, and whether the server is overloaded');
+  }
+  return null;
+}

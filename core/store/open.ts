@@ -1,6 +1,6 @@
 /** One Store per database and table prefix, opened on first use. */
 import type { Settings } from '../config/settings.js';
-import { closeConnections, connect } from './connection.js';
+import { closeConnections, connect, connectionProblem } from './connection.js';
 import type { DatabaseSpec } from '../config/database-spec.js';
 import { ConfigError, DatabaseUnavailableError, isErrorKind } from '../errors.js';
 import { processWide } from '../base/global.js';
@@ -49,6 +49,8 @@ export async function reachableStore(settings: Settings, connection?: string | n
     verified.add(store);
   } catch (err) {
     if (isErrorKind(err, 'ConfigError')) throw err;
+    const problem = connectionProblem(err, spec);
+    if (problem) throw new DatabaseUnavailableError(`Cannot connect to the database ${spec.display}: ${problem}`, { cause: err });
     const msg = err instanceof Error ? err.message : String(err);
     throw new DatabaseUnavailableError(`Cannot reach the database ${spec.display}: ${msg || (err as { code?: string })?.code || 'unknown error'}`, {
       cause: err,

@@ -14,6 +14,7 @@ import { claimTasks, emptyFlowPlan, type ClaimFilter, type FlowPlan, type RunBud
 import { tablesFor, type Tables } from './tables.js';
 
 export { tablesFor, type Tables, type ClaimFilter };
+import { planSuccessStatements, storableRecord } from './storable.js';
 import type { CompletedRow, ErrorRecord, TaskRow } from '../types.js';
 
 export interface ClaimRequest extends ClaimFilter {
@@ -25,6 +26,14 @@ export interface ClaimRequest extends ClaimFilter {
   flow?: FlowPlan;
   /** Claim only tasks whose run-time limit fits the time left (a duration run's end). */
   budget?: RunBudget;
+  /** Only tasks whose priority ranks strictly above this one (in the filter's ordering). */
+  above?: number;
+}
+
+/** Claim order: priority (by the ordering), then run time, then id. Claims return rows in it. */
+export function claimOrder(ordering: 'DESC' | 'ASC'): (a: TaskRow, b: TaskRow) => number {
+  const sign = ordering === 'ASC' ? 1 : -1;
+  return (a, b) => sign * (a.priority - b.priority) || a.runAt - b.runAt || Number(a.id) - Number(b.id);
 }
 
 /** A success waiting to be written. */
@@ -35,10 +44,23 @@ export interface Completion {
   successorAt: number | null;
 }
 
+/** A success the database cannot store (recorded as the task's failure instead), and why. */
+export interface Refusal {
+  item: Completion;
+  reason: string;
+}
+
+export interface CompleteOutcome {
+  done: Completion[];
+  lost: Completion[];
+  refused: Refusal[];
+  /** Not written because a statement failed with `error`. */
+  unwritten: Completion[];
+  error: unknown;
+}
+
 /** Rows per multi-row INSERT: under every database's bind-parameter limit. */
 const INSERT_CHUNK = 400;
-/** Successes recorded per statement (their inputs travel as one JSON document or four arrays). */
-const COMPLETE_CHUNK = 1000;
 const MAX_TX_RETRIES = 10;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -160,6 +182,19 @@ export class Store {
     return claimTasks(this, { ...req, set, plan: req.flow ?? emptyFlowPlan() });
   }
 
+  /**
+   * Whether a due, unlocked task this worker could claim ranks strictly above `priority`: a read
+   * (no lock taken), so that a worker can check cheaply before it starts a task it claimed ahead.
+   */
+  async outranked(f: ClaimFilter, nowMs: number, priority: number): Promise<boolean> {
+    if (f.names.length === 0) return false;
+    const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
+    this.applyFilter(q, f);
+    q.where('priority', f.ordering === 'ASC' ? '<' : '>', priority).limit(1);
+    const rows = (await this.retrying(() => q)) as unknown[];
+    return rows.length > 0;
+  }
+
   /** A non-locking count of due, unlocked tasks this worker could claim (SKIP LOCKED can't tell). */
   async countReady(f: ClaimFilter, nowMs: number, paused: ReadonlySet<string> = new Set()): Promise<number> {
     if (f.names.length === 0) return 0;
@@ -186,16 +221,16 @@ export class Store {
 
   /**
    * Renews the leases of `tasks` held by this worker. Returns the tokens whose lease is gone
-   * (another worker took the task, or it was deleted) and those whose cancellation was requested.
+   * (another worker claimed the task, or it was deleted), those whose cancellation was requested,
+   * and those taken back: a lease that expired and was recovered by some worker's recovery pass,
+   * but that no worker has claimed since (the claim token is still this worker's), is taken back
+   * as the claim left it (see retake). Only an outage or a stall leaves any; the usual beat is one
+   * UPDATE and one SELECT.
    */
-  async heartbeat(
-    workerId: string,
-    tasks: ReadonlyArray<{ id: string; claimToken: string }>,
-    leaseUntilMs: number,
-  ): Promise<{ lost: string[]; cancelled: string[] }> {
-    if (tasks.length === 0) return { lost: [], cancelled: [] };
+  async heartbeat(workerId: string, tasks: readonly TaskRow[], leaseUntilMs: number): Promise<{ lost: string[]; cancelled: string[]; retaken: string[] }> {
+    if (tasks.length === 0) return { lost: [], cancelled: [], retaken: [] };
     const ids = tasks.map((t) => t.id);
-    const tokens = tasks.map((t) => t.claimToken);
+    const tokens = tasks.map((t) => t.claimToken!);
     await this.retrying(() =>
       this.knex(this.tables.tasks)
         .whereIn('id', ids)
@@ -204,58 +239,110 @@ export class Store {
         .update({ locked_until: leaseUntilMs }),
     );
     const rows = (await this.retrying(() =>
-      this.knex(this.tables.tasks).select('claim_token', 'cancel_requested').whereIn('id', ids).whereIn('claim_token', tokens),
-    )) as Array<{ claim_token: string; cancel_requested: unknown }>;
-    const held = new Set(rows.map((r) => r.claim_token));
+      this.knex(this.tables.tasks).select('claim_token', 'cancel_requested', 'locked_by').whereIn('id', ids).whereIn('claim_token', tokens),
+    )) as Array<{ claim_token: string; cancel_requested: unknown; locked_by: unknown }>;
+    const held = new Set<string>();
+    const retaken: string[] = [];
+    for (const r of rows) {
+      if (r.locked_by !== null) {
+        held.add(r.claim_token);
+        continue;
+      }
+      const task = tasks.find((t) => t.claimToken === r.claim_token)!;
+      if (await this.retake(workerId, task, leaseUntilMs)) {
+        held.add(r.claim_token);
+        retaken.push(r.claim_token);
+      }
+    }
     return {
       lost: tokens.filter((t) => !held.has(t)),
-      cancelled: rows.filter((r) => r.cancel_requested === true || Number(r.cancel_requested) === 1).map((r) => r.claim_token),
+      cancelled: rows.filter((r) => held.has(r.claim_token) && (r.cancel_requested === true || Number(r.cancel_requested) === 1)).map((r) => r.claim_token),
+      retaken,
     };
+  }
+
+  /**
+   * Takes back a claim that lease recovery made READY but nobody claimed since: the row becomes
+   * what the claim made it (run time, error history, start), with a fresh lease. The recovery's
+   * `WorkerLostError` record goes, because the run it calls lost was not: its worker still holds
+   * it. False if another worker claimed the task meanwhile (a claim writes a new token).
+   */
+  private async retake(workerId: string, task: TaskRow, leaseUntilMs: number): Promise<boolean> {
+    const n = await this.retrying(() =>
+      this.knex(this.tables.tasks)
+        .where('id', task.id)
+        .where('claim_token', task.claimToken!)
+        .whereNull('locked_by')
+        .update({
+          locked_by: workerId,
+          locked_at: task.lockedAt,
+          locked_until: leaseUntilMs,
+          run_at: task.runAt,
+          last_error: task.lastError,
+          errors: task.errors.length > 0 ? JSON.stringify(task.errors) : null,
+        }),
+    );
+    return n === 1;
   }
 
   // ── Settle ─────────────────────────────────────────────────────────────────────────────────
 
-  /** Trims the error history to the newest `errorsKept` records. */
+  /** Adds a record made storable (see storable.ts), trimming the history to the newest `errorsKept`. */
   withError(task: TaskRow, record: ErrorRecord): { errors: ErrorRecord[]; lastError: string } {
-    const errors = [...task.errors, record].slice(-this.errorsKept);
-    return { errors, lastError: record.stack };
+    const stored = storableRecord(record);
+    const errors = [...task.errors, stored].slice(-this.errorsKept);
+    return { errors, lastError: stored.stack };
+  }
+
+  /** One round trip: tells a database that is away from one that refused a statement. */
+  async ping(): Promise<void> {
+    await this.knex.raw('SELECT 1');
   }
 
   /**
    * Completes successes: deletes the pending rows (guarded by claim token), writes the completed
-   * rows and the successors of recurring tasks, in one transaction. Returns the ids whose lease
-   * was lost (nothing written for them).
+   * rows and the successors of recurring tasks, a bounded number of bytes per statement. Returns
+   * those whose lease was lost (nothing written for them), those the database cannot store
+   * (nothing written either: the caller records them failed), and, when a statement failed, its
+   * error and the successes it and the statements after it would have written (those before it
+   * are written: a failure part-way is not thrown, so that they are not written twice).
    */
-  async completeMany(items: readonly Completion[], nowMs: number): Promise<{ done: Completion[]; lost: Completion[] }> {
-    if (items.length === 0) return { done: [], lost: [] };
+  async completeMany(items: readonly Completion[], nowMs: number): Promise<CompleteOutcome> {
+    const out: CompleteOutcome = { done: [], lost: [], refused: [], unwritten: [], error: null };
+    if (items.length === 0) return out;
+    const plan = await planSuccessStatements(items, this.dialect, this.knex);
+    for (const r of plan.refused) out.refused.push({ item: r.item, reason: r.reason });
+    // Plain successes: one server-side copy per statement. Recurring ones also insert a successor.
+    const statements = plan.statements.map((chunk) => ({ chunk, recurring: chunk[0]!.successorAt !== null }));
+    for (let i = 0; i < statements.length; i++) {
+      const { chunk, recurring } = statements[i]!;
+      try {
+        const r = recurring ? await this.completeWithSuccessors(chunk, nowMs) : await this.completePlain(chunk, nowMs);
+        out.done.push(...r.done);
+        out.lost.push(...r.lost);
+      } catch (err) {
+        out.error = err;
+        out.unwritten = statements.slice(i).flatMap((s) => s.chunk);
+        break;
+      }
+    }
+    return out;
+  }
+
+  /** Successes without a successor: one server-side copy (the dialect's), else one by one. */
+  private async completePlain(chunk: readonly Completion[], nowMs: number): Promise<{ done: Completion[]; lost: Completion[] }> {
+    const ids = await this.retrying(() =>
+      this.dialect.completeMany(
+        this.knex,
+        this.tables,
+        chunk.map((c) => ({ id: c.task.id, token: c.task.claimToken!, finishedAt: c.finishedAt, returnValue: c.returnValue })),
+      ),
+    );
+    if (ids === null) return this.completeWithSuccessors(chunk, nowMs);
+    const set = new Set(ids);
     const done: Completion[] = [];
     const lost: Completion[] = [];
-    // Plain successes: one server-side copy per batch. Recurring ones also insert a successor.
-    const plain = items.filter((c) => c.successorAt === null);
-    const recurring = items.filter((c) => c.successorAt !== null);
-    for (let i = 0; i < plain.length; i += COMPLETE_CHUNK) {
-      const chunk = plain.slice(i, i + COMPLETE_CHUNK);
-      const ids = await this.retrying(() =>
-        this.dialect.completeMany(
-          this.knex,
-          this.tables,
-          chunk.map((c) => ({ id: c.task.id, token: c.task.claimToken!, finishedAt: c.finishedAt, returnValue: c.returnValue })),
-        ),
-      );
-      if (ids === null) {
-        const r = await this.completeWithSuccessors(chunk, nowMs);
-        done.push(...r.done);
-        lost.push(...r.lost);
-        continue;
-      }
-      const set = new Set(ids);
-      for (const c of chunk) (set.has(c.task.id) ? done : lost).push(c);
-    }
-    if (recurring.length > 0) {
-      const r = await this.completeWithSuccessors(recurring, nowMs);
-      done.push(...r.done);
-      lost.push(...r.lost);
-    }
+    for (const c of chunk) (set.has(c.task.id) ? done : lost).push(c);
     return { done, lost };
   }
 
@@ -376,38 +463,54 @@ export class Store {
    * `cancelled` if a cancellation was requested meanwhile (the caller then fails it instead, so a
    * retry never swallows a cancel request).
    */
-  async retry(
-    task: TaskRow,
-    runAt: number,
-    record: ErrorRecord,
-    extra: { expiredLeaseBefore?: number } = {},
-  ): Promise<'ok' | 'lost' | 'cancelled'> {
+  async retry(task: TaskRow, runAt: number, record: ErrorRecord): Promise<'ok' | 'lost' | 'cancelled'> {
     const { errors, lastError } = this.withError(task, record);
     const q = this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
-    if (extra.expiredLeaseBefore !== undefined) q.where('locked_until', '<', extra.expiredLeaseBefore);
-    const n = await this.retrying(() =>
-      q
-        .clone()
-        .where('cancel_requested', false)
-        .update({
-          run_at: runAt,
-          locked_by: null,
-          claim_token: null,
-          locked_at: null,
-          locked_until: null,
-          last_error: lastError,
-          errors: JSON.stringify(errors),
-        }),
-    );
+    return this.readyGuarded(q, {
+      run_at: runAt,
+      locked_by: null,
+      claim_token: null,
+      locked_at: null,
+      locked_until: null,
+      last_error: lastError,
+      errors: JSON.stringify(errors),
+    });
+  }
+
+  /**
+   * Makes a task whose lease expired before `nowMs` READY at `runAt`, with the record of the lost
+   * run, without destroying the claim: the lease goes (`locked_by`, `locked_until`), so any worker
+   * may claim the task, but the claim token and start time stay. Until a new claim writes a new
+   * token, the worker that held the lease can still record its result (every settle is fenced on
+   * id and claim token) or take the lease back at its next heartbeat (see retake): a worker cut
+   * off by an outage longer than `lockTimeout` keeps its work when nobody re-ran it meanwhile.
+   */
+  async recoverLease(task: TaskRow, runAt: number, record: ErrorRecord, nowMs: number): Promise<'ok' | 'lost' | 'cancelled'> {
+    const { errors, lastError } = this.withError(task, record);
+    const q = this.knex(this.tables.tasks)
+      .where('id', task.id)
+      .where('claim_token', task.claimToken!)
+      .whereNotNull('locked_by')
+      .where('locked_until', '<', nowMs);
+    return this.readyGuarded(q, { run_at: runAt, locked_by: null, locked_until: null, last_error: lastError, errors: JSON.stringify(errors) });
+  }
+
+  /** Applies `set` to the row `q` guards unless a cancel was requested: ok, cancelled or lost. */
+  private async readyGuarded(q: Knex.QueryBuilder, set: Record<string, unknown>): Promise<'ok' | 'lost' | 'cancelled'> {
+    const n = await this.retrying(() => q.clone().where('cancel_requested', false).update(set));
     if (n === 1) return 'ok';
     const still = (await this.retrying(() => q.clone().select('cancel_requested').first())) as { cancel_requested: unknown } | undefined;
     return still && (still.cancel_requested === true || Number(still.cancel_requested) === 1) ? 'cancelled' : 'lost';
   }
 
-  /** Asks the worker running this claim to abort it (seen at its next heartbeat). */
+  /**
+   * Asks the worker running this claim to abort it (seen at its next heartbeat). Not once lease
+   * recovery has taken the lease away: nobody would hear the request, so the caller reads the
+   * task again and finds it READY.
+   */
   async requestCancel(task: TaskRow): Promise<boolean> {
     const n = await this.retrying(() =>
-      this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!).update({ cancel_requested: true }),
+      this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!).whereNotNull('locked_by').update({ cancel_requested: true }),
     );
     return n === 1;
   }
@@ -471,16 +574,15 @@ export class Store {
     );
   }
 
-  /** Running tasks whose lease expired before `nowMs` (their worker stopped renewing it). */
-  async expiredLeases(nowMs: number, limit = 100): Promise<TaskRow[]> {
-    const rows = await this.retrying(() =>
-      this.knex(this.tables.tasks)
-        .select('*')
-        .whereNotNull('locked_by')
-        .where('locked_until', '<', nowMs)
-        .orderBy('locked_until')
-        .limit(limit),
-    );
+  /**
+   * Running tasks whose lease expired before `nowMs` (their worker stopped renewing it), oldest
+   * first; only those of worker `lockedBy`, or only those of other workers (`notLockedBy`).
+   */
+  async expiredLeases(nowMs: number, o: { limit?: number; lockedBy?: string; notLockedBy?: string } = {}): Promise<TaskRow[]> {
+    const q = this.knex(this.tables.tasks).select('*').whereNotNull('locked_by').where('locked_until', '<', nowMs);
+    if (o.lockedBy !== undefined) q.where('locked_by', o.lockedBy);
+    if (o.notLockedBy !== undefined) q.whereNot('locked_by', o.notLockedBy);
+    const rows = await this.retrying(() => q.orderBy('locked_until').limit(o.limit ?? 100));
     return (rows as Record<string, unknown>[]).map(toTaskRow);
   }
 

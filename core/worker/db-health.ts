@@ -5,14 +5,18 @@
  */
 import type { Logger } from '../base/log.js';
 import type { Store } from '../store/store.js';
+import { driverMessage } from '../store/storable.js';
 
 const MAX_BACKOFF_MS = 30_000;
 
 export class DatabaseHealth {
   /** True while the database is unreachable. */
   down = false;
+  /** When (performance.now()) the database was last found reachable again after an outage. */
+  backAt = -Infinity;
   private polls = 0;
   private noticedAt = 0;
+  private readonly backListeners: Array<() => void> = [];
 
   constructor(
     private readonly store: Store,
@@ -29,7 +33,9 @@ export class DatabaseHealth {
       if (!this.down || startedAt < this.noticedAt) return;
       this.down = false;
       this.polls = 0;
+      this.backAt = performance.now();
       this.log.warn('database reachable again', { database: this.store.conn.spec.display });
+      for (const fn of this.backListeners) fn();
       return;
     }
     if (this.down) return;
@@ -37,8 +43,14 @@ export class DatabaseHealth {
     this.noticedAt = performance.now();
     this.log.warn('database unreachable; retrying with backoff, results are kept until they can be recorded', {
       database: this.store.conn.spec.display,
-      error: err instanceof Error ? err.message : String(err),
+      // Not the whole message: knex puts the statement first, which can be megabytes of a result.
+      error: driverMessage(err),
     });
+  }
+
+  /** Calls `fn` each time the database is found reachable again after an outage. */
+  onBack(fn: () => void): void {
+    this.backListeners.push(fn);
   }
 
   /** Runs a query; a connection failure is reported and gives `fallback`, other errors throw. */

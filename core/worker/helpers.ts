@@ -53,18 +53,11 @@ export interface WorkerHooks {
   maxAttemptsFor(task: TaskRow): number;
 }
 
-export function workerHelpers(c: HelperContext, hooks: WorkerHooks): { settler: Settler; maintenance: Maintenance; flow: FlowState; services: Services } {
+export function workerHelpers(
+  c: HelperContext,
+  hooks: WorkerHooks,
+): { settler: Settler; leases: LeaseKeeper; maintenance: Maintenance; flow: FlowState; services: Services } {
   const onConnection = (ok: boolean, err: unknown, startedAt: number) => c.health.report(ok, err, startedAt);
-  const settler = new Settler({
-    store: c.store,
-    workerId: c.workerId,
-    now: () => c.clock.now(),
-    log: c.log,
-    onSettled: hooks.onSettled,
-    onConnection,
-    onProgress: hooks.wake,
-    flushMs: c.options.settleFlushMs,
-  });
   const leases = new LeaseKeeper({
     store: c.store,
     workerId: c.workerId,
@@ -77,6 +70,19 @@ export function workerHelpers(c: HelperContext, hooks: WorkerHooks): { settler: 
     onConnection,
     log: c.log,
   });
+  const settler = new Settler({
+    store: c.store,
+    workerId: c.workerId,
+    now: () => c.clock.now(),
+    log: c.log,
+    onSettled: hooks.onSettled,
+    onConnection,
+    onProgress: hooks.wake,
+    flushMs: c.options.settleFlushMs,
+    leases,
+  });
+  // Back from an outage: renew (or take back) the leases first, then write the results held.
+  c.health.onBack(() => void leases.beat().then(() => settler.kickNow()));
   const maintenance = new Maintenance({
     store: c.store,
     clock: c.clock,
@@ -88,6 +94,10 @@ export function workerHelpers(c: HelperContext, hooks: WorkerHooks): { settler: 
     // within lockTimeout plus one poll.
     everyMs: Math.max(250, Math.min(c.sleepMs, c.lockTimeoutMs / 2)),
     isDbDown: () => c.health.down,
+    heldTokens: () => hooks.held().map((t) => t.claimToken!),
+    // After an outage, every worker cut by it gets a whole lockTimeout to renew its leases before
+    // this one treats them as dead: the same time a lease gives a worker in normal operation.
+    recoverAfter: () => c.health.backAt + c.lockTimeoutMs,
     scheduler: schedulerFor({
       store: c.store,
       clock: c.clock,
@@ -116,5 +126,5 @@ export function workerHelpers(c: HelperContext, hooks: WorkerHooks): { settler: 
     runUntil: c.runUntil,
     maxRunTime: c.options.maxRunTime ?? c.settings.maxRunTime,
   });
-  return { settler, maintenance, flow, services: new Services([registration, flow, leases, settler, maintenance, wakeup]) };
+  return { settler, leases, maintenance, flow, services: new Services([registration, flow, leases, settler, maintenance, wakeup]) };
 }

@@ -2,6 +2,10 @@
  * Heartbeats: renews the leases of every task this worker holds (running, prefetched, or waiting
  * for its result to be written), and learns which leases were lost and which tasks were cancelled.
  *
+ * A lease that expired while the worker could not renew it (an outage, a stall) and that another
+ * worker's recovery pass made READY, but that nobody has claimed since, is taken back (see
+ * Store.heartbeat): the worker still runs the task, or holds its result.
+ *
  * It runs on the worker's event loop. A task that blocks the loop (synchronous CPU work) longer
  * than `lockTimeout` therefore stops the heartbeats, its lease expires, and another worker may run
  * it again: run CPU-heavy work in a worker thread or child process, or raise `lockTimeout`.
@@ -29,31 +33,59 @@ export interface LeaseKeeperOptions {
 export class LeaseKeeper implements Service {
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> | null = null;
+  /** The clock's time when the last successful beat began (every held lease runs past it + lockTimeout). */
+  private renewedAt: number;
+  /** A beat failed since the last one that succeeded. */
+  private failing = false;
 
-  constructor(private readonly o: LeaseKeeperOptions) {}
+  constructor(private readonly o: LeaseKeeperOptions) {
+    this.renewedAt = o.clock.now();
+  }
 
   start(): void {
-    this.timer = setInterval(() => {
-      if (!this.inFlight) this.inFlight = this.beat().finally(() => (this.inFlight = null));
-    }, this.o.intervalMs);
+    this.timer = setInterval(() => void this.beat(), this.o.intervalMs);
     this.timer.unref();
   }
 
-  /** Renews every held lease now. */
-  async beat(): Promise<void> {
+  /**
+   * True when the held leases may have expired: the last beat failed, or none succeeded for a
+   * whole lockTimeout (a stall). A result is then written after a beat, which takes back any
+   * lease recovered meanwhile, so that the result is recorded as the claim left the task.
+   */
+  behind(): boolean {
+    return this.failing || this.o.clock.now() - this.renewedAt >= this.o.lockTimeoutMs;
+  }
+
+  /** Renews every held lease now (joins a beat under way). */
+  beat(): Promise<void> {
+    if (!this.inFlight) this.inFlight = this.renew().finally(() => (this.inFlight = null));
+    return this.inFlight;
+  }
+
+  private async renew(): Promise<void> {
+    const beganAt = this.o.clock.now();
     const tasks = this.o.held().filter((t) => t.claimToken);
-    if (tasks.length === 0) return;
+    if (tasks.length === 0) {
+      this.renewedAt = beganAt;
+      return;
+    }
     const startedAt = performance.now();
     try {
-      const { lost, cancelled } = await this.o.store.heartbeat(
-        this.o.workerId,
-        tasks.map((t) => ({ id: t.id, claimToken: t.claimToken! })),
-        this.o.clock.now() + this.o.lockTimeoutMs,
-      );
+      const { lost, cancelled, retaken } = await this.o.store.heartbeat(this.o.workerId, tasks, beganAt + this.o.lockTimeoutMs);
+      this.renewedAt = beganAt;
+      this.failing = false;
       this.o.onConnection(true, null, startedAt);
+      for (const token of retaken) {
+        const t = tasks.find((x) => x.claimToken === token)!;
+        this.o.log.warn('took back the lease of a task that another worker recovered while this one could not renew it (nobody had claimed it since)', {
+          id: t.id,
+          name: t.name,
+        });
+      }
       for (const token of lost) this.o.onLost(token);
       for (const token of cancelled) this.o.onCancelled(token);
     } catch (err) {
+      this.failing = true;
       if (this.o.store.dialect.classifyError(err) === 'connection') this.o.onConnection(false, err, startedAt);
       else this.o.log.error('heartbeat failed', { error: err instanceof Error ? err.message : String(err) });
     }

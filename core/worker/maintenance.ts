@@ -32,6 +32,17 @@ export interface MaintenanceOptions {
   scheduler?: RecurringScheduler | null;
   /** While the database is down, the timer's passes are skipped (the worker backs off). */
   isDbDown?: () => boolean;
+  /**
+   * The claim tokens of every task this worker holds (running, prefetched, or waiting for its
+   * result to be written): their leases are never "recovered" by this worker, whatever the clock
+   * says. They are renewed (or taken back) by its own heartbeats.
+   */
+  heldTokens?: () => Iterable<string>;
+  /**
+   * Real-time milliseconds (performance.now()) before which recovery waits: after an outage, the
+   * other workers cut by it get time to renew their leases first (see DatabaseHealth.backAt).
+   */
+  recoverAfter?: () => number;
 }
 
 const UNKNOWN_NAMES_EVERY_MS = 60_000;
@@ -72,7 +83,7 @@ export class Maintenance implements Service {
     try {
       if (real - this.lastRecovery >= this.o.everyMs) {
         this.lastRecovery = real;
-        await this.recoverExpiredLeases();
+        if (performance.now() >= (this.o.recoverAfter?.() ?? 0)) await this.recoverExpiredLeases();
         if (this.o.scheduler) await this.o.scheduler.tick();
       }
       if (real - this.lastUnknownCheck >= UNKNOWN_NAMES_EVERY_MS) {
@@ -84,10 +95,26 @@ export class Maintenance implements Service {
     }
   }
 
-  /** Makes tasks of dead workers claimable again (or fails them when their attempts are used up). */
+  /**
+   * Makes tasks of dead workers claimable again (or fails them when their attempts are used up).
+   * Never the leases this worker still holds: a worker that was cut off or stalled past its
+   * leases renews them, or takes them back, with its next heartbeat. Its own expired leases that
+   * it no longer holds (a result it gave up writing; a previous process with the same worker id)
+   * are recovered like anyone's.
+   */
   async recoverExpiredLeases(): Promise<number> {
     const now = this.o.clock.now();
-    const expired = await this.o.store.expiredLeases(now);
+    const held = new Set(this.o.heldTokens?.() ?? []);
+    let expired: TaskRow[];
+    if (held.size === 0) {
+      expired = await this.o.store.expiredLeases(now);
+    } else {
+      // Two reads, so that leases this worker holds (after an outage, many may have expired) never
+      // crowd the other workers' out of a pass.
+      const others = await this.o.store.expiredLeases(now, { notLockedBy: this.o.workerId });
+      const own = await this.o.store.expiredLeases(now, { lockedBy: this.o.workerId });
+      expired = [...others, ...own.filter((t) => !held.has(t.claimToken!))];
+    }
     let n = 0;
     for (const t of expired) {
       const error = new WorkerLostError(
@@ -102,7 +129,7 @@ export class Maintenance implements Service {
       const record = errorRecord(d.type === 'fail' ? d.error : error, attempts, now, t.lockedBy);
       let ok = false;
       if (d.type === 'retry') {
-        const r = await this.o.store.retry(t, d.runAt, record, { expiredLeaseBefore: now });
+        const r = await this.o.store.recoverLease(t, d.runAt, record, now);
         // A cancel request that arrived meanwhile is handled on the next pass.
         ok = r === 'ok';
       } else if (d.type === 'fail') {

@@ -12,23 +12,25 @@ import { reportSettled, taskInfo, type StopReason, type WorkerSummary } from './
 import { execute } from '../definition/executor.js';
 import { flushTaskOutput } from './log-capture.js';
 import { getLogger, type Logger } from '../base/log.js';
+import { setLongTimeout, type LongTimer } from '../base/long-timer.js';
 import { ensureMigrated } from '../store/migrate.js';
 import { decide, decideCancelledBeforeStart, type Decision, type Execution } from '../policy/transitions.js';
 import { registeredNames, getRegistered } from '../definition/registry.js';
 import type { Settler, SettleReport } from './settler.js';
-import type { ClaimFilter, Store } from '../store/store.js';
+import { claimOrder, type ClaimFilter, type Store } from '../store/store.js';
 import type { RunBudget } from '../store/claim.js';
 import { reachableStore } from '../store/open.js';
 import type { TaskRow } from '../types.js';
 import type { Services } from './service.js';
 import type { FlowState } from './flow-state.js';
 import { workerHelpers } from './helpers.js';
-import { Fifo } from './fifo.js';
+import { PrefetchBuffer, PRIORITY_RECHECK_MS } from './prefetch.js';
 import { Slots } from './slots.js';
 import { AttemptControl } from '../definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
 import { taskRecurrence, type Maintenance } from './maintenance.js';
+import type { LeaseKeeper } from './lease-keeper.js';
 
 export type { WorkerOptions };
 
@@ -43,6 +45,9 @@ export class Worker {
   private store!: Store;
   private settler!: Settler;
   private maintenance!: Maintenance;
+  private leases!: LeaseKeeper;
+  /** A beat is under way before buffered tasks may start (see dispatch()). */
+  private confirmingLeases = false;
   private services!: Services;
   private flow!: FlowState;
   /** Epoch ms (worker clock) when a duration run's time, grace included, is up; null otherwise. */
@@ -58,21 +63,23 @@ export class Worker {
   private sleepMs = 5000;
   private lockTimeoutMs = 60_000;
   private slots = new Slots(1);
-  private readonly buffer = new Fifo<TaskRow>(64);
+  private buffer!: PrefetchBuffer;
+  /** A look for due tasks of higher priority is under way before buffered tasks may start. */
+  private recheckingPriorities = false;
   private stopping: StopReason | null = null;
   private wake: (() => void) | null = null;
   /** A wake-up that came while the loop was busy (claiming, settling): the next idle ends at once. */
   private wakePending = false;
   private started = false;
   private started_at = 0;
-  private deadlineTimer: NodeJS.Timeout | null = null;
+  private deadlineTimer: LongTimer | null = null;
   private resolveDone!: (s: WorkerSummary) => void;
   readonly done: Promise<WorkerSummary>;
   private readonly summary: WorkerSummary;
   private health!: DatabaseHealth;
   /** Whether info lines are written at all (building their fields costs on the hot path). */
   private logInfo = true;
-  private graceTimer: NodeJS.Timeout | null = null;
+  private graceTimer: LongTimer | null = null;
   /** Names of claimed tasks this worker could not run, warned about once each. */
   private readonly unrunnableWarned = new Set<string>();
 
@@ -109,6 +116,7 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
+    this.buffer = new PrefetchBuffer(claimOrder(s.priorityOrdering), Math.min(this.sleepMs, PRIORITY_RECHECK_MS));
     // A duration run ends its last attempts by duration + grace: the run budget and the registry know when.
     this.runUntil = o.duration && o.duration > 0 ? this.clock.now() + Math.round((o.duration + (o.grace ?? 30)) * 1000) : null;
     const helpers = workerHelpers(
@@ -144,6 +152,7 @@ export class Worker {
     this.settler = helpers.settler;
     this.maintenance = helpers.maintenance;
     this.flow = helpers.flow;
+    this.leases = helpers.leases;
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
       worker: this.id,
@@ -155,7 +164,7 @@ export class Worker {
     void this.maintenance.checkClockSkew();
     this.started_at = Date.now();
     if (o.duration && o.duration > 0) {
-      this.deadlineTimer = setTimeout(() => this.requestStop('duration'), o.duration * 1000);
+      this.deadlineTimer = setLongTimeout(() => this.requestStop('duration'), o.duration * 1000);
     }
     this.services = helpers.services;
     await this.services.start();
@@ -208,7 +217,7 @@ export class Worker {
       }
     };
     if (graceSeconds <= 0) abortAll();
-    else if (!this.graceTimer) this.graceTimer = setTimeout(abortAll, graceSeconds * 1000);
+    else if (!this.graceTimer) this.graceTimer = setLongTimeout(abortAll, graceSeconds * 1000);
     this.poke();
   }
 
@@ -252,7 +261,7 @@ export class Worker {
       const refill = want > 0 && this.buffer.length <= this.prefetch / 2 && this.settler.size < this.settleBacklog;
       if (refill) {
         const rows = await this.claim(want);
-        this.buffer.pushAll(rows);
+        this.buffer.add(rows);
         this.dispatch();
         if (first) {
           first = false;
@@ -291,11 +300,63 @@ export class Worker {
     return !!max && this.dispatched >= max;
   }
 
-  /** Starts buffered tasks in the free slots. */
+  /**
+   * Starts buffered tasks in the free slots. Not while the leases may have expired (an outage, a
+   * stall): a beat first learns which of them another worker has claimed since.
+   */
   private dispatch(): void {
+    if (this.buffer.length > 0 && this.leases.behind()) {
+      if (this.confirmingLeases) return;
+      this.confirmingLeases = true;
+      void this.leases.beat().finally(() => {
+        this.confirmingLeases = false;
+        // Still behind (the database is away): the loop's next round tries again, at its backoff.
+        if (!this.leases.behind()) this.dispatch();
+      });
+      return;
+    }
+    if (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && this.buffer.stale()) {
+      if (this.recheckingPriorities) return;
+      this.recheckingPriorities = true;
+      void this.recheckPriorities()
+        .catch((err: unknown) => this.log.warn('could not look for due tasks of higher priority; starting the prefetched ones', { error: err instanceof Error ? err.message : String(err) }))
+        .finally(() => {
+          this.recheckingPriorities = false;
+          this.buffer.touch();
+          this.dispatch();
+        });
+      return;
+    }
     while (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && !this.maxTasksReached()) {
       this.dispatched++;
       this.run(this.buffer.shift()!);
+    }
+  }
+
+  /**
+   * Before starting tasks claimed a while ago: claims the due tasks that rank above those about to
+   * start, if any came in since, so that they start first; as many of the lowest-ranked prefetched
+   * tasks are given back (attempt returned), for this or another worker to claim again. One read
+   * when nothing outranks them.
+   */
+  private async recheckPriorities(): Promise<void> {
+    const starting = Math.min(this.concurrency - this.slots.size, this.buffer.length);
+    if (starting <= 0) return;
+    const floor = this.buffer.at(starting - 1)!.priority;
+    const nowMs = this.clock.now();
+    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor), false))) return;
+    const rows = await this.health.guard(
+      () => this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor }),
+      [],
+    );
+    if (rows.length === 0) return;
+    const surplus = this.buffer.displace(rows);
+    try {
+      await this.store.release(surplus);
+      this.summary.released += surplus.length;
+    } catch {
+      // Not given back (the database is away): they stay this worker's, to run after the others.
+      this.buffer.add(surplus);
     }
   }
 
@@ -309,6 +370,9 @@ export class Worker {
   }
 
   private async claim(limit: number): Promise<TaskRow[]> {
+    // After a lapse of the leases, a beat takes back the ones recovered but not re-claimed first:
+    // claimed by this worker again, they would run twice.
+    if (this.leases.behind()) await this.leases.beat();
     return this.health.guard(
       () =>
         this.flow.refresh().then(() => {
@@ -350,11 +414,11 @@ export class Worker {
     }
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(t);
+        t.clear();
         if (this.wake === done) this.wake = null;
         resolve();
       };
-      const t = setTimeout(done, ms);
+      const t = setLongTimeout(done, ms);
       this.wake = done;
     });
   }
@@ -398,6 +462,7 @@ export class Worker {
         maxRunTimeMs: Math.round(maxRunTime * 1000),
         control,
         log: this.log,
+        maxResultBytes: this.settings.maxResultBytes,
       });
     }
     const decision: Decision = decide(
@@ -449,7 +514,7 @@ export class Worker {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer?.clear();
     // Prefetched tasks never started: give them back at once.
     const unstarted = this.buffer.take(this.buffer.length);
     if (unstarted.length > 0) {
@@ -458,7 +523,7 @@ export class Worker {
     }
     // Running tasks finish (or are aborted by the grace timer and settle as released/failed).
     while (this.slots.size > 0) await this.idle(50);
-    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer?.clear();
     await this.services.stop();
     this.summary.reason = this.stopping ?? 'stopped';
     this.log.info('worker stopped', {

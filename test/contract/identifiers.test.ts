@@ -201,7 +201,7 @@ contract('identifiers compare exactly', (db) => {
     it('a heartbeat from worker W1 does not renew the lease of worker w1', async () => {
       await insert(db, 'noop');
       const [task] = await db.store.claim(claimReq({ workerId: 'w1' }));
-      await db.store.heartbeat('W1', [{ id: task!.id, claimToken: task!.claimToken! }], T0 + 999_000);
+      await db.store.heartbeat('W1', [task!], T0 + 999_000);
       expect((await db.store.findPending(task!.id))!.lockedUntil).to.equal(T0 + 60_000);
     });
   });

@@ -1,6 +1,8 @@
 /**
  * A small TCP proxy on 127.0.0.1 for outage tests: it forwards to a database server, and `cut()`
- * drops every open connection and refuses new ones until `restore()`.
+ * drops every open connection and refuses new ones until `restore()`. `dropRequestsOver(n)` drops
+ * a connection whose client sends more than n bytes before the server answers, as MySQL/MariaDB
+ * do with a statement over max_allowed_packet (on any database).
  */
 import net from 'node:net';
 
@@ -8,6 +10,7 @@ export class TcpProxy {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
   private cutOff = false;
+  private maxRequestBytes = Infinity;
   port = 0;
 
   constructor(
@@ -30,6 +33,16 @@ export class TcpProxy {
           upstream.destroy();
         });
       }
+      // Bytes the client sent since the server last answered: one request, roughly.
+      let request = 0;
+      client.on('data', (chunk: Buffer) => {
+        request += chunk.length;
+        if (request > this.maxRequestBytes) {
+          client.destroy();
+          upstream.destroy();
+        }
+      });
+      upstream.on('data', () => (request = 0));
       client.pipe(upstream);
       upstream.pipe(client);
     });
@@ -47,6 +60,11 @@ export class TcpProxy {
 
   restore(): void {
     this.cutOff = false;
+  }
+
+  /** From now on, drops each connection whose client sends more than `bytes` before a reply. */
+  dropRequestsOver(bytes: number): void {
+    this.maxRequestBytes = bytes;
   }
 
   async stop(): Promise<void> {

@@ -74,7 +74,7 @@ describe('checkOptions', () => {
   }
 
   it('rejects an Invalid Date as repeatUntil with a ValidationError', () => {
-    expect(messageOf({ repeatUntil: new Date('nope') })).to.match(/^Invalid repeatUntil in schedule\(\) options: .* — expected a Date or null$/);
+    expect(messageOf({ repeatUntil: new Date('nope') })).to.match(/^Invalid repeatUntil in schedule\(\) options: .* — expected a Date or null \(a Date between 0000-01-01 and 9999-12-31 \(UTC\)\)$/);
   });
 
   it('shows the rejected value in the message', () => {
@@ -164,5 +164,22 @@ describe('effectiveAction', () => {
     // Call site > .using() > background(): removeExisting is the reference's spelling of
     // action "replaceExisting", so the call site's choice must not lose to the definition's action.
     expect(effectiveAction(mergeOptions({ removeExisting: true }, {}, { action: 'checkExisting' }))).to.equal('replaceExisting');
+  });
+});
+
+describe('option values databases cannot store', () => {
+  it('refuses NUL (U+0000) in queue, verboseName and creator, naming the option (PostgreSQL text cannot hold it)', () => {
+    expect(messageOf({ queue: 'ma\u0000il' })).to.equal(
+      'Invalid queue in schedule() options: "ma\\u0000il" — expected text without the NUL character (U+0000), which databases cannot store as text',
+    );
+    expect(messageOf({ verboseName: 'report\u0000' })).to.match(/^Invalid verboseName in schedule\(\) options: "report\\u0000" — expected text without the NUL character/);
+    expect(messageOf({ creator: { type: 'us\u0000er', id: 1 } })).to.match(/^Invalid creator in schedule\(\) options \(type\): /);
+    expect(messageOf({ creator: { type: 'user', id: '4\u00002' } })).to.match(/^Invalid creator in schedule\(\) options \(id\): /);
+  });
+
+  it('refuses expiresAfter, a repeat interval and repeatUntil beyond 9999-12-31 (they were stored as times no Date can hold)', () => {
+    expect(messageOf({ expiresAfter: 1e15 })).to.match(/^Invalid expiresAfter in schedule\(\) options: 1000000000000000 — expected a number of seconds > 0 and <= 253402300799/);
+    expect(messageOf({ repeat: 1e15 })).to.match(/^Invalid repeat in schedule\(\) options: 1000000000000000 — expected seconds >= 0 \(0 = never\), a Repeat constant, or a cron expression \(at most 253402300799 seconds\)$/);
+    expect(messageOf({ repeatUntil: new Date(Date.UTC(10000, 0, 1)) })).to.match(/^Invalid repeatUntil in schedule\(\) options: \+010000-01-01T00:00:00\.000Z — expected a Date or null \(a Date between 0000-01-01 and 9999-12-31 \(UTC\)\)$/);
   });
 });

@@ -3,7 +3,7 @@
  * lease that expired.
  */
 import { expect } from 'chai';
-import { decide, decideExpiredLease, type Execution, type TaskState } from '../../core/policy/transitions.js';
+import { decide, decideExpiredLease, decideRecordRefused, type Execution, type TaskState } from '../../core/policy/transitions.js';
 import type { Recurrence } from '../../core/policy/recurrence.js';
 
 const SECOND = 1000;
@@ -243,5 +243,28 @@ describe('decideExpiredLease', () => {
       successorAt: null,
       uncount: false,
     });
+  });
+});
+
+describe('decideRecordRefused', () => {
+  const refused = new Error('refused');
+  const at = { nowMs: SLOT + 10 * SECOND };
+
+  it('fails a one-off task for good, with the refusal as its error and its attempt kept', () => {
+    for (const d of [{ type: 'complete', successorAt: null } as const, { type: 'retry', runAt: SLOT + HOUR, error: boom } as const]) {
+      expect(decideRecordRefused(task(), d, refused, at)).to.deep.equal({ type: 'fail', error: refused, successorAt: null, uncount: false });
+    }
+  });
+
+  it('hands a repeating task over to its next slot (the success’s, or computed for a retry), unless repeatOnFailure is false', () => {
+    const next = SLOT + HOUR;
+    expect(decideRecordRefused(task({ recurrence: hourly }), { type: 'complete', successorAt: next }, refused, at)).to.deep.equal({ type: 'fail', error: refused, successorAt: next, uncount: false });
+    expect(decideRecordRefused(task({ recurrence: hourly }), { type: 'retry', runAt: SLOT + MINUTE, error: boom }, refused, at).successorAt).to.equal(next);
+    expect(decideRecordRefused(task({ recurrence: hourly, repeatOnFailure: false }), { type: 'complete', successorAt: next }, refused, at).successorAt).to.equal(null);
+  });
+
+  it('keeps the successor and the attempt count of a decision that was already a failure', () => {
+    const d = { type: 'fail', error: boom, successorAt: SLOT + HOUR, uncount: true } as const;
+    expect(decideRecordRefused(task(), d, refused, at)).to.deep.equal({ type: 'fail', error: refused, successorAt: SLOT + HOUR, uncount: true });
   });
 });

@@ -1,6 +1,6 @@
 /** core/policy/when.ts: checking and resolving `schedule(when)` values. */
 import { expect } from 'chai';
-import { checkWhen, durationMs, resolveWhen } from '../../core/policy/when.js';
+import { checkWhen, durationMs, MAX_SPAN_SECONDS, MAX_TIME_MS, MIN_TIME_MS, resolveWhen } from '../../core/policy/when.js';
 import { ValidationError } from '../../core/errors.js';
 
 const NOW = Date.UTC(2030, 0, 1, 12, 0, 0);
@@ -100,5 +100,33 @@ describe('durationMs', () => {
     expect(durationMs({ hours: 1 })).to.equal(3_600_000);
     expect(durationMs({ days: 1 })).to.equal(86_400_000);
     expect(durationMs({ weeks: 1 })).to.equal(604_800_000);
+  });
+});
+
+describe('the range of times a task may carry (stored as BIGINT ms, read back as Dates)', () => {
+  it('is 0000-01-01 to 9999-12-31 UTC', () => {
+    expect(new Date(MIN_TIME_MS).toISOString()).to.equal('0000-01-01T00:00:00.000Z');
+    expect(new Date(MAX_TIME_MS).toISOString()).to.equal('9999-12-31T23:59:59.999Z');
+  });
+
+  it('refuses schedule(1e15) (it was stored, then read back as runAt: null), naming the value and the range', () => {
+    expect(messageOf(() => checkWhen(1e15, 'schedule(when)'))).to.match(/^Invalid schedule\(when\): 1000000000000000 — expected seconds from now \(a finite number >= 0 and <= 253402300799, so the time is between 0000-01-01 and 9999-12-31 \(UTC\)\)/);
+  });
+
+  it('refuses a Date after 9999-12-31 or before year 0, and a duration object longer than the range', () => {
+    expect(messageOf(() => checkWhen(new Date(Date.UTC(10000, 0, 1)), 'when'))).to.equal('Invalid when: +010000-01-01T00:00:00.000Z — expected a Date between 0000-01-01 and 9999-12-31 (UTC)');
+    expect(messageOf(() => checkWhen(new Date(MIN_TIME_MS - 1), 'when'))).to.match(/^Invalid when: -000001-12-31T23:59:59\.999Z — expected a Date between/);
+    expect(messageOf(() => checkWhen({ weeks: 1e12 }, 'when'))).to.match(/^Invalid when: a duration of 604800000000000000 seconds — expected at most 253402300799/);
+  });
+
+  it('accepts the last time and the longest delay that checkWhen allows from 1970', () => {
+    expect(checkWhen(new Date(MAX_TIME_MS), 'when')).to.be.instanceOf(Date);
+    expect(checkWhen(MAX_SPAN_SECONDS, 'when')).to.equal(MAX_SPAN_SECONDS);
+    expect(resolveWhen(new Date(MAX_TIME_MS), NOW)).to.equal(MAX_TIME_MS);
+  });
+
+  it('resolveWhen refuses a relative time that lands after 9999-12-31 from now', () => {
+    expect(messageOf(() => resolveWhen(MAX_SPAN_SECONDS, NOW))).to.equal('Invalid when: 253402300799 seconds from now — expected a time between 0000-01-01 and 9999-12-31 (UTC)');
+    expect(messageOf(() => resolveWhen({ days: 2_932_000 }, NOW))).to.match(/^Invalid when: \d+ ms since 1970 — expected a time between/);
   });
 });

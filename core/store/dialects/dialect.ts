@@ -44,6 +44,13 @@ export function claimOrderSql(ordering: 'ASC' | 'DESC'): string {
   return `ORDER BY priority ${ordering}, run_at ASC, id ASC`;
 }
 
+/** How many bytes of results one statement may carry on this database (see storable.ts). */
+export interface StatementLimit {
+  maxBytes: number;
+  name: string;
+  resultBytes(returnValue: string): number;
+}
+
 export interface Dialect {
   readonly name: DialectName;
   /** Our own pool's settings and per-connection set-up. */
@@ -92,6 +99,12 @@ export interface Dialect {
   listen?(knex: Knex, tables: { tasks: string }, onTask: (payload: string) => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;
   /** Creates an index; `where` makes it partial where the database supports that. */
   createIndex(knex: Knex, table: string, name: string, columnsSql: string, where?: string): Promise<void>;
+  /**
+   * The largest statement the server accepts (`maxBytes`, the setting's `name`), and the bytes a
+   * return value takes in the statement that records a success. Absent where no result can reach
+   * the limit (PostgreSQL holds 1 GB per value, SQLite a billion bytes per statement).
+   */
+  statementLimit?(knex: Knex): Promise<StatementLimit>;
   /** The database server's clock, in epoch ms (to warn about clock skew between machines). */
   serverTimeMs(knex: Knex): Promise<number>;
   classifyError(err: unknown): ErrorKind | null;

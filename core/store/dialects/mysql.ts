@@ -6,7 +6,7 @@
  * store retries the ones that still happen.
  */
 import type { Knex } from 'knex';
-import { CompletionMismatch, errorCode, isConnectionFailure, isUnion, rawRows, unionSql, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
+import { CompletionMismatch, errorCode, isConnectionFailure, isUnion, rawRows, unionSql, type ClaimSet, type Db, type Dialect, type ErrorKind, type StatementLimit } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
 import { chunks, PG_TYPES, splitChunk, uniformRows } from './insert-rows.js';
 
@@ -35,6 +35,40 @@ function consecutiveIds(db: Db): Promise<boolean> {
     autoIncConsecutive.set(key, p);
   }
   return p;
+}
+
+const packetLimits = new WeakMap<object, Promise<number>>();
+
+/**
+ * MySQL/MariaDB: a statement longer than max_allowed_packet (16 MiB by default on MariaDB 10.6+,
+ * 64 MiB on MySQL 8) makes the server close the connection, which the driver reports as ECONNRESET,
+ * like an outage. Read once per pool (a session cannot change it).
+ */
+function maxAllowedPacket(knex: Knex): Promise<number> {
+  const key = (knex as { client: object }).client;
+  let p = packetLimits.get(key);
+  if (!p) {
+    p = knex.raw('SELECT @@max_allowed_packet AS m').then((r) => Number((r as [Array<{ m: unknown }>])[0][0]?.m));
+    p.catch(() => packetLimits.delete(key));
+    packetLimits.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * The bytes a return value takes in the success statement: it travels inside the JSON document of
+ * completeMany (JSON escapes `"` and `\`), which the driver quotes as a string literal (escaping
+ * `\`, `"` and `'` again).
+ */
+function resultBytes(rv: string): number {
+  let quoted = 0;
+  let apostrophes = 0;
+  for (let i = 0; i < rv.length; i++) {
+    const c = rv.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c) quoted++;
+    else if (c === 0x27) apostrophes++;
+  }
+  return Buffer.byteLength(rv) + 3 * quoted + apostrophes + 4;
 }
 
 /** A pooled mysql2 connection (callback API), as knex's pool hands it out. */
@@ -231,6 +265,10 @@ export const mysqlDialect: Dialect = {
     if (where === 'locked_by IS NOT NULL') return;
     const cols = where === 'locked_by IS NULL' ? `locked_by, ${columnsSql}` : columnsSql;
     await knex.raw(`CREATE INDEX ${name} ON ${table} (${cols})`);
+  },
+
+  async statementLimit(knex): Promise<StatementLimit> {
+    return { maxBytes: await maxAllowedPacket(knex), name: 'max_allowed_packet', resultBytes };
   },
 
   async serverTimeMs(knex) {

@@ -8,7 +8,8 @@ import { contract } from '../../helpers/databases.js';
 import { claimReq, LEASE_MS, newTask, pendingRows, seed, T0 } from '../../helpers/store-fixtures.js';
 import type { TaskRow } from '../../../core/types.js';
 
-const held = (rows: TaskRow[]) => rows.map((r) => ({ id: r.id, claimToken: r.claimToken! }));
+// The heartbeat takes the claimed rows themselves: a recovered claim is taken back as the claim left it.
+const held = (rows: TaskRow[]) => rows;
 
 contract('store: lease', (db) => {
   beforeEach(() => db.reset());
@@ -20,7 +21,7 @@ contract('store: lease', (db) => {
     expect(mine).to.have.length(2);
     expect(theirs).to.have.length(1);
     const until = T0 + 10 * LEASE_MS;
-    expect(await db.store.heartbeat('worker-a', held(mine), until)).to.deep.equal({ lost: [], cancelled: [] });
+    expect(await db.store.heartbeat('worker-a', held(mine), until)).to.deep.equal({ lost: [], cancelled: [], retaken: [] });
     for (const r of mine) expect(await db.store.findPending(r.id)).to.deep.equal({ ...r, lockedUntil: until });
     expect(await db.store.findPending(theirs[0]!.id)).to.deep.equal(theirs[0]);
   });
@@ -36,7 +37,7 @@ contract('store: lease', (db) => {
     await seed(db, [newTask()]);
     const [row] = await db.store.claim(claimReq());
     const late = T0 + LEASE_MS + 5_000;
-    expect(await db.store.heartbeat('worker-a', held([row!]), late + LEASE_MS)).to.deep.equal({ lost: [], cancelled: [] });
+    expect(await db.store.heartbeat('worker-a', held([row!]), late + LEASE_MS)).to.deep.equal({ lost: [], cancelled: [], retaken: [] });
     expect((await db.store.findPending(row!.id))!.lockedUntil).to.equal(late + LEASE_MS);
   });
 
@@ -48,7 +49,7 @@ contract('store: lease', (db) => {
     const [retaken] = await db.store.claim(claimReq({ workerId: 'worker-b', nowMs: T0 + 1 }));
     expect(retaken!.id).to.equal(taken!.id);
     const r = await db.store.heartbeat('worker-a', held([kept!, taken!]), T0 + 5 * LEASE_MS);
-    expect(r).to.deep.equal({ lost: [taken!.claimToken], cancelled: [] });
+    expect(r).to.deep.equal({ lost: [taken!.claimToken], cancelled: [], retaken: [] });
     expect((await db.store.findPending(kept!.id))!.lockedUntil).to.equal(T0 + 5 * LEASE_MS);
     expect(await db.store.findPending(retaken!.id)).to.deep.equal(retaken);
   });
@@ -57,7 +58,7 @@ contract('store: lease', (db) => {
     await seed(db, [newTask(), newTask()]);
     const rows = await db.store.claim(claimReq());
     await db.store.knex(db.store.tables.tasks).where('id', rows[1]!.id).del();
-    expect(await db.store.heartbeat('worker-a', held(rows), T0 + LEASE_MS)).to.deep.equal({ lost: [rows[1]!.claimToken], cancelled: [] });
+    expect(await db.store.heartbeat('worker-a', held(rows), T0 + LEASE_MS)).to.deep.equal({ lost: [rows[1]!.claimToken], cancelled: [], retaken: [] });
   });
 
   it('reports a cancel request on a held claim (and still renews its lease); a stale claim cannot be asked to cancel', async () => {
@@ -66,7 +67,7 @@ contract('store: lease', (db) => {
     expect(await db.store.requestCancel(a!)).to.equal(true);
     expect((await db.store.findPending(a!.id))!.cancelRequested).to.equal(true);
     const r = await db.store.heartbeat('worker-a', held([a!, b!]), T0 + 3 * LEASE_MS);
-    expect(r).to.deep.equal({ lost: [], cancelled: [a!.claimToken] });
+    expect(r).to.deep.equal({ lost: [], cancelled: [a!.claimToken], retaken: [] });
     expect((await db.store.findPending(a!.id))!.lockedUntil).to.equal(T0 + 3 * LEASE_MS);
 
     // b's claim is replaced: the old claim token no longer names it.
@@ -80,7 +81,7 @@ contract('store: lease', (db) => {
     await seed(db, [newTask()]);
     await db.store.claim(claimReq());
     const before = await pendingRows(db);
-    expect(await db.store.heartbeat('worker-a', [], T0 + LEASE_MS)).to.deep.equal({ lost: [], cancelled: [] });
+    expect(await db.store.heartbeat('worker-a', [], T0 + LEASE_MS)).to.deep.equal({ lost: [], cancelled: [], retaken: [] });
     expect(await pendingRows(db)).to.deep.equal(before);
   });
 
@@ -88,7 +89,7 @@ contract('store: lease', (db) => {
     await seed(db, Array.from({ length: 600 }, () => newTask()));
     const rows = [...(await db.store.claim(claimReq({ limit: 300 }))), ...(await db.store.claim(claimReq({ limit: 300 })))];
     expect(rows).to.have.length(600);
-    expect(await db.store.heartbeat('worker-a', held(rows), T0 + 7)).to.deep.equal({ lost: [], cancelled: [] });
+    expect(await db.store.heartbeat('worker-a', held(rows), T0 + 7)).to.deep.equal({ lost: [], cancelled: [], retaken: [] });
     expect(new Set((await pendingRows(db)).map((r) => r.lockedUntil))).to.deep.equal(new Set([T0 + 7]));
   });
 });

@@ -137,7 +137,7 @@ contract('store: ops', (db) => {
       const t = await claimOne(db, id!);
       expect(await cancelTask(db.store, id!)).to.deep.equal({ id, status: 'RUNNING' });
       expect(await db.store.findPending(id!)).to.deep.equal({ ...t, cancelRequested: true });
-      expect(await db.store.heartbeat(t.lockedBy!, [{ id: t.id, claimToken: t.claimToken! }], T0 + LEASE_MS)).to.deep.equal({ lost: [], cancelled: [t.claimToken] });
+      expect(await db.store.heartbeat(t.lockedBy!, [t], T0 + LEASE_MS)).to.deep.equal({ lost: [], cancelled: [t.claimToken], retaken: [] });
     });
 
     it("fails at once a task whose worker's lease ran out, naming that worker; that worker can no longer settle it", async () => {

@@ -94,7 +94,7 @@ contract('store: settle', (db) => {
       const [a] = await claimed(1);
       await db.store.knex(db.store.tables.tasks).where('id', a!.id).del();
       const r = await db.store.completeMany([success(a!, T0 + 5, '1')], T0 + 5);
-      expect(r).to.deep.equal({ done: [], lost: [success(a!, T0 + 5, '1')] });
+      expect(r).to.deep.equal({ done: [], lost: [success(a!, T0 + 5, '1')], refused: [], unwritten: [], error: null });
       expect(await count(db, 'completed')).to.equal(0);
     });
 
@@ -165,7 +165,7 @@ contract('store: settle', (db) => {
       expect(await count(db, 'tasks')).to.equal(0);
       expect(await count(db, 'completed')).to.equal(1001);
       expect((await completedRow(db, rows[1000]!.id)).returnValue).to.equal('1000');
-      expect(await db.store.completeMany([], T0)).to.deep.equal({ done: [], lost: [] });
+      expect(await db.store.completeMany([], T0)).to.deep.equal({ done: [], lost: [], refused: [], unwritten: [], error: null });
     });
   });
 
