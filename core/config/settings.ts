@@ -6,6 +6,7 @@
  * Environment variables that bgtasks does not know are ignored; known ones with bad values are
  * errors naming the variable.
  */
+import type { RateLimit } from '../policy/flow.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -60,6 +61,8 @@ export interface Settings {
   mode: 'normal' | 'immediate' | 'dummy';
   /** Largest number of pending tasks per queue name; enqueue into a full queue throws. */
   maxQueueSize: Record<string, number>;
+  /** Limits of queues, written to the queues table by every worker at start (docs/flow-control.md). */
+  queues: Record<string, { concurrency?: number | null; rateLimit?: RateLimit | null }>;
   /** Failed-attempt records kept per task (the newest ones). Default 10. */
   errorsKept: number;
   /**
@@ -91,6 +94,7 @@ export interface SettingsInput {
   maxResultBytes?: number;
   mode?: 'normal' | 'immediate' | 'dummy';
   maxQueueSize?: Record<string, number>;
+  queues?: Record<string, { concurrency?: number | null; rateLimit?: RateLimit | null }>;
   errorsKept?: number;
   cronGrace?: number;
 }
@@ -199,6 +203,7 @@ export async function resolveSettings(options: ResolveOptions = {}): Promise<Set
     maxResultBytes: merged.maxResultBytes ?? 1024 * 1024,
     mode: merged.mode ?? 'normal',
     maxQueueSize: merged.maxQueueSize ?? {},
+    queues: merged.queues ?? {},
     errorsKept: merged.errorsKept ?? 10,
     cronGrace: merged.cronGrace ?? 300,
     configFile: file,

@@ -7,7 +7,8 @@ import type { Logger } from '../base/log.js';
 import { getRegistered } from '../definition/registry.js';
 import type { QueueLimits, TaskLimits } from '../policy/flow.js';
 import { emptyFlowPlan, type FlowPlan } from '../store/claim.js';
-import { queueRecords } from '../store/queues.js';
+import { queueRecords, setQueueLimits } from '../store/queues.js';
+import type { Settings } from '../config/settings.js';
 import type { Store } from '../store/store.js';
 import type { Service } from './service.js';
 
@@ -23,6 +24,10 @@ export class FlowState implements Service {
       log: Logger;
       /** How long a reading of the queues table holds (the poll interval). */
       everyMs: number;
+      /** Queue limits from the `queues` setting, written at start (the setting wins at every start). */
+      declared: Settings['queues'];
+      workerId: string;
+      nowMs: () => number;
     },
   ) {}
 
@@ -36,6 +41,7 @@ export class FlowState implements Service {
       }
     }
     this.plan.taskLimits = limits;
+    for (const [name, l] of Object.entries(this.o.declared)) await setQueueLimits(this.o.store, name, l, this.o.workerId, this.o.nowMs());
     await this.refresh();
   }
 

@@ -111,7 +111,15 @@ export function workerHelpers(
     }),
   });
   // Queue states are read at most once per poll, and at once when PostgreSQL says they changed.
-  const flow = new FlowState({ store: c.store, names: c.names, log: c.log, everyMs: Math.min(c.sleepMs, 5000) });
+  const flow = new FlowState({
+    store: c.store,
+    names: c.names,
+    log: c.log,
+    everyMs: Math.min(c.sleepMs, 5000),
+    declared: c.settings.queues,
+    workerId: c.workerId,
+    nowMs: () => c.clock.now(),
+  });
   const wakeup = new Wakeup(c.store, hooks.wake, c.log, () => flow.invalidate());
   const registration = new Registration({
     store: c.store,
