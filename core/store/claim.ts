@@ -188,16 +188,20 @@ async function keyedWaiting(store: Store, plan: FlowPlan): Promise<boolean> {
   return plan.keyed;
 }
 
-/** Keys of unlocked tasks, in key order from after `cursor`, wrapping; at most `max`. */
-async function keysInTurn(store: Store, trx: Knex.Transaction, cursor: string | null, max: number): Promise<string[]> {
+/**
+ * Keys of unlocked tasks due by `nowMs`, in key order from after `cursor`, wrapping; at most `max`.
+ * Only due keys: keys whose tasks all run later (scheduled, snoozed) would otherwise fill the
+ * claim's share of keys and keep the due ones from ever being looked at.
+ */
+async function keysInTurn(store: Store, trx: Knex.Transaction, cursor: string | null, max: number, nowMs: number): Promise<string[]> {
   const t = store.dialect.quote(store.tables.tasks);
   const scan = async (after: string | null, upTo: string | null, limit: number): Promise<string[]> => {
     const first = after === null ? 'concurrency_key IS NOT NULL' : 'concurrency_key > ?';
     const sql =
-      `WITH RECURSIVE k(name) AS (SELECT MIN(concurrency_key) FROM ${t} WHERE locked_by IS NULL AND ${first} ` +
-      `UNION ALL SELECT (SELECT MIN(concurrency_key) FROM ${t} WHERE locked_by IS NULL AND concurrency_key > k.name) FROM k WHERE k.name IS NOT NULL) ` +
+      `WITH RECURSIVE k(name) AS (SELECT MIN(concurrency_key) FROM ${t} WHERE locked_by IS NULL AND run_at <= ? AND ${first} ` +
+      `UNION ALL SELECT (SELECT MIN(concurrency_key) FROM ${t} WHERE locked_by IS NULL AND run_at <= ? AND concurrency_key > k.name) FROM k WHERE k.name IS NOT NULL) ` +
       `SELECT name FROM k WHERE name IS NOT NULL${upTo === null ? '' : ' AND name <= ?'} LIMIT ${Math.max(1, Math.floor(limit))}`;
-    const bindings = [...(after === null ? [] : [after]), ...(upTo === null ? [] : [upTo])];
+    const bindings = [nowMs, ...(after === null ? [] : [after]), nowMs, ...(upTo === null ? [] : [upTo])];
     return store.dialect.rows(await trx.raw(sql, bindings)).map((r) => String(r.name));
   };
   const after = await scan(cursor, null, max);
@@ -250,6 +254,8 @@ async function usageOf(store: Store, trx: Knex.Transaction, limiters: Limiter[],
   return usage;
 }
 
+type Candidate = FlowCandidate & { priority: number; runAt: number };
+
 /** Keyed and limited tasks, admitted by their limits with keys taking turns. */
 async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Record<string, unknown>[]> {
   const plan = a.plan;
@@ -259,6 +265,7 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
   const keyed = await keyedWaiting(store, plan);
   if (want <= 0 || (!keyed && limitedNames.length === 0 && limitedQueues.length === 0)) return [];
   const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
+  const sign = dir === 'asc' ? 1 : -1;
   const cols = ['id', 'name', 'queue', 'concurrency_key', 'priority', 'run_at'];
   const of = limitersOf(plan);
   return store.tx(async (trx) => {
@@ -266,31 +273,58 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
     // this transaction commits the claims counted against it.
     await store.lockKey(trx, FLOW_LOCK, a.nowMs);
     const base = () => dueBase(applyQueues(applyNames(trx(store.tables.tasks).select(cols), a.names), a, skipPaused), a);
-    const members: Knex.QueryBuilder[] = [];
-    const keys = keyed ? await keysInTurn(store, trx, plan.keyCursor, Math.min(MAX_KEYS_PER_CLAIM, Math.max(want * 4, 32))) : [];
-    for (const k of keys) members.push(base().where('concurrency_key', k).orderBy(order(dir)).limit(want));
+    const read = async (members: Knex.QueryBuilder[]): Promise<Candidate[]> => {
+      const found = new Map<string, Candidate>();
+      for (let i = 0; i < members.length; i += 50) {
+        for (const r of (await store.dialect.unionAll(trx, members.slice(i, i + 50))) as Array<Record<string, unknown>>) {
+          const id = String(r.id);
+          found.set(id, { id, name: String(r.name), queue: r.queue === null ? null : String(r.queue), key: r.concurrency_key === null ? null : String(r.concurrency_key), priority: Number(r.priority), runAt: Number(r.run_at) });
+        }
+      }
+      return [...found.values()].sort((x, y) => sign * (x.priority - y.priority) || x.runAt - y.runAt || Number(x.id) - Number(y.id));
+    };
+    const admitted: Candidate[] = [];
+    // Claimed in this transaction already: counted against their limits like running tasks.
+    const count = (usage: Usage) => {
+      for (const t of admitted) for (const l of of(t)) usage.set(l.id, (usage.get(l.id) ?? 0) + 1);
+      return usage;
+    };
     // Unkeyed tasks under a limit: per limited name and per limited queue, so a full limiter's
-    // backlog cannot hide another's tasks.
+    // backlog cannot hide another's tasks. They take part in the first round of keys.
+    let members: Knex.QueryBuilder[] = [];
     for (const n of limitedNames) members.push(base().whereNull('concurrency_key').where('name', n).orderBy(order(dir)).limit(want));
     for (const q of limitedQueues) members.push(base().whereNull('concurrency_key').where('queue', q).orderBy(order(dir)).limit(want));
-    if (members.length === 0) return [];
-    const found = new Map<string, FlowCandidate & { priority: number; runAt: number }>();
-    for (let i = 0; i < members.length; i += 50) {
-      for (const r of (await store.dialect.unionAll(trx, members.slice(i, i + 50))) as Array<Record<string, unknown>>) {
-        const id = String(r.id);
-        found.set(id, { id, name: String(r.name), queue: r.queue === null ? null : String(r.queue), key: r.concurrency_key === null ? null : String(r.concurrency_key), priority: Number(r.priority), runAt: Number(r.run_at) });
+    // Keys are looked at a window at a time, from the cursor on: when a window's keys admit fewer
+    // tasks than wanted (their limits are full, or their tasks are in paused queues or of names
+    // this worker does not run), the next window is looked at, up to MAX_KEYS_PER_CLAIM keys.
+    const window = Math.min(MAX_KEYS_PER_CLAIM, Math.max(want * 4, 32));
+    const seen = new Set<string>();
+    let cursor = plan.keyCursor;
+    let lastSeen: string | undefined;
+    for (;;) {
+      const scanned = keyed ? await keysInTurn(store, trx, cursor, window, a.nowMs) : [];
+      const keys = scanned.filter((k) => !seen.has(k));
+      for (const k of keys) {
+        seen.add(k);
+        members.push(base().where('concurrency_key', k).orderBy(order(dir)).limit(want - admitted.length));
       }
+      if (keys.length > 0) lastSeen = keys[keys.length - 1];
+      if (members.length === 0) break;
+      const candidates = await read(members);
+      members = [];
+      const turns = takeTurns(candidates, cursor);
+      const limiters = [...new Map(candidates.flatMap(of).map((l) => [l.id, l])).values()];
+      const usage = count(await usageOf(store, trx, limiters, of, plan, a.nowMs));
+      admitted.push(...admit(turns.order, of, usage, want - admitted.length).admitted);
+      // Every due key was looked at (the scan came back short, or only with keys seen already).
+      if (admitted.length >= want || scanned.length < window || keys.length === 0 || seen.size >= MAX_KEYS_PER_CLAIM) break;
+      cursor = lastSeen ?? cursor;
     }
-    const sign = dir === 'asc' ? 1 : -1;
-    const candidates = [...found.values()].sort((x, y) => sign * (x.priority - y.priority) || x.runAt - y.runAt || Number(x.id) - Number(y.id));
-    const turns = takeTurns(candidates, plan.keyCursor);
-    const limiters = [...new Map(candidates.flatMap(of).map((l) => [l.id, l])).values()];
-    const usage = await usageOf(store, trx, limiters, of, plan, a.nowMs);
-    const { admitted } = admit(turns.order, of, usage, want);
-    if (admitted.length === 0) return [];
-    // The next claim's turns start after the last key served now.
-    const lastKey = [...admitted].reverse().find((t) => t.key !== null)?.key;
+    // The next claim's turns start after the last key served now; when none was served, after
+    // the last key looked at, so that the next claim looks further.
+    const lastKey = [...admitted].reverse().find((t) => t.key !== null)?.key ?? lastSeen;
     if (lastKey !== undefined) plan.keyCursor = lastKey;
+    if (admitted.length === 0) return [];
     const claimed = await store.dialect.claim(trx, store.tables.tasks, trx(store.tables.tasks).select('id').whereIn('id', admitted.map((t) => t.id)).whereNull('locked_by'), a.set);
     const starts = claimed.flatMap((r) =>
       of({ id: String(r.id), name: String(r.name), queue: r.queue === null ? null : String(r.queue), key: r.concurrency_key === null || r.concurrency_key === undefined ? null : String(r.concurrency_key) })
