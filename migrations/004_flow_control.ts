@@ -84,6 +84,12 @@ export async function down(knex: Knex, ctx: MigrationContext): Promise<void> {
     await knex.raw(`CREATE INDEX ${p}tasks_claim ON ${tasks} (priority DESC, run_at, id) WHERE locked_by IS NULL`);
   }
   for (const table of [`${p}tasks`, `${p}completed_tasks`]) {
+    if (ctx.dialect.name === 'sqlite') {
+      // SQLite: knex drops a column by copying the table and renaming the copy, which the trigger
+      // on the completed table (it names the tasks table) refuses; SQLite >= 3.35 drops it in place.
+      for (const column of ['snoozes', 'concurrency_key']) await knex.raw(`ALTER TABLE "${table}" DROP COLUMN ${column}`);
+      continue;
+    }
     await knex.schema.alterTable(table, (t) => {
       t.dropColumn('snoozes');
       t.dropColumn('concurrency_key');
