@@ -186,10 +186,11 @@ export class Store {
    * Whether a due, unlocked task this worker could claim ranks strictly above `priority`: a read
    * (no lock taken), so that a worker can check cheaply before it starts a task it claimed ahead.
    */
-  async outranked(f: ClaimFilter, nowMs: number, priority: number): Promise<boolean> {
+  async outranked(f: ClaimFilter, nowMs: number, priority: number, paused: ReadonlySet<string> = new Set()): Promise<boolean> {
     if (f.names.length === 0) return false;
     const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
     this.applyFilter(q, f);
+    if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
     q.where('priority', f.ordering === 'ASC' ? '<' : '>', priority).limit(1);
     const rows = (await this.retrying(() => q)) as unknown[];
     return rows.length > 0;

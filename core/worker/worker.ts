@@ -344,9 +344,11 @@ export class Worker {
     if (starting <= 0) return;
     const floor = this.buffer.at(starting - 1)!.priority;
     const nowMs = this.clock.now();
-    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor), false))) return;
+    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor, this.flow.plan.pausedQueues), false))) return;
+    // The same claim as the loop's: paused queues, limits and the run budget hold here too.
     const rows = await this.health.guard(
-      () => this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor }),
+      () =>
+        this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor, flow: this.flow.plan, budget: this.budget(nowMs) }),
       [],
     );
     if (rows.length === 0) return;
