@@ -87,6 +87,8 @@ export interface ClaimArgs extends ClaimFilter {
   budget?: RunBudget;
   /** Only tasks whose priority ranks strictly above this one (the prefetch's priority check). */
   above?: number;
+  /** At most this many keyed or limited tasks (the flow path); default `limit`. */
+  flowLimit?: number;
 }
 
 /** Due and unlocked, within the run budget and above the priority asked for. */
@@ -108,6 +110,11 @@ const order = (dir: 'asc' | 'desc') => [
   { column: 'run_at', order: 'asc' },
   { column: 'id', order: 'asc' },
 ];
+
+/** Whether a claimed task came through the flow path (keyed, or under a limit the plan knows). */
+export function underFlowControl(plan: FlowPlan, t: Pick<TaskRow, 'name' | 'queue' | 'concurrencyKey'>): boolean {
+  return t.concurrencyKey !== null || limitedName(plan, t.name) || (t.queue !== null && plan.queueLimits.has(t.queue));
+}
 
 /** Whether a name's unkeyed tasks go through the flow path (a concurrency or rate limit of its own). */
 function limitedName(plan: FlowPlan, name: string): boolean {
@@ -338,13 +345,15 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
 
 /** Claims up to `limit` due tasks through both paths; sorted in claim order. */
 export async function claimTasks(store: Store, a: ClaimArgs): Promise<TaskRow[]> {
+  const flowMax = Math.min(a.limit, a.flowLimit ?? a.limit);
+  const want = (path: typeof flowClaim, left: number) => (path === flowClaim ? Math.min(left, flowMax) : left);
   const first = a.plan.flowFirst ? flowClaim : plainClaim;
   const second = a.plan.flowFirst ? plainClaim : flowClaim;
   a.plan.flowFirst = !a.plan.flowFirst;
-  const raw = await first(store, a, a.limit);
+  const raw = await first(store, a, want(first, a.limit));
   if (raw.length < a.limit) {
     try {
-      raw.push(...(await second(store, a, a.limit - raw.length)));
+      raw.push(...(await second(store, a, want(second, a.limit - raw.length))));
     } catch (err) {
       // What the first path claimed is held now and must reach the worker; the second path's
       // error comes back at the next claim.

@@ -24,6 +24,8 @@ export interface ClaimRequest extends ClaimFilter {
   limit: number;
   /** What the worker knows of paused queues and limits (none: nothing paused or limited). */
   flow?: FlowPlan;
+  /** At most this many of the tasks claimed may be under flow control (keyed or limited); default `limit`. */
+  flowLimit?: number;
   /** Claim only tasks whose run-time limit fits the time left (a duration run's end). */
   budget?: RunBudget;
   /** Only tasks whose priority ranks strictly above this one (in the filter's ordering). */

@@ -18,7 +18,7 @@ import { decide, decideCancelledBeforeStart, type Decision, type Execution } fro
 import { registeredNames, getRegistered } from '../definition/registry.js';
 import type { Settler, SettleReport } from './settler.js';
 import { claimOrder, type ClaimFilter, type Store } from '../store/store.js';
-import type { RunBudget } from '../store/claim.js';
+import { underFlowControl, type RunBudget } from '../store/claim.js';
 import { reachableStore } from '../store/open.js';
 import type { TaskRow } from '../types.js';
 import type { Services } from './service.js';
@@ -379,7 +379,13 @@ export class Worker {
       () =>
         this.flow.refresh().then(() => {
           const nowMs = this.clock.now();
-          return this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit, flow: this.flow.plan, budget: this.budget(nowMs) });
+          // Keyed and limited tasks are claimed for the free slots and at most `concurrency` ahead:
+          // a prefetched task holds its limit's slot and its rate-window start while it waits, and
+          // a deep buffer of one key's tasks would run ahead of a key enqueued after them.
+          const plan = this.flow.plan;
+          const flowHeld = this.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
+          const flowLimit = Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
+          return this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) });
         }),
       [],
     );
