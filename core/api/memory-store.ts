@@ -16,7 +16,7 @@ import { execute } from '../definition/executor.js';
 import { getRegistered } from '../definition/registry.js';
 import { errorRecord, TaskNotFoundError, ValidationError } from '../errors.js';
 import { hasLiveLease } from '../policy/status.js';
-import { attemptsRecorded, decideCancelledWhileReady } from '../policy/transitions.js';
+import { attemptsRecorded, decide, decideCancelledWhileReady, type Execution } from '../policy/transitions.js';
 import { asList, checkFilter, type FoundTasks, type TaskFilter } from '../store/find.js';
 import { taskWithArgs, type NewTask } from '../store/rows.js';
 import type { CompletedRow, StoredTask, TaskRow } from '../types.js';
@@ -83,15 +83,24 @@ async function runInMemory(m: MemoryTask): Promise<void> {
   const now = currentClock().now();
   const task: TaskRow = { ...m.row, attempts: m.row.attempts + 1, lockedBy: 'inline', lockedAt: now };
   const maxRunTime = task.maxRunTime ?? def?.options.maxRunTime ?? settings?.maxRunTime ?? 3600;
-  const execution = def
+  let execution: Execution = def
     ? await execute({ task, def, maxRunTimeMs: Math.round(maxRunTime * 1000), control: new AttemptControl(), log: getLogger(), maxResultBytes: settings?.maxResultBytes })
     : ({ kind: 'error', error: new Error(`no task named ${task.name} is registered`), permanent: true } as const);
   const finishedAt = currentClock().now();
   if (execution.kind === 'snoozed') {
     // The memory store's snooze: READY again at its new time, attempt not counted; a test runs it
-    // again with dummy.runAll() (time is the test's to move).
-    m.row = { ...m.row, runAt: finishedAt + Math.round(execution.seconds * 1000), snoozes: m.row.snoozes + 1 };
-    return;
+    // again with dummy.runAll() (time is the test's to move). maxSnoozes bounds it as a worker's
+    // decision does.
+    const d = decide(
+      { attempts: m.row.attempts, snoozes: m.row.snoozes, scheduledAt: task.scheduledAt, recurrence: { everyMs: 0, cron: null, timezone: null, untilMs: null }, repeatOnFailure: false },
+      execution,
+      { nowMs: finishedAt, maxAttempts: Infinity, maxSnoozes: settings?.maxSnoozes ?? 100 },
+    );
+    if (d.type === 'snooze') {
+      m.row = { ...m.row, runAt: d.runAt, snoozes: m.row.snoozes + 1 };
+      return;
+    }
+    execution = { kind: 'error', error: d.type === 'fail' ? d.error : new Error('unexpected snooze decision'), permanent: true };
   }
   const ok = execution.kind === 'success';
   const errors =
@@ -100,7 +109,7 @@ async function runInMemory(m: MemoryTask): Promise<void> {
     startedAt: now,
     finishedAt,
     failedAt: ok ? null : finishedAt,
-    returnValue: ok ? execution.returnJson : null,
+    returnValue: execution.kind === 'success' ? execution.returnJson : null,
     workerId: 'inline',
     attempts: task.attempts,
     errors,
