@@ -136,8 +136,15 @@ export function explain(f: WhyFacts): WhyAnswer {
   if (t.expiresAt !== null && t.expiresAt <= f.nowMs) {
     reasons.push({ code: 'expired', message: `it expired at ${iso(t.expiresAt)}: the next worker to claim it fails it (ExpiredError) without running it`, details: { expiresAt: iso(t.expiresAt) } });
   }
-  if (t.attempts >= f.maxAttempts) {
-    reasons.push({ code: 'attempts-used-up', message: `its attempts are used up (${t.attempts} of ${f.maxAttempts}): one more failure fails it for good`, details: { attempts: t.attempts, maxAttempts: f.maxAttempts } });
+  // A READY task's next claim counts attempt attempts + 1; when that reaches maxAttempts, its
+  // failure is final. Said only of a task that has failed before (a fresh task with maxAttempts 1
+  // is not worth a warning).
+  if (t.attempts > 0 && t.attempts + 1 >= f.maxAttempts) {
+    reasons.push({
+      code: 'attempts-used-up',
+      message: `its attempts are used up but the last (${t.attempts} of ${f.maxAttempts} used): one more failure fails it for good`,
+      details: { attempts: t.attempts, maxAttempts: f.maxAttempts },
+    });
   }
   if (f.queue?.paused) reasons.push({ code: 'queue-paused', message: `its queue ${f.queue.name} is paused (bgtasks queues resume ${f.queue.name})`, details: { queue: f.queue.name } });
   for (const l of limitersFor({ name: t.name, queue: t.queue, key: t.concurrencyKey }, f.taskLimits, f.queue ?? undefined)) {
