@@ -69,7 +69,7 @@ export interface RunBudget {
 }
 
 /** Only tasks whose run-time limit fits the time left: their own, else their definition's. */
-function applyBudget(q: Knex.QueryBuilder, budget: RunBudget | undefined): Knex.QueryBuilder {
+export function applyBudget(q: Knex.QueryBuilder, budget: RunBudget | undefined): Knex.QueryBuilder {
   if (!budget) return q;
   const fits = [...budget.maxRunTimeMsByName].filter(([, ms]) => ms <= budget.remainingMs).map(([n]) => n);
   return q.where((b) => {

@@ -10,7 +10,7 @@ import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from '../errors.js';
 import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
-import { claimTasks, emptyFlowPlan, type ClaimFilter, type FlowPlan, type RunBudget } from './claim.js';
+import { applyBudget, claimTasks, emptyFlowPlan, type ClaimFilter, type FlowPlan, type RunBudget } from './claim.js';
 import { tablesFor, type Tables } from './tables.js';
 
 export { tablesFor, type Tables, type ClaimFilter };
@@ -199,12 +199,14 @@ export class Store {
   }
 
   /** A non-locking count of due, unlocked tasks this worker could claim (SKIP LOCKED can't tell). */
-  async countReady(f: ClaimFilter, nowMs: number, paused: ReadonlySet<string> = new Set()): Promise<number> {
+  async countReady(f: ClaimFilter, nowMs: number, paused: ReadonlySet<string> = new Set(), budget?: RunBudget): Promise<number> {
     if (f.names.length === 0) return 0;
     const q = this.knex(this.tables.tasks).whereNull('locked_by').where('run_at', '<=', nowMs);
     this.applyFilter(q, f);
-    // A paused queue's tasks will not run before it is resumed: they do not keep a batch going.
+    // A paused queue's tasks will not run before it is resumed, and a task whose run-time limit
+    // does not fit the run budget will not fit it later: neither keeps a batch going.
     if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
+    applyBudget(q, budget);
     const [row] = (await this.retrying(() => q.count({ n: '*' }))) as Array<{ n: unknown }>;
     return Number(row?.n ?? 0);
   }

@@ -282,7 +282,7 @@ export class Worker {
         await this.maintenance.tick(this.health.down);
         await this.settler.flush();
         // An empty SKIP LOCKED claim proves nothing; a non-locking count does.
-        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now(), this.flow.plan.pausedQueues), 0)) === 0) {
+        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now(), this.flow.plan.pausedQueues, this.budget(this.clock.now())), 0)) === 0) {
           this.requestStop('batch');
           break;
         }
