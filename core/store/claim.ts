@@ -62,19 +62,27 @@ export function emptyFlowPlan(): FlowPlan {
   return { pausedQueues: new Set(), queueLimits: new Map(), taskLimits: new Map(), keyCursor: null, flowFirst: false, keyedSeenAt: -Infinity, keyed: false };
 }
 
-/** The time left to a duration run, and each task name's run-time limit (ms). */
+/** The time left to a duration run, and the run-time limits its task definitions declare (ms). */
 export interface RunBudget {
   remainingMs: number;
+  /** Names whose definitions declare a maxRunTime; a name not here has none. */
   maxRunTimeMsByName: ReadonlyMap<string, number>;
 }
 
-/** Only tasks whose run-time limit fits the time left: their own, else their definition's. */
+/**
+ * Only tasks whose run-time limit fits the time left: their own, else their definition's. A task
+ * with neither is not held back: its run time is unknown (the maxRunTime setting's default is a
+ * safety net, not an estimate, and would hold back every such task from a cron run).
+ */
 export function applyBudget(q: Knex.QueryBuilder, budget: RunBudget | undefined): Knex.QueryBuilder {
   if (!budget) return q;
-  const fits = [...budget.maxRunTimeMsByName].filter(([, ms]) => ms <= budget.remainingMs).map(([n]) => n);
+  const tooLong = [...budget.maxRunTimeMsByName].filter(([, ms]) => ms > budget.remainingMs).map(([n]) => n);
   return q.where((b) => {
     b.where((own) => own.whereNotNull('max_run_time_ms').where('max_run_time_ms', '<=', budget.remainingMs));
-    if (fits.length > 0) b.orWhere((def) => def.whereNull('max_run_time_ms').whereIn('name', fits));
+    b.orWhere((def) => {
+      def.whereNull('max_run_time_ms');
+      if (tooLong.length > 0) def.whereNotIn('name', tooLong);
+    });
   });
 }
 

@@ -132,7 +132,6 @@ export function workerHelpers(
     concurrency: c.concurrency,
     heartbeatMs: c.heartbeatMs,
     runUntil: c.runUntil,
-    maxRunTime: c.options.maxRunTime ?? c.settings.maxRunTime,
   });
   return { settler, leases, maintenance, flow, services: new Services([registration, flow, leases, settler, maintenance, wakeup]) };
 }

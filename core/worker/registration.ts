@@ -29,8 +29,6 @@ export interface RegistrationOptions {
   heartbeatMs: number;
   /** Epoch ms after which a `--duration` run takes no more tasks (deadline plus grace). */
   runUntil: number | null;
-  /** Seconds: the run-time limit of a task whose definition sets none (worker option or setting). */
-  maxRunTime: number;
 }
 
 export class Registration implements Service {
@@ -45,13 +43,14 @@ export class Registration implements Service {
     const limits: Record<string, TaskLimits> = {};
     for (const name of this.o.names) {
       const d = getRegistered(name)?.options;
-      // Every name, with the run-time limit this worker applies to it (what a run budget compares).
+      // Every name, with the run-time limit its definition declares (what a run budget compares;
+      // a task with none of its own or its definition's is not held back by a budget).
       limits[name] = {
         concurrency: d?.concurrency ?? null,
         rateLimit: d?.rateLimit ?? null,
         concurrencyLimit: d?.concurrencyLimit ?? null,
         maxAttempts: d?.maxAttempts ?? null,
-        maxRunTime: d?.maxRunTime ?? this.o.maxRunTime,
+        maxRunTime: d?.maxRunTime ?? null,
       };
     }
     return {

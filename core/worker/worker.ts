@@ -392,15 +392,15 @@ export class Worker {
   }
 
   /**
-   * The run budget of a duration run: the time left, and each task name's own run-time limit
-   * (a task's stored maxRunTime, when it has one, is compared in the claim).
+   * The run budget of a duration run: the time left, and the run-time limits the task
+   * definitions declare (a task's stored maxRunTime, when it has one, is compared in the claim).
    */
   private budget(nowMs: number): RunBudget | undefined {
     if (this.runUntil === null || this.options.runBudget === false) return undefined;
     const defaults = new Map<string, number>();
     for (const name of this.filter.names) {
-      const seconds = getRegistered(name)?.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
-      defaults.set(name, Math.round(seconds * 1000));
+      const seconds = getRegistered(name)?.options.maxRunTime;
+      if (seconds !== undefined) defaults.set(name, Math.round(seconds * 1000));
     }
     return { remainingMs: Math.max(0, this.runUntil - nowMs), maxRunTimeMsByName: defaults };
   }
