@@ -1,8 +1,8 @@
 /**
  * The run budget on every database: a worker with a duration claims only tasks whose run-time
- * limit (the task's own, else its definition's, else the worker's) fits the time left before its
- * duration plus grace runs out; `runBudget: false` turns that off; `explain()` says run-budget; a
- * batch run ends when only tasks that cannot fit are left.
+ * limit (the task's own, else its definition's) fits the time left before its duration plus grace
+ * runs out, and does not hold back a task with neither; `runBudget: false` turns it off;
+ * `explain()` says run-budget; a batch run ends when only tasks that cannot fit are left.
  */
 import { expect } from 'chai';
 import { background, explain, schedule } from '../../core/index.js';
@@ -33,20 +33,21 @@ contract('run budget', (db) => {
     await work('own-too-long', schedule(0, { maxRunTime: 61 }));
     await long('definition-too-long');
     await long('own-beats-definition', schedule(0, { maxRunTime: 5 }));
-    // No limit of its own or of its definition: the worker's (maxRunTime option, else the setting: 3600 s).
-    await work('worker-default');
+    // No limit of its own or of its definition: its run time is unknown, and it is not held back
+    // (the maxRunTime setting's default, 3600 s, would hold back every such task).
+    await work('no-limit');
   };
 
   it('a duration run claims only the tasks whose maxRunTime fits the time left (duration + grace)', async () => {
     await enqueueMix();
     const w = await new Worker({ clock, duration: 50, grace: 10, sleep: 0.02, concurrency: 4, logger: recordingLogger() }).start(db.settings);
     try {
-      await waitUntil(() => ran.length === 2, 'the two tasks that fit to run');
-      expect([...ran].sort()).to.deep.equal(['own-beats-definition', 'own-fits']);
+      await waitUntil(() => ran.length === 3, 'the three tasks that fit to run');
+      expect([...ran].sort()).to.deep.equal(['no-limit', 'own-beats-definition', 'own-fits']);
       // They stay READY with no attempt counted; the next launch (a longer budget) takes them.
       await work('later-fits', schedule(0, { maxRunTime: 1 }));
       await waitUntil(() => ran.includes('later-fits'), 'a task enqueued later that fits');
-      expect(await unclaimed()).to.deep.equal(['definition-too-long', 'own-too-long', 'worker-default']);
+      expect(await unclaimed()).to.deep.equal(['definition-too-long', 'own-too-long']);
       const a = await explain((await taskRows(db)).find((r) => String(r.args) === '["own-too-long"]')!.id as string);
       expect(a.reasons.map((r) => r.code)).to.deep.equal(['run-budget']);
       expect(a.runnable).to.equal(false);
@@ -55,10 +56,10 @@ contract('run budget', (db) => {
     }
   });
 
-  it('the time left shrinks as the run goes on; the worker\'s maxRunTime option is the default limit', async () => {
+  it('the time left shrinks as the run goes on', async () => {
     await work('a', schedule(0, { maxRunTime: 30 }));
-    await work('b');
-    const w = await new Worker({ clock, duration: 40, grace: 0, sleep: 0.02, maxRunTime: 20, logger: recordingLogger() }).start(db.settings);
+    await work('b', schedule(0, { maxRunTime: 40 }));
+    const w = await new Worker({ clock, duration: 40, grace: 0, sleep: 0.02, logger: recordingLogger() }).start(db.settings);
     try {
       await waitUntil(() => ran.length === 2, 'both tasks to run');
       clock.advance(21);
@@ -94,7 +95,7 @@ contract('run budget', (db) => {
     const s = await Worker.drain({ clock, duration: 30, grace: 30, sleep: 0.01, concurrency: 4, logger: recordingLogger() }, db.settings);
     expect(s.reason).to.equal('batch');
     expect(Date.now() - started).to.be.lessThan(5000);
-    expect(s.succeeded).to.equal(2);
-    expect(await unclaimed()).to.deep.equal(['definition-too-long', 'own-too-long', 'worker-default']);
+    expect(s.succeeded).to.equal(3);
+    expect(await unclaimed()).to.deep.equal(['definition-too-long', 'own-too-long']);
   });
 });
