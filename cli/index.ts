@@ -166,16 +166,18 @@ Examples:
   await runCommand(() => queuesCommand(flags));
 });
 
+// The subcommands read their options with the parent's: `queues` declares the database options
+// too, and commander gives an option both declare to the parent (--database was ignored).
 dbOptions(queuesCmd.command('pause').description('Pause a queue (also one not used yet): no worker claims its tasks until it is resumed.').argument('<name>', 'the queue')).action(
-  async (name: string, flags) => {
+  async (name: string, _flags, cmd: Command) => {
     const { pauseCommand } = await import('./commands/queues.js');
-    await runCommand(() => pauseCommand(name, flags));
+    await runCommand(() => pauseCommand(name, cmd.optsWithGlobals()));
   },
 );
 
-dbOptions(queuesCmd.command('resume').description('Resume a paused queue.').argument('<name>', 'the queue')).action(async (name: string, flags) => {
+dbOptions(queuesCmd.command('resume').description('Resume a paused queue.').argument('<name>', 'the queue')).action(async (name: string, _flags, cmd: Command) => {
   const { resumeCommand } = await import('./commands/queues.js');
-  await runCommand(() => resumeCommand(name, flags));
+  await runCommand(() => resumeCommand(name, cmd.optsWithGlobals()));
 });
 
 dbOptions(
@@ -186,9 +188,9 @@ dbOptions(
     .option('--concurrency <n|none>', 'at most this many of its tasks RUNNING at once')
     .option('--rate <limit/seconds|none>', 'at most LIMIT starts in any window of SECONDS (e.g. 50/2, 100/1m)')
     .option('--rate-per-key', 'count the rate limit per concurrency key'),
-).action(async (name: string, flags) => {
+).action(async (name: string, _flags, cmd: Command) => {
   const { setCommand } = await import('./commands/queues.js');
-  await runCommand(() => setCommand(name, flags));
+  await runCommand(() => setCommand(name, cmd.optsWithGlobals()));
 });
 
 dbOptions(

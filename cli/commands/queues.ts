@@ -84,7 +84,12 @@ export async function setCommand(name: string | undefined, flags: SetFlags): Pro
   const limits: { concurrency?: number | null; rateLimit?: RateLimit | null } = {};
   try {
     if (flags.concurrency !== undefined) {
-      limits.concurrency = flags.concurrency === 'none' ? null : checkLimitCount(flags.concurrency.trim() === '' ? NaN : Number(flags.concurrency), '--concurrency');
+      // The text itself is named in the error ("abc", not NaN); 0x10 or 1e3 are not counts either.
+      const text = flags.concurrency.trim();
+      if (text !== 'none' && !/^-?\d+(\.\d+)?$/.test(text)) {
+        throw new UsageError(`Invalid --concurrency: ${JSON.stringify(flags.concurrency)} — expected a whole number of tasks >= 1, or none`);
+      }
+      limits.concurrency = text === 'none' ? null : checkLimitCount(Number(text), '--concurrency');
     }
     if (flags.rate !== undefined) {
       limits.rateLimit = flags.rate === 'none' ? null : { ...parseRateLimit(flags.rate, '--rate'), ...(flags.ratePerKey ? { perKey: true } : {}) };
