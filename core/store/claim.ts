@@ -271,6 +271,14 @@ async function usageOf(store: Store, trx: Knex.Transaction, limiters: Limiter[],
 
 type Candidate = FlowCandidate & { priority: number; runAt: number };
 
+/** A claimed row as the limits read it. */
+const candidateOf = (r: Record<string, unknown>): FlowCandidate => ({
+  id: String(r.id),
+  name: String(r.name),
+  queue: r.queue === null || r.queue === undefined ? null : String(r.queue),
+  key: r.concurrency_key === null || r.concurrency_key === undefined ? null : String(r.concurrency_key),
+});
+
 /** Keyed and limited tasks, admitted by their limits with keys taking turns. */
 async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Record<string, unknown>[]> {
   const plan = a.plan;
@@ -342,11 +350,16 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
     if (admitted.length === 0) return [];
     const claimed = await store.dialect.claim(trx, store.tables.tasks, trx(store.tables.tasks).select('id').whereIn('id', admitted.map((t) => t.id)).whereNull('locked_by'), a.set);
     const starts = claimed.flatMap((r) =>
-      of({ id: String(r.id), name: String(r.name), queue: r.queue === null ? null : String(r.queue), key: r.concurrency_key === null || r.concurrency_key === undefined ? null : String(r.concurrency_key) })
+      of(candidateOf(r))
         .filter((l) => l.kind === 'rate')
         .map((l) => ({ limiter: l.id, started_at: a.nowMs })),
     );
     for (let i = 0; i < starts.length; i += 400) await trx(store.tables.rateStarts).insert(starts.slice(i, i + 400));
+    // The starts that left their window count no more: each limiter used here drops its own
+    // (through the limiter index), so a busy limiter keeps about `limit` rows. Rows of limiters no
+    // longer used are swept by pruneRateStarts (store/queues.ts).
+    const used = new Map(claimed.flatMap((r) => of(candidateOf(r)).filter((l) => l.kind === 'rate').map((l) => [l.id, l.periodMs!] as const)));
+    for (const [id, periodMs] of used) await trx(store.tables.rateStarts).where('limiter', id).where('started_at', '<=', a.nowMs - periodMs).del();
     return claimed;
   });
 }

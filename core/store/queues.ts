@@ -111,3 +111,27 @@ export async function queueOverview(store: Store, nowMs: number): Promise<QueueI
   }
   return [...byName.values()].sort((a, b) => (a.name === null ? -1 : b.name === null ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
+
+/**
+ * Deletes recorded starts older than the longest rate-limit period in use: the queues' and those
+ * the task definitions of the registered workers declare (a start older than every window counts
+ * for none). Returns how many were deleted.
+ */
+export async function pruneRateStarts(store: Store, nowMs: number): Promise<number> {
+  const [queuesMax] = (await store.retrying(() => store.knex(store.tables.queues).max({ ms: 'rate_period_ms' }))) as Array<{ ms: unknown }>;
+  let longest = queuesMax?.ms === null || queuesMax?.ms === undefined ? 0 : Number(queuesMax.ms);
+  const workers = (await store.retrying(() => store.knex(store.tables.workers).select('limits'))) as Array<{ limits: unknown }>;
+  for (const w of workers) {
+    let limits: Record<string, { rateLimit?: { period?: unknown } | null }> = {};
+    try {
+      limits = typeof w.limits === 'string' ? (JSON.parse(w.limits) as typeof limits) : {};
+    } catch {
+      continue;
+    }
+    for (const l of Object.values(limits ?? {})) {
+      const period = Number(l?.rateLimit?.period);
+      if (Number.isFinite(period)) longest = Math.max(longest, Math.round(period * 1000));
+    }
+  }
+  return store.retrying(() => store.knex(store.tables.rateStarts).where('started_at', '<=', nowMs - longest).del());
+}

@@ -1,7 +1,8 @@
 /**
  * The worker's row in the worker registry: written when it starts (what it runs, from which
  * queues, with which limits), refreshed on its own heartbeat timer (one UPDATE per beat, never per
- * task), and marked stopped on a clean stop. It also prunes rows of workers gone for a week.
+ * task), and marked stopped on a clean stop. It also prunes, hourly, rows of workers gone for a
+ * week and recorded rate-limit starts older than every window.
  */
 import os from 'node:os';
 import type { Clock } from '../base/clock.js';
@@ -11,6 +12,7 @@ import { getRegistered } from '../definition/registry.js';
 import type { TaskLimits } from '../policy/flow.js';
 import type { Store } from '../store/store.js';
 import { beatWorker, pruneWorkers, registerWorker, stopWorker, type WorkerRecord } from '../store/workers.js';
+import { pruneRateStarts } from '../store/queues.js';
 import type { Service } from './service.js';
 
 /** Rows of workers whose last heartbeat is older than this are deleted. */
@@ -90,6 +92,7 @@ export class Registration implements Service {
       if (Date.now() - this.prunedAt >= PRUNE_EVERY_MS) {
         this.prunedAt = Date.now();
         await pruneWorkers(this.o.store, now - KEPT_MS);
+        await pruneRateStarts(this.o.store, now);
       }
     } catch {
       // An outage is reported by the worker's own queries; the next beat tries again.
