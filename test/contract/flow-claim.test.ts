@@ -13,6 +13,7 @@ import { taskHash } from '../../core/base/json.js';
 import { errorRecord } from '../../core/errors.js';
 import { plainTask } from '../../core/store/rows.js';
 import type { TaskRow } from '../../core/types.js';
+import { pruneRateStarts, setQueueLimits as setQueueLimitsRow } from '../../core/store/queues.js';
 import { contract } from '../helpers/databases.js';
 import { taskRows } from '../helpers/stored-rows.js';
 
@@ -207,6 +208,42 @@ contract('flow-control claims', (db) => {
       const again = await claimBoth(p2, 10, 'w2');
       expect(again).to.have.length(1);
       expect(await claimBoth(p1, 10, 'w1')).to.deep.equal([]);
+    });
+  });
+
+  describe('recorded starts', () => {
+    const starts = async () => (await db.store.knex(db.store.tables.rateStarts).select('limiter', 'started_at').orderBy('id')).map((r) => [r.limiter, Number(r.started_at)]);
+
+    it('a limiter drops its starts that left the window when it records new ones', async () => {
+      await add(4, { queue: 'api' });
+      const p = plan({ queues: { api: { rateLimit: { limit: 2, period: 1 } } } });
+      expect(await claimBoth(p, 2)).to.have.length(2);
+      clock.advance(1);
+      expect(await claimBoth(p, 2)).to.have.length(2);
+      expect(await starts()).to.deep.equal([
+        ['queue api#rate', T0 + 1000],
+        ['queue api#rate', T0 + 1000],
+      ]);
+    });
+
+    it('pruneRateStarts deletes the starts older than the longest period of the queues and of the registered workers\' definitions', async () => {
+      await db.store.knex(db.store.tables.rateStarts).insert([
+        { limiter: 'gone#rate', started_at: T0 - 3_600_001 },
+        { limiter: 'gone#rate', started_at: T0 - 60_000 },
+        { limiter: 'task x#rate', started_at: T0 - 1000 },
+      ]);
+      expect(await pruneRateStarts(db.store, T0)).to.equal(3);
+      await db.store.knex(db.store.tables.rateStarts).insert([
+        { limiter: 'gone#rate', started_at: T0 - 3_600_001 },
+        { limiter: 'gone#rate', started_at: T0 - 60_000 },
+        { limiter: 'task x#rate', started_at: T0 - 1000 },
+      ]);
+      await setQueueLimitsRow(db.store, 'api', { rateLimit: { limit: 5, period: 2 } }, null, T0);
+      await db.store.knex(db.store.tables.workers).insert({
+        id: 'w', host: 'h', names: '["x"]', limits: JSON.stringify({ x: { rateLimit: { limit: 1, period: 3600 } } }), concurrency: 1, started_at: T0, heartbeat_at: T0, heartbeat_ms: 1000,
+      });
+      expect(await pruneRateStarts(db.store, T0)).to.equal(1);
+      expect((await starts()).map((r) => r[1])).to.deep.equal([T0 - 60_000, T0 - 1000]);
     });
   });
 
