@@ -54,6 +54,14 @@ export class FlowState implements Service {
     this.readAt = -Infinity;
   }
 
+  /**
+   * New tasks were inserted: the next claim looks for keyed tasks again, rather than trusting a
+   * look of up to 250 ms ago (a keyed task enqueued just after it would wait a whole poll).
+   */
+  tasksCreated(): void {
+    this.plan.keyedSeenAt = -Infinity;
+  }
+
   /** Reads the queues table again when the last reading is older than one poll. */
   async refresh(): Promise<void> {
     if (Date.now() - this.readAt < this.o.everyMs) return;

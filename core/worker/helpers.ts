@@ -120,7 +120,13 @@ export function workerHelpers(
     workerId: c.workerId,
     nowMs: () => c.clock.now(),
   });
-  const wakeup = new Wakeup(c.store, hooks.wake, c.log, () => flow.invalidate());
+  const wakeup = new Wakeup(
+    c.store,
+    hooks.wake,
+    c.log,
+    () => flow.invalidate(),
+    () => flow.tasksCreated(),
+  );
   const registration = new Registration({
     store: c.store,
     clock: c.clock,

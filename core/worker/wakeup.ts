@@ -24,16 +24,22 @@ export class Wakeup implements Service {
     private readonly log: Logger,
     /** A queue was paused, resumed or limited (PostgreSQL tells at once; elsewhere the next poll reads it). */
     private readonly queuesChanged: () => void = () => {},
+    /** Tasks were inserted (before the wake-up: what the claim remembers of waiting tasks is stale). */
+    private readonly tasksCreated: () => void = () => {},
   ) {}
 
   private readonly notified = (payload: string): void => {
     if (payload === 'queues') this.queuesChanged();
+    else this.tasksCreated();
     this.wake();
   };
 
   async start(): Promise<void> {
     // Tasks enqueued by this process (an app embedding its worker, tests) wake it directly.
-    this.offCreated = events.on('task:created', () => this.wake());
+    this.offCreated = events.on('task:created', () => {
+      this.tasksCreated();
+      this.wake();
+    });
     await this.listen();
   }
 
