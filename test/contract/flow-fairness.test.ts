@@ -32,6 +32,14 @@ const slot = background({ name: 'fair.slot', queue: 'limited' }, async function 
   running--;
 });
 
+const woke: string[] = [];
+const plainNow = background({ name: 'fair.plainNow' }, function plainNow() {
+  woke.push('plain');
+});
+const keyedNow = background({ name: 'fair.keyedNow', concurrencyKey: (k: string) => k }, function keyedNow(k: string) {
+  woke.push(k);
+});
+
 const T0 = Date.UTC(2031, 8, 9, 9);
 
 contract('fairness between keys, and slots of dead workers', (db) => {
@@ -60,6 +68,21 @@ contract('fairness between keys, and slots of dead workers', (db) => {
       const after = starts.slice(mark);
       const lastB = after.lastIndexOf('B');
       expect(lastB, `B's last start was start ${lastB + 1} after B was enqueued`).to.be.lessThan(100);
+    } finally {
+      await w.stop(0);
+    }
+  });
+
+  it('a keyed task enqueued right after a claim that saw none runs at once, not a poll later', async function () {
+    woke.length = 0;
+    // A worker that polls only every 10 s: only its wake-up on a new task (this process's enqueue
+    // event, or PostgreSQL's NOTIFY) gets tasks to it sooner.
+    const w = await new Worker({ clock, sleep: 10, concurrency: 2, logger: recordingLogger() }).start(db.settings);
+    try {
+      await plainNow();
+      await waitUntil(() => woke.includes('plain'), 'the plain task to run', 3000);
+      await keyedNow('k1');
+      await waitUntil(() => woke.includes('k1'), 'the keyed task to run', 3000);
     } finally {
       await w.stop(0);
     }
