@@ -14,7 +14,7 @@ import { openStore, type StoreFlags } from '../open-store.js';
 export async function whyCommand(id: string, flags: StoreFlags): Promise<number> {
   const [taskId] = parseIds([id]);
   const { settings, store } = await openStore(flags);
-  const answer = explain(await whyFacts(store, taskId!, currentClock().now(), settings.maxAttempts));
+  const answer = explain(await whyFacts(store, taskId!, currentClock().now(), settings));
   if (flags.json) {
     json(answer);
   } else {

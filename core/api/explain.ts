@@ -18,5 +18,5 @@ export async function explain(idOrRef: string | number | Pick<TaskRef, 'id'>, op
   const id = checkTaskId(typeof idOrRef === 'object' && idOrRef !== null ? idOrRef.id : idOrRef);
   const settings = await getSettings();
   const store = await reachableStore(settings, options.connection);
-  return explainFacts(await whyFacts(store, id, currentClock().now(), settings.maxAttempts));
+  return explainFacts(await whyFacts(store, id, currentClock().now(), settings));
 }

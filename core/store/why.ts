@@ -15,7 +15,14 @@ import { listWorkers } from './workers.js';
 /** How far back the registry is read (live workers, and those gone within a day). */
 const WORKERS_SINCE_MS = 86_400_000;
 
-export async function whyFacts(store: Store, id: string, nowMs: number, defaultMaxAttempts: number): Promise<WhyFacts> {
+/** What the claim's settings say: the attempt limit of tasks that set none, and the claim order. */
+export interface WhySettings {
+  maxAttempts: number;
+  priorityOrdering: 'DESC' | 'ASC';
+}
+
+export async function whyFacts(store: Store, id: string, nowMs: number, settings: WhySettings): Promise<WhyFacts> {
+  const defaultMaxAttempts = settings.maxAttempts;
   const pending = await store.retrying(() => store.findPending(id));
   if (!pending) {
     const done = await store.retrying(() => store.findCompleted(id));
@@ -68,7 +75,8 @@ export async function whyFacts(store: Store, id: string, nowMs: number, defaultM
       startsBy[l.id] = rows.map((r) => Number(r.started_at));
     }
   }
-  // Due, unclaimed tasks of its queue that the claim order puts first.
+  // Due, unclaimed tasks of its queue that the claim order puts first (ASC: lower numbers first).
+  const before = settings.priorityOrdering === 'ASC' ? '<' : '>';
   const ahead = store
     .knex(store.tables.tasks)
     .whereNull('locked_by')
@@ -76,7 +84,7 @@ export async function whyFacts(store: Store, id: string, nowMs: number, defaultM
     .whereNot('id', t.id)
     .where((b) =>
       b
-        .where('priority', '>', t.priority)
+        .where('priority', before, t.priority)
         .orWhere((b2) => b2.where('priority', t.priority).where('run_at', '<', t.runAt))
         .orWhere((b3) => b3.where('priority', t.priority).where('run_at', t.runAt).where('id', '<', t.id)),
     );
