@@ -4,7 +4,7 @@
  * task counts as runnable. Workers are registry rows written as a worker writes them.
  */
 import { expect } from 'chai';
-import { background, cancel, explain, pauseQueue, schedule, setQueueLimits, TaskNotFoundError, type WhyAnswer } from '../../core/index.js';
+import { background, cancel, configure, explain, pauseQueue, schedule, setQueueLimits, TaskNotFoundError, type WhyAnswer } from '../../core/index.js';
 import { emptyFlowPlan, type FlowPlan } from '../../core/store/claim.js';
 import { registerWorker, type WorkerRecord } from '../../core/store/workers.js';
 import type { TaskLimits } from '../../core/policy/flow.js';
@@ -193,6 +193,20 @@ contract('why (explain)', (db) => {
     const a = await explain(ref.id);
     expect([a.runnable, codes(a)]).to.deep.equal([true, ['tasks-ahead']]);
     expect(reason(a, 'tasks-ahead').details).to.deep.equal({ ahead: 2 });
+  });
+
+  it('tasks-ahead follows the priorityOrdering setting (ASC: lower numbers first)', async () => {
+    await plain(1, schedule(0, { priority: -5 }));
+    await plain(2, schedule(0, { priority: -3 }));
+    await plain(3, schedule(0, { priority: 5 }));
+    const ref = await plain(4);
+    expect(reason(await explain(ref.id), 'tasks-ahead').details).to.deep.equal({ ahead: 1 });
+    configure({ priorityOrdering: 'ASC' });
+    try {
+      expect(reason(await explain(ref.id), 'tasks-ahead').details).to.deep.equal({ ahead: 2 });
+    } finally {
+      configure({ priorityOrdering: 'DESC' });
+    }
   });
 
   it('no-worker: no live worker runs the name from its queue (none, a lost one, one of other queues or names)', async () => {
