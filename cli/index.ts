@@ -62,6 +62,7 @@ dbOptions(
     .option('--heartbeat-interval <seconds>', 'seconds between lease renewals (default 10)')
     .option('--migrate', 'apply pending migrations before starting')
     .option('--no-startup-delay', 'skip the random start-up delay of up to 1 s')
+    .option('--no-run-budget', 'with --duration: also claim tasks whose maxRunTime does not fit the time left (they may be aborted)')
     .option('--dev', 'development: restart the worker when a task file or the project\'s source changes')
     .option('--log-std', 'turn what tasks write to console/stdout/stderr into log lines tagged with the task')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['human', 'json']))
@@ -143,6 +144,77 @@ dbOptions(
 ).action(async (flags) => {
   const { statsCommand } = await import('./commands/stats.js');
   await runCommand(() => statsCommand(flags));
+});
+
+const queuesCmd = dbOptions(
+  program
+    .command('queues')
+    .description('Queues with their counts, paused state and limits; pause, resume or limit one (obeyed by every worker).')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ bgtasks queues
+  $ bgtasks queues pause mail                       # running tasks finish; nothing more is claimed from mail
+  $ bgtasks queues resume mail
+  $ bgtasks queues set mail --concurrency 5 --rate 50/2   # at most 5 running, 50 starts per 2 s
+  $ bgtasks queues set mail --concurrency none --rate none${DB_HELP}`,
+    ),
+).action(async (flags) => {
+  const { queuesCommand } = await import('./commands/queues.js');
+  await runCommand(() => queuesCommand(flags));
+});
+
+// The subcommands read their options with the parent's: `queues` declares the database options
+// too, and commander gives an option both declare to the parent (--database was ignored).
+dbOptions(queuesCmd.command('pause').description('Pause a queue (also one not used yet): no worker claims its tasks until it is resumed.').argument('<name>', 'the queue')).action(
+  async (name: string, _flags, cmd: Command) => {
+    const { pauseCommand } = await import('./commands/queues.js');
+    await runCommand(() => pauseCommand(name, cmd.optsWithGlobals()));
+  },
+);
+
+dbOptions(queuesCmd.command('resume').description('Resume a paused queue.').argument('<name>', 'the queue')).action(async (name: string, _flags, cmd: Command) => {
+  const { resumeCommand } = await import('./commands/queues.js');
+  await runCommand(() => resumeCommand(name, cmd.optsWithGlobals()));
+});
+
+dbOptions(
+  queuesCmd
+    .command('set')
+    .description("Set a queue's limits across every worker.")
+    .argument('<name>', 'the queue')
+    .option('--concurrency <n|none>', 'at most this many of its tasks RUNNING at once')
+    .option('--rate <limit/seconds|none>', 'at most LIMIT starts in any window of SECONDS (e.g. 50/2, 100/1m)')
+    .option('--rate-per-key', 'count the rate limit per concurrency key'),
+).action(async (name: string, _flags, cmd: Command) => {
+  const { setCommand } = await import('./commands/queues.js');
+  await runCommand(() => setCommand(name, cmd.optsWithGlobals()));
+});
+
+dbOptions(
+  program
+    .command('why')
+    .description("Why isn't a task running? Every reason: not due, queue paused, a full limit and who holds it, a rate window, tasks ahead, no worker, its lease.")
+    .argument('<id>', 'the task id')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExit codes: 0 it runs (or can run) now, 1 something holds it back, 2 unknown id or bad flag, 3 not migrated.\n\nExamples:\n  $ bgtasks why 42\n  $ bgtasks why 42 --json | jq '.reasons[].code'`),
+).action(async (id: string, flags) => {
+  const { whyCommand } = await import('./commands/why.js');
+  await runCommand(() => whyCommand(id, flags));
+});
+
+dbOptions(
+  program
+    .command('workers')
+    .description('Live workers from the worker registry: host, pid, version, queues, concurrency, running tasks, last heartbeat.')
+    .option('--all', 'also workers gone within the last day (stopped, or lost)')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExamples:\n  $ bgtasks workers\n  $ bgtasks workers --all --json${DB_HELP}`),
+).action(async (flags) => {
+  const { workersCommand } = await import('./commands/workers.js');
+  await runCommand(() => workersCommand(flags));
 });
 
 dbOptions(

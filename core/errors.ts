@@ -152,3 +152,35 @@ export function errorRecord(err: unknown, attempt: number, at: number, workerId:
 export function taskErrorOf(e: ErrorRecord): TaskError {
   return { exceptionClass: e.class, message: e.message, traceback: e.stack, attempt: e.attempt, at: new Date(e.at), workerId: e.workerId };
 }
+
+/** A task that put itself back more than `maxSnoozes` times fails with this (not retried). */
+export class TooManySnoozesError extends BgtasksError {}
+
+const SNOOZE = Symbol.for('bgtasks.snooze');
+
+/**
+ * "Run me again in `seconds`": returned or thrown by a task (`return snooze(60)`, or
+ * `ctx.snooze(60)`, which throws it). The task goes back to READY at now + seconds; no attempt is
+ * counted and no error recorded. Not an error: an ordinary catch should rethrow it (isSnooze).
+ */
+export class Snooze {
+  constructor(readonly seconds: number) {
+    Object.defineProperty(this, SNOOZE, { value: true, enumerable: false });
+  }
+}
+
+/** Whether a value is a Snooze (also one made by another copy of bgtasks, e.g. a task file's). */
+export function isSnooze(v: unknown): v is Snooze {
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[SNOOZE] === true;
+}
+
+/** The longest snooze: a year. */
+export const MAX_SNOOZE_SECONDS = 31_536_000;
+
+/** A Snooze of `seconds` (fractions allowed, > 0, at most a year); return it or throw it. */
+export function snooze(seconds: number): Snooze {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_SNOOZE_SECONDS) {
+    throw new ValidationError(`Invalid snooze: ${String(seconds)} — expected seconds > 0 and at most ${MAX_SNOOZE_SECONDS} (a year)`);
+  }
+  return new Snooze(seconds);
+}

@@ -7,6 +7,9 @@ export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './api
 export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config/settings.js';
 export { migrate } from './store/migrate.js';
 export { cancel, type CancelOutcome } from './api/cancel.js';
+export { pauseQueue, resumeQueue, setQueueLimits, queues, type QueueInfo } from './api/queues.js';
+export { explain, type WhyAnswer, type WhyReason, type WhyCode } from './api/explain.js';
+export type { RateLimit } from './policy/flow.js';
 export { dummy } from './api/memory-store.js';
 export type { ArgsValidator, StandardSchemaV1 } from './definition/validate.js';
 export type { CronSchedule, CatchUp } from './definition/recurring.js';
@@ -43,6 +46,10 @@ export {
   TaskFailedError,
   WaitTimeoutError,
   CorruptDataError,
+  TooManySnoozesError,
+  Snooze,
+  snooze,
+  isSnooze,
 } from './errors.js';
 export {
   Repeat,

@@ -110,6 +110,11 @@ export interface CommonTaskOptions {
 export interface CallOptions extends CommonTaskOptions {
   verboseName?: string | null;
   creator?: Creator | null;
+  /**
+   * The task's concurrency key (docs/flow-control.md): tasks with one key share the definition's
+   * `concurrencyLimit` (default 1) and take turns with other keys. `null`: none.
+   */
+  concurrencyKey?: string | null;
 }
 
 /** Repeat intervals in seconds (the reference's constants). */
@@ -197,6 +202,10 @@ export interface StoredTask {
   timezone: string | null;
   repeatUntil: number | null;
   recurringKey: string | null;
+  /** Tasks with one key share its concurrency limit and take turns with other keys (docs/flow-control.md). */
+  concurrencyKey: string | null;
+  /** Times the task put itself back with ctx.snooze(). */
+  snoozes: number;
   lastError: string | null;
   /** Empty when the stored history cannot be read (then `errorsUnreadable` says why). */
   errors: ErrorRecord[];

@@ -33,6 +33,7 @@ export interface ProcessTasksFlags extends DbFlags {
   lockTimeout?: string;
   heartbeatInterval?: string;
   startupDelay?: boolean;
+  runBudget?: boolean;
   logFormat?: string;
   verbose?: boolean;
   quiet?: boolean;
@@ -90,6 +91,7 @@ export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
     connection: flags.connection ?? null,
   };
   if (flags.workerId !== undefined) o.workerId = flags.workerId;
+  if (flags.runBudget === false) o.runBudget = false;
   for (const k of Object.keys(o) as Array<keyof WorkerOptions>) if (o[k] === undefined) delete o[k];
   checkWorkerOptions(o);
   return o;

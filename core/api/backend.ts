@@ -23,6 +23,8 @@ export interface BulkCalls {
   rows: UniformRows;
   argsAt: number;
   hashAt: number;
+  /** -1 when the calls share the template's key. */
+  keyAt: number;
 }
 
 /** A task found by id: in the pending table, or finished (exactly one is set). */

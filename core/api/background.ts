@@ -5,7 +5,7 @@
  */
 import type { TaskContext } from '../definition/context.js';
 import { enqueueBulk, enqueueCall } from './enqueue.js';
-import { ValidationError } from '../errors.js';
+import { snooze, ValidationError } from '../errors.js';
 import { createLogger } from '../base/log.js';
 import { CALL_OPTION_KEYS, checkOptions } from '../policy/options.js';
 import { checkWhen } from '../policy/when.js';
@@ -97,6 +97,9 @@ const DEFINITION_KEYS = [
   'args',
   'catchUp',
   'validate',
+  'concurrency',
+  'concurrencyLimit',
+  'rateLimit',
 ];
 const USING_KEYS = [...CALL_OPTION_KEYS, 'schedule'];
 
@@ -170,6 +173,10 @@ function runInline(internals: DefinitionInternals, args: unknown[]): unknown {
     queue: internals.using.queue ?? internals.options.queue ?? null,
     name: internals.name,
     log: createLogger({ base: { task: internals.name, id: 'inline' } }),
+    // Inline there is no queue to go back to: the Snooze reaches the caller.
+    snooze: (seconds: number): never => {
+      throw snooze(seconds);
+    },
   };
   return internals.fn(ctx, ...args);
 }

@@ -10,6 +10,7 @@ import { events } from '../base/events.js';
 import { canonicalArgs, taskHash } from '../base/json.js';
 import { checkOptions, effectiveAction, mergeOptions } from '../policy/options.js';
 import { checkWhen } from '../policy/when.js';
+import { checkConcurrencyKey } from '../policy/flow.js';
 import { SCHEDULE_OPTION_KEYS } from './schedule.js';
 import { resolveWhen } from '../policy/when.js';
 import { newTaskRow, taskWithArgs, type NewTask } from '../store/rows.js';
@@ -28,8 +29,10 @@ export function prepareCall(
   callOpts: Partial<CallOptions>,
   settings: Settings,
   nowMs: number,
-): { template: Omit<NewTask, 'args' | 'hash'>; opts: Partial<CallOptions> } {
-  const opts = mergeOptions(callOpts, def.using, def.options);
+): { template: Omit<NewTask, 'args' | 'hash'>; opts: Partial<CallOptions>; keyOf: KeyFunction | null } {
+  const opts = mergeOptions(callOpts, def.using, def.options as Partial<CallOptions>);
+  // A definition's key may be a function of the arguments: then each call computes its own.
+  const key = opts.concurrencyKey as string | null | KeyFunction | undefined;
   const runAt = resolveWhen(when ?? def.using.schedule ?? def.options.schedule, nowMs);
   const repeat = opts.repeat ?? null;
   // Call-site and .using() limits are stored with the task; the definition's own are read by
@@ -54,15 +57,35 @@ export function prepareCall(
     repeatUntil: opts.repeatUntil ? opts.repeatUntil.getTime() : null,
     repeatOnFailure: opts.repeatOnFailure ?? true,
     recurringKey: null,
+    concurrencyKey: typeof key === 'string' ? key : null,
   };
-  return { template, opts };
+  return { template, opts, keyOf: typeof key === 'function' ? key : null };
+}
+
+type KeyFunction = (...args: unknown[]) => unknown;
+
+/** The concurrency key a definition's function gives for one call's arguments, checked. */
+export function keyOfCall(def: DefinitionInternals, keyOf: KeyFunction, args: readonly unknown[]): string {
+  let key: unknown;
+  try {
+    key = keyOf(...args);
+  } catch (err) {
+    throw new ValidationError(`${def.name}: its concurrencyKey function threw for these arguments: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  return checkConcurrencyKey(key, `concurrencyKey of ${def.name} (what its function returned)`);
 }
 
 /** One call's arguments, checked (JSON, size) and hashed, on a prepared template. */
-export function callTask(def: DefinitionInternals, template: Omit<NewTask, 'args' | 'hash'>, args: readonly unknown[], settings: Settings): NewTask {
+export function callTask(
+  def: DefinitionInternals,
+  template: Omit<NewTask, 'args' | 'hash'>,
+  args: readonly unknown[],
+  settings: Settings,
+  keyOf: KeyFunction | null = null,
+): NewTask {
   if (!Array.isArray(args)) throw new ValidationError(`${def.name}: arguments must be an array`);
   const argsJson = checkedArgsJson(def, args, settings);
-  return taskWithArgs(template, argsJson, taskHash(def.name, argsJson));
+  return taskWithArgs(template, argsJson, taskHash(def.name, argsJson), keyOf ? keyOfCall(def, keyOf, args) : template.concurrencyKey);
 }
 
 /** The canonical JSON of a call's arguments, refused when not JSON or over maxArgsBytes. */
@@ -89,8 +112,8 @@ export function buildTask(
   settings: Settings,
   nowMs: number,
 ): { task: NewTask; opts: Partial<CallOptions> } {
-  const { template, opts } = prepareCall(def, when, callOpts, settings, nowMs);
-  return { task: callTask(def, template, args, settings), opts };
+  const { template, opts, keyOf } = prepareCall(def, when, callOpts, settings, nowMs);
+  return { task: callTask(def, template, args, settings, keyOf), opts };
 }
 
 export type { TaskHandle };
@@ -189,23 +212,27 @@ export async function enqueueBulk(
       `${def.name}.bulk(): action "${callOpts.action ?? 'replaceExisting'}" is not supported in bulk — enqueue those calls one by one`,
     );
   }
-  const { template } = prepareCall(def, when, callOpts, settings, nowMs);
-  // Every call shares the template: one row of values, copied per call with its own arguments.
+  const { template, keyOf } = prepareCall(def, when, callOpts, settings, nowMs);
+  // Every call shares the template: one row of values, copied per call with its own arguments
+  // (and its own concurrency key, when the definition computes one).
   const base = newTaskRow(taskWithArgs(template, '', ''));
+  if (keyOf) base.concurrency_key = null;
   const columns = Object.keys(base);
   const proto = columns.map((c) => base[c]);
   const argsAt = columns.indexOf('args');
   const hashAt = columns.indexOf('hash');
+  const keyAt = columns.indexOf('concurrency_key');
   const values = calls.map((args, i) => {
     if (!Array.isArray(args)) throw new ValidationError(`${def.name}.bulk(): call ${i + 1} is not an array of arguments`);
     let argsJson: string;
+    const row = proto.slice();
     try {
       argsJson = checkedArgsJson(def, args, settings);
+      if (keyOf) row[keyAt] = keyOfCall(def, keyOf, args);
     } catch (err) {
       if (err instanceof ValidationError) throw new ValidationError(`${def.name}.bulk(): call ${i + 1}: ${err.message}`, { cause: err });
       throw err;
     }
-    const row = proto.slice();
     row[argsAt] = argsJson;
     row[hashAt] = taskHash(def.name, argsJson);
     return row;
@@ -222,7 +249,7 @@ export async function enqueueBulk(
   const conn = connection ?? def.options.connection;
   const backend = await openBackend(settings, conn);
   const queueLimit = template.queue === null ? undefined : settings.maxQueueSize[template.queue];
-  const ids = await backend.insertCalls({ template, rows: { columns, values }, argsAt, hashAt }, { queueLimit, db }, nowMs);
+  const ids = await backend.insertCalls({ template, rows: { columns, values }, argsAt, hashAt, keyAt }, { queueLimit, db }, nowMs);
   const refs = ids.map((id) => ref(conn, id, template, template.runAt, 'created'));
   emitCreated(refs, [template], db);
   return refs;

@@ -16,7 +16,7 @@ import { execute } from '../definition/executor.js';
 import { getRegistered } from '../definition/registry.js';
 import { errorRecord, TaskNotFoundError, ValidationError } from '../errors.js';
 import { hasLiveLease } from '../policy/status.js';
-import { attemptsRecorded, decideCancelledWhileReady } from '../policy/transitions.js';
+import { attemptsRecorded, decide, decideCancelledWhileReady, type Execution } from '../policy/transitions.js';
 import { asList, checkFilter, type FoundTasks, type TaskFilter } from '../store/find.js';
 import { taskWithArgs, type NewTask } from '../store/rows.js';
 import type { CompletedRow, StoredTask, TaskRow } from '../types.js';
@@ -38,6 +38,7 @@ function rowOf(id: string, t: NewTask): TaskRow {
     // The round trip the database would impose: what the task sees is what JSON can carry.
     args: JSON.stringify(JSON.parse(t.args)),
     attempts: 0,
+    snoozes: 0,
     lastError: null,
     errors: [],
     lockedBy: null,
@@ -68,6 +69,8 @@ function finished(task: TaskRow, f: Pick<CompletedRow, 'startedAt' | 'finishedAt
     timezone: task.timezone,
     repeatUntil: task.repeatUntil,
     recurringKey: task.recurringKey,
+    concurrencyKey: task.concurrencyKey,
+    snoozes: task.snoozes,
     lastError: f.errors.length ? f.errors[f.errors.length - 1]!.stack : null,
     errors: f.errors,
   };
@@ -80,10 +83,25 @@ async function runInMemory(m: MemoryTask): Promise<void> {
   const now = currentClock().now();
   const task: TaskRow = { ...m.row, attempts: m.row.attempts + 1, lockedBy: 'inline', lockedAt: now };
   const maxRunTime = task.maxRunTime ?? def?.options.maxRunTime ?? settings?.maxRunTime ?? 3600;
-  const execution = def
+  let execution: Execution = def
     ? await execute({ task, def, maxRunTimeMs: Math.round(maxRunTime * 1000), control: new AttemptControl(), log: getLogger(), maxResultBytes: settings?.maxResultBytes })
     : ({ kind: 'error', error: new Error(`no task named ${task.name} is registered`), permanent: true } as const);
   const finishedAt = currentClock().now();
+  if (execution.kind === 'snoozed') {
+    // The memory store's snooze: READY again at its new time, attempt not counted; a test runs it
+    // again with dummy.runAll() (time is the test's to move). maxSnoozes bounds it as a worker's
+    // decision does.
+    const d = decide(
+      { attempts: m.row.attempts, snoozes: m.row.snoozes, scheduledAt: task.scheduledAt, recurrence: { everyMs: 0, cron: null, timezone: null, untilMs: null }, repeatOnFailure: false },
+      execution,
+      { nowMs: finishedAt, maxAttempts: Infinity, maxSnoozes: settings?.maxSnoozes ?? 100 },
+    );
+    if (d.type === 'snooze') {
+      m.row = { ...m.row, runAt: d.runAt, snoozes: m.row.snoozes + 1 };
+      return;
+    }
+    execution = { kind: 'error', error: d.type === 'fail' ? d.error : new Error('unexpected snooze decision'), permanent: true };
+  }
   const ok = execution.kind === 'success';
   const errors =
     ok || !('error' in execution) ? task.errors : [...task.errors, errorRecord(execution.error, task.attempts, finishedAt, 'inline')];
@@ -91,7 +109,7 @@ async function runInMemory(m: MemoryTask): Promise<void> {
     startedAt: now,
     finishedAt,
     failedAt: ok ? null : finishedAt,
-    returnValue: ok ? execution.returnJson : null,
+    returnValue: execution.kind === 'success' ? execution.returnJson : null,
     workerId: 'inline',
     attempts: task.attempts,
     errors,
@@ -129,9 +147,12 @@ export class MemoryStore {
     return { id: await this.insert(task), runAt: task.runAt, outcome: 'created' };
   }
 
-  async insertCalls(calls: { template: Omit<NewTask, 'args' | 'hash'>; rows: { values: unknown[][] }; argsAt: number; hashAt: number }): Promise<string[]> {
+  async insertCalls(calls: { template: Omit<NewTask, 'args' | 'hash'>; rows: { values: unknown[][] }; argsAt: number; hashAt: number; keyAt: number }): Promise<string[]> {
     const ids: string[] = [];
-    for (const row of calls.rows.values) ids.push(await this.insert(taskWithArgs(calls.template, row[calls.argsAt] as string, row[calls.hashAt] as string)));
+    for (const row of calls.rows.values) {
+      const key = calls.keyAt < 0 ? calls.template.concurrencyKey : (row[calls.keyAt] as string);
+      ids.push(await this.insert(taskWithArgs(calls.template, row[calls.argsAt] as string, row[calls.hashAt] as string, key)));
+    }
     return ids;
   }
 

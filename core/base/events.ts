@@ -28,8 +28,10 @@ export interface TaskEvents {
   'task:error': TaskEventInfo & { workerId: string | null; error: unknown };
   'task:rescheduled': TaskEventInfo & { workerId: string | null; error: unknown };
   'task:failed': TaskEventInfo & { workerId: string | null; error: unknown };
+  /** The task put itself back (ctx.snooze); `runAt` is when it runs again. */
+  'task:snoozed': TaskEventInfo & { workerId: string; runAt: number };
   /** After every attempt, whatever its outcome. */
-  'task:finished': TaskEventInfo & { workerId: string | null; outcome: 'succeeded' | 'rescheduled' | 'failed' | 'released' };
+  'task:finished': TaskEventInfo & { workerId: string | null; outcome: 'succeeded' | 'rescheduled' | 'snoozed' | 'failed' | 'released' };
 }
 
 export type TaskEventName = keyof TaskEvents;

@@ -3,6 +3,7 @@
  * variables and CLI flags, so a value is judged the same wherever it comes from. Every error names
  * the setting, where the value came from, the value, and what is allowed.
  */
+import { checkLimitCount, checkRateLimit, type RateLimit } from '../policy/flow.js';
 import { ConfigError } from '../errors.js';
 import { isValidTimeZone } from '../policy/timezone.js';
 
@@ -77,8 +78,30 @@ export const SETTING_SPECS = {
     parse: (v: unknown) => (typeof v === 'string' && isValidTimeZone(v) ? v : undefined),
   },
   maxArgsBytes: num('int', 2, false),
+  maxSnoozes: num('int', 0, false, 1_000_000),
   maxResultBytes: num('int', 2, false),
   mode: oneOf(['normal', 'immediate', 'dummy'] as const),
+  queues: {
+    expected: 'an object of queue name → { concurrency?: integer >= 1 | null, rateLimit?: { limit, period, perKey? } | null }',
+    parse(v: unknown) {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+      const out: Record<string, { concurrency?: number | null; rateLimit?: RateLimit | null }> = {};
+      for (const [name, limits] of Object.entries(v)) {
+        if (name === '' || name.length > 190 || typeof limits !== 'object' || limits === null || Array.isArray(limits)) return undefined;
+        const l = limits as Record<string, unknown>;
+        if (Object.keys(l).some((k) => k !== 'concurrency' && k !== 'rateLimit')) return undefined;
+        try {
+          out[name] = {
+            ...(l.concurrency === undefined ? {} : { concurrency: l.concurrency === null ? null : checkLimitCount(l.concurrency, 'concurrency') }),
+            ...(l.rateLimit === undefined ? {} : { rateLimit: l.rateLimit === null ? null : checkRateLimit(l.rateLimit, 'rateLimit') }),
+          };
+        } catch {
+          return undefined;
+        }
+      }
+      return out;
+    },
+  },
   maxQueueSize: {
     expected: 'an object of queue name → integer >= 1',
     parse(v: unknown) {

@@ -6,6 +6,7 @@
  * Environment variables that bgtasks does not know are ignored; known ones with bad values are
  * errors naming the variable.
  */
+import type { RateLimit } from '../policy/flow.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -52,12 +53,16 @@ export interface Settings {
   timezone: string;
   /** Largest accepted JSON size of a task's arguments, in bytes. Default 1 MiB. */
   maxArgsBytes: number;
+  /** Times a task may put itself back with ctx.snooze() before it fails (TooManySnoozesError). Default 100. */
+  maxSnoozes: number;
   /** Largest JSON size of a task's return value that is stored, in bytes. Default 1 MiB. */
   maxResultBytes: number;
   /** `normal` stores tasks; `immediate` runs them inline at enqueue; `dummy` records them in memory. */
   mode: 'normal' | 'immediate' | 'dummy';
   /** Largest number of pending tasks per queue name; enqueue into a full queue throws. */
   maxQueueSize: Record<string, number>;
+  /** Limits of queues, written to the queues table by every worker at start (docs/flow-control.md). */
+  queues: Record<string, { concurrency?: number | null; rateLimit?: RateLimit | null }>;
   /** Failed-attempt records kept per task (the newest ones). Default 10. */
   errorsKept: number;
   /**
@@ -85,9 +90,11 @@ export interface SettingsInput {
   sleep?: number;
   timezone?: string;
   maxArgsBytes?: number;
+  maxSnoozes?: number;
   maxResultBytes?: number;
   mode?: 'normal' | 'immediate' | 'dummy';
   maxQueueSize?: Record<string, number>;
+  queues?: Record<string, { concurrency?: number | null; rateLimit?: RateLimit | null }>;
   errorsKept?: number;
   cronGrace?: number;
 }
@@ -116,6 +123,7 @@ const ENV_NAMES: Record<string, SettingName> = {
   BGTASKS_SLEEP: 'sleep',
   BGTASKS_TIMEZONE: 'timezone',
   BGTASKS_MAX_ARGS_BYTES: 'maxArgsBytes',
+  BGTASKS_MAX_SNOOZES: 'maxSnoozes',
   BGTASKS_MAX_RESULT_BYTES: 'maxResultBytes',
   BGTASKS_MODE: 'mode',
   BGTASKS_ERRORS_KEPT: 'errorsKept',
@@ -191,9 +199,11 @@ export async function resolveSettings(options: ResolveOptions = {}): Promise<Set
     sleep: merged.sleep ?? 5,
     timezone: merged.timezone ?? 'UTC',
     maxArgsBytes: merged.maxArgsBytes ?? 1024 * 1024,
+    maxSnoozes: merged.maxSnoozes ?? 100,
     maxResultBytes: merged.maxResultBytes ?? 1024 * 1024,
     mode: merged.mode ?? 'normal',
     maxQueueSize: merged.maxQueueSize ?? {},
+    queues: merged.queues ?? {},
     errorsKept: merged.errorsKept ?? 10,
     cronGrace: merged.cronGrace ?? 300,
     configFile: file,

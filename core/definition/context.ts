@@ -14,4 +14,10 @@ export interface TaskContext {
   readonly name: string;
   /** Log lines tagged with this task's id and name. */
   readonly log: Logger;
+  /**
+   * Puts the task back to READY at now + `seconds` and ends this attempt: no attempt is counted,
+   * no error recorded (at most the `maxSnoozes` setting times; see docs/flow-control.md#snooze).
+   * It throws; code after it does not run.
+   */
+  snooze(seconds: number): never;
 }

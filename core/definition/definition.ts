@@ -6,6 +6,7 @@
 import type { CallOptions, CommonTaskOptions, When } from '../types.js';
 import type { CatchUp, CronSchedule, DeclaredSchedule } from './recurring.js';
 import type { ArgsValidator } from './validate.js';
+import type { RateLimit } from '../policy/flow.js';
 
 /** Options of `background(options, fn)`. */
 export interface TaskOptions<A extends unknown[] = unknown[]> extends CommonTaskOptions {
@@ -31,6 +32,17 @@ export interface TaskOptions<A extends unknown[] = unknown[]> extends CommonTask
   context?: boolean;
   /** The named connection its tasks are stored in (see the `connections` setting). */
   connection?: string;
+  /** At most this many of its tasks RUNNING at once, across every worker (docs/flow-control.md). */
+  concurrency?: number;
+  /**
+   * Each task's concurrency key, from its arguments (or a fixed string): at most
+   * `concurrencyLimit` tasks with one key run at once, and keys take turns.
+   */
+  concurrencyKey?: string | null | ((...args: A) => string);
+  /** RUNNING tasks per concurrency key, across every worker. Default 1. */
+  concurrencyLimit?: number;
+  /** At most `limit` attempts start in any window of `period` seconds, across every worker. */
+  rateLimit?: RateLimit;
 }
 
 /** What the worker needs of a definition. */

@@ -5,7 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TaskContext } from './context.js';
-import { isErrorKind, isPermanent, PermanentTaskError, TaskTimeoutError, ValidationError } from '../errors.js';
+import { isErrorKind, isPermanent, isSnooze, PermanentTaskError, snooze, TaskTimeoutError, ValidationError } from '../errors.js';
 import { plainJson } from '../base/json.js';
 import { withFields, type Logger } from '../base/log.js';
 import type { Execution } from '../policy/transitions.js';
@@ -103,12 +103,16 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
           queue: task.queue,
           name: task.name,
           log: withFields(input.log, { id: task.id, name: task.name }),
+          snooze: (seconds: number): never => {
+            throw snooze(seconds);
+          },
         };
         value = await def.fn(ctx, ...args);
       } else {
         value = await def.fn(...args);
       }
       if (value === undefined) return { kind: 'success', returnJson: null };
+      if (isSnooze(value)) return { kind: 'snoozed', seconds: value.seconds };
       try {
         const returnJson = plainJson(value, `return value of task ${task.name} #${task.id}`);
         checkResultSize(task, returnJson, input.maxResultBytes);
@@ -123,6 +127,7 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
     const started = taskContext.tracked ? runningTask.run({ id: task.id, name: task.name }, run) : run();
     // A task that ignores its signal is abandoned here; its late result is discarded.
     started.then(finish, (err: unknown) => {
+      if (isSnooze(err)) return finish({ kind: 'snoozed', seconds: err.seconds });
       let permanent = false;
       try {
         permanent = isPermanent(err);

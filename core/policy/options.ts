@@ -6,6 +6,7 @@
 import { ValidationError } from '../errors.js';
 import { DEDUPE_ACTIONS, PRIORITY_MAX, PRIORITY_MIN, type CallOptions, type DedupeAction } from '../types.js';
 import { checkCron } from './cron-check.js';
+import { checkConcurrencyKey, checkLimitCount, checkRateLimit } from './flow.js';
 import { isValidTimeZone, timeZoneProblem } from './timezone.js';
 import { inTimeRange, MAX_SPAN_SECONDS, TIME_RANGE } from './when.js';
 
@@ -92,6 +93,19 @@ export const OPTION_CHECKS: Record<string, Checker> = {
     if (v !== null && (typeof v !== 'string' || v.length > 255)) bad(l, v, 'a string of at most 255 characters, or null');
     checkNoNul(v, l);
   },
+  concurrencyKey(v, l) {
+    if (v === null || typeof v === 'function') return;
+    checkConcurrencyKey(v, l);
+  },
+  concurrency(v, l) {
+    checkLimitCount(v, l);
+  },
+  concurrencyLimit(v, l) {
+    checkLimitCount(v, l);
+  },
+  rateLimit(v, l) {
+    checkRateLimit(v, l);
+  },
   creator(v, l) {
     if (v === null) return;
     const c = v as { type?: unknown; id?: unknown };
@@ -141,6 +155,7 @@ export const CALL_OPTION_KEYS = [
   'repeatOnFailure',
   'verboseName',
   'creator',
+  'concurrencyKey',
 ] as const;
 
 /** A layer's dedupe action: `action`, or the reference's `removeExisting` flag, or undefined. */

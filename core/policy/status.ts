@@ -21,3 +21,23 @@ export function hasLiveLease(t: LeaseState, nowMs: number): boolean {
 export function pendingStatus(t: LeaseState, nowMs: number): Extract<Status, 'READY' | 'RUNNING'> {
   return hasLiveLease(t, nowMs) ? 'RUNNING' : 'READY';
 }
+
+/** A worker's registry row as the liveness rule reads it. */
+export interface WorkerBeat {
+  heartbeatAt: number;
+  /** Its heartbeat interval. */
+  heartbeatMs: number;
+  stoppedAt: number | null;
+}
+
+/** Heartbeats a worker may miss before it counts as lost (a slow beat is not a dead worker). */
+export const WORKER_MISSED_BEATS = 3;
+
+/**
+ * `alive` while its heartbeats arrive, `stopped` after a clean stop, `lost` once it missed
+ * WORKER_MISSED_BEATS beats without saying goodbye (killed, or cut off from the database).
+ */
+export function workerState(w: WorkerBeat, nowMs: number): 'alive' | 'stopped' | 'lost' {
+  if (w.stoppedAt !== null) return 'stopped';
+  return w.heartbeatAt + WORKER_MISSED_BEATS * w.heartbeatMs > nowMs ? 'alive' : 'lost';
+}

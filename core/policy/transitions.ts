@@ -2,7 +2,7 @@
  * State transitions as a pure function: given a claimed task and how its attempt ended, what the
  * settle must write. The store carries the decision out as one guarded transaction.
  */
-import { CancelledError } from '../errors.js';
+import { CancelledError, TooManySnoozesError } from '../errors.js';
 import { backoffSeconds } from './backoff.js';
 import { isRecurring, nextSlot, type Recurrence } from './recurrence.js';
 
@@ -17,6 +17,8 @@ export type Execution =
   | { kind: 'cancelled'; error: unknown }
   /** The worker stopped it: released with the attempt given back (graceful stop). */
   | { kind: 'released' }
+  /** The task asked to run again later (ctx.snooze or a returned Snooze). */
+  | { kind: 'snoozed'; seconds: number }
   /** Not run: its `expiresAfter` had passed when it was claimed. */
   | { kind: 'expired'; error: unknown }
   /** The worker lost the lease; another worker owns the task now, so nothing may be written. */
@@ -28,6 +30,8 @@ export type Decision =
   /** `uncount`: the attempt counted at claim never ran, so the record gives it back. */
   | { type: 'fail'; error: unknown; successorAt: number | null; uncount: boolean }
   | { type: 'release' }
+  /** Back to READY at `runAt`, the attempt given back, one more snooze counted. */
+  | { type: 'snooze'; runAt: number }
   | { type: 'none' };
 
 /** A failure for good, as every `fail` decision is. */
@@ -35,6 +39,8 @@ export type FailDecision = Extract<Decision, { type: 'fail' }>;
 
 export interface TaskState {
   attempts: number;
+  /** Times it snoozed so far (absent: none). */
+  snoozes?: number;
   scheduledAt: number;
   recurrence: Recurrence;
   repeatOnFailure: boolean;
@@ -44,6 +50,8 @@ export interface DecideContext {
   nowMs: number;
   /** The effective limit: call site > definition > settings. */
   maxAttempts: number;
+  /** Snoozes a task may take (the `maxSnoozes` setting); absent: no limit. */
+  maxSnoozes?: number;
 }
 
 export function decide(task: TaskState, execution: Execution, ctx: DecideContext): Decision {
@@ -54,6 +62,13 @@ export function decide(task: TaskState, execution: Execution, ctx: DecideContext
       return { type: 'complete', successorAt: successor() };
     case 'released':
       return { type: 'release' };
+    case 'snoozed': {
+      if ((task.snoozes ?? 0) >= (ctx.maxSnoozes ?? Infinity)) {
+        const error = new TooManySnoozesError(`the task snoozed ${task.snoozes} times, the most the maxSnoozes setting allows`);
+        return { type: 'fail', error, successorAt: task.repeatOnFailure ? successor() : null, uncount: true };
+      }
+      return { type: 'snooze', runAt: ctx.nowMs + Math.round(execution.seconds * 1000) };
+    }
     case 'lease-lost':
       return { type: 'none' };
     case 'cancelled':

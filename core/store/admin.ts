@@ -165,6 +165,7 @@ export function retryCopyOf(c: CompletedRow, nowMs: number): NewTask {
     creatorId: c.creatorId,
     runAt: nowMs,
     enqueuedAt: nowMs,
+    concurrencyKey: c.concurrencyKey,
   });
 }
 

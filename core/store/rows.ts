@@ -98,6 +98,8 @@ function storedTask(r: Raw): StoredTask {
     timezone: strOrNull(r.timezone),
     repeatUntil: numOrNull(r.repeat_until),
     recurringKey: strOrNull(r.recurring_key),
+    concurrencyKey: strOrNull(r.concurrency_key),
+    snoozes: num(r.snoozes ?? 0),
     lastError: strOrNull(r.last_error),
     errors: errorsOf(errors),
     errorsUnreadable: unreadableOf(errors),
@@ -115,7 +117,7 @@ export const TASK_COLUMNS = [
   'run_at', 'scheduled_at', 'enqueued_at', 'attempts', 'repeat_every_ms', 'repeat_cron', 'timezone',
   'repeat_until', 'recurring_key', 'last_error', 'errors', 'max_attempts', 'max_run_time_ms',
   'expires_at', 'repeat_on_failure', 'locked_by', 'claim_token', 'locked_at', 'locked_until',
-  'cancel_requested',
+  'cancel_requested', 'concurrency_key', 'snoozes',
 ] as const;
 
 /** A pending row from its values in TASK_COLUMNS order (a literal: every record one fast shape). */
@@ -126,7 +128,7 @@ export function taskRecord(v: readonly unknown[]): Raw {
     attempts: v[12], repeat_every_ms: v[13], repeat_cron: v[14], timezone: v[15], repeat_until: v[16],
     recurring_key: v[17], last_error: v[18], errors: v[19], max_attempts: v[20], max_run_time_ms: v[21],
     expires_at: v[22], repeat_on_failure: v[23], locked_by: v[24], claim_token: v[25], locked_at: v[26],
-    locked_until: v[27], cancel_requested: v[28],
+    locked_until: v[27], cancel_requested: v[28], concurrency_key: v[29], snoozes: v[30],
   };
 }
 
@@ -155,6 +157,8 @@ export function toTaskRow(r: Raw): TaskRow {
     timezone: strOrNull(r.timezone),
     repeatUntil: numOrNull(r.repeat_until),
     recurringKey: strOrNull(r.recurring_key),
+    concurrencyKey: strOrNull(r.concurrency_key),
+    snoozes: num(r.snoozes ?? 0),
     lastError: strOrNull(r.last_error),
     errors: errorsOf(errors),
     errorsUnreadable: unreadableOf(errors),
@@ -204,13 +208,15 @@ export interface NewTask {
   repeatUntil: number | null;
   repeatOnFailure: boolean;
   recurringKey: string | null;
+  /** From the definition's concurrencyKey (of the arguments) or the call site. */
+  concurrencyKey: string | null;
 }
 
 /**
  * A call's task: the prepared template with its arguments and hash. One literal, not a spread: a
  * spread of the twenty fields measured 6 µs per enqueue here, the literal a fraction of that.
  */
-export function taskWithArgs(t: Omit<NewTask, 'args' | 'hash'>, args: string, hash: string): NewTask {
+export function taskWithArgs(t: Omit<NewTask, 'args' | 'hash'>, args: string, hash: string, concurrencyKey = t.concurrencyKey): NewTask {
   return {
     name: t.name,
     args,
@@ -232,6 +238,7 @@ export function taskWithArgs(t: Omit<NewTask, 'args' | 'hash'>, args: string, ha
     repeatUntil: t.repeatUntil,
     repeatOnFailure: t.repeatOnFailure,
     recurringKey: t.recurringKey,
+    concurrencyKey,
   };
 }
 
@@ -253,6 +260,7 @@ export function plainTask(t: Pick<NewTask, 'name' | 'args' | 'hash' | 'runAt' | 
     repeatUntil: null,
     repeatOnFailure: true,
     recurringKey: null,
+    concurrencyKey: null,
     ...t,
   };
 }
@@ -284,6 +292,7 @@ export function newTaskRow(t: NewTask): Raw {
   if (t.repeatUntil !== null) row.repeat_until = t.repeatUntil;
   if (!t.repeatOnFailure) row.repeat_on_failure = false;
   if (t.recurringKey !== null) row.recurring_key = t.recurringKey;
+  if (t.concurrencyKey !== null) row.concurrency_key = t.concurrencyKey;
   return row;
 }
 
@@ -328,6 +337,8 @@ export function completedRow(t: TaskRow, f: Finish): Raw {
     timezone: t.timezone,
     repeat_until: t.repeatUntil,
     recurring_key: t.recurringKey,
+    concurrency_key: t.concurrencyKey,
+    snoozes: t.snoozes,
     last_error: f.lastError,
     errors: f.errors.length ? JSON.stringify(f.errors) : null,
     started_at: t.lockedAt,

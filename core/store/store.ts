@@ -10,44 +10,24 @@ import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from '../errors.js';
 import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
+import { applyBudget, claimTasks, emptyFlowPlan, type ClaimFilter, type FlowPlan, type RunBudget } from './claim.js';
+import { tablesFor, type Tables } from './tables.js';
+
+export { tablesFor, type Tables, type ClaimFilter };
 import { planSuccessStatements, storableRecord } from './storable.js';
 import type { CompletedRow, ErrorRecord, TaskRow } from '../types.js';
-
-export interface Tables {
-  tasks: string;
-  completed: string;
-  locks: string;
-  schedules: string;
-  scheduleSlots: string;
-  migrations: string;
-}
-
-export function tablesFor(prefix: string): Tables {
-  return {
-    tasks: `${prefix}tasks`,
-    completed: `${prefix}completed_tasks`,
-    locks: `${prefix}locks`,
-    schedules: `${prefix}schedules`,
-    scheduleSlots: `${prefix}schedule_slots`,
-    migrations: `${prefix}migrations`,
-  };
-}
-
-export interface ClaimFilter {
-  /** Task names this worker can run. */
-  names: readonly string[];
-  /** Only these queues (null: any queue, including no queue). */
-  queues: readonly string[] | null;
-  /** Every queue but these (tasks without a queue included). */
-  excludeQueues: readonly string[] | null;
-  ordering: 'DESC' | 'ASC';
-}
 
 export interface ClaimRequest extends ClaimFilter {
   workerId: string;
   nowMs: number;
   leaseMs: number;
   limit: number;
+  /** What the worker knows of paused queues and limits (none: nothing paused or limited). */
+  flow?: FlowPlan;
+  /** At most this many of the tasks claimed may be under flow control (keyed or limited); default `limit`. */
+  flowLimit?: number;
+  /** Claim only tasks whose run-time limit fits the time left (a duration run's end). */
+  budget?: RunBudget;
   /** Only tasks whose priority ranks strictly above this one (in the filter's ordering). */
   above?: number;
 }
@@ -180,21 +160,6 @@ export class Store {
 
   // ── Claim and leases ───────────────────────────────────────────────────────────────────────
 
-  /** The due, unlocked tasks this worker may run, in claim order, as a query for their ids. */
-  private candidates(f: ClaimFilter & { above?: number }, nowMs: number, limit: number): Knex.QueryBuilder {
-    const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
-    this.applyFilter(q, f);
-    if (f.above !== undefined) q.where('priority', f.ordering === 'ASC' ? '<' : '>', f.above);
-    const dir = f.ordering === 'ASC' ? 'asc' : 'desc';
-    return q
-      .orderBy([
-        { column: 'priority', order: dir },
-        { column: 'run_at', order: 'asc' },
-        { column: 'id', order: 'asc' },
-      ])
-      .limit(limit);
-  }
-
   private applyFilter(q: Knex.QueryBuilder, f: ClaimFilter): void {
     q.whereIn('name', f.names as string[]);
     if (f.queues) q.whereIn('queue', f.queues as string[]);
@@ -204,7 +169,10 @@ export class Store {
     }
   }
 
-  /** Claims up to `limit` due tasks: counts the attempt and takes a lease. Sorted in claim order. */
+  /**
+   * Claims up to `limit` due tasks: counts the attempt and takes a lease. Paused queues are
+   * skipped and limits obeyed (store/claim.ts). Sorted in claim order.
+   */
   async claim(req: ClaimRequest): Promise<TaskRow[]> {
     if (req.names.length === 0 || req.limit <= 0) return [];
     const set: ClaimSet = {
@@ -213,30 +181,32 @@ export class Store {
       nowMs: req.nowMs,
       leaseUntilMs: req.nowMs + req.leaseMs,
     };
-    const raw = await this.retrying(() =>
-      this.dialect.claim(this.knex, this.tables.tasks, this.candidates(req, req.nowMs, req.limit), set),
-    );
-    const rows = raw.map(toTaskRow);
-    rows.sort(claimOrder(req.ordering));
-    return rows;
+    return claimTasks(this, { ...req, set, plan: req.flow ?? emptyFlowPlan() });
   }
 
   /**
    * Whether a due, unlocked task this worker could claim ranks strictly above `priority`: a read
    * (no lock taken), so that a worker can check cheaply before it starts a task it claimed ahead.
    */
-  async outranked(f: ClaimFilter, nowMs: number, priority: number): Promise<boolean> {
+  async outranked(f: ClaimFilter, nowMs: number, priority: number, paused: ReadonlySet<string> = new Set()): Promise<boolean> {
     if (f.names.length === 0) return false;
-    const q = this.candidates({ ...f, above: priority }, nowMs, 1);
+    const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
+    this.applyFilter(q, f);
+    if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
+    q.where('priority', f.ordering === 'ASC' ? '<' : '>', priority).limit(1);
     const rows = (await this.retrying(() => q)) as unknown[];
     return rows.length > 0;
   }
 
   /** A non-locking count of due, unlocked tasks this worker could claim (SKIP LOCKED can't tell). */
-  async countReady(f: ClaimFilter, nowMs: number): Promise<number> {
+  async countReady(f: ClaimFilter, nowMs: number, paused: ReadonlySet<string> = new Set(), budget?: RunBudget): Promise<number> {
     if (f.names.length === 0) return 0;
     const q = this.knex(this.tables.tasks).whereNull('locked_by').where('run_at', '<=', nowMs);
     this.applyFilter(q, f);
+    // A paused queue's tasks will not run before it is resumed, and a task whose run-time limit
+    // does not fit the run budget will not fit it later: neither keeps a batch going.
+    if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
+    applyBudget(q, budget);
     const [row] = (await this.retrying(() => q.count({ n: '*' }))) as Array<{ n: unknown }>;
     return Number(row?.n ?? 0);
   }
@@ -465,6 +435,32 @@ export class Store {
   private async deleteClaimed(trx: Db, task: TaskRow): Promise<boolean> {
     const n = await trx(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!).del();
     return n === 1;
+  }
+
+  /**
+   * Puts a snoozed task back to READY at `runAt`: lease cleared, the attempt given back, one more
+   * snooze counted, no error. `lost` if the lease is gone; `cancelled` if a cancellation was
+   * requested meanwhile (the caller fails it instead: a snooze never swallows a cancel request).
+   */
+  async snooze(task: TaskRow, runAt: number): Promise<'ok' | 'lost' | 'cancelled'> {
+    const q = this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
+    const n = await this.retrying(() =>
+      q
+        .clone()
+        .where('cancel_requested', false)
+        .update({
+          run_at: runAt,
+          locked_by: null,
+          claim_token: null,
+          locked_at: null,
+          locked_until: null,
+          attempts: this.knex.raw('CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END'),
+          snoozes: this.knex.raw('snoozes + 1'),
+        }),
+    );
+    if (n === 1) return 'ok';
+    const still = (await this.retrying(() => q.clone().select('cancel_requested').first())) as { cancel_requested: unknown } | undefined;
+    return still && (still.cancel_requested === true || Number(still.cancel_requested) === 1) ? 'cancelled' : 'lost';
   }
 
   /**

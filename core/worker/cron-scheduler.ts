@@ -14,6 +14,7 @@ import type { Logger } from '../base/log.js';
 import { cronSlotsBetween } from '../policy/cron.js';
 import type { DeclaredSchedule } from '../definition/recurring.js';
 import { plainTask, type NewTask } from '../store/rows.js';
+import { checkConcurrencyKey } from '../policy/flow.js';
 import {
   advanceLastSlot,
   countPendingOfSchedule,
@@ -40,7 +41,13 @@ export interface SchedulerOptions {
   /** Slots older than this when first seen count as missed. */
   graceMs: number;
   /** The definition's options the scheduler copies onto each task. */
-  taskDefaults: (name: string) => { queue: string | null; priority: number; expiresAfter: number | null };
+  taskDefaults: (name: string) => {
+    queue: string | null;
+    priority: number;
+    expiresAfter: number | null;
+    /** The definition's concurrency key for these arguments (a fixed string, or its function's). */
+    concurrencyKey: (args: unknown[]) => string | null;
+  };
   /** Names this worker registers (removed schedules are reported only for these). */
   names: readonly string[];
 }
@@ -141,7 +148,22 @@ export class RecurringScheduler {
       expiresAt: defaults.expiresAfter ? slot + Math.round(defaults.expiresAfter * 1000) : null,
       timezone: zone,
       recurringKey: s.key,
+      concurrencyKey: this.keyOf(s, defaults),
     });
+  }
+
+  /** A slot's key; a key function that throws gives none (the slot still runs), with a warning. */
+  private keyOf(s: DeclaredSchedule, defaults: ReturnType<SchedulerOptions['taskDefaults']>): string | null {
+    try {
+      return defaults.concurrencyKey(JSON.parse(s.args) as unknown[]);
+    } catch (err) {
+      this.o.log.warn('the concurrencyKey function of a cron schedule\'s task failed; its slot runs without a key', {
+        name: s.name,
+        key: s.key,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return null;
+    }
   }
 
   /** Schedules in the database that this worker's code no longer declares: reported, never deleted. */
@@ -190,7 +212,13 @@ export function schedulerFor(c: SchedulerContext): RecurringScheduler {
     schedules,
     taskDefaults: (name) => {
       const d = getRegistered(name);
-      return { queue: d?.options.queue ?? null, priority: d?.options.priority ?? 0, expiresAfter: d?.options.expiresAfter ?? null };
+      const key = d?.options.concurrencyKey;
+      return {
+        queue: d?.options.queue ?? null,
+        priority: d?.options.priority ?? 0,
+        expiresAfter: d?.options.expiresAfter ?? null,
+        concurrencyKey: (args) => (typeof key === 'function' ? checkConcurrencyKey(key(...args), `concurrencyKey of ${name}`) : (key ?? null)),
+      };
     },
   });
 }

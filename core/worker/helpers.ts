@@ -17,6 +17,8 @@ import type { WorkerOptions } from './options.js';
 import { Services } from './service.js';
 import { Settler, type SettleReport } from './settler.js';
 import { Wakeup } from './wakeup.js';
+import { FlowState } from './flow-state.js';
+import { Registration } from './registration.js';
 
 export interface HelperContext {
   workerId: string;
@@ -30,6 +32,11 @@ export interface HelperContext {
   lockTimeoutMs: number;
   heartbeatMs: number;
   sleepMs: number;
+  queues: readonly string[] | null;
+  excludeQueues: readonly string[] | null;
+  concurrency: number;
+  /** Epoch ms after which a `--duration` run takes no more tasks; null without a duration. */
+  runUntil: number | null;
 }
 
 /** What the helpers ask of the worker. */
@@ -49,7 +56,7 @@ export interface WorkerHooks {
 export function workerHelpers(
   c: HelperContext,
   hooks: WorkerHooks,
-): { settler: Settler; leases: LeaseKeeper; maintenance: Maintenance; services: Services } {
+): { settler: Settler; leases: LeaseKeeper; maintenance: Maintenance; flow: FlowState; services: Services } {
   const onConnection = (ok: boolean, err: unknown, startedAt: number) => c.health.report(ok, err, startedAt);
   const leases = new LeaseKeeper({
     store: c.store,
@@ -103,6 +110,34 @@ export function workerHelpers(
       graceMs: Math.max(c.settings.cronGrace * 1000, 3 * c.sleepMs),
     }),
   });
-  const wakeup = new Wakeup(c.store, hooks.wake, c.log);
-  return { settler, leases, maintenance, services: new Services([leases, settler, maintenance, wakeup]) };
+  // Queue states are read at most once per poll, and at once when PostgreSQL says they changed.
+  const flow = new FlowState({
+    store: c.store,
+    names: c.names,
+    log: c.log,
+    everyMs: Math.min(c.sleepMs, 5000),
+    declared: c.settings.queues,
+    workerId: c.workerId,
+    nowMs: () => c.clock.now(),
+  });
+  const wakeup = new Wakeup(
+    c.store,
+    hooks.wake,
+    c.log,
+    () => flow.invalidate(),
+    () => flow.tasksCreated(),
+  );
+  const registration = new Registration({
+    store: c.store,
+    clock: c.clock,
+    log: c.log,
+    workerId: c.workerId,
+    names: c.names,
+    queues: c.queues,
+    excludeQueues: c.excludeQueues,
+    concurrency: c.concurrency,
+    heartbeatMs: c.heartbeatMs,
+    runUntil: c.runUntil,
+  });
+  return { settler, leases, maintenance, flow, services: new Services([registration, flow, leases, settler, maintenance, wakeup]) };
 }

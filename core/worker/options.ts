@@ -23,6 +23,12 @@ export interface WorkerOptions {
   duration?: number;
   /** Seconds running tasks get to finish after a stop or the duration. Default 30. */
   grace?: number;
+  /**
+   * With a duration: claim only tasks whose maxRunTime fits the time left before the duration
+   * plus grace runs out, so a cron-launched worker never starts a task it would have to abort.
+   * Default true (docs/flow-control.md#run-budget).
+   */
+  runBudget?: boolean;
   /** Run what is due, then stop when nothing due is left. */
   batch?: boolean;
   /** Stop after this many tasks ran (any outcome). */

@@ -16,6 +16,8 @@ export interface WorkerSummary {
   ran: number;
   succeeded: number;
   rescheduled: number;
+  /** Attempts that ended in ctx.snooze(): back to READY, attempt not counted. */
+  snoozed: number;
   failed: number;
   released: number;
   lost: number;
@@ -68,6 +70,11 @@ export function reportSettled(r: SettleReport, c: ReportContext): void {
       events.emit('task:error', { ...info, workerId, error: err });
       events.emit('task:failed', { ...info, workerId, error: err });
       break;
+    case 'snoozed':
+      summary.snoozed++;
+      if (c.logInfo) log.info('task snoozed', { ...base, outcome: 'snoozed', run_at: new Date((r.decision as { runAt: number }).runAt).toISOString() });
+      events.emit('task:snoozed', { ...info, workerId, runAt: (r.decision as { runAt: number }).runAt });
+      break;
     case 'released':
       summary.released++;
       log.info('task released (attempt given back)', { ...base, outcome: 'released' });
@@ -76,5 +83,5 @@ export function reportSettled(r: SettleReport, c: ReportContext): void {
       summary.lost++;
       return;
   }
-  events.emit('task:finished', { ...info, workerId, outcome: r.outcome as 'succeeded' | 'rescheduled' | 'failed' | 'released' });
+  events.emit('task:finished', { ...info, workerId, outcome: r.outcome as 'succeeded' | 'rescheduled' | 'snoozed' | 'failed' | 'released' });
 }

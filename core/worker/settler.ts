@@ -19,7 +19,7 @@ import { Fifo } from './fifo.js';
 import type { Service } from './service.js';
 import { taskRecurrence } from './maintenance.js';
 
-export type SettledOutcome = 'succeeded' | 'rescheduled' | 'failed' | 'released' | 'lost';
+export type SettledOutcome = 'succeeded' | 'rescheduled' | 'snoozed' | 'failed' | 'released' | 'lost';
 
 export interface SettleReport {
   task: TaskRow;
@@ -250,6 +250,8 @@ export class Settler implements Service {
     let what: string;
     if (d.type === 'complete') {
       what = `the result of attempt ${t.attempts} (${w.returnValue === null ? 0 : Buffer.byteLength(w.returnValue)} bytes of JSON)`;
+    } else if (d.type === 'snooze') {
+      what = `the snooze of attempt ${t.attempts}`;
     } else {
       what = `the error record of attempt ${t.attempts} (${preview(d.error)})`;
     }
@@ -309,6 +311,16 @@ export class Settler implements Service {
         outcome = 'failed';
       } else if (d.type === 'release') {
         ok = (await store.release([w.task])) === 1;
+      } else if (d.type === 'snooze') {
+        const r = await store.snooze(w.task, d.runAt);
+        ok = r !== 'lost';
+        outcome = 'snoozed';
+        if (r === 'cancelled') {
+          // Cancelled while it ran: the cancellation wins over the snooze.
+          w.decision = decideCancelWinsOverRetry(w.task.attempts, new Error('it had snoozed'));
+          ok = await this.fail(w.task, w.decision, now);
+          outcome = 'failed';
+        }
       } else {
         ok = false;
       }

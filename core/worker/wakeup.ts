@@ -22,11 +22,24 @@ export class Wakeup implements Service {
     private readonly store: Store,
     private readonly wake: () => void,
     private readonly log: Logger,
+    /** A queue was paused, resumed or limited (PostgreSQL tells at once; elsewhere the next poll reads it). */
+    private readonly queuesChanged: () => void = () => {},
+    /** Tasks were inserted (before the wake-up: what the claim remembers of waiting tasks is stale). */
+    private readonly tasksCreated: () => void = () => {},
   ) {}
+
+  private readonly notified = (payload: string): void => {
+    if (payload === 'queues') this.queuesChanged();
+    else this.tasksCreated();
+    this.wake();
+  };
 
   async start(): Promise<void> {
     // Tasks enqueued by this process (an app embedding its worker, tests) wake it directly.
-    this.offCreated = events.on('task:created', () => this.wake());
+    this.offCreated = events.on('task:created', () => {
+      this.tasksCreated();
+      this.wake();
+    });
     await this.listen();
   }
 
@@ -34,7 +47,7 @@ export class Wakeup implements Service {
     const listen = this.store.dialect.listen;
     if (!listen || this.stopped) return;
     try {
-      this.stopListening = await listen.call(this.store.dialect, this.store.knex, this.store.tables, this.wake, (err) => this.lost(err));
+      this.stopListening = await listen.call(this.store.dialect, this.store.knex, this.store.tables, this.notified, (err) => this.lost(err));
       if (this.warned) this.log.info('listening for new tasks again');
       this.warned = false;
     } catch (err) {

@@ -18,9 +18,11 @@ import { decide, decideCancelledBeforeStart, type Decision, type Execution } fro
 import { registeredNames, getRegistered } from '../definition/registry.js';
 import type { Settler, SettleReport } from './settler.js';
 import { claimOrder, type ClaimFilter, type Store } from '../store/store.js';
+import { underFlowControl, type RunBudget } from '../store/claim.js';
 import { reachableStore } from '../store/open.js';
 import type { TaskRow } from '../types.js';
 import type { Services } from './service.js';
+import type { FlowState } from './flow-state.js';
 import { workerHelpers } from './helpers.js';
 import { PrefetchBuffer, PRIORITY_RECHECK_MS } from './prefetch.js';
 import { Slots } from './slots.js';
@@ -47,6 +49,9 @@ export class Worker {
   /** A beat is under way before buffered tasks may start (see dispatch()). */
   private confirmingLeases = false;
   private services!: Services;
+  private flow!: FlowState;
+  /** Epoch ms (worker clock) when a duration run's time, grace included, is up; null otherwise. */
+  private runUntil: number | null = null;
   private readonly clock: Clock;
   readonly log: Logger;
   private filter!: ClaimFilter;
@@ -84,7 +89,7 @@ export class Worker {
     this.clock = options.clock ?? currentClock();
     this.log = options.logger ?? getLogger();
     this.logInfo = this.log.enabled?.('info') ?? true;
-    this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
+    this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, snoozed: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
@@ -112,8 +117,26 @@ export class Worker {
       ordering: s.priorityOrdering,
     };
     this.buffer = new PrefetchBuffer(claimOrder(s.priorityOrdering), Math.min(this.sleepMs, PRIORITY_RECHECK_MS));
+    // A duration run ends its last attempts by duration + grace: the run budget and the registry know when.
+    this.runUntil = o.duration && o.duration > 0 ? this.clock.now() + Math.round((o.duration + (o.grace ?? 30)) * 1000) : null;
     const helpers = workerHelpers(
-      { workerId: this.id, store: this.store, clock: this.clock, log: this.log, health: this.health, settings: s, options: o, names: this.filter.names, lockTimeoutMs: this.lockTimeoutMs, heartbeatMs, sleepMs: this.sleepMs },
+      {
+        workerId: this.id,
+        store: this.store,
+        clock: this.clock,
+        log: this.log,
+        health: this.health,
+        settings: s,
+        options: o,
+        names: this.filter.names,
+        lockTimeoutMs: this.lockTimeoutMs,
+        heartbeatMs,
+        sleepMs: this.sleepMs,
+        queues: this.filter.queues,
+        excludeQueues: this.filter.excludeQueues,
+        concurrency: this.concurrency,
+        runUntil: this.runUntil,
+      },
       {
         held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
         onLost: (token) => {
@@ -128,6 +151,7 @@ export class Worker {
     );
     this.settler = helpers.settler;
     this.maintenance = helpers.maintenance;
+    this.flow = helpers.flow;
     this.leases = helpers.leases;
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
@@ -258,7 +282,7 @@ export class Worker {
         await this.maintenance.tick(this.health.down);
         await this.settler.flush();
         // An empty SKIP LOCKED claim proves nothing; a non-locking count does.
-        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now()), 0)) === 0) {
+        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now(), this.flow.plan.pausedQueues, this.budget(this.clock.now())), 0)) === 0) {
           this.requestStop('batch');
           break;
         }
@@ -320,9 +344,11 @@ export class Worker {
     if (starting <= 0) return;
     const floor = this.buffer.at(starting - 1)!.priority;
     const nowMs = this.clock.now();
-    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor), false))) return;
+    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor, this.flow.plan.pausedQueues), false))) return;
+    // The same claim as the loop's: paused queues, limits and the run budget hold here too.
     const rows = await this.health.guard(
-      () => this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor }),
+      () =>
+        this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor, flow: this.flow.plan, budget: this.budget(nowMs) }),
       [],
     );
     if (rows.length === 0) return;
@@ -351,9 +377,32 @@ export class Worker {
     if (this.leases.behind()) await this.leases.beat();
     return this.health.guard(
       () =>
-        this.store.claim({ ...this.filter, workerId: this.id, nowMs: this.clock.now(), leaseMs: this.lockTimeoutMs, limit }),
+        this.flow.refresh().then(() => {
+          const nowMs = this.clock.now();
+          // Keyed and limited tasks are claimed for the free slots and at most `concurrency` ahead:
+          // a prefetched task holds its limit's slot and its rate-window start while it waits, and
+          // a deep buffer of one key's tasks would run ahead of a key enqueued after them.
+          const plan = this.flow.plan;
+          const flowHeld = this.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
+          const flowLimit = Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
+          return this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) });
+        }),
       [],
     );
+  }
+
+  /**
+   * The run budget of a duration run: the time left, and the run-time limits the task
+   * definitions declare (a task's stored maxRunTime, when it has one, is compared in the claim).
+   */
+  private budget(nowMs: number): RunBudget | undefined {
+    if (this.runUntil === null || this.options.runBudget === false) return undefined;
+    const defaults = new Map<string, number>();
+    for (const name of this.filter.names) {
+      const seconds = getRegistered(name)?.options.maxRunTime;
+      if (seconds !== undefined) defaults.set(name, Math.round(seconds * 1000));
+    }
+    return { remainingMs: Math.max(0, this.runUntil - nowMs), maxRunTimeMsByName: defaults };
   }
 
   /**
@@ -425,9 +474,9 @@ export class Worker {
       });
     }
     const decision: Decision = decide(
-      { attempts: task.attempts, scheduledAt: task.scheduledAt, recurrence: taskRecurrence(task), repeatOnFailure: task.repeatOnFailure },
+      { attempts: task.attempts, snoozes: task.snoozes, scheduledAt: task.scheduledAt, recurrence: taskRecurrence(task), repeatOnFailure: task.repeatOnFailure },
       execution,
-      { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task) },
+      { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task), maxSnoozes: this.settings.maxSnoozes },
     );
     const elapsed = performance.now() - started;
     this.avgTaskMs = this.avgTaskMs < 0 ? elapsed : this.avgTaskMs * 0.9 + elapsed * 0.1;

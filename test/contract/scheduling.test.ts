@@ -42,7 +42,7 @@ contract('cron recurrences', (db) => {
       schedules,
       defaultTimezone: 'UTC',
       graceMs,
-      taskDefaults: () => ({ queue: null, priority: 0, expiresAfter: null }),
+      taskDefaults: () => ({ queue: null, priority: 0, expiresAfter: null, concurrencyKey: () => null }),
       names,
     });
   const tasksOf = async (name: string) =>

@@ -100,6 +100,9 @@ export function contract(title: string, body: (db: TestDatabase) => void, extraS
           await db.store.knex(tables.locks).del();
           await db.store.knex(tables.schedules).del();
           await db.store.knex(tables.scheduleSlots).del();
+          await db.store.knex(tables.queues).del();
+          await db.store.knex(tables.rateStarts).del();
+          await db.store.knex(tables.workers).del();
         };
       });
       after(async function () {

@@ -32,6 +32,8 @@ const COPIED = [
   'timezone',
   'repeat_until',
   'recurring_key',
+  'concurrency_key',
+  'snoozes',
   'last_error',
   'errors',
 ] as const;

@@ -28,6 +28,23 @@ export interface ClaimSet {
  */
 export type ErrorKind = 'retry' | 'connection' | 'unique' | 'missing-table';
 
+/**
+ * What a claim takes: one query of candidate ids (in claim order, limited), or several ordered,
+ * limited queries (`members`, each selecting id, priority and run_at) whose union the dialect
+ * orders and cuts to `limit` (a per-queue claim, one index scan per queue).
+ */
+export type ClaimCandidates = Knex.QueryBuilder | { members: Knex.QueryBuilder[]; limit: number; ordering: 'ASC' | 'DESC' };
+
+export function isUnion(c: ClaimCandidates): c is Exclude<ClaimCandidates, Knex.QueryBuilder> {
+  return 'members' in c && Array.isArray((c as { members?: unknown }).members);
+}
+
+/** `ORDER BY` of claim order over a union's columns. */
+export function claimOrderSql(ordering: 'ASC' | 'DESC'): string {
+  return `ORDER BY priority ${ordering}, run_at ASC, id ASC`;
+}
+
+/** How many bytes of results one statement may carry on this database (see storable.ts). */
 export interface StatementLimit {
   maxBytes: number;
   name: string;
@@ -49,7 +66,15 @@ export interface Dialect {
    * Claims the rows `candidates` selects (ids, in claim order, already limited) and returns them
    * as they are after the claim (attempts counted, lease taken), in any order.
    */
-  claim(knex: Knex, table: string, candidates: Knex.QueryBuilder, set: ClaimSet): Promise<Record<string, unknown>[]>;
+  claim(knex: Knex, table: string, candidates: ClaimCandidates, set: ClaimSet): Promise<Record<string, unknown>[]>;
+  /** The rows of every member query (each ordered and limited on its own), in one round trip. */
+  unionAll(db: Db, members: readonly Knex.QueryBuilder[]): Promise<Record<string, unknown>[]>;
+  /** An identifier quoted for this database. */
+  quote(identifier: string): string;
+  /** The rows of a `knex.raw` result. */
+  rows(result: unknown): Record<string, unknown>[];
+  /** Tells listening workers the queues table changed (PostgreSQL's NOTIFY); absent elsewhere. */
+  notifyQueuesChanged?(knex: Knex, tables: { tasks: string }): Promise<void>;
   /**
    * Records successes: copies each pending row (matched by id and claim token) into the completed
    * table with its finish time and return value, and deletes it, atomically. Returns the ids done;
@@ -66,11 +91,12 @@ export interface Dialect {
   extraSchema(knex: Knex, tables: { tasks: string; completed: string }, direction: 'up' | 'down'): Promise<void>;
   /**
    * Calls `onTask` when new tasks are inserted (PostgreSQL's LISTEN/NOTIFY), so idle workers
-   * wake at once instead of at their next poll; returns the function that stops listening.
+   * wake at once instead of at their next poll; returns the function that stops listening. The
+   * payload is '' for new tasks and 'queues' when a queue was paused, resumed or limited.
    * Absent where the database cannot tell: polling is then the only way (and always the
    * fallback: a lost notification costs one poll).
    */
-  listen?(knex: Knex, tables: { tasks: string }, onTask: () => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;
+  listen?(knex: Knex, tables: { tasks: string }, onTask: (payload: string) => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;
   /** Creates an index; `where` makes it partial where the database supports that. */
   createIndex(knex: Knex, table: string, name: string, columnsSql: string, where?: string): Promise<void>;
   /**
@@ -115,6 +141,16 @@ export function isConnectionFailure(err: unknown): boolean {
 }
 
 export class CompletionMismatch extends Error {}
+
+/**
+ * The union of ordered, limited member queries. SQLite allows ORDER BY and LIMIT in a compound
+ * member only inside a subquery; PostgreSQL and MySQL accept parenthesised members.
+ */
+export function unionSql(dialect: DialectName, members: readonly Knex.QueryBuilder[]): { sql: string; bindings: Knex.RawBinding[] } {
+  const parts = members.map((m) => m.toSQL());
+  const wrap = (sql: string) => (dialect === 'sqlite' ? `SELECT * FROM (${sql})` : `(${sql})`);
+  return { sql: parts.map((p) => wrap(p.sql)).join(' UNION ALL '), bindings: parts.flatMap((p) => p.bindings as Knex.RawBinding[]) };
+}
 
 /** Rows from `knex.raw`: sqlite gives an array, mysql2 `[rows, fields]`, pg `{ rows }`. */
 export function rawRows(dialect: DialectName, result: unknown): Record<string, unknown>[] {

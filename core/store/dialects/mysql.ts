@@ -6,7 +6,7 @@
  * store retries the ones that still happen.
  */
 import type { Knex } from 'knex';
-import { CompletionMismatch, errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind, type StatementLimit } from './dialect.js';
+import { CompletionMismatch, errorCode, isConnectionFailure, isUnion, rawRows, unionSql, type ClaimSet, type Db, type Dialect, type ErrorKind, type StatementLimit } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
 import { chunks, PG_TYPES, splitChunk, uniformRows } from './insert-rows.js';
 
@@ -138,9 +138,24 @@ export const mysqlDialect: Dialect = {
   prepareExternal() {},
 
   async claim(knex, table, candidates, set: ClaimSet) {
-    const sub = candidates.clearSelect().select('*').forUpdate().skipLocked().toSQL();
+    const locking = (c: Knex.QueryBuilder) => c.clearSelect().select('*').forUpdate().skipLocked().toSQL();
     const rows = await onOwnConnection(knex, async (conn) => {
-      const selected = (await query(conn, sub.sql, sub.bindings)) as Record<string, unknown>[];
+      let selected: Record<string, unknown>[];
+      if (isUnion(candidates)) {
+        // A per-queue claim: each member locks its own rows; the union is ordered and cut here,
+        // and the rows left out stay locked only until this transaction ends.
+        selected = [];
+        for (const m of candidates.members) {
+          const sub = locking(m);
+          selected.push(...((await query(conn, sub.sql, sub.bindings)) as Record<string, unknown>[]));
+        }
+        const sign = candidates.ordering === 'ASC' ? 1 : -1;
+        selected.sort((a, b) => sign * (Number(a.priority) - Number(b.priority)) || Number(a.run_at) - Number(b.run_at) || Number(a.id) - Number(b.id));
+        selected = selected.slice(0, candidates.limit);
+      } else {
+        const sub = locking(candidates);
+        selected = (await query(conn, sub.sql, sub.bindings)) as Record<string, unknown>[];
+      }
       if (selected.length === 0) return selected;
       const update = knex(table)
         .whereIn('id', selected.map((r) => r.id as number))
@@ -166,6 +181,15 @@ export const mysqlDialect: Dialect = {
     }
     return rows;
   },
+
+  async unionAll(db, members) {
+    const u = unionSql('mysql', members);
+    return rawRows('mysql', await db.raw(u.sql, u.bindings));
+  },
+
+  quote: q,
+
+  rows: (result) => rawRows('mysql', result),
 
   async completeMany(knex, tables, items) {
     // MySQL/MariaDB: JSON_TABLE feeds every item through one bound parameter. Under READ

@@ -4,7 +4,7 @@
  * with LIMIT and claim more rows than asked for; a locking CTE is evaluated exactly once.
  */
 import type { Knex } from 'knex';
-import { errorCode, isConnectionFailure, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
+import { claimOrderSql, errorCode, isConnectionFailure, isUnion, rawRows, unionSql, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect } from './complete-sql.js';
 import { PG_TYPES, splitChunk, uniformRows } from './insert-rows.js';
 
@@ -38,7 +38,16 @@ export const postgresDialect: Dialect = {
   prepareExternal() {},
 
   async claim(knex, table, candidates, set: ClaimSet) {
-    const sub = candidates.forUpdate().skipLocked().toSQL();
+    // A union (per-queue claim) locks inside each member: FOR UPDATE is not allowed on a UNION.
+    const sub = isUnion(candidates)
+      ? (() => {
+          const parts = candidates.members.map((m) => m.forUpdate().skipLocked().toSQL());
+          return {
+            sql: `SELECT id FROM (${parts.map((p, i) => `SELECT * FROM (${p.sql}) m${i}`).join(' UNION ALL ')}) u ${claimOrderSql(candidates.ordering)} LIMIT ${Math.floor(candidates.limit)}`,
+            bindings: parts.flatMap((p) => p.bindings),
+          };
+        })()
+      : candidates.forUpdate().skipLocked().toSQL();
     const result = await knex.raw(
       `WITH c AS (${sub.sql})
        UPDATE ?? AS t SET locked_by = ?, claim_token = ? || t.id::text, locked_at = ?, locked_until = ?, attempts = t.attempts + 1
@@ -47,6 +56,19 @@ export const postgresDialect: Dialect = {
       [...sub.bindings, table, set.workerId, `${set.token}:`, set.nowMs, set.leaseUntilMs],
     );
     return (result as { rows: Record<string, unknown>[] }).rows;
+  },
+
+  async unionAll(db, members) {
+    const u = unionSql('postgres', members);
+    return rawRows('postgres', await db.raw(u.sql, u.bindings));
+  },
+
+  quote: q,
+
+  rows: (result) => rawRows('postgres', result),
+
+  async notifyQueuesChanged(knex, tables) {
+    await knex.raw(`SELECT pg_notify(${channelLiteral(tables.tasks)}, 'queues')`);
   },
 
   async completeMany(knex, tables, items) {
@@ -102,8 +124,8 @@ export const postgresDialect: Dialect = {
     // A connection of its own, held for as long as the worker runs (LISTEN is per session).
     const client = knex.client as { acquireConnection(): Promise<PgConnection>; releaseConnection(c: PgConnection): Promise<void> };
     const conn = await client.acquireConnection();
-    const onNotification = (msg: { channel: string }) => {
-      if (msg.channel === channelName(tables.tasks)) onTask();
+    const onNotification = (msg: { channel: string; payload?: string }) => {
+      if (msg.channel === channelName(tables.tasks)) onTask(msg.payload ?? '');
     };
     const onLost = (err?: unknown) => onError(err ?? new Error('the LISTEN connection closed'));
     conn.on('notification', onNotification);

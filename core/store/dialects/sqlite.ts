@@ -6,7 +6,7 @@
  * SQLITE_BUSY_SNAPSHOT whatever the busy timeout).
  */
 import type { Knex } from 'knex';
-import { errorCode, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
+import { errorCode, isUnion, rawRows, unionSql, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
 import { chunks, splitChunk, uniformRows } from './insert-rows.js';
 import { TASK_COLUMNS, taskRecord } from '../rows.js';
@@ -85,10 +85,23 @@ export const sqliteDialect: Dialect = {
   },
 
   async claim(knex, table, candidates, set: ClaimSet) {
-    // SQLite: RETURNING gives the rows in no particular order; the store sorts them.
+    // SQLite: RETURNING gives the rows in no particular order; the store sorts them. A union's
+    // members are read in one statement (no row locks: the write lock serialises claims).
+    let ids: Knex.QueryBuilder;
+    if (isUnion(candidates)) {
+      const u = unionSql('sqlite', candidates.members);
+      const dir = candidates.ordering === 'ASC' ? 'asc' : 'desc';
+      ids = knex
+        .select('id')
+        .from(knex.raw(`(${u.sql})`, u.bindings))
+        .orderBy([{ column: 'priority', order: dir }, { column: 'run_at', order: 'asc' }, { column: 'id', order: 'asc' }])
+        .limit(candidates.limit);
+    } else {
+      ids = candidates;
+    }
     const update = () =>
       knex(table)
-        .whereIn('id', candidates.clone())
+        .whereIn('id', ids.clone())
         .update({
           locked_by: set.workerId,
           claim_token: knex.raw(`? || id`, [`${set.token}:`]),
@@ -107,6 +120,15 @@ export const sqliteDialect: Dialect = {
       return (await update().returning('*')) as Record<string, unknown>[];
     }
   },
+
+  async unionAll(db, members) {
+    const u = unionSql('sqlite', members);
+    return rawRows('sqlite', await db.raw(u.sql, u.bindings));
+  },
+
+  quote: q,
+
+  rows: (result) => rawRows('sqlite', result),
 
   async completeMany(knex, tables, items) {
     // SQLite: json_each feeds every item through one bound parameter; the schema's trigger deletes

@@ -39,11 +39,12 @@ function asStored(t: NewTask): Partial<TaskRow> {
     repeatUntil: t.repeatUntil,
     repeatOnFailure: t.repeatOnFailure,
     recurringKey: t.recurringKey,
+    concurrencyKey: t.concurrencyKey,
   };
 }
 
 /** What a freshly inserted row holds besides what the task set. */
-const FRESH = { attempts: 0, lastError: null, errors: [], errorsUnreadable: null, lockedBy: null, claimToken: null, lockedAt: null, lockedUntil: null, cancelRequested: false };
+const FRESH = { attempts: 0, snoozes: 0, lastError: null, errors: [], errorsUnreadable: null, lockedBy: null, claimToken: null, lockedAt: null, lockedUntil: null, cancelRequested: false };
 
 contract('store: insert', (db) => {
   beforeEach(() => db.reset());

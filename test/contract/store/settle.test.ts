@@ -29,6 +29,8 @@ function finishedAs(t: TaskRow, f: Pick<CompletedRow, 'finishedAt' | 'failedAt' 
     timezone: t.timezone,
     repeatUntil: t.repeatUntil,
     recurringKey: t.recurringKey,
+    concurrencyKey: t.concurrencyKey,
+    snoozes: t.snoozes,
     startedAt: t.lockedAt,
     workerId: t.lockedBy,
     errorsUnreadable: null,

@@ -1,0 +1,388 @@
+/**
+ * Claiming, with flow control. Two paths share each claim:
+ * - the plain path claims unkeyed tasks of unlimited task names in queues that are neither paused
+ *   nor limited, as one statement per database (dialects/): through the claim index in one
+ *   ordered scan, or, when some queues must be skipped, through the per-queue claim index, one
+ *   ordered scan per queue (so a paused queue's backlog is never read);
+ * - the flow path claims keyed tasks and tasks under a concurrency or rate limit, inside one
+ *   transaction serialised by a lock row shared by every worker of the database: it reads what
+ *   runs now and what started within each rate window, lets keys take turns (policy/flow.ts),
+ *   admits what every limit has room for, claims exactly those rows and records their starts.
+ * The two paths take turns going first, claim by claim, so neither can starve the other. Tasks
+ * held back stay READY: no attempt is counted and no error recorded.
+ */
+import type { Knex } from 'knex';
+import { admit, limitersFor, rateWindow, takeTurns, type FlowCandidate, type Limiter, type QueueLimits, type TaskLimits, type Usage } from '../policy/flow.js';
+import type { TaskRow } from '../types.js';
+import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
+import { toTaskRow } from './rows.js';
+import type { Tables } from './tables.js';
+
+/** What a claim needs of the store (Store has it; declared here so the two files do not import each other). */
+export interface ClaimStore {
+  readonly knex: Knex;
+  readonly tables: Tables;
+  readonly dialect: Dialect;
+  retrying<T>(op: () => Promise<T>): Promise<T>;
+  tx<T>(fn: (trx: Knex.Transaction) => Promise<T>, db?: Db): Promise<T>;
+  lockKey(trx: Knex.Transaction, key: string, nowMs: number): Promise<void>;
+}
+
+type Store = ClaimStore;
+
+export interface ClaimFilter {
+  /** Task names this worker can run. */
+  names: readonly string[];
+  /** Only these queues (null: any queue, including no queue). */
+  queues: readonly string[] | null;
+  /** Every queue but these (tasks without a queue included). */
+  excludeQueues: readonly string[] | null;
+  ordering: 'DESC' | 'ASC';
+}
+
+
+/** What a worker knows of flow control when it claims (refreshed every poll). */
+export interface FlowPlan {
+  /** Queues nothing may be claimed from. */
+  pausedQueues: ReadonlySet<string>;
+  /** Queues with a concurrency or rate limit (their rows of the queues table). */
+  queueLimits: ReadonlyMap<string, QueueLimits>;
+  /** This worker's task names whose definitions declare limits. */
+  taskLimits: ReadonlyMap<string, TaskLimits>;
+  /** Where keys' turns go on (the last key served); moved by each flow claim. */
+  keyCursor: string | null;
+  /** Which path claims first this time (flipped by each claim). */
+  flowFirst: boolean;
+  /** Whether keyed tasks were found waiting at the last look, and when that was (epoch ms, real clock). */
+  keyedSeenAt: number;
+  keyed: boolean;
+}
+
+export function emptyFlowPlan(): FlowPlan {
+  return { pausedQueues: new Set(), queueLimits: new Map(), taskLimits: new Map(), keyCursor: null, flowFirst: false, keyedSeenAt: -Infinity, keyed: false };
+}
+
+/** The time left to a duration run, and the run-time limits its task definitions declare (ms). */
+export interface RunBudget {
+  remainingMs: number;
+  /** Names whose definitions declare a maxRunTime; a name not here has none. */
+  maxRunTimeMsByName: ReadonlyMap<string, number>;
+}
+
+/**
+ * Only tasks whose run-time limit fits the time left: their own, else their definition's. A task
+ * with neither is not held back: its run time is unknown (the maxRunTime setting's default is a
+ * safety net, not an estimate, and would hold back every such task from a cron run).
+ */
+export function applyBudget(q: Knex.QueryBuilder, budget: RunBudget | undefined): Knex.QueryBuilder {
+  if (!budget) return q;
+  const tooLong = [...budget.maxRunTimeMsByName].filter(([, ms]) => ms > budget.remainingMs).map(([n]) => n);
+  return q.where((b) => {
+    b.where((own) => own.whereNotNull('max_run_time_ms').where('max_run_time_ms', '<=', budget.remainingMs));
+    b.orWhere((def) => {
+      def.whereNull('max_run_time_ms');
+      if (tooLong.length > 0) def.whereNotIn('name', tooLong);
+    });
+  });
+}
+
+export interface ClaimArgs extends ClaimFilter {
+  workerId: string;
+  nowMs: number;
+  limit: number;
+  set: ClaimSet;
+  plan: FlowPlan;
+  budget?: RunBudget;
+  /** Only tasks whose priority ranks strictly above this one (the prefetch's priority check). */
+  above?: number;
+  /** At most this many keyed or limited tasks (the flow path); default `limit`. */
+  flowLimit?: number;
+}
+
+/** Due and unlocked, within the run budget and above the priority asked for. */
+function dueBase(q: Knex.QueryBuilder, a: ClaimArgs): Knex.QueryBuilder {
+  q.whereNull('locked_by').where('run_at', '<=', a.nowMs);
+  if (a.above !== undefined) q.where('priority', a.ordering === 'ASC' ? '<' : '>', a.above);
+  return applyBudget(q, a.budget);
+}
+
+/** How often a claim looks whether keyed tasks wait (one index probe). */
+const KEYED_LOOK_EVERY_MS = 250;
+/** Keys looked at per flow claim, at most: bounds the work of one claim whatever the key count. */
+const MAX_KEYS_PER_CLAIM = 500;
+/** The lock row every flow claim takes first (see Store.lockKey). */
+const FLOW_LOCK = 'flow:claim';
+
+const order = (dir: 'asc' | 'desc') => [
+  { column: 'priority', order: dir },
+  { column: 'run_at', order: 'asc' },
+  { column: 'id', order: 'asc' },
+];
+
+/** Whether a claimed task came through the flow path (keyed, or under a limit the plan knows). */
+export function underFlowControl(plan: FlowPlan, t: Pick<TaskRow, 'name' | 'queue' | 'concurrencyKey'>): boolean {
+  return t.concurrencyKey !== null || limitedName(plan, t.name) || (t.queue !== null && plan.queueLimits.has(t.queue));
+}
+
+/** Whether a name's unkeyed tasks go through the flow path (a concurrency or rate limit of its own). */
+function limitedName(plan: FlowPlan, name: string): boolean {
+  const l = plan.taskLimits.get(name);
+  return !!l && (!!l.concurrency || !!l.rateLimit);
+}
+
+/** Queues the plain path must skip (paused or limited), among those this worker claims from. */
+function skippedQueues(f: ClaimFilter, plan: FlowPlan): string[] {
+  const all = [...plan.pausedQueues, ...plan.queueLimits.keys()];
+  return [...new Set(all)].filter((q) => (f.queues ? f.queues.includes(q) : true) && !(f.excludeQueues ?? []).includes(q));
+}
+
+function applyNames(q: Knex.QueryBuilder, names: readonly string[]): Knex.QueryBuilder {
+  return q.whereIn('name', names as string[]);
+}
+
+function applyQueues(q: Knex.QueryBuilder, f: ClaimFilter, skip: readonly string[]): Knex.QueryBuilder {
+  if (f.queues) q.whereIn('queue', f.queues as string[]);
+  const ex = [...(f.excludeQueues ?? []), ...skip];
+  if (ex.length > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', ex));
+  return q;
+}
+
+/** Due, unlocked, unkeyed tasks (the plain claim's base). */
+function plainBase(store: Store, db: Knex, a: ClaimArgs): Knex.QueryBuilder {
+  return dueBase(db(store.tables.tasks).whereNull('concurrency_key'), a);
+}
+
+/**
+ * The distinct queues of unlocked, unkeyed tasks (a skip scan of the per-queue claim index: one
+ * seek per queue, however many tasks each holds). Tasks without a queue are not listed.
+ */
+async function queuesWithTasks(store: Store, db: Knex): Promise<string[]> {
+  const t = store.tables.tasks;
+  const step = `SELECT MIN(queue) FROM ${store.dialect.quote(t)} WHERE locked_by IS NULL AND concurrency_key IS NULL AND queue > q.name`;
+  const sql =
+    `WITH RECURSIVE q(name) AS (SELECT MIN(queue) FROM ${store.dialect.quote(t)} WHERE locked_by IS NULL AND concurrency_key IS NULL AND queue IS NOT NULL ` +
+    `UNION ALL SELECT (${step}) FROM q WHERE q.name IS NOT NULL) SELECT name FROM q WHERE name IS NOT NULL`;
+  const rows = store.dialect.rows(await db.raw(sql));
+  return rows.map((r) => String(r.name));
+}
+
+/** Plain tasks: unkeyed, of names without limits, in queues neither paused nor limited. */
+async function plainClaim(store: Store, a: ClaimArgs, want: number): Promise<Record<string, unknown>[]> {
+  const names = a.names.filter((n) => !limitedName(a.plan, n));
+  if (names.length === 0 || want <= 0) return [];
+  const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
+  const skip = skippedQueues(a, a.plan);
+  const knex = store.knex;
+  if (skip.length === 0) {
+    const q = applyQueues(applyNames(plainBase(store, knex, a).select('id'), names), a, []).orderBy(order(dir)).limit(want);
+    return store.retrying(() => store.dialect.claim(knex, store.tables.tasks, q, a.set));
+  }
+  // Some queues are skipped: one ordered scan per queue claimed from, so a skipped queue's
+  // backlog is never read (an exclusion in one scan would walk past all of it).
+  const queues: Array<string | null> = a.queues ? [...a.queues] : [null, ...(await queuesWithTasks(store, knex))];
+  const members = queues
+    .filter((q) => q === null || !skip.includes(q))
+    .filter((q) => q === null || !(a.excludeQueues ?? []).includes(q))
+    .map((q) => {
+      const m = applyNames(plainBase(store, knex, a).select('id', 'priority', 'run_at'), names);
+      if (q === null) m.whereNull('queue');
+      else m.where('queue', q);
+      return m.orderBy(order(dir)).limit(want);
+    });
+  if (members.length === 0) return [];
+  return store.retrying(() => store.dialect.claim(knex, store.tables.tasks, { members, limit: want, ordering: a.ordering }, a.set));
+}
+
+/** Whether keyed tasks wait (looked at most every KEYED_LOOK_EVERY_MS; an index probe). */
+async function keyedWaiting(store: Store, plan: FlowPlan): Promise<boolean> {
+  const now = Date.now();
+  if (now - plan.keyedSeenAt < KEYED_LOOK_EVERY_MS) return plan.keyed;
+  const row = await store.knex(store.tables.tasks).select('id').whereNull('locked_by').whereNotNull('concurrency_key').first();
+  plan.keyed = row !== undefined;
+  plan.keyedSeenAt = now;
+  return plan.keyed;
+}
+
+/**
+ * Keys of unlocked tasks due by `nowMs`, in key order from after `cursor`, wrapping; at most `max`.
+ * Only due keys: keys whose tasks all run later (scheduled, snoozed) would otherwise fill the
+ * claim's share of keys and keep the due ones from ever being looked at.
+ */
+async function keysInTurn(store: Store, trx: Knex.Transaction, cursor: string | null, max: number, nowMs: number): Promise<string[]> {
+  const t = store.dialect.quote(store.tables.tasks);
+  const scan = async (after: string | null, upTo: string | null, limit: number): Promise<string[]> => {
+    const first = after === null ? 'concurrency_key IS NOT NULL' : 'concurrency_key > ?';
+    const sql =
+      `WITH RECURSIVE k(name) AS (SELECT MIN(concurrency_key) FROM ${t} WHERE locked_by IS NULL AND run_at <= ? AND ${first} ` +
+      `UNION ALL SELECT (SELECT MIN(concurrency_key) FROM ${t} WHERE locked_by IS NULL AND run_at <= ? AND concurrency_key > k.name) FROM k WHERE k.name IS NOT NULL) ` +
+      `SELECT name FROM k WHERE name IS NOT NULL${upTo === null ? '' : ' AND name <= ?'} LIMIT ${Math.max(1, Math.floor(limit))}`;
+    const bindings = [nowMs, ...(after === null ? [] : [after]), nowMs, ...(upTo === null ? [] : [upTo])];
+    return store.dialect.rows(await trx.raw(sql, bindings)).map((r) => String(r.name));
+  };
+  const after = await scan(cursor, null, max);
+  if (cursor === null || after.length >= max) return after;
+  return [...after, ...(await scan(null, cursor, max - after.length))];
+}
+
+/** The limits of one candidate. */
+function limitersOf(plan: FlowPlan): (t: FlowCandidate) => Limiter[] {
+  const cache = new Map<string, Limiter[]>();
+  return (t) => {
+    const k = `${t.name}\u0000${t.queue ?? ''}\u0000${t.key ?? ''}\u0000${t.queue === null ? 0 : 1}`;
+    let ls = cache.get(k);
+    if (!ls) cache.set(k, (ls = limitersFor(t, plan.taskLimits.get(t.name), t.queue === null ? undefined : plan.queueLimits.get(t.queue))));
+    return ls;
+  };
+}
+
+/** Usage of the limiters: RUNNING tasks under a live lease, and starts within each rate window. */
+async function usageOf(store: Store, trx: Knex.Transaction, limiters: Limiter[], of: (t: FlowCandidate) => Limiter[], plan: FlowPlan, nowMs: number): Promise<Usage> {
+  const usage: Usage = new Map();
+  const limitedNames = [...plan.taskLimits.keys()].filter((n) => limitedName(plan, n));
+  const limitedQueues = [...plan.queueLimits.keys()];
+  const running = (await trx(store.tables.tasks)
+    .select('id', 'name', 'queue', 'concurrency_key')
+    .whereNotNull('locked_by')
+    .where('locked_until', '>', nowMs)
+    .where((b) => {
+      b.whereNotNull('concurrency_key');
+      if (limitedNames.length) b.orWhereIn('name', limitedNames);
+      if (limitedQueues.length) b.orWhereIn('queue', limitedQueues);
+    })) as Array<{ id: unknown; name: string; queue: string | null; concurrency_key: string | null }>;
+  for (const r of running) {
+    for (const l of of({ id: String(r.id), name: r.name, queue: r.queue, key: r.concurrency_key })) {
+      if (l.kind === 'concurrency') usage.set(l.id, (usage.get(l.id) ?? 0) + 1);
+    }
+  }
+  const rates = limiters.filter((l) => l.kind === 'rate');
+  if (rates.length > 0) {
+    const longest = Math.max(...rates.map((l) => l.periodMs!));
+    const starts = (await trx(store.tables.rateStarts)
+      .select('limiter', 'started_at')
+      .whereIn('limiter', rates.map((l) => l.id))
+      .where('started_at', '>', nowMs - longest)) as Array<{ limiter: string; started_at: unknown }>;
+    for (const l of rates) {
+      const mine = starts.filter((s) => s.limiter === l.id).map((s) => Number(s.started_at));
+      usage.set(l.id, l.limit - rateWindow(mine, l.limit, l.periodMs!, nowMs).room);
+    }
+  }
+  return usage;
+}
+
+type Candidate = FlowCandidate & { priority: number; runAt: number };
+
+/** A claimed row as the limits read it. */
+const candidateOf = (r: Record<string, unknown>): FlowCandidate => ({
+  id: String(r.id),
+  name: String(r.name),
+  queue: r.queue === null || r.queue === undefined ? null : String(r.queue),
+  key: r.concurrency_key === null || r.concurrency_key === undefined ? null : String(r.concurrency_key),
+});
+
+/** Keyed and limited tasks, admitted by their limits with keys taking turns. */
+async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Record<string, unknown>[]> {
+  const plan = a.plan;
+  const limitedNames = a.names.filter((n) => limitedName(plan, n));
+  const skipPaused = [...plan.pausedQueues];
+  const limitedQueues = [...plan.queueLimits.keys()].filter((q) => !plan.pausedQueues.has(q));
+  const keyed = await keyedWaiting(store, plan);
+  if (want <= 0 || (!keyed && limitedNames.length === 0 && limitedQueues.length === 0)) return [];
+  const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
+  const sign = dir === 'asc' ? 1 : -1;
+  const cols = ['id', 'name', 'queue', 'concurrency_key', 'priority', 'run_at'];
+  const of = limitersOf(plan);
+  return store.tx(async (trx) => {
+    // Every flow claim of every worker takes this lock first: usage read here stays true until
+    // this transaction commits the claims counted against it.
+    await store.lockKey(trx, FLOW_LOCK, a.nowMs);
+    const base = () => dueBase(applyQueues(applyNames(trx(store.tables.tasks).select(cols), a.names), a, skipPaused), a);
+    const read = async (members: Knex.QueryBuilder[]): Promise<Candidate[]> => {
+      const found = new Map<string, Candidate>();
+      for (let i = 0; i < members.length; i += 50) {
+        for (const r of (await store.dialect.unionAll(trx, members.slice(i, i + 50))) as Array<Record<string, unknown>>) {
+          const id = String(r.id);
+          found.set(id, { id, name: String(r.name), queue: r.queue === null ? null : String(r.queue), key: r.concurrency_key === null ? null : String(r.concurrency_key), priority: Number(r.priority), runAt: Number(r.run_at) });
+        }
+      }
+      return [...found.values()].sort((x, y) => sign * (x.priority - y.priority) || x.runAt - y.runAt || Number(x.id) - Number(y.id));
+    };
+    const admitted: Candidate[] = [];
+    // Claimed in this transaction already: counted against their limits like running tasks.
+    const count = (usage: Usage) => {
+      for (const t of admitted) for (const l of of(t)) usage.set(l.id, (usage.get(l.id) ?? 0) + 1);
+      return usage;
+    };
+    // Unkeyed tasks under a limit: per limited name and per limited queue, so a full limiter's
+    // backlog cannot hide another's tasks. They take part in the first round of keys.
+    let members: Knex.QueryBuilder[] = [];
+    for (const n of limitedNames) members.push(base().whereNull('concurrency_key').where('name', n).orderBy(order(dir)).limit(want));
+    for (const q of limitedQueues) members.push(base().whereNull('concurrency_key').where('queue', q).orderBy(order(dir)).limit(want));
+    // Keys are looked at a window at a time, from the cursor on: when a window's keys admit fewer
+    // tasks than wanted (their limits are full, or their tasks are in paused queues or of names
+    // this worker does not run), the next window is looked at, up to MAX_KEYS_PER_CLAIM keys.
+    const window = Math.min(MAX_KEYS_PER_CLAIM, Math.max(want * 4, 32));
+    const seen = new Set<string>();
+    let cursor = plan.keyCursor;
+    let lastSeen: string | undefined;
+    for (;;) {
+      const scanned = keyed ? await keysInTurn(store, trx, cursor, window, a.nowMs) : [];
+      const keys = scanned.filter((k) => !seen.has(k));
+      for (const k of keys) {
+        seen.add(k);
+        members.push(base().where('concurrency_key', k).orderBy(order(dir)).limit(want - admitted.length));
+      }
+      if (keys.length > 0) lastSeen = keys[keys.length - 1];
+      if (members.length === 0) break;
+      const candidates = await read(members);
+      members = [];
+      const turns = takeTurns(candidates, cursor);
+      const limiters = [...new Map(candidates.flatMap(of).map((l) => [l.id, l])).values()];
+      const usage = count(await usageOf(store, trx, limiters, of, plan, a.nowMs));
+      admitted.push(...admit(turns.order, of, usage, want - admitted.length).admitted);
+      // Every due key was looked at (the scan came back short, or only with keys seen already).
+      if (admitted.length >= want || scanned.length < window || keys.length === 0 || seen.size >= MAX_KEYS_PER_CLAIM) break;
+      cursor = lastSeen ?? cursor;
+    }
+    // The next claim's turns start after the last key served now; when none was served, after
+    // the last key looked at, so that the next claim looks further.
+    const lastKey = [...admitted].reverse().find((t) => t.key !== null)?.key ?? lastSeen;
+    if (lastKey !== undefined) plan.keyCursor = lastKey;
+    if (admitted.length === 0) return [];
+    const claimed = await store.dialect.claim(trx, store.tables.tasks, trx(store.tables.tasks).select('id').whereIn('id', admitted.map((t) => t.id)).whereNull('locked_by'), a.set);
+    const starts = claimed.flatMap((r) =>
+      of(candidateOf(r))
+        .filter((l) => l.kind === 'rate')
+        .map((l) => ({ limiter: l.id, started_at: a.nowMs })),
+    );
+    for (let i = 0; i < starts.length; i += 400) await trx(store.tables.rateStarts).insert(starts.slice(i, i + 400));
+    // The starts that left their window count no more: each limiter used here drops its own
+    // (through the limiter index), so a busy limiter keeps about `limit` rows. Rows of limiters no
+    // longer used are swept by pruneRateStarts (store/queues.ts).
+    const used = new Map(claimed.flatMap((r) => of(candidateOf(r)).filter((l) => l.kind === 'rate').map((l) => [l.id, l.periodMs!] as const)));
+    for (const [id, periodMs] of used) await trx(store.tables.rateStarts).where('limiter', id).where('started_at', '<=', a.nowMs - periodMs).del();
+    return claimed;
+  });
+}
+
+/** Claims up to `limit` due tasks through both paths; sorted in claim order. */
+export async function claimTasks(store: Store, a: ClaimArgs): Promise<TaskRow[]> {
+  const flowMax = Math.min(a.limit, a.flowLimit ?? a.limit);
+  const want = (path: typeof flowClaim, left: number) => (path === flowClaim ? Math.min(left, flowMax) : left);
+  const first = a.plan.flowFirst ? flowClaim : plainClaim;
+  const second = a.plan.flowFirst ? plainClaim : flowClaim;
+  a.plan.flowFirst = !a.plan.flowFirst;
+  const raw = await first(store, a, want(first, a.limit));
+  if (raw.length < a.limit) {
+    try {
+      raw.push(...(await second(store, a, want(second, a.limit - raw.length))));
+    } catch (err) {
+      // What the first path claimed is held now and must reach the worker; the second path's
+      // error comes back at the next claim.
+      if (raw.length === 0) throw err;
+    }
+  }
+  const rows = raw.map(toTaskRow);
+  const sign = a.ordering === 'ASC' ? 1 : -1;
+  rows.sort((x, y) => sign * (x.priority - y.priority) || x.runAt - y.runAt || Number(x.id) - Number(y.id));
+  return rows;
+}

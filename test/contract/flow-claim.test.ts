@@ -1,0 +1,313 @@
+/**
+ * The flow-control claim (store/claim.ts) on every database, driven straight through
+ * Store.claim() with a FlowPlan as a worker would pass it: concurrency limits per queue, per task
+ * name and per key (counted from live leases, so an expired lease frees its slot), rate limits
+ * with a sliding window (whole scope and per key), keys taking turns, paused queues skipped by
+ * both paths, and tasks held back left READY with no attempt counted.
+ */
+import { expect } from 'chai';
+import { ManualClock, resetClock, setClock } from '../../core/base/clock.js';
+import { emptyFlowPlan, type FlowPlan } from '../../core/store/claim.js';
+import type { QueueLimits, TaskLimits } from '../../core/policy/flow.js';
+import { taskHash } from '../../core/base/json.js';
+import { errorRecord } from '../../core/errors.js';
+import { plainTask } from '../../core/store/rows.js';
+import type { TaskRow } from '../../core/types.js';
+import { pruneRateStarts, setQueueLimits as setQueueLimitsRow } from '../../core/store/queues.js';
+import { contract } from '../helpers/databases.js';
+import { taskRows } from '../helpers/stored-rows.js';
+
+const T0 = Date.UTC(2031, 6, 1, 12);
+const NAMES = ['flow.a', 'flow.b'];
+
+contract('flow-control claims', (db) => {
+  const clock = new ManualClock(T0);
+  let seq = 0;
+
+  beforeEach(async () => {
+    await db.reset();
+    clock.set(T0);
+    setClock(clock);
+  });
+  afterEach(() => resetClock());
+
+  /** Inserts `n` due tasks; returns their ids in insertion order. */
+  const add = async (n: number, o: { name?: string; queue?: string | null; key?: string | null; priority?: number; runAt?: number } = {}) => {
+    const tasks = Array.from({ length: n }, () => {
+      const args = JSON.stringify([++seq]);
+      const name = o.name ?? 'flow.a';
+      return plainTask({
+        name,
+        args,
+        hash: taskHash(name, args),
+        runAt: o.runAt ?? clock.now(),
+        enqueuedAt: clock.now(),
+        queue: o.queue ?? null,
+        priority: o.priority ?? 0,
+        concurrencyKey: o.key ?? null,
+      });
+    });
+    return db.store.insertTasks(tasks);
+  };
+
+  const plan = (o: { paused?: string[]; queues?: Record<string, Partial<QueueLimits>>; tasks?: Record<string, TaskLimits> } = {}): FlowPlan => {
+    const p = emptyFlowPlan();
+    p.pausedQueues = new Set(o.paused ?? []);
+    p.queueLimits = new Map(Object.entries(o.queues ?? {}).map(([k, v]) => [k, { paused: false, concurrency: null, rateLimit: null, ...v }]));
+    p.taskLimits = new Map(Object.entries(o.tasks ?? {}));
+    return p;
+  };
+
+  const claim = (p: FlowPlan, limit = 50, workerId = 'w1', leaseMs = 60_000): Promise<TaskRow[]> => {
+    // Each claim looks for keyed tasks afresh (a worker looks at most every 250 ms of real time).
+    p.keyedSeenAt = -Infinity;
+    return db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId, nowMs: clock.now(), leaseMs, limit, flow: p });
+  };
+
+  /** Claims through both paths (plain first, then flow first), as a worker's alternating claims do. */
+  const claimBoth = async (p: FlowPlan, limit = 50, workerId = 'w1', leaseMs = 60_000): Promise<TaskRow[]> => {
+    const rows = [...(await claim(p, limit, workerId, leaseMs))];
+    if (rows.length < limit) rows.push(...(await claim(p, limit - rows.length, workerId, leaseMs)));
+    return rows;
+  };
+
+  const complete = async (rows: TaskRow[]) => {
+    const out = await db.store.completeMany(rows.map((task) => ({ task, finishedAt: clock.now(), returnValue: null, successorAt: null })), clock.now());
+    expect(out.done).to.have.length(rows.length);
+  };
+
+  describe('concurrency limits', () => {
+    it('a queue limit admits at most that many RUNNING tasks of the queue, and one more when one ends', async () => {
+      await add(6, { queue: 'mail' });
+      await add(2, { queue: 'other' });
+      const p = plan({ queues: { mail: { concurrency: 2 } } });
+      const first = await claimBoth(p);
+      expect(first.filter((t) => t.queue === 'mail')).to.have.length(2);
+      expect(first.filter((t) => t.queue === 'other')).to.have.length(2);
+      expect(await claimBoth(p, 50, 'w2')).to.deep.equal([]);
+      await complete(first.filter((t) => t.queue === 'mail').slice(0, 1));
+      const next = await claimBoth(p, 50, 'w2');
+      expect(next.map((t) => t.queue)).to.deep.equal(['mail']);
+    });
+
+    it('counts only live leases: a slot held by an expired lease is free again', async () => {
+      await add(3, { queue: 'mail' });
+      const p = plan({ queues: { mail: { concurrency: 1 } } });
+      const [held] = await claimBoth(p, 50, 'dead', 10_000);
+      expect(held).to.not.equal(undefined);
+      clock.advance(9.9);
+      expect(await claimBoth(p, 50, 'w2')).to.deep.equal([]);
+      clock.advance(0.2);
+      const after = await claimBoth(p, 50, 'w2');
+      expect(after).to.have.length(1);
+      expect(after[0]!.id).to.not.equal(held!.id);
+    });
+
+    it('a task-name limit counts every queue, and leaves other names alone', async () => {
+      await add(3, { name: 'flow.a', queue: 'q1' });
+      await add(3, { name: 'flow.a', queue: 'q2' });
+      await add(3, { name: 'flow.b', queue: 'q1' });
+      const p = plan({ tasks: { 'flow.a': { concurrency: 2 } } });
+      const rows = await claimBoth(p);
+      expect(rows.filter((t) => t.name === 'flow.a')).to.have.length(2);
+      expect(rows.filter((t) => t.name === 'flow.b')).to.have.length(3);
+      expect(await claimBoth(p, 50, 'w2')).to.deep.equal([]);
+    });
+
+    it('a key admits one RUNNING task by default, and concurrencyLimit of them when set', async () => {
+      await add(3, { key: 'user:1' });
+      await add(3, { key: 'user:2' });
+      await add(3, { name: 'flow.b', key: 'user:1' });
+      const p = plan({ tasks: { 'flow.b': { concurrencyLimit: 2 } } });
+      const rows = await claimBoth(p);
+      const by = (name: string, key: string) => rows.filter((t) => t.name === name && t.concurrencyKey === key).length;
+      expect([by('flow.a', 'user:1'), by('flow.a', 'user:2'), by('flow.b', 'user:1')]).to.deep.equal([1, 1, 2]);
+      expect(await claimBoth(p, 50, 'w2')).to.deep.equal([]);
+    });
+
+    it('keys compare exactly: case and trailing spaces make different keys', async () => {
+      await add(2, { key: 'K' });
+      await add(2, { key: 'k' });
+      await add(2, { key: 'k ' });
+      const rows = await claimBoth(plan());
+      expect(rows.map((t) => t.concurrencyKey).sort()).to.deep.equal(['K', 'k', 'k ']);
+    });
+
+    it('tasks held back stay READY: no attempt counted, no error, no lease', async () => {
+      await add(3, { queue: 'mail' });
+      const p = plan({ queues: { mail: { concurrency: 1 } } });
+      const [one] = await claimBoth(p);
+      const rows = await taskRows(db);
+      for (const r of rows.filter((x) => String(x.id) !== one!.id)) {
+        expect(r.locked_by).to.equal(null);
+        expect(Number(r.attempts)).to.equal(0);
+        expect(r.last_error).to.equal(null);
+      }
+    });
+
+    it('a limited queue\'s backlog does not hide the unlimited tasks of other queues, nor their own limited tasks', async () => {
+      await add(60, { queue: 'slow', priority: 5 });
+      await add(3, { queue: 'fast' });
+      await add(2, { queue: null });
+      const p = plan({ queues: { slow: { concurrency: 1 } } });
+      const rows = await claimBoth(p, 10);
+      expect(rows.filter((t) => t.queue === 'slow')).to.have.length(1);
+      expect(rows.filter((t) => t.queue !== 'slow')).to.have.length(5);
+    });
+  });
+
+  describe('rate limits', () => {
+    it('admits at most limit starts in any window of period seconds (a sliding window)', async () => {
+      await add(20, { queue: 'api' });
+      const p = plan({ queues: { api: { rateLimit: { limit: 3, period: 2 } } } });
+      expect(await claimBoth(p, 1)).to.have.length(1); // t0
+      clock.advance(1);
+      expect(await claimBoth(p, 10)).to.have.length(2); // t0+1: 3 in the window
+      expect(await claimBoth(p, 10)).to.have.length(0);
+      clock.advance(0.999);
+      expect(await claimBoth(p, 10)).to.have.length(0); // t0+1.999: still 3
+      clock.advance(0.001);
+      expect(await claimBoth(p, 10)).to.have.length(1); // t0+2: the start at t0 left the window
+      clock.advance(0.5);
+      expect(await claimBoth(p, 10)).to.have.length(0); // a fixed window would let 3 more through here
+      clock.advance(0.5);
+      expect(await claimBoth(p, 10)).to.have.length(2); // t0+3: the two of t0+1 left
+      // Starts are counted whatever became of the attempts: completing them frees nothing.
+      const started = (await taskRows(db)).filter((r) => r.locked_by !== null);
+      expect(started).to.have.length(6);
+    });
+
+    it('a held-back task stays READY with no attempt counted and runs when the window reopens', async () => {
+      const [a, b] = await add(2, { name: 'flow.b' });
+      const p = plan({ tasks: { 'flow.b': { rateLimit: { limit: 1, period: 60 } } } });
+      const first = await claimBoth(p);
+      expect(first.map((t) => t.id)).to.deep.equal([a]);
+      const held = (await taskRows(db)).find((r) => String(r.id) === b)!;
+      expect([held.locked_by, Number(held.attempts), held.last_error]).to.deep.equal([null, 0, null]);
+      clock.advance(60);
+      expect((await claimBoth(p)).map((t) => t.id)).to.deep.equal([b]);
+    });
+
+    it('perKey counts each key on its own', async () => {
+      await add(3, { key: 't1', name: 'flow.b' });
+      await add(3, { key: 't2', name: 'flow.b' });
+      const p = plan({ tasks: { 'flow.b': { rateLimit: { limit: 2, period: 10, perKey: true }, concurrencyLimit: 10 } } });
+      const rows = await claimBoth(p);
+      expect(rows.filter((t) => t.concurrencyKey === 't1')).to.have.length(2);
+      expect(rows.filter((t) => t.concurrencyKey === 't2')).to.have.length(2);
+      expect(await claimBoth(p)).to.deep.equal([]);
+    });
+
+    it('counts starts across workers, and a retry\'s start like a first one', async () => {
+      await add(4, { queue: 'api' });
+      const p1 = plan({ queues: { api: { rateLimit: { limit: 2, period: 10 } } } });
+      const p2 = plan({ queues: { api: { rateLimit: { limit: 2, period: 10 } } } });
+      const [t] = await claimBoth(p1, 1, 'w1');
+      // Its attempt fails and it is due again at once: its next start counts too.
+      expect(await db.store.retry(t!, clock.now(), errorRecord(new Error('boom'), 1, clock.now(), 'w1'))).to.equal('ok');
+      const again = await claimBoth(p2, 10, 'w2');
+      expect(again).to.have.length(1);
+      expect(await claimBoth(p1, 10, 'w1')).to.deep.equal([]);
+    });
+  });
+
+  describe('recorded starts', () => {
+    const starts = async () => (await db.store.knex(db.store.tables.rateStarts).select('limiter', 'started_at').orderBy('id')).map((r) => [r.limiter, Number(r.started_at)]);
+
+    it('a limiter drops its starts that left the window when it records new ones', async () => {
+      await add(4, { queue: 'api' });
+      const p = plan({ queues: { api: { rateLimit: { limit: 2, period: 1 } } } });
+      expect(await claimBoth(p, 2)).to.have.length(2);
+      clock.advance(1);
+      expect(await claimBoth(p, 2)).to.have.length(2);
+      expect(await starts()).to.deep.equal([
+        ['queue api#rate', T0 + 1000],
+        ['queue api#rate', T0 + 1000],
+      ]);
+    });
+
+    it('pruneRateStarts deletes the starts older than the longest period of the queues and of the registered workers\' definitions', async () => {
+      await db.store.knex(db.store.tables.rateStarts).insert([
+        { limiter: 'gone#rate', started_at: T0 - 3_600_001 },
+        { limiter: 'gone#rate', started_at: T0 - 60_000 },
+        { limiter: 'task x#rate', started_at: T0 - 1000 },
+      ]);
+      expect(await pruneRateStarts(db.store, T0)).to.equal(3);
+      await db.store.knex(db.store.tables.rateStarts).insert([
+        { limiter: 'gone#rate', started_at: T0 - 3_600_001 },
+        { limiter: 'gone#rate', started_at: T0 - 60_000 },
+        { limiter: 'task x#rate', started_at: T0 - 1000 },
+      ]);
+      await setQueueLimitsRow(db.store, 'api', { rateLimit: { limit: 5, period: 2 } }, null, T0);
+      await db.store.knex(db.store.tables.workers).insert({
+        id: 'w', host: 'h', names: '["x"]', limits: JSON.stringify({ x: { rateLimit: { limit: 1, period: 3600 } } }), concurrency: 1, started_at: T0, heartbeat_at: T0, heartbeat_ms: 1000,
+      });
+      expect(await pruneRateStarts(db.store, T0)).to.equal(1);
+      expect((await starts()).map((r) => r[1])).to.deep.equal([T0 - 60_000, T0 - 1000]);
+    });
+  });
+
+  describe('keys take turns', () => {
+    it('a key with a large backlog gets one turn per round like a key with a few tasks', async () => {
+      await add(30, { key: 'big' });
+      await add(3, { key: 'small' });
+      const p = plan({ tasks: { 'flow.a': { concurrencyLimit: 100 } } });
+      const rows = await claim(p, 6);
+      expect(rows.map((t) => t.concurrencyKey).sort()).to.deep.equal(['big', 'big', 'big', 'small', 'small', 'small']);
+    });
+
+    it('the next claim starts with the key after the last one served', async () => {
+      for (const k of ['a', 'b', 'c', 'd']) await add(3, { key: k });
+      const p = plan({ tasks: { 'flow.a': { concurrencyLimit: 100 } } });
+      const keys: string[] = [];
+      for (let i = 0; i < 6; i++) keys.push(...(await claim(p, 1)).map((t) => t.concurrencyKey!));
+      expect(keys).to.deep.equal(['a', 'b', 'c', 'd', 'a', 'b']);
+    });
+
+    it('priority orders the tasks of one key', async () => {
+      const [low] = await add(1, { key: 'k', priority: 0 });
+      const [high] = await add(1, { key: 'k', priority: 9 });
+      const p = plan();
+      expect((await claim(p, 5)).map((t) => t.id)).to.deep.equal([high]);
+      void low;
+    });
+
+    it('due keyed tasks are found even when more keys than one claim looks at hold only tasks not yet due', async () => {
+      // 40 keys whose only task runs tomorrow sort before the one key with a due task.
+      for (let i = 0; i < 40; i++) await add(1, { key: `a${String(i).padStart(2, '0')}`, runAt: T0 + 86_400_000 });
+      const [due] = await add(1, { key: 'zz' });
+      expect((await claim(plan(), 1)).map((t) => t.id)).to.deep.equal([due]);
+    });
+
+    it('due keyed tasks are found even when more keys than one claim looks at are full', async () => {
+      // 40 keys each with a task running and one waiting; then one free key.
+      for (let i = 0; i < 40; i++) await add(2, { key: `a${String(i).padStart(2, '0')}` });
+      const p = plan();
+      expect(await claim(p, 40, 'w0')).to.have.length(40);
+      const [free] = await add(1, { key: 'zz' });
+      // Another worker, whose turns start at the first key.
+      expect((await claim(plan(), 1, 'w1')).map((t) => t.id)).to.deep.equal([free]);
+    });
+  });
+
+  describe('paused queues', () => {
+    it('keyed tasks of other queues are claimed even when more keys than one claim looks at are in a paused queue', async () => {
+      for (let i = 0; i < 40; i++) await add(1, { queue: 'p', key: `a${String(i).padStart(2, '0')}` });
+      const [other] = await add(1, { queue: 'q', key: 'zz' });
+      expect((await claim(plan({ paused: ['p'] }), 1)).map((t) => t.id)).to.deep.equal([other]);
+    });
+
+    it('neither path claims from a paused queue; other queues and tasks without a queue are claimed', async () => {
+      await add(5, { queue: 'p', priority: 9 });
+      await add(2, { queue: 'p', key: 'k1', priority: 9 });
+      await add(2, { queue: 'q' });
+      await add(1, { queue: 'q', key: 'k2' });
+      await add(2, { queue: null });
+      const p = plan({ paused: ['p'] });
+      const rows = await claimBoth(p, 3);
+      rows.push(...(await claimBoth(p)));
+      expect(rows.filter((t) => t.queue === 'p')).to.deep.equal([]);
+      expect(rows).to.have.length(5);
+    });
+  });
+});
