@@ -18,12 +18,13 @@ import { SIZES, type Context, type Measurement, type Mode, type Scenario } from 
 import { evaluateTargets } from './lib/targets.js';
 import { coldStartScenario } from './scenarios/cold-start.js';
 import { enqueueScenario } from './scenarios/enqueue.js';
+import { flowScenario } from './scenarios/flow.js';
 import { latencyScenario } from './scenarios/latency.js';
 import { memoryScenario } from './scenarios/memory.js';
 import { processScenario } from './scenarios/process.js';
 import { scaleScenario } from './scenarios/scale.js';
 
-const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, memoryScenario, coldStartScenario];
+const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, flowScenario, memoryScenario, coldStartScenario];
 const REPORT = path.join(REPO, 'docs', 'benchmarks.md');
 
 const USAGE = `Usage: npm run bench [-- options]

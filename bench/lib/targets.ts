@@ -27,6 +27,8 @@ export const TARGETS: Target[] = [
   { label: 'Latency, default --sleep, p50 (ms; LISTEN/NOTIFY)', scenario: 'latency', key: 'default-p50', bound: { postgres: 5 }, direction: '<=' },
   { label: 'Claim cost, 1M not-due rows ÷ empty table', scenario: 'scale', key: 'claim-ratio', bound: ALL_DBS(2), direction: '<=' },
   { label: 'Prune of 1M results, longest writing statement (ms)', scenario: 'scale', key: 'prune-longest', bound: ALL_DBS(200), direction: '<=' },
+  { label: 'Flow: per-key limit 1 over 100 keys ÷ no limits (throughput)', scenario: 'flow', key: 'keyed-ratio', bound: ALL_DBS(0.5), direction: '>=' },
+  { label: 'Flow: claim beside 1M due tasks of a paused queue ÷ empty table', scenario: 'flow', key: 'paused-ratio', bound: ALL_DBS(2), direction: '<=' },
   { label: 'Memory, RSS after 100k ÷ after 1k tasks', scenario: 'memory', key: 'rss-ratio', bound: ALL_DBS(1.1), direction: '<=' },
   { label: 'Cold start, process start → first claim (ms)', scenario: 'cold-start', key: 'first-claim', bound: ALL_DBS(400), direction: '<=' },
 ];

@@ -155,9 +155,24 @@ function plainBase(store: Store, db: Knex, a: ClaimArgs): Knex.QueryBuilder {
 /**
  * The distinct queues of unlocked, unkeyed tasks (a skip scan of the per-queue claim index: one
  * seek per queue, however many tasks each holds). Tasks without a queue are not listed.
+ * MySQL/MariaDB answer the recursive form's MIN() by reading every index entry of the queues it
+ * passes (a paused queue's whole backlog; measured by bench/scenarios/flow.ts), so there each step
+ * is its own `ORDER BY queue LIMIT 1` seek, and queues of keyed tasks are listed too (their member
+ * of the claim finds nothing).
  */
 async function queuesWithTasks(store: Store, db: Knex): Promise<string[]> {
   const t = store.tables.tasks;
+  if (store.dialect.name === 'mysql') {
+    const out: string[] = [];
+    for (let after: string | null = null; ; ) {
+      const q = db(t).select('queue').whereNull('locked_by').orderBy('queue').limit(1);
+      if (after === null) q.whereNotNull('queue');
+      else q.where('queue', '>', after);
+      const row = (await q.first()) as { queue: string } | undefined;
+      if (!row) return out;
+      out.push((after = String(row.queue)));
+    }
+  }
   const step = `SELECT MIN(queue) FROM ${store.dialect.quote(t)} WHERE locked_by IS NULL AND concurrency_key IS NULL AND queue > q.name`;
   const sql =
     `WITH RECURSIVE q(name) AS (SELECT MIN(queue) FROM ${store.dialect.quote(t)} WHERE locked_by IS NULL AND concurrency_key IS NULL AND queue IS NOT NULL ` +
@@ -211,6 +226,17 @@ async function keyedWaiting(store: Store, plan: FlowPlan): Promise<boolean> {
 async function keysInTurn(store: Store, trx: Knex.Transaction, cursor: string | null, max: number, nowMs: number): Promise<string[]> {
   const t = store.dialect.quote(store.tables.tasks);
   const scan = async (after: string | null, upTo: string | null, limit: number): Promise<string[]> => {
+    if (store.dialect.name === 'mysql') {
+      // MySQL/MariaDB materialise a recursive CTE whole, reading every key's tasks at each
+      // claim; DISTINCT on the claim index's leading columns is a loose index scan there (one
+      // seek per key) and stops at the limit. It lists keys whose tasks are all due later too:
+      // firstOfEachKey finds none of theirs, and the claim looks at the next window.
+      const q = trx(store.tables.tasks).distinct('concurrency_key').whereNull('locked_by').orderBy('concurrency_key').limit(Math.max(1, Math.floor(limit)));
+      if (after === null) q.whereNotNull('concurrency_key');
+      else q.where('concurrency_key', '>', after);
+      if (upTo !== null) q.where('concurrency_key', '<=', upTo);
+      return ((await q) as Array<{ concurrency_key: unknown }>).map((r) => String(r.concurrency_key));
+    }
     const first = after === null ? 'concurrency_key IS NOT NULL' : 'concurrency_key > ?';
     const sql =
       `WITH RECURSIVE k(name) AS (SELECT MIN(concurrency_key) FROM ${t} WHERE locked_by IS NULL AND run_at <= ? AND ${first} ` +
@@ -222,6 +248,18 @@ async function keysInTurn(store: Store, trx: Knex.Transaction, cursor: string | 
   const after = await scan(cursor, null, max);
   if (cursor === null || after.length >= max) return after;
   return [...after, ...(await scan(null, cursor, max - after.length))];
+}
+
+/**
+ * The id of the first task (in claim order) of each key, in one statement: a correlated
+ * subquery per row of a list of the keys.
+ */
+async function firstOfEachKey(store: Store, trx: Knex.Transaction, keys: readonly string[], first: () => Knex.QueryBuilder): Promise<string[]> {
+  const list = keys.map(() => 'SELECT ? AS ck').join(' UNION ALL ');
+  const inner = first().whereRaw('concurrency_key = k.ck').toSQL();
+  const sql = `SELECT (${inner.sql}) AS id FROM (${list}) k`;
+  const rows = store.dialect.rows(await trx.raw(sql, [...(inner.bindings as Knex.RawBinding[]), ...keys]));
+  return rows.filter((r) => r.id !== null && r.id !== undefined).map((r) => String(r.id));
 }
 
 /** The limits of one candidate. */
@@ -327,18 +365,27 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
     for (;;) {
       const scanned = keyed ? await keysInTurn(store, trx, cursor, window, a.nowMs) : [];
       const keys = scanned.filter((k) => !seen.has(k));
-      for (const k of keys) {
-        seen.add(k);
-        members.push(base().where('concurrency_key', k).orderBy(order(dir)).limit(want - admitted.length));
+      // Turns take one task per key per round, so a claim admits about want ÷ keys of each key:
+      // reading more of every key (a full `want` each) was most of a keyed claim's time. With one
+      // per key, one statement finds each key's first task (a seek per key in the key index).
+      const perKey = Math.max(1, Math.ceil((want - admitted.length) / Math.max(1, keys.length)));
+      for (const k of keys) seen.add(k);
+      if (perKey === 1 && keys.length > 0) {
+        const ids = await firstOfEachKey(store, trx, keys, () => base().clearSelect().select('id').orderBy(order(dir)).limit(1));
+        if (ids.length > 0) members.push(base().whereIn('id', ids));
+      } else {
+        for (const k of keys) members.push(base().where('concurrency_key', k).orderBy(order(dir)).limit(perKey));
       }
       if (keys.length > 0) lastSeen = keys[keys.length - 1];
-      if (members.length === 0) break;
-      const candidates = await read(members);
-      members = [];
-      const turns = takeTurns(candidates, cursor);
-      const limiters = [...new Map(candidates.flatMap(of).map((l) => [l.id, l])).values()];
-      const usage = count(await usageOf(store, trx, limiters, of, plan, a.nowMs));
-      admitted.push(...admit(turns.order, of, usage, want - admitted.length).admitted);
+      if (members.length === 0 && keys.length === 0) break;
+      if (members.length > 0) {
+        const candidates = await read(members);
+        members = [];
+        const turns = takeTurns(candidates, cursor);
+        const limiters = [...new Map(candidates.flatMap(of).map((l) => [l.id, l])).values()];
+        const usage = count(await usageOf(store, trx, limiters, of, plan, a.nowMs));
+        admitted.push(...admit(turns.order, of, usage, want - admitted.length).admitted);
+      }
       // Every due key was looked at (the scan came back short, or only with keys seen already).
       if (admitted.length >= want || scanned.length < window || keys.length === 0 || seen.size >= MAX_KEYS_PER_CLAIM) break;
       cursor = lastSeen ?? cursor;
