@@ -195,14 +195,19 @@ for (const t of cliTargets()) {
     });
 
     it('a worker paused past its lease (SIGSTOP) cannot overwrite the re-run’s result when it wakes', async () => {
-      const id = await enqueue('slow', '2500');
+      // Long enough that the stop lands mid-task however slowly this machine gets the signal out.
+      const id = await enqueue('slow', '4000');
       const a = worker('--worker-id', 'worker-a', '--lock-timeout', '2', '--heartbeat-interval', '0.5');
       await waitUntil(async () => (await getResult(id)).status === 'RUNNING', 'worker-a to start the task');
       a.child.kill('SIGSTOP');
       const b = worker('--worker-id', 'worker-b', '--lock-timeout', '2', '--heartbeat-interval', '0.5');
       await waitUntil(async () => (await getResult(id)).isFinished, 'worker-b to finish the task', 20_000);
       a.child.kill('SIGCONT');
-      await waitUntil(() => /lease lost/.test(a.stdout()), 'worker-a to notice its lost lease', 15_000);
+      try {
+        await waitUntil(() => /lease lost/.test(a.stdout()), 'worker-a to notice its lost lease', 15_000);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\nworker-a printed:\n${a.stdout()}${a.stderr()}\nworker-b printed:\n${b.stdout()}`);
+      }
       const r = await getResult<{ pid: number }>(id);
       expect(r.workerId).to.equal('worker-b');
       expect(r.returnValue.pid).to.equal(b.child.pid);
