@@ -11,13 +11,11 @@
  * docs/benchmarks.md beside this scenario's figures.
  */
 import { background, createWorker, pauseQueue, silentLogger } from '../../core/index.js';
-// Internal on purpose, as in scale.ts: the claim is timed where the worker calls it.
-import { Store } from '../../core/store/store.js';
-import { benchNoop, releaseLibrary, useTables } from '../lib/api.js';
+import { benchNoop, enqueueDue, releaseLibrary, useTables } from '../lib/api.js';
+import { medianClaimMs } from '../lib/claim-timer.js';
 import { BenchTables, type DbName } from '../lib/databases.js';
 import { insertNumbered, literal, type ColumnExprs } from '../lib/rows.js';
 import { count, measured, type Context, type Measurement, type Scenario } from '../lib/scenario.js';
-import { median } from '../lib/stats.js';
 import { timed } from '../lib/timing.js';
 
 const KEYS = 100;
@@ -36,13 +34,6 @@ async function enqueueKeyed(n: number): Promise<void> {
   }
 }
 
-async function enqueuePlain(n: number): Promise<void> {
-  for (let i = 0; i < n; i += CHUNK) {
-    const calls = Array.from({ length: Math.min(CHUNK, n - i) }, (_, k): [number] => [i + k]);
-    await benchNoop.bulk(calls);
-  }
-}
-
 /** Tasks per second of one in-process worker (concurrency 16) running `n` enqueued tasks. */
 async function throughput(t: BenchTables, n: number): Promise<number> {
   const worker = createWorker({ concurrency: 16, maxTasks: n, sleep: 0.01, logger: silentLogger });
@@ -53,34 +44,6 @@ async function throughput(t: BenchTables, n: number): Promise<number> {
   });
   await t.knex(t.completed).truncate();
   return n / (r.ms / 1000);
-}
-
-type ClaimFn = (...args: unknown[]) => Promise<unknown[]>;
-
-/** Median Store.claim time (ms) of a concurrency-1 worker running `m` due tasks, one claim each. */
-async function claimRun(t: BenchTables, m: number): Promise<number> {
-  await enqueuePlain(m);
-  const proto = Store.prototype as unknown as { claim: ClaimFn };
-  const original = proto.claim;
-  const durations: number[] = [];
-  proto.claim = async function (this: unknown, ...args: unknown[]) {
-    const t0 = performance.now();
-    try {
-      return await original.apply(this, args);
-    } finally {
-      durations.push(performance.now() - t0);
-    }
-  };
-  try {
-    const worker = createWorker({ concurrency: 1, prefetch: 0, maxTasks: m, sleep: 0.01, logger: silentLogger });
-    await worker.start();
-    const summary = await worker.done;
-    if (summary.succeeded !== m) throw new Error(`flow: the worker ran ${summary.succeeded} of ${m} tasks`);
-  } finally {
-    proto.claim = original;
-  }
-  await t.knex(t.completed).truncate();
-  return median(durations);
 }
 
 /** `n` due tasks in the paused queue, generated straight into the table from one real row. */
@@ -123,18 +86,18 @@ export const flowScenario: Scenario = {
     const paused: number[] = [];
     try {
       for (let r = 0; r < ctx.runs; r++) {
-        await enqueuePlain(n);
+        await enqueueDue(n);
         plain.push(await throughput(t, n));
         await enqueueKeyed(n);
         keyed.push(await throughput(t, n));
         ctx.log(`  run ${r + 1}: ${plain[r]!.toFixed(0)} tasks/s without limits, ${keyed[r]!.toFixed(0)} tasks/s with a per-key limit of 1 over ${KEYS} keys`);
       }
-      for (let r = 0; r < ctx.runs; r++) empty.push(await claimRun(t, ctx.sizes.scaleClaims));
+      for (let r = 0; r < ctx.runs; r++) empty.push(await medianClaimMs('flow', t, ctx.sizes.scaleClaims));
       await pauseQueue(PAUSED_QUEUE);
       const gen = await timed(() => insertPausedBacklog(t, ctx.sizes.scaleRows, Date.now()));
       ctx.log(`  generated ${count(ctx.sizes.scaleRows)} due rows in the paused queue in ${(gen.ms / 1000).toFixed(1)} s`);
       for (let r = 0; r < ctx.runs; r++) {
-        paused.push(await claimRun(t, ctx.sizes.scaleClaims));
+        paused.push(await medianClaimMs('flow', t, ctx.sizes.scaleClaims));
         ctx.log(`  claim run ${r + 1}: ${empty[r]!.toFixed(2)} ms empty, ${paused[r]!.toFixed(2)} ms beside the paused backlog`);
       }
     } finally {

@@ -8,58 +8,18 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createWorker, silentLogger } from '../../core/index.js';
-// Internal on purpose: the claim is not public, and timing it where the worker calls it is the
-// only way to separate its cost from the rest of a task's cycle (execute, settle, polling).
-import { Store } from '../../core/store/store.js';
-import { enqueueDue, releaseLibrary, useTables } from '../lib/api.js';
+import { releaseLibrary, useTables } from '../lib/api.js';
+import { medianClaimMs } from '../lib/claim-timer.js';
 import { cliHasCommand, queryLogArgs, startCli, succeeded } from '../lib/cli.js';
 import { BenchTables, type DbName } from '../lib/databases.js';
 import type { QueryRecord } from '../lib/query-timer.js';
 import { insertNotDue, insertOldResults } from '../lib/rows.js';
 import { count, measured, type Context, type Measurement, type Scenario } from '../lib/scenario.js';
-import { median } from '../lib/stats.js';
 import { timed } from '../lib/timing.js';
 
 const DAY_MS = 86_400_000;
 /** Ids per DELETE of the stand-in prune: small enough that one statement stays short everywhere. */
 const FALLBACK_BATCH = 5_000;
-
-type ClaimFn = (...args: unknown[]) => Promise<unknown[]>;
-
-/** Wraps Store.prototype.claim to time every call; `restore()` puts the original back. */
-function timeClaims(): { durations: number[]; restore: () => void } {
-  const proto = Store.prototype as unknown as { claim: ClaimFn };
-  const original = proto.claim;
-  if (typeof original !== 'function') throw new Error('scale: Store.prototype.claim is gone — update bench/scenarios/scale.ts');
-  const durations: number[] = [];
-  proto.claim = async function (this: unknown, ...args: unknown[]) {
-    const t0 = performance.now();
-    try {
-      return await original.apply(this, args);
-    } finally {
-      durations.push(performance.now() - t0);
-    }
-  };
-  return { durations, restore: () => (proto.claim = original) };
-}
-
-/** Median claim time (ms) of a worker running `m` due tasks, one claim each. */
-async function claimRun(t: BenchTables, m: number): Promise<number> {
-  await enqueueDue(m);
-  const timer = timeClaims();
-  try {
-    const worker = createWorker({ concurrency: 1, prefetch: 0, maxTasks: m, sleep: 0.01, logger: silentLogger });
-    await worker.start();
-    const summary = await worker.done;
-    if (summary.succeeded !== m) throw new Error(`scale: the worker ran ${summary.succeeded} of ${m} tasks`);
-  } finally {
-    timer.restore();
-  }
-  await t.knex(t.completed).truncate();
-  if (timer.durations.length === 0) throw new Error('scale: no claim was timed');
-  return median(timer.durations);
-}
 
 /** Statistics as a server keeps them in steady state (a bulk load is not yet analysed). */
 async function analyse(t: BenchTables): Promise<void> {
@@ -137,14 +97,14 @@ export const scaleScenario: Scenario = {
     const hasPrune = cliHasCommand(ctx.project, 'prune-results');
     let statements = 0;
     try {
-      for (let r = 0; r < ctx.runs; r++) empty.push(await claimRun(t, scaleClaims));
+      for (let r = 0; r < ctx.runs; r++) empty.push(await medianClaimMs('scale', t, scaleClaims));
       const gen = await timed(async () => {
         await insertNotDue(t, scaleRows, Date.now());
         await analyse(t);
       });
       ctx.log(`  generated ${count(scaleRows)} not-due rows in ${(gen.ms / 1000).toFixed(1)} s`);
       for (let r = 0; r < ctx.runs; r++) {
-        full.push(await claimRun(t, scaleClaims));
+        full.push(await medianClaimMs('scale', t, scaleClaims));
         ctx.log(`  claim run ${r + 1}: ${empty[r]!.toFixed(2)} ms empty, ${full[r]!.toFixed(2)} ms beside ${count(scaleRows)}`);
       }
       // The same backlog at a higher priority than the due tasks: the claim index leads with
@@ -152,7 +112,7 @@ export const scaleScenario: Scenario = {
       await t.knex(t.tasks).where('run_at', '>', Date.now()).update({ priority: 1 });
       await analyse(t);
       for (let r = 0; r < ctx.runs; r++) {
-        above.push(await claimRun(t, scaleClaims));
+        above.push(await medianClaimMs('scale', t, scaleClaims));
         ctx.log(`  claim run ${r + 1}: ${above[r]!.toFixed(2)} ms beside ${count(scaleRows)} of higher priority`);
       }
       for (let r = 0; r < ctx.runs; r++) {
