@@ -316,6 +316,12 @@ export interface Finish {
   attempts: number;
 }
 
+/** The class of a history's last record, for the `last_error_class` column (migration 006). */
+export function lastErrorClass(errors: readonly ErrorRecord[]): string | null {
+  const last = errors[errors.length - 1];
+  return last ? last.class.slice(0, 190) : null;
+}
+
 /** The completed-table row of a task that finished (for good). */
 export function completedRow(t: TaskRow, f: Finish): Raw {
   return {
@@ -340,6 +346,7 @@ export function completedRow(t: TaskRow, f: Finish): Raw {
     concurrency_key: t.concurrencyKey,
     snoozes: t.snoozes,
     last_error: f.lastError,
+    last_error_class: lastErrorClass(f.errors),
     errors: f.errors.length ? JSON.stringify(f.errors) : null,
     started_at: t.lockedAt,
     finished_at: f.finishedAt,
