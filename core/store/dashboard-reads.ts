@@ -22,15 +22,18 @@ export interface MinuteCounts {
 export async function finishedPerMinute(store: Store, fromMs: number, nowMs: number): Promise<MinuteCounts[]> {
   const start = Math.floor(fromMs / MINUTE_MS) * MINUTE_MS;
   const k = store.knex;
-  // `x - x % 60000` is integer arithmetic on every database (no FLOOR of a decimal on MySQL).
+  // `x - x % 60000` is integer arithmetic on every database (no FLOOR of a decimal on MySQL). The
+  // constant is written into the SQL: PostgreSQL matches the GROUP BY to the select list by text,
+  // and two bind parameters are two different expressions to it.
+  const minuteOf = `finished_at - finished_at % ${MINUTE_MS}`;
   const rows = (await store.retrying(() =>
     k(store.tables.completed)
-      .select(k.raw('finished_at - finished_at % ? AS m', [MINUTE_MS]))
+      .select(k.raw(`${minuteOf} AS m`))
       .select(k.raw('SUM(CASE WHEN failed_at IS NULL THEN 1 ELSE 0 END) AS ok'))
       .select(k.raw('SUM(CASE WHEN failed_at IS NULL THEN 0 ELSE 1 END) AS bad'))
       .where('finished_at', '>=', start)
       .where('finished_at', '<=', nowMs)
-      .groupByRaw('finished_at - finished_at % ?', [MINUTE_MS]),
+      .groupByRaw(minuteOf),
   )) as Array<{ m: unknown; ok: unknown; bad: unknown }>;
   return rows.map((r) => ({ minute: Number(r.m), succeeded: Number(r.ok), failed: Number(r.bad) })).sort((a, b) => a.minute - b.minute);
 }
