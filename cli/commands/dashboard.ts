@@ -39,9 +39,9 @@ export async function dashboardCommand(flags: DashboardFlags): Promise<number> {
   const port = numberFlag(flags.port, '--port', 'a port number from 0 to 65535', (n) => Number.isInteger(n) && n >= 0 && n <= 65535) ?? DEFAULT_PORT;
   const host = flags.host ?? DEFAULT_HOST;
   const auth = process.env[AUTH_ENV] || null;
-  let basePath: string;
+  const basePath = flags.basePath ?? '/';
   try {
-    basePath = normalizeBasePath(flags.basePath ?? '/');
+    normalizeBasePath(basePath);
     // Refused before the database is opened: a wrong host is the operator's to fix first.
     checkServeOptions(host, port, auth);
   } catch (err) {
