@@ -42,6 +42,10 @@ const HOUR_MS = 3_600_000;
 const GONE_SHOWN_MS = 86_400_000;
 /** A schedule no worker declared for this long is stale (as `bgtasks schedules` says). */
 const STALE_MS = 600_000;
+/** How long the filter form's suggestions (task names, queues) are reused. */
+const CHOICES_KEPT_MS = 30_000;
+
+type Stats = Awaited<ReturnType<typeof collectStats>>;
 
 export interface DatabaseSourceOptions {
   /** The store, or a function that opens it (called once, on first use). */
@@ -50,6 +54,12 @@ export interface DatabaseSourceOptions {
   display?: string;
   /** Epoch ms. Default Date.now. */
   now?: () => number;
+  /**
+   * The per-queue counts of the overview count whole tables, which takes a second on a million
+   * rows: they are reused for this long (ms), and once older, answered from the last count while
+   * a new one runs (so no page waits for it). 0: counted for every overview. Default 5000.
+   */
+  countsMaxAgeMs?: number;
 }
 
 const d = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
@@ -114,6 +124,9 @@ function workerInfo(w: WorkerRecord, nowMs: number, running: Map<string, Array<{
 export class DatabaseSource implements DashboardSource {
   private storePromise: Promise<Store> | null = null;
   private opened: Store | null = null;
+  private choices: { at: number; value: FilterChoices } | null = null;
+  private counts: { at: number; value: Stats } | null = null;
+  private counting: Promise<Stats> | null = null;
   private readonly now: () => number;
 
   constructor(private readonly options: DatabaseSourceOptions) {
@@ -148,7 +161,7 @@ export class DatabaseSource implements DashboardSource {
   async overview(): Promise<Overview> {
     const store = await this.store();
     const now = this.now();
-    const stats = await collectStats(store, now);
+    const stats = await this.stats(store, now);
     const startMinute = Math.floor(now / MINUTE_MS) * MINUTE_MS - 59 * MINUTE_MS;
     const minutes = new Map((await finishedPerMinute(store, startMinute, now)).map((m) => [m.minute, m]));
     const throughput = Array.from({ length: 60 }, (_, i) => {
@@ -158,7 +171,7 @@ export class DatabaseSource implements DashboardSource {
     });
     const workers = await listWorkers(store, now - HOUR_MS);
     return {
-      at: new Date(now),
+      at: stats.at,
       queues: stats.queues,
       totals: stats.totals,
       oldestDue: stats.oldestDue,
@@ -166,6 +179,30 @@ export class DatabaseSource implements DashboardSource {
       throughput,
       workersAlive: workers.filter((w) => workerState(w, now) === 'alive').length,
     };
+  }
+
+  /** The counts of collectStats, reused and refreshed as `countsMaxAgeMs` says. */
+  private async stats(store: Store, now: number): Promise<Stats> {
+    const maxAge = this.options.countsMaxAgeMs ?? 5000;
+    const fresh = (): Promise<Stats> => {
+      if (!this.counting) {
+        const at = this.now();
+        this.counting = collectStats(store, at)
+          .then((value) => {
+            this.counts = { at, value };
+            return value;
+          })
+          .finally(() => (this.counting = null));
+      }
+      return this.counting;
+    };
+    if (maxAge <= 0 || !this.counts) return fresh();
+    const age = now - this.counts.at;
+    if (age < 0 || age > maxAge) {
+      // Stale: answered now, counted again in the background (a failure shows on a later call).
+      fresh().catch(() => undefined);
+    }
+    return this.counts.value;
   }
 
   async listTasks(r: TaskPageRequest): Promise<TaskPage> {
@@ -277,9 +314,16 @@ export class DatabaseSource implements DashboardSource {
     return { alive: all.filter((w) => w.state === 'alive'), gone: all.filter((w) => w.state !== 'alive') };
   }
 
+  /**
+   * Suggestions only, read with DISTINCT over both tables (a scan of each on some databases), so
+   * kept for CHOICES_KEPT_MS rather than read on every page.
+   */
   async filterChoices(): Promise<FilterChoices> {
+    const now = this.now();
+    if (this.choices && now - this.choices.at < CHOICES_KEPT_MS && now >= this.choices.at) return this.choices.value;
     const { names, queues } = await namesAndQueues(await this.store(), 200);
-    return { taskNames: names, queues };
+    this.choices = { at: now, value: { taskNames: names, queues } };
+    return this.choices.value;
   }
 
   async retry(target: ActionTarget): Promise<ActionResult> {

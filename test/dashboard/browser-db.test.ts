@@ -66,7 +66,8 @@ contract('dashboard in Chromium on the database', (db) => {
   });
 
   async function serve(opts: { readOnly?: boolean; display?: string } = {}): Promise<string> {
-    const source = new DatabaseSource({ store: db.store, display: opts.display });
+    // Counts a second old at most, so the live-refresh test sees an insert within a few refreshes.
+    const source = new DatabaseSource({ store: db.store, display: opts.display, countsMaxAgeMs: 1000 });
     const s = await serveDashboard({ source, port: 0, refreshSeconds: 0.5, readOnly: opts.readOnly, logger: { error: () => undefined } });
     servers.push(s);
     return s.url.replace(/\/$/, '');
@@ -196,6 +197,9 @@ contract('dashboard in Chromium on the database', (db) => {
         await page.goto(base + p);
         await page.screenshot({ path: path.join(dir, `dashboard-${name}.png`), fullPage: false });
       }
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(`${base}/`);
+      await page.screenshot({ path: path.join(dir, 'dashboard-phone.png'), fullPage: false });
       await page.close();
     });
   }

@@ -1,0 +1,42 @@
+/**
+ * The public API of issue 16 on every database: `runNow(id | ids)` (moves a future READY task to
+ * now; an unknown id changes nothing) and `createDashboard({ database, tablePrefix })`, which
+ * reads the application's own tables (opened on the first request) and masks nothing it need not.
+ */
+import { expect } from 'chai';
+import { createDashboard, runNow } from '../../core/index.js';
+import { contract } from '../helpers/databases.js';
+import { manualClockSuite } from '../helpers/manual-clock.js';
+import { newTask, seed } from '../helpers/store-fixtures.js';
+
+const T0 = Date.UTC(2031, 8, 9, 10, 11, 12, 130);
+
+contract('runNow() and createDashboard()', (db) => {
+  manualClockSuite(db, T0);
+
+  it('runNow moves a READY task due later to now, leaves a due one, and refuses an unknown id before changing anything', async () => {
+    const [later, due] = await seed(db, [newTask({ runAt: T0 + 3_600_000 }), newTask({ runAt: T0 - 1000 })]);
+    const err = await runNow([later!, '987654321']).then(() => null, (e: unknown) => e as Error);
+    expect(err?.name).to.equal('TaskNotFoundError');
+    expect((await db.store.findPending(later!))!.runAt).to.equal(T0 + 3_600_000);
+    const one = await runNow(later!);
+    expect(one).to.deep.equal({ id: later, name: one.name, outcome: 'movedToNow', status: 'READY', runAt: T0 });
+    expect((await db.store.findPending(later!))!.runAt).to.equal(T0);
+    const both = await runNow([{ id: later! }, Number(due)]);
+    expect(both.map((r) => r.outcome)).to.deep.equal(['alreadyDue', 'alreadyDue']);
+    const bad = await runNow('x1' as string).then(() => null, (e: unknown) => e as Error);
+    expect(bad?.name).to.equal('TaskNotFoundError');
+  });
+
+  it('createDashboard({ database, tablePrefix }) serves the overview and tasks of those tables', async () => {
+    await seed(db, [newTask({ runAt: T0 - 1000 }), newTask({ runAt: T0 + 60_000, queue: 'mail' })]);
+    const dashboard = createDashboard({ database: db.url, tablePrefix: db.settings.tablePrefix, now: () => T0, logger: { error: (m) => expect.fail(m) } });
+    const overview = await dashboard.fetch(new Request('http://localhost/api/overview'));
+    expect(overview.status).to.equal(200);
+    const body = (await overview.json()) as { totals: Record<string, number> };
+    expect(body.totals).to.deep.equal({ READY: 2, RUNNING: 0, SUCCESSFUL: 0, FAILED: 0 });
+    const tasks = (await (await dashboard.fetch(new Request('http://localhost/api/tasks?queue=mail'))).json()) as { rows: unknown[] };
+    expect(tasks.rows).to.have.length(1);
+    expect(() => createDashboard({ source: {} as never, database: db.url })).to.throw(/either a `source`/);
+  });
+});
