@@ -146,7 +146,11 @@ contract('dashboard in Chromium on the database', (db) => {
     const ids = () => page.locator('tr[data-task-id]').evaluateAll((trs: any[]) => trs.map((tr) => tr.getAttribute('data-task-id') as string));
     const seen: string[][] = [await ids()];
     for (let i = 0; i < 6; i++) {
-      await Promise.all([page.waitForURL(/cursor=/), page.click('.pager a[rel="next"]')]);
+      const first = seen[seen.length - 1]![0];
+      await page.click('.pager a[rel="next"]');
+      // The URL matches /cursor=/ from the second page on: wait for the rows themselves to change.
+      await page.waitForFunction((f: string) => document.querySelector('tr[data-task-id]')?.getAttribute('data-task-id') !== f, first, WAIT);
+      await page.waitForLoadState('load');
       seen.push(await ids());
     }
     const flat = seen.flat();
