@@ -99,6 +99,24 @@ for (const t of cliTargets()) {
       expect(r.code, r.stderr).to.equal(0);
     });
 
+    it('with BGTASKS_DASHBOARD_AUTH it serves a non-loopback host, to requests that bring the password only, and never prints it', async () => {
+      const child = startCli(['dashboard', '--port', '0', '--host', '0.0.0.0'], project.dir, { ...env, BGTASKS_DASHBOARD_AUTH: 'pa55-word' });
+      children.push(child);
+      let port = '';
+      await waitUntil(() => {
+        port = /http:\/\/0\.0\.0\.0:(\d+)\//.exec(child.stdout())?.[1] ?? '';
+        return port !== '' || child.child.exitCode !== null;
+      }, `the dashboard's address (stderr: ${child.stderr()})`, 30_000);
+      expect(port, child.stderr()).to.not.equal('');
+      expect((await fetch(`http://127.0.0.1:${port}/tasks`)).status).to.equal(401);
+      expect((await fetch(`http://127.0.0.1:${port}/tasks`, { headers: { authorization: 'Bearer wrong' } })).status).to.equal(401);
+      expect((await fetch(`http://127.0.0.1:${port}/tasks`, { headers: { authorization: 'Bearer pa55-word' } })).status).to.equal(200);
+      child.child.kill('SIGTERM');
+      const r = await child.exited;
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout + r.stderr).to.not.include('pa55-word');
+    });
+
     it('refuses a non-loopback host without a password (exit 2, naming BGTASKS_DASHBOARD_AUTH), and bad flags with exit 2', async () => {
       let r = await runCli(['dashboard', '--host', '0.0.0.0', '--port', '0'], project.dir, env);
       expectCode(r, 2);
