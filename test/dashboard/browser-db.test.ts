@@ -7,7 +7,8 @@
  * screenshots of docs/dashboard.md (docs/images/dashboard-*.png). Waits poll; nothing sleeps.
  */
 import { expect } from 'chai';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { DatabaseSource } from '../../core/dashboard/database-source.js';
@@ -180,32 +181,46 @@ contract('dashboard in Chromium on the database', (db) => {
     await page.close();
   });
 
-  if (db.name === 'sqlite' || process.env.BGTASKS_SCREENSHOTS === db.name) {
+  if (db.name === 'sqlite') {
+    // Into docs/images with BGTASKS_SCREENSHOTS=1 (to update the docs); else into a temporary
+    // directory that is removed, so a test run leaves the working tree as it was.
     it('takes the screenshots of docs/dashboard.md from a realistic database', async function () {
       this.timeout(120_000);
       const ids = await realisticData(db);
       const base = await serve({ display: 'sqlite:app.sqlite3' });
-      const dir = path.join(REPO, 'docs', 'images');
+      const toDocs = process.env.BGTASKS_SCREENSHOTS === '1';
+      const dir = toDocs ? path.join(REPO, 'docs', 'images') : mkdtempSync(path.join(tmpdir(), 'bgtasks-shots-'));
       mkdirSync(dir, { recursive: true });
-      const { page } = await open(`${base}/`);
-      await page.setViewportSize({ width: 1280, height: 900 });
-      const shots: Array<[string, string]> = [
-        ['overview', '/'],
-        ['tasks', '/tasks'],
-        ['task', `/tasks/${ids.failedTask}`],
-        ['failed', '/failed'],
-        ['schedules', '/schedules'],
-        ['workers', '/workers'],
-      ];
-      for (const [name, p] of shots) {
-        await page.goto(base + p);
-        await page.screenshot({ path: path.join(dir, `dashboard-${name}.png`), fullPage: false });
+      try {
+        await shoot(base, dir, ids.failedTask);
+      } finally {
+        if (!toDocs) rmSync(dir, { recursive: true, force: true });
       }
-      await page.setViewportSize({ width: 390, height: 844 });
-      await page.goto(`${base}/`);
-      await page.screenshot({ path: path.join(dir, 'dashboard-phone.png'), fullPage: false });
-      await page.close();
     });
+  }
+
+  async function shoot(base: string, dir: string, failedTask: string): Promise<void> {
+    const { page } = await open(`${base}/`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const shots: Array<[string, string]> = [
+      ['overview', '/'],
+      ['tasks', '/tasks'],
+      ['task', `/tasks/${failedTask}`],
+      ['failed', '/failed'],
+      ['schedules', '/schedules'],
+      ['workers', '/workers'],
+    ];
+    for (const [name, p] of shots) {
+      await page.goto(base + p);
+      await page.screenshot({ path: path.join(dir, `dashboard-${name}.png`), fullPage: false });
+    }
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}/`);
+    await page.screenshot({ path: path.join(dir, 'dashboard-phone.png'), fullPage: false });
+    await page.close();
+    expect(readdirSync(dir).filter((f) => f.startsWith('dashboard-')).sort()).to.deep.equal(
+      ['failed', 'overview', 'phone', 'schedules', 'task', 'tasks', 'workers'].map((n) => `dashboard-${n}.png`),
+    );
   }
 });
 
