@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { DatabaseSource } from '../../core/dashboard/database-source.js';
 import { serveDashboard, type DashboardServer } from '../../core/dashboard/index.js';
+import { nextCronSlot } from '../../core/policy/cron.js';
 import { registerSchedule } from '../../core/store/schedules.js';
 import { registerWorker } from '../../core/store/workers.js';
 import { taskHash } from '../../core/base/json.js';
@@ -248,7 +249,8 @@ async function realisticData(db: TestDatabase): Promise<{ failedTask: string }> 
   for (const [id, host, pid] of [['web-1:4211', 'web-1', 4211], ['web-2:3980', 'web-2', 3980]] as const) {
     await registerWorker(db.store, { id, host, pid, version: '0.1.0', queues: null, excludeQueues: null, names, limits: {}, concurrency: 8, startedAt: now - 3 * 3_600_000, heartbeatAt: now - 2000, heartbeatMs: 10_000, runUntil: null });
   }
-  await registerSchedule(db.store, { name: 'reports.buildDaily', key: 'nightly', cron: '0 3 * * *', timezone: 'Europe/Berlin', args: '[]', catchUp: 'skip' }, now - 3_600_000, 'web-1:4211');
-  await registerSchedule(db.store, { name: 'billing.chargeCard', key: 'monthly', cron: '0 6 1 * *', timezone: 'America/New_York', args: '[{"plan":"pro"}]', catchUp: 'once' }, now - 3_600_000, 'web-2:3980');
+  await registerSchedule(db.store, { name: 'reports.buildDaily', key: 'nightly', cron: '0 3 * * *', timezone: 'Europe/Berlin', args: '[]', catchUp: 'skip' }, now - 30_000, 'web-1:4211');
+  await db.store.insertTasks([task('reports.buildDaily', [], { recurringKey: 'nightly', runAt: nextCronSlot('0 3 * * *', 'Europe/Berlin', now) })]);
+  await registerSchedule(db.store, { name: 'billing.chargeCard', key: 'monthly', cron: '0 6 1 * *', timezone: 'America/New_York', args: '[{"plan":"pro"}]', catchUp: 'once' }, now - 30_000, 'web-2:3980');
   return { failedTask };
 }
