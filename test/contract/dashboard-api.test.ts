@@ -8,6 +8,7 @@ import { createDashboard, runNow } from '../../core/index.js';
 import { contract } from '../helpers/databases.js';
 import { manualClockSuite } from '../helpers/manual-clock.js';
 import { newTask, seed } from '../helpers/store-fixtures.js';
+import * as m006 from '../../migrations/006_dashboard.js';
 
 const T0 = Date.UTC(2031, 8, 9, 10, 11, 12, 130);
 
@@ -38,5 +39,26 @@ contract('runNow() and createDashboard()', (db) => {
     const tasks = (await (await dashboard.fetch(new Request('http://localhost/api/tasks?queue=mail'))).json()) as { rows: unknown[] };
     expect(tasks.rows).to.have.length(1);
     expect(() => createDashboard({ source: {} as never, database: db.url })).to.throw(/either a `source`/);
+  });
+
+  it('migration 006 fills last_error_class from stored histories (skipping unreadable ones), and rolls back and applies again', async () => {
+    const ctx = { prefix: db.settings.tablePrefix, dialect: db.store.dialect };
+    const { tasks, completed } = db.store.tables;
+    const [a, b, c] = await seed(db, [newTask(), newTask(), newTask()]);
+    await m006.down(db.store.knex, ctx);
+    try {
+      expect(Object.keys(await db.store.knex(tasks).columnInfo())).to.not.include('last_error_class');
+      const history = (cls: string) => JSON.stringify([{ class: 'Error', message: 'first', stack: '', attempt: 1, at: T0, workerId: null }, { class: cls, message: 'last', stack: '', attempt: 2, at: T0, workerId: null }]);
+      await db.store.knex(tasks).where('id', a).update({ errors: history('RangeError') });
+      await db.store.knex(tasks).where('id', b).update({ errors: 'not json {' });
+      await db.store.knex(completed).insert({ task_id: '900000001', name: 'x', args: '[]', hash: 'h', run_at: T0, scheduled_at: T0, enqueued_at: T0, finished_at: T0, failed_at: T0, errors: history('TypeError') });
+    } finally {
+      await m006.up(db.store.knex, ctx);
+    }
+    const cls = async (table: string, key: string, id: string) => ((await db.store.knex(table).where(key, id).first('last_error_class')) as { last_error_class: unknown }).last_error_class;
+    expect(await cls(tasks, 'id', a!)).to.equal('RangeError');
+    expect(await cls(tasks, 'id', b!)).to.equal(null);
+    expect(await cls(tasks, 'id', c!)).to.equal(null);
+    expect(await cls(completed, 'task_id', '900000001')).to.equal('TypeError');
   });
 });
