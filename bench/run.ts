@@ -23,8 +23,9 @@ import { latencyScenario } from './scenarios/latency.js';
 import { memoryScenario } from './scenarios/memory.js';
 import { processScenario } from './scenarios/process.js';
 import { scaleScenario } from './scenarios/scale.js';
+import { dashboardScenario } from './scenarios/dashboard.js';
 
-const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, flowScenario, memoryScenario, coldStartScenario];
+const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, flowScenario, memoryScenario, coldStartScenario, dashboardScenario];
 const REPORT = path.join(REPO, 'docs', 'benchmarks.md');
 
 const USAGE = `Usage: npm run bench [-- options]

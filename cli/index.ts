@@ -326,6 +326,39 @@ dbOptions(
 
 dbOptions(
   program
+    .command('run-now')
+    .description('Make READY tasks due now: one scheduled for later or waiting out a retry\'s backoff runs at the next claim.')
+    .argument('<ids...>', 'task ids')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExamples:\n  $ bgtasks run-now 42\n  $ bgtasks run-now 42 43 --json${DB_HELP}`),
+).action(async (ids: string[], flags) => {
+  const { runNowCommand } = await import('./commands/run-now.js');
+  await runCommand(() => runNowCommand(ids, flags));
+});
+
+dbOptions(
+  program
+    .command('dashboard')
+    .description('Serve the web dashboard (tasks, failures, schedules, workers, actions) until Ctrl-C.')
+    .option('--port <n>', 'port to listen on (default 7878; 0 picks a free one)')
+    .option('--host <host>', 'address to listen on (default 127.0.0.1); any other needs BGTASKS_DASHBOARD_AUTH')
+    .option('--base-path <path>', 'URL path to serve under, e.g. /admin/queue (default /)')
+    .option('--read-only', 'show no action and refuse every action request')
+    .addHelpText(
+      'after',
+      `
+Environment: BGTASKS_DASHBOARD_AUTH, a password (browsers sign in with any user name) or a Bearer token.
+Examples:
+  $ bgtasks dashboard
+  $ BGTASKS_DASHBOARD_AUTH=s3cret bgtasks dashboard --host 0.0.0.0 --read-only${DB_HELP}`,
+    ),
+).action(async (flags) => {
+  const { dashboardCommand } = await import('./commands/dashboard.js');
+  await runCommand(() => dashboardCommand(flags));
+});
+
+dbOptions(
+  program
     .command('prune-results')
     .description('Delete finished tasks (successful and failed) older than --days, in small batches; pending and running tasks are never touched.')
     .option('--days <n>', 'delete results finished more than this many days ago (default 30; 0 = all)', '30')

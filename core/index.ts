@@ -7,6 +7,15 @@ export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './api
 export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config/settings.js';
 export { migrate } from './store/migrate.js';
 export { cancel, type CancelOutcome } from './api/cancel.js';
+export { runNow, type RunNowOutcome, type RunNowResult } from './api/run-now.js';
+export {
+  createDashboard,
+  serveDashboard,
+  type CreateDashboardOptions,
+  type ServeDashboardOptions,
+  type DashboardDatabaseOptions,
+} from './dashboard/mount.js';
+export type { Dashboard, DashboardServer, DashboardLogger, DashboardSource } from './dashboard/index.js';
 export { pauseQueue, resumeQueue, setQueueLimits, queues, type QueueInfo } from './api/queues.js';
 export { explain, type WhyAnswer, type WhyReason, type WhyCode } from './api/explain.js';
 export type { RateLimit } from './policy/flow.js';

@@ -17,6 +17,12 @@ export interface Sizes {
   pruneRows: number;
   memoryLow: number;
   memoryHigh: number;
+  /** Pending rows, and as many finished ones, beside the dashboard's pages. */
+  dashboardRows: number;
+  /** Requests per dashboard page (p95 of these). */
+  dashboardSamples: number;
+  /** Next pages followed to reach the deep tasks page. */
+  dashboardDepth: number;
 }
 
 export const SIZES: Record<Mode, Sizes> = {
@@ -30,6 +36,9 @@ export const SIZES: Record<Mode, Sizes> = {
     pruneRows: 1_000_000,
     memoryLow: 1_000,
     memoryHigh: 100_000,
+    dashboardRows: 1_000_000,
+    dashboardSamples: 40,
+    dashboardDepth: 200,
   },
   quick: {
     enqueue: 500,
@@ -41,6 +50,9 @@ export const SIZES: Record<Mode, Sizes> = {
     pruneRows: 20_000,
     memoryLow: 200,
     memoryHigh: 2_000,
+    dashboardRows: 5_000,
+    dashboardSamples: 5,
+    dashboardDepth: 10,
   },
 };
 

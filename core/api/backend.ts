@@ -12,6 +12,7 @@ import { insertCall, insertCalls, type EnqueuePlan, type StoredCall } from '../s
 import { findTasks, type FoundTasks, type TaskFilter } from '../store/find.js';
 import { notFound } from '../store/admin.js';
 import { storeFor } from '../store/open.js';
+import { runTaskNow, type RunNowResult } from '../store/run-now.js';
 import type { NewTask } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { CompletedRow, TaskRow } from '../types.js';
@@ -42,6 +43,8 @@ export interface Backend {
   find(id: string): Promise<FoundTask | null>;
   findTasks(filter: TaskFilter, nowMs: number): Promise<FoundTasks>;
   cancel(id: string): Promise<CancelOutcome>;
+  /** A READY task due later becomes due now (store/run-now.ts). */
+  runNow(id: string, nowMs: number): Promise<RunNowResult>;
   /** The error for an id this backend does not hold. */
   notFound(id: string): TaskNotFoundError;
 }
@@ -59,6 +62,7 @@ export function databaseBackend(store: Store): Backend {
     },
     findTasks: (filter, nowMs) => findTasks(store, filter, nowMs),
     cancel: (id) => cancelTask(store, id),
+    runNow: (id, nowMs) => runTaskNow(store, id, nowMs),
     notFound: (id) => notFound(store, id),
   };
 }

@@ -8,6 +8,7 @@
  * Results, `listTasks` and `cancel` read and change the same records. Nothing touches a database.
  */
 import { currentClock } from '../base/clock.js';
+import type { RunNowResult } from '../store/run-now.js';
 import { processWide } from '../base/global.js';
 import { getLogger } from '../base/log.js';
 import type { Settings } from '../config/settings.js';
@@ -195,6 +196,16 @@ export class MemoryStore {
     const errors = [...m.row.errors, errorRecord(d.error, attempts, now, null)];
     m.done = finished(m.row, { startedAt: null, finishedAt: now, failedAt: now, returnValue: null, workerId: null, attempts, errors });
     return { id, status: 'FAILED' };
+  }
+
+  /** As store/run-now.ts: a recorded READY task due later becomes due now. */
+  async runNow(id: string, nowMs: number): Promise<RunNowResult> {
+    const m = memory.tasks.get(id);
+    if (!m) return { id, name: null, outcome: 'notFound', status: null, runAt: null };
+    if (m.done) return { id, name: m.done.name, outcome: 'notReady', status: m.done.failedAt === null ? 'SUCCESSFUL' : 'FAILED', runAt: null };
+    if (m.row.runAt <= nowMs) return { id, name: m.row.name, outcome: 'alreadyDue', status: 'READY', runAt: m.row.runAt };
+    m.row.runAt = nowMs;
+    return { id, name: m.row.name, outcome: 'movedToNow', status: 'READY', runAt: nowMs };
   }
 
   notFound(id: string): TaskNotFoundError {

@@ -117,7 +117,7 @@ export const TASK_COLUMNS = [
   'run_at', 'scheduled_at', 'enqueued_at', 'attempts', 'repeat_every_ms', 'repeat_cron', 'timezone',
   'repeat_until', 'recurring_key', 'last_error', 'errors', 'max_attempts', 'max_run_time_ms',
   'expires_at', 'repeat_on_failure', 'locked_by', 'claim_token', 'locked_at', 'locked_until',
-  'cancel_requested', 'concurrency_key', 'snoozes',
+  'cancel_requested', 'concurrency_key', 'snoozes', 'last_error_class',
 ] as const;
 
 /** A pending row from its values in TASK_COLUMNS order (a literal: every record one fast shape). */
@@ -129,6 +129,7 @@ export function taskRecord(v: readonly unknown[]): Raw {
     recurring_key: v[17], last_error: v[18], errors: v[19], max_attempts: v[20], max_run_time_ms: v[21],
     expires_at: v[22], repeat_on_failure: v[23], locked_by: v[24], claim_token: v[25], locked_at: v[26],
     locked_until: v[27], cancel_requested: v[28], concurrency_key: v[29], snoozes: v[30],
+    last_error_class: v[31],
   };
 }
 
@@ -316,6 +317,12 @@ export interface Finish {
   attempts: number;
 }
 
+/** The class of a history's last record, for the `last_error_class` column (migration 006). */
+export function lastErrorClass(errors: readonly ErrorRecord[]): string | null {
+  const last = errors[errors.length - 1];
+  return last ? last.class.slice(0, 190) : null;
+}
+
 /** The completed-table row of a task that finished (for good). */
 export function completedRow(t: TaskRow, f: Finish): Raw {
   return {
@@ -340,6 +347,7 @@ export function completedRow(t: TaskRow, f: Finish): Raw {
     concurrency_key: t.concurrencyKey,
     snoozes: t.snoozes,
     last_error: f.lastError,
+    last_error_class: lastErrorClass(f.errors),
     errors: f.errors.length ? JSON.stringify(f.errors) : null,
     started_at: t.lockedAt,
     finished_at: f.finishedAt,

@@ -9,7 +9,7 @@ import type { Connection } from './connection.js';
 import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
 import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from '../errors.js';
-import { completedRow, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
+import { completedRow, lastErrorClass, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
 import { applyBudget, claimTasks, emptyFlowPlan, type ClaimFilter, type FlowPlan, type RunBudget } from './claim.js';
 import { tablesFor, type Tables } from './tables.js';
 
@@ -284,6 +284,7 @@ export class Store {
           locked_until: leaseUntilMs,
           run_at: task.runAt,
           last_error: task.lastError,
+          last_error_class: lastErrorClass(task.errors),
           errors: task.errors.length > 0 ? JSON.stringify(task.errors) : null,
         }),
     );
@@ -478,6 +479,7 @@ export class Store {
       locked_at: null,
       locked_until: null,
       last_error: lastError,
+      last_error_class: lastErrorClass(errors),
       errors: JSON.stringify(errors),
     });
   }
@@ -497,7 +499,14 @@ export class Store {
       .where('claim_token', task.claimToken!)
       .whereNotNull('locked_by')
       .where('locked_until', '<', nowMs);
-    return this.readyGuarded(q, { run_at: runAt, locked_by: null, locked_until: null, last_error: lastError, errors: JSON.stringify(errors) });
+    return this.readyGuarded(q, {
+      run_at: runAt,
+      locked_by: null,
+      locked_until: null,
+      last_error: lastError,
+      last_error_class: lastErrorClass(errors),
+      errors: JSON.stringify(errors),
+    });
   }
 
   /** Applies `set` to the row `q` guards unless a cancel was requested: ok, cancelled or lost. */

@@ -35,6 +35,7 @@ const COPIED = [
   'concurrency_key',
   'snoozes',
   'last_error',
+  'last_error_class',
   'errors',
 ] as const;
 
