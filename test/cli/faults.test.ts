@@ -206,7 +206,7 @@ for (const t of cliTargets()) {
       try {
         await waitUntil(() => /lease lost/.test(a.stdout()), 'worker-a to notice its lost lease', 15_000);
       } catch (err) {
-        throw new Error(`${(err as Error).message}\nworker-a printed:\n${a.stdout()}${a.stderr()}\nworker-b printed:\n${b.stdout()}`);
+        throw new Error(`${(err as Error).message}\nworker-a printed:\n${a.stdout()}${a.stderr()}\nworker-b printed:\n${b.stdout()}`, { cause: err });
       }
       const r = await getResult<{ pid: number }>(id);
       expect(r.workerId).to.equal('worker-b');
