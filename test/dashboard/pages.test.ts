@@ -104,6 +104,16 @@ describe('dashboard pages', () => {
     expect(text).to.match(/<input type="hidden" name="id" value="2">.*?<button type="submit" name="action" value="runNow">Run now<\/button>/s);
   });
 
+  it('schedules: the "(stale)" note shows only when a schedule is stale, and the stale one says so in place of its next slot', async () => {
+    const fresh = setup();
+    expect(await page(fresh.client, '/schedules')).not.to.contain('(stale)');
+    const { client, source } = setup();
+    source.scheduleList[0]!.stale = true;
+    const text = await page(client, '/schedules');
+    expect(text).to.contain('<strong>(stale)</strong>');
+    expect(text).to.contain('(stale): no worker has declared the schedule for 10 minutes');
+  });
+
   it('workers: alive with running tasks and their age, and recently gone ones', async () => {
     const { client } = setup();
     const text = await page(client, '/workers');

@@ -39,8 +39,11 @@ export function schedulesLive(view: View, list: CronSchedule[]): SafeHtml {
   return html`<div class="table-wrap"><table><thead><tr><th>task</th><th>key</th><th>cron</th><th>zone</th><th class="hide-narrow">last slot</th><th>next slot</th><th>pending task</th><th class="hide-narrow">last seen</th><th class="hide-narrow">arguments</th>${
     view.readOnly ? '' : html`<th></th>`
   }</tr></thead>
-<tbody>${list.map((s) => row(view, s))}</tbody></table></div>
-<p class="muted">(stale): no worker has declared the schedule for 10 minutes: it was removed from the task files, or no worker that loads them runs.</p>`;
+<tbody>${list.map((s) => row(view, s))}</tbody></table></div>${
+    list.some((s) => s.stale)
+      ? html`<p class="muted">(stale): no worker has declared the schedule for 10 minutes: it was removed from the task files, or no worker that loads them runs.</p>`
+      : ''
+  }`;
 }
 
 export function schedulesPage(view: View, list: CronSchedule[]): PageParts {
