@@ -61,7 +61,7 @@ describe('scenarios through pgbouncer in transaction mode [postgres]', function 
     this.timeout(120_000);
     const total = 300;
     await enqueue(1, total);
-    const sleep = 1;
+    const sleep = 2;
     const ws = [1, 2].map(() => {
       const s = startCli(['process-tasks', '--no-startup-delay', '--sleep', String(sleep), '--concurrency', '4'], project.dir, env);
       children.push(s);
