@@ -1,5 +1,5 @@
 /**
- * Scenarios RESTART-01 and KILLCONN-01 (docs/scenarios.md) on private PostgreSQL and MariaDB
+ * Scenarios RESTART-01, RESTART-02 and KILLCONN-01 (docs/scenarios.md) on private PostgreSQL and MariaDB
  * servers started by the test: spawned `process-tasks` workers whose task writes one effect row
  * per run (in a database of its own on the same server), so lost tasks and duplicate executions
  * are counted, not guessed. Each suite skips with a printed notice where the server binaries are
@@ -32,6 +32,8 @@ interface Server {
   /** SQL on `database` (default test) through the admin socket, never through the workers' path. */
   query(sql: string, database?: string): Promise<Array<Record<string, unknown>>>;
   restart(): Promise<void>;
+  /** A crash (SIGKILL of the server) and a start with crash recovery. */
+  crashAndStart(): Promise<void>;
   /** Kills the client connections to `test` over TCP (bgtasks' own, not the effects' or the admin's); how many. */
   killWorkerConnections(): Promise<number>;
   destroy(): Promise<void>;
@@ -42,6 +44,10 @@ function postgresServer(s: PrivatePostgres): Server {
     url: s.url,
     query: (sql, database) => s.query(sql, [], database),
     restart: () => s.restart(),
+    crashAndStart: async () => {
+      await s.kill();
+      await s.start();
+    },
     killWorkerConnections: async () => (await s.terminateBackends((b) => b.database === 'test' && b.clientAddr !== null)).length,
     destroy: () => s.destroy(),
   };
@@ -52,6 +58,10 @@ function mariadbServer(s: PrivateMariadb): Server {
     url: s.url,
     query: (sql, database) => s.query(sql, [], database),
     restart: () => s.restart(),
+    crashAndStart: async () => {
+      await s.kill();
+      await s.start();
+    },
     killWorkerConnections: async () => (await s.killConnections((c) => c.db === 'test' && c.clientAddr === '127.0.0.1')).length,
     destroy: () => s.destroy(),
   };
@@ -96,7 +106,7 @@ for (const target of TARGETS) {
 
     before(async function () {
       this.timeout(120_000);
-      skipUnless(this, target.available(), `the ${target.name} server scenarios (RESTART-01, KILLCONN-01)`);
+      skipUnless(this, target.available(), `the ${target.name} server scenarios (RESTART-01, RESTART-02, KILLCONN-01)`);
       server = await target.start();
       await target.createEffects(server);
       project = makeProject({ 'tasks.ts': EFFECT_TASKS, 'bulk.ts': BULK_ENQUEUE, 'app.ts': ENQUEUING_APP }, ['knex']);
@@ -135,17 +145,22 @@ for (const target of TARGETS) {
       }
     };
 
-    it('RESTART-01: a server restart mid-run loses nothing, runs no finished task twice, workers resume within seconds, enqueues fail clearly or succeed', async function () {
+    const restartScenarios = [
+      { id: 'RESTART-01', what: 'a server restart (orderly fast shutdown)', fault: (s: Server) => s.restart() },
+      { id: 'RESTART-02', what: 'a server crash (SIGKILL) and its crash recovery', fault: (s: Server) => s.crashAndStart() },
+    ];
+    for (const sc of restartScenarios) {
+    it(`${sc.id}: ${sc.what} mid-run loses nothing, runs no finished task twice, workers resume within seconds, enqueues fail clearly or succeed`, async function () {
       this.timeout(150_000);
       const ws = [worker(), worker()];
-      const stopFile = path.join(project.dir, 'stop-app');
+      const stopFile = path.join(project.dir, `stop-${sc.id}`);
       const app = spawnNode(['--import', TSX_LOADER, 'app.ts', stopFile, '5000'], project.dir, env);
       children.push(app);
       try {
         await pollUntil(async () => (await count('SELECT count(*) AS n FROM effects', 'fx')) >= 40, '40 tasks to run before the restart', 60_000, 50);
         const before = enqueueOutcomes(app.stdout()).length;
         const restartStarted = Date.now();
-        await server!.restart();
+        await sc.fault(server!);
         const backAt = Date.now();
         const downMs = backAt - restartStarted;
         const effectsAtReturn = await count('SELECT count(*) AS n FROM effects', 'fx');
@@ -169,7 +184,7 @@ for (const target of TARGETS) {
         const completedNs = completed.map((r) => argOf(r.args));
         const runs = runsPerTask(await effectRows());
         process.stdout.write(
-          `      ${target.name}: down ${downMs} ms, workers resumed ${resumeMs} ms after the server's return; ` +
+          `      ${target.name} ${sc.id}: down ${downMs} ms, workers resumed ${resumeMs} ms after the server's return; ` +
             `${outcomes.length} enqueues (${failedEnqueues.length} failed, slowest ${Math.max(...outcomes.map((o) => o.ms))} ms), ` +
             `${completed.length} tasks ran, ${completed.filter((r) => Number(r.attempts) > 1).length} of them retried; ` +
             `first enqueue error: ${failedEnqueues[0]?.message ?? 'none'}\n`,
@@ -189,6 +204,7 @@ for (const target of TARGETS) {
         if (!existsSync(stopFile)) writeFileSync(stopFile, '');
       }
     });
+    }
 
     it('KILLCONN-01: the workers’ connections killed by the server 8 times during a run: every task runs once, the workers keep going', async function () {
       this.timeout(150_000);
