@@ -17,6 +17,8 @@ export class DatabaseHealth {
   private polls = 0;
   private noticedAt = 0;
   private readonly backListeners: Array<() => void> = [];
+  /** Told of every failed operation seen here, by kind (the metrics count them). */
+  onError: ((kind: string) => void) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -61,7 +63,9 @@ export class DatabaseHealth {
       if (this.down) this.report(true, null, startedAt);
       return r;
     } catch (err) {
-      if (this.store.dialect.classifyError(err) !== 'connection') throw err;
+      const kind = this.store.dialect.classifyError(err);
+      this.onError?.(kind ?? 'other');
+      if (kind !== 'connection') throw err;
       this.report(false, err, startedAt);
       return fallback;
     }

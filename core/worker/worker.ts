@@ -31,6 +31,9 @@ import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
 import { taskRecurrence, type Maintenance } from './maintenance.js';
 import type { LeaseKeeper } from './lease-keeper.js';
+import { WorkerMetrics } from './metrics.js';
+import { bgtasksVersion } from '../base/version.js';
+import type { Registry } from 'prom-client';
 
 export type { WorkerOptions };
 
@@ -82,6 +85,8 @@ export class Worker {
   private graceTimer: LongTimer | null = null;
   /** Names of claimed tasks this worker could not run, warned about once each. */
   private readonly unrunnableWarned = new Set<string>();
+  /** Null unless the `metrics` option asked for them. */
+  private metrics: WorkerMetrics | null = null;
 
   constructor(private readonly options: WorkerOptions = {}) {
     checkWorkerOptions(options);
@@ -116,6 +121,14 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
+    if (o.metrics) {
+      this.metrics = await WorkerMetrics.create({
+        registry: o.metrics === true ? undefined : o.metrics,
+        workerId: this.id,
+        version: bgtasksVersion(),
+        concurrency: this.concurrency,
+      });
+    }
     this.buffer = new PrefetchBuffer(claimOrder(s.priorityOrdering), Math.min(this.sleepMs, PRIORITY_RECHECK_MS));
     // A duration run ends its last attempts by duration + grace: the run budget and the registry know when.
     this.runUntil = o.duration && o.duration > 0 ? this.clock.now() + Math.round((o.duration + (o.grace ?? 30)) * 1000) : null;
@@ -136,6 +149,7 @@ export class Worker {
         excludeQueues: this.filter.excludeQueues,
         concurrency: this.concurrency,
         runUntil: this.runUntil,
+        metrics: this.metrics,
       },
       {
         held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
@@ -173,6 +187,16 @@ export class Worker {
       this.requestStop('fatal');
     });
     return this;
+  }
+
+  /** The prom-client registry holding this worker's metrics; null unless the `metrics` option is set (and the worker started). */
+  metricsRegistry(): Registry | null {
+    return this.metrics?.registry ?? null;
+  }
+
+  /** This worker's metrics in the Prometheus text format; empty when metrics are off. */
+  async collectMetrics(): Promise<string> {
+    return this.metrics ? this.metrics.collect() : '';
   }
 
   /** How many attempts this worker has started so far. */
@@ -385,7 +409,14 @@ export class Worker {
           const plan = this.flow.plan;
           const flowHeld = this.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
           const flowLimit = Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
-          return this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) });
+          const request = { ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) };
+          const metrics = this.metrics;
+          if (!metrics) return this.store.claim(request);
+          const started = performance.now();
+          return this.store.claim(request).then((rows) => {
+            metrics.claimed(rows.length, (performance.now() - started) / 1000);
+            return rows;
+          });
         }),
       [],
     );
@@ -443,7 +474,9 @@ export class Worker {
   private run(task: TaskRow): void {
     const stop = new AttemptControl();
     const slot = this.slots.add({ task, stop });
+    this.metrics?.attemptStarted();
     void this.attempt(task, stop).finally(() => {
+      this.metrics?.attemptEnded();
       this.slots.remove(slot);
       this.dispatch();
       this.poke();
@@ -486,6 +519,7 @@ export class Worker {
       this.log.warn('lease lost while the task ran; its result is discarded (another worker owns it now)', { id: task.id, name: task.name });
       this.summary.lost++;
       this.summary.ran++;
+      this.metrics?.attempt(task.name, task.queue, 'lost', durationMs);
       return;
     }
     // The slot frees now; the result is written by the settler (its lease stays renewed until then).
@@ -518,6 +552,7 @@ export class Worker {
   }
 
   private onSettled(r: SettleReport): void {
+    this.metrics?.attempt(r.task.name, r.task.queue, r.outcome, r.durationMs);
     reportSettled(r, { summary: this.summary, log: this.log, logInfo: this.logInfo, workerId: this.id });
   }
 
@@ -533,6 +568,7 @@ export class Worker {
     while (this.slots.size > 0) await this.idle(50);
     this.graceTimer?.clear();
     await this.services.stop();
+    this.metrics?.close();
     this.summary.reason = this.stopping ?? 'stopped';
     this.log.info('worker stopped', {
       worker: this.id,
