@@ -370,11 +370,13 @@ export class Worker {
     const nowMs = this.clock.now();
     if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor, this.flow.plan.pausedQueues), false))) return;
     // The same claim as the loop's: paused queues, limits and the run budget hold here too.
+    const started = performance.now();
     const rows = await this.health.guard(
       () =>
         this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor, flow: this.flow.plan, budget: this.budget(nowMs) }),
       [],
     );
+    this.metrics?.claimed(rows.length, (performance.now() - started) / 1000);
     if (rows.length === 0) return;
     const surplus = this.buffer.displace(rows);
     try {
