@@ -9,5 +9,6 @@ import * as m002 from './002_recurring.js';
 import * as m003 from './003_exact_identifiers.js';
 import * as m004 from './004_flow_control.js';
 import * as m005 from './005_worker_registry.js';
+import * as m007 from './007_trace_context.js';
 
-export const MIGRATIONS: readonly Migration[] = [m001, m002, m003, m004, m005];
+export const MIGRATIONS: readonly Migration[] = [m001, m002, m003, m004, m005, m007];

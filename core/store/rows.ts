@@ -103,6 +103,7 @@ function storedTask(r: Raw): StoredTask {
     lastError: strOrNull(r.last_error),
     errors: errorsOf(errors),
     errorsUnreadable: unreadableOf(errors),
+    traceContext: strOrNull(r.trace_context),
   };
 }
 
@@ -117,7 +118,7 @@ export const TASK_COLUMNS = [
   'run_at', 'scheduled_at', 'enqueued_at', 'attempts', 'repeat_every_ms', 'repeat_cron', 'timezone',
   'repeat_until', 'recurring_key', 'last_error', 'errors', 'max_attempts', 'max_run_time_ms',
   'expires_at', 'repeat_on_failure', 'locked_by', 'claim_token', 'locked_at', 'locked_until',
-  'cancel_requested', 'concurrency_key', 'snoozes',
+  'cancel_requested', 'concurrency_key', 'snoozes', 'trace_context',
 ] as const;
 
 /** A pending row from its values in TASK_COLUMNS order (a literal: every record one fast shape). */
@@ -129,6 +130,7 @@ export function taskRecord(v: readonly unknown[]): Raw {
     recurring_key: v[17], last_error: v[18], errors: v[19], max_attempts: v[20], max_run_time_ms: v[21],
     expires_at: v[22], repeat_on_failure: v[23], locked_by: v[24], claim_token: v[25], locked_at: v[26],
     locked_until: v[27], cancel_requested: v[28], concurrency_key: v[29], snoozes: v[30],
+    trace_context: v[31],
   };
 }
 
@@ -171,6 +173,7 @@ export function toTaskRow(r: Raw): TaskRow {
     lockedAt: numOrNull(r.locked_at),
     lockedUntil: numOrNull(r.locked_until),
     cancelRequested: bool(r.cancel_requested),
+    traceContext: strOrNull(r.trace_context),
   };
 }
 
@@ -210,6 +213,8 @@ export interface NewTask {
   recurringKey: string | null;
   /** From the definition's concurrencyKey (of the arguments) or the call site. */
   concurrencyKey: string | null;
+  /** The enqueue's trace context (see StoredTask.traceContext); null without OpenTelemetry. */
+  traceContext: string | null;
 }
 
 /**
@@ -239,6 +244,7 @@ export function taskWithArgs(t: Omit<NewTask, 'args' | 'hash'>, args: string, ha
     repeatOnFailure: t.repeatOnFailure,
     recurringKey: t.recurringKey,
     concurrencyKey,
+    traceContext: t.traceContext,
   };
 }
 
@@ -261,6 +267,7 @@ export function plainTask(t: Pick<NewTask, 'name' | 'args' | 'hash' | 'runAt' | 
     repeatOnFailure: true,
     recurringKey: null,
     concurrencyKey: null,
+    traceContext: null,
     ...t,
   };
 }
@@ -293,6 +300,7 @@ export function newTaskRow(t: NewTask): Raw {
   if (!t.repeatOnFailure) row.repeat_on_failure = false;
   if (t.recurringKey !== null) row.recurring_key = t.recurringKey;
   if (t.concurrencyKey !== null) row.concurrency_key = t.concurrencyKey;
+  if (t.traceContext !== null) row.trace_context = t.traceContext;
   return row;
 }
 
@@ -302,6 +310,9 @@ export function successorOf(t: TaskRow, slotMs: number, nowMs: number): NewTask 
   next.runAt = slotMs;
   next.scheduledAt = slotMs;
   next.enqueuedAt = nowMs;
+  // A new run of a recurrence is a new message: it starts a trace of its own, or a recurrence
+  // that runs every minute for a year would be one trace.
+  next.traceContext = null;
   // The expiry window is measured from the scheduled slot, which retries do not move.
   next.expiresAt = t.expiresAt === null ? null : slotMs + (t.expiresAt - t.scheduledAt);
   return next;
@@ -346,5 +357,6 @@ export function completedRow(t: TaskRow, f: Finish): Raw {
     failed_at: f.failedAt,
     return_value: f.returnValue,
     worker_id: t.lockedBy,
+    trace_context: t.traceContext,
   };
 }

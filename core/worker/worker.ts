@@ -34,6 +34,8 @@ import type { LeaseKeeper } from './lease-keeper.js';
 import { WorkerMetrics } from './metrics.js';
 import { bgtasksVersion } from '../base/version.js';
 import type { Registry } from 'prom-client';
+import { loadTracing, startAttemptSpan, type OtelApi, type OtelSpan } from '../base/tracing.js';
+import { endAttemptSpan } from './attempt-span.js';
 
 export type { WorkerOptions };
 
@@ -87,6 +89,8 @@ export class Worker {
   private readonly unrunnableWarned = new Set<string>();
   /** Null unless the `metrics` option asked for them. */
   private metrics: WorkerMetrics | null = null;
+  /** The OpenTelemetry API when the application has it (each attempt is a span), else null. */
+  private otel: OtelApi | null = null;
 
   constructor(private readonly options: WorkerOptions = {}) {
     checkWorkerOptions(options);
@@ -121,6 +125,7 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
+    this.otel = await loadTracing();
     if (o.metrics) {
       this.metrics = await WorkerMetrics.create({
         registry: o.metrics === true ? undefined : o.metrics,
@@ -490,6 +495,7 @@ export class Worker {
     const nowMs = this.clock.now();
     const started = performance.now();
     let execution: Execution;
+    let span: OtelSpan | null = null;
     if (task.expiresAt !== null && task.expiresAt <= nowMs) {
       execution = { kind: 'expired', error: new ExpiredError(`Task ${task.name} #${task.id} was not started before it expired at ${new Date(task.expiresAt).toISOString()}`) };
     } else if (!def) {
@@ -499,20 +505,30 @@ export class Worker {
       if (events.listenerCount('task:started') > 0) events.emit('task:started', { ...taskInfo(task), workerId: this.id });
       if (this.logInfo) this.log.info('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
       const maxRunTime = task.maxRunTime ?? def.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
-      execution = await execute({
-        task,
-        def,
-        maxRunTimeMs: Math.round(maxRunTime * 1000),
-        control,
-        log: this.log,
-        maxResultBytes: this.settings.maxResultBytes,
-      });
+      const run = () =>
+        execute({
+          task,
+          def,
+          maxRunTimeMs: Math.round(maxRunTime * 1000),
+          control,
+          log: this.log,
+          maxResultBytes: this.settings.maxResultBytes,
+        });
+      if (this.otel) {
+        // The task's function runs in its attempt's span: spans it makes are children of it.
+        const traced = startAttemptSpan(this.otel, task, this.id);
+        span = traced.span;
+        execution = await this.otel.context.with(traced.context, run);
+      } else {
+        execution = await run();
+      }
     }
     const decision: Decision = decide(
       { attempts: task.attempts, snoozes: task.snoozes, scheduledAt: task.scheduledAt, recurrence: taskRecurrence(task), repeatOnFailure: task.repeatOnFailure },
       execution,
       { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task), maxSnoozes: this.settings.maxSnoozes },
     );
+    if (span) endAttemptSpan(this.otel!, span, execution, decision);
     const elapsed = performance.now() - started;
     this.avgTaskMs = this.avgTaskMs < 0 ? elapsed : this.avgTaskMs * 0.9 + elapsed * 0.1;
     const durationMs = Math.round(elapsed * 10) / 10;

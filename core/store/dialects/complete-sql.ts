@@ -36,6 +36,7 @@ const COPIED = [
   'snoozes',
   'last_error',
   'errors',
+  'trace_context',
 ] as const;
 
 /** `INSERT INTO <completed> (…) SELECT …` with the task row as `t` and the inputs as expressions. */
