@@ -20,10 +20,11 @@ import { coldStartScenario } from './scenarios/cold-start.js';
 import { enqueueScenario } from './scenarios/enqueue.js';
 import { latencyScenario } from './scenarios/latency.js';
 import { memoryScenario } from './scenarios/memory.js';
+import { metricsScenario } from './scenarios/metrics.js';
 import { processScenario } from './scenarios/process.js';
 import { scaleScenario } from './scenarios/scale.js';
 
-const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, memoryScenario, coldStartScenario];
+const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, memoryScenario, coldStartScenario, metricsScenario];
 const REPORT = path.join(REPO, 'docs', 'benchmarks.md');
 
 const USAGE = `Usage: npm run bench [-- options]

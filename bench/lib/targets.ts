@@ -28,6 +28,8 @@ export const TARGETS: Target[] = [
   { label: 'Claim cost, 1M not-due rows ÷ empty table', scenario: 'scale', key: 'claim-ratio', bound: ALL_DBS(2), direction: '<=' },
   { label: 'Prune of 1M results, longest writing statement (ms)', scenario: 'scale', key: 'prune-longest', bound: ALL_DBS(200), direction: '<=' },
   { label: 'Memory, RSS after 100k ÷ after 1k tasks', scenario: 'memory', key: 'rss-ratio', bound: ALL_DBS(1.1), direction: '<=' },
+  { label: 'Worker throughput with metrics ÷ without', scenario: 'metrics', key: 'ratio', bound: ALL_DBS(0.97), direction: '>=' },
+  { label: '/metrics queue gauges, cached scrape (ms)', scenario: 'metrics', key: 'depth-scrape', bound: ALL_DBS(20), direction: '<=' },
   { label: 'Cold start, process start → first claim (ms)', scenario: 'cold-start', key: 'first-claim', bound: ALL_DBS(400), direction: '<=' },
 ];
 
