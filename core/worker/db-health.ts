@@ -6,6 +6,15 @@
 import type { Logger } from '../base/log.js';
 import type { Store } from '../store/store.js';
 import { driverMessage } from '../store/storable.js';
+import { isErrorKind } from '../errors.js';
+
+/**
+ * The kind of a failed operation, for the database-errors metric: the dialect's classification,
+ * or `missing-table` for the store's NotMigratedError (its wrapping of one), else `other`.
+ */
+export function errorKind(store: Store, err: unknown): string {
+  return store.dialect.classifyError(err) ?? (isErrorKind(err, 'NotMigratedError') ? 'missing-table' : 'other');
+}
 
 const MAX_BACKOFF_MS = 30_000;
 
@@ -64,7 +73,7 @@ export class DatabaseHealth {
       return r;
     } catch (err) {
       const kind = this.store.dialect.classifyError(err);
-      this.onError?.(kind ?? 'other');
+      this.onError?.(errorKind(this.store, err));
       if (kind !== 'connection') throw err;
       this.report(false, err, startedAt);
       return fallback;

@@ -10,7 +10,7 @@ import type { Settings } from '../config/settings.js';
 import type { Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
 import { schedulerFor } from './cron-scheduler.js';
-import type { DatabaseHealth } from './db-health.js';
+import { errorKind, type DatabaseHealth } from './db-health.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { Maintenance } from './maintenance.js';
 import type { WorkerOptions } from './options.js';
@@ -62,7 +62,7 @@ export function workerHelpers(
 ): { settler: Settler; leases: LeaseKeeper; maintenance: Maintenance; flow: FlowState; services: Services } {
   const metrics = c.metrics;
   const onConnection = (ok: boolean, err: unknown, startedAt: number) => {
-    if (!ok && metrics) metrics.databaseError(c.store.dialect.classifyError(err) ?? 'other');
+    if (!ok && metrics) metrics.databaseError(errorKind(c.store, err));
     c.health.report(ok, err, startedAt);
   };
   if (metrics) c.health.onError = (kind) => metrics.databaseError(kind);

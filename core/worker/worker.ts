@@ -190,6 +190,8 @@ export class Worker {
     void this.loop().catch((err: unknown) => {
       this.log.error('worker loop failed', { error: err instanceof Error ? err.stack : String(err) });
       this.requestStop('fatal');
+      // The loop that would have shut down is gone: shut down here, or `done` (and stop()) never resolve.
+      void this.shutdown().catch((e: unknown) => this.log.error('worker shutdown failed', { error: e instanceof Error ? e.stack : String(e) }));
     });
     return this;
   }

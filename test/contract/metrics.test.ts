@@ -102,6 +102,23 @@ contract('worker metrics', (db) => {
     }
   });
 
+  it('counts database errors by kind (a missing table; the loop then stops with reason fatal)', async () => {
+    const registry = new Registry();
+    const w = await new Worker({ clock, workerId: 'metrics-err', sleep: 0.02, names, metrics: registry, logger: recordingLogger() }).start(db.settings);
+    const tasks = db.store.tables.tasks;
+    const aside = `${tasks}_aside`;
+    await db.store.knex.schema.renameTable(tasks, aside);
+    try {
+      // The claim finds no table: the error is counted, and the worker stops (reason fatal).
+      const summary = await w.done;
+      expect(summary.reason).to.equal('fatal');
+      expect(sampleValue(parseExposition(await registry.metrics()), 'bgtasks_database_errors_total', { kind: 'missing-table' })).to.be.at.least(1);
+    } finally {
+      await db.store.knex.schema.renameTable(aside, tasks);
+      await w.stop(0);
+    }
+  });
+
   it('a worker without the metrics option has no registry and collects nothing', async () => {
     const w = new Worker({ clock, sleep: 0.02, names, logger: recordingLogger() });
     expect(w.metricsRegistry()).to.equal(null);
