@@ -2,7 +2,7 @@
  * Queue-depth gauges for a `GET /metrics` endpoint (the dashboard's, or the application's own):
  * tasks by queue and status, due tasks, and the age of the oldest due one. They come from one
  * aggregate statement (store/queue-depth.ts) whose answer is kept for `cacheSeconds` (at least
- * 5): scrapes share it, a scrape during the query waits for that query, and a failed query is
+ * 5, and at least ten times as long as the statement took): scrapes share it, a scrape during the query waits for that query, and a failed query is
  * kept as long, so however often Prometheus (or several of them) scrapes, the database sees at
  * most one query per period. The gauges are set from the cached answer at each scrape; only the
  * oldest due age moves with the clock between queries.
@@ -34,8 +34,17 @@ export interface QueueMetrics {
 
 interface Cached {
   atMs: number;
+  /** How long this answer is reused: the cache period, or longer after a slow statement. */
+  ttlMs: number;
   result: Promise<QueueDepth[]>;
 }
+
+/**
+ * An answer is also kept at least this many times as long as its statement took: on a backlog
+ * where the statement is slow (MariaDB read a million pending rows in 3.7 s), the database spends
+ * at most a tenth of its time on it however often it is scraped.
+ */
+const SLOW_FACTOR = 10;
 
 interface Gauges {
   registry: Registry;
@@ -56,13 +65,17 @@ export function queueMetrics(store: Store, options: QueueMetricsOptions = {}): Q
   let gauges: Promise<Gauges> | null = null;
 
   function depth(nowMs: number): Promise<QueueDepth[]> {
-    if (cached && nowMs - cached.atMs < cacheMs && nowMs >= cached.atMs) return cached.result;
-    const result = queueDepth(store, nowMs);
+    if (cached && nowMs - cached.atMs < cached.ttlMs && nowMs >= cached.atMs) return cached.result;
+    const started = performance.now();
+    const entry: Cached = { atMs: nowMs, ttlMs: cacheMs, result: queueDepth(store, nowMs) };
+    const stretch = () => {
+      entry.ttlMs = Math.max(cacheMs, SLOW_FACTOR * (performance.now() - started));
+    };
     // A rejection is cached as well (a database that is down is not asked at every scrape), and
     // marked handled here: each scrape that reuses it reports it.
-    result.catch(() => {});
-    cached = { atMs: nowMs, result };
-    return result;
+    entry.result.then(stretch, stretch);
+    cached = entry;
+    return entry.result;
   }
 
   async function makeGauges(): Promise<Gauges> {
