@@ -12,6 +12,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type Re
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { background } from '../../core/index.js';
 import { setTracingLoader } from '../../core/base/tracing.js';
+import { failedByIds, retryFailed } from '../../core/store/admin.js';
 import { contract } from '../helpers/databases.js';
 import { manualClockSuite } from '../helpers/manual-clock.js';
 
@@ -30,8 +31,12 @@ const flaky = background({ name: 'traces.flaky', maxAttempts: 3 }, function flak
   return n;
 });
 
+const doomed = background({ name: 'traces.doomed', maxAttempts: 1 }, function doomed() {
+  throw new Error('doomed');
+});
+
 const T0 = Date.UTC(2032, 5, 1, 8);
-const NAMES = ['traces.ok', 'traces.flaky'];
+const NAMES = ['traces.ok', 'traces.flaky', 'traces.doomed'];
 
 const parentId = (s: ReadableSpan) => s.parentSpanContext?.spanId;
 
@@ -128,6 +133,20 @@ describe('traces', () => {
       expect(exception.attributes).to.deep.include({ 'exception.type': 'TypeError', 'exception.message': 'flaky 1 fails once' });
       expect(retried!.attributes['bgtasks.task.attempt']).to.equal(2);
       expect(retried!.status.code).to.equal(SpanStatusCode.UNSET);
+    });
+
+    it('an operator\'s retry of a failed task continues the trace of its enqueue', async () => {
+      const ref = await doomed();
+      await drain({ names: NAMES });
+      const [producer] = spans(SpanKind.PRODUCER);
+      const [{ newId }] = await retryFailed(db.store, await failedByIds(db.store, [ref.id], T0), T0);
+      expect((await storedContext(newId, 'tasks'))!.traceparent).to.equal(`00-${producer!.spanContext().traceId}-${producer!.spanContext().spanId}-01`);
+      await drain({ names: NAMES });
+      const consumers = spans(SpanKind.CONSUMER);
+      expect(consumers).to.have.length(2);
+      for (const c of consumers) expect(parentId(c)).to.equal(producer!.spanContext().spanId);
+      expect(consumers.map((c) => c.attributes['messaging.message.id'])).to.deep.equal([ref.id, newId]);
+      expect(consumers.every((c) => c.status.code === SpanStatusCode.ERROR)).to.equal(true);
     });
 
     it('a bulk enqueue is one producer span; each row stores its context, and each attempt is its child', async () => {
