@@ -21,11 +21,12 @@ import { enqueueScenario } from './scenarios/enqueue.js';
 import { flowScenario } from './scenarios/flow.js';
 import { latencyScenario } from './scenarios/latency.js';
 import { memoryScenario } from './scenarios/memory.js';
+import { metricsScenario } from './scenarios/metrics.js';
 import { processScenario } from './scenarios/process.js';
 import { scaleScenario } from './scenarios/scale.js';
 import { dashboardScenario } from './scenarios/dashboard.js';
 
-const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, flowScenario, memoryScenario, coldStartScenario, dashboardScenario];
+const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, flowScenario, memoryScenario, coldStartScenario, dashboardScenario, metricsScenario];
 const REPORT = path.join(REPO, 'docs', 'benchmarks.md');
 
 const USAGE = `Usage: npm run bench [-- options]

@@ -65,6 +65,8 @@ dbOptions(
     .option('--no-run-budget', 'with --duration: also claim tasks whose maxRunTime does not fit the time left (they may be aborted)')
     .option('--dev', 'development: restart the worker when a task file or the project\'s source changes')
     .option('--log-std', 'turn what tasks write to console/stdout/stderr into log lines tagged with the task')
+    .option('--metrics-port <port>', 'serve Prometheus metrics of this worker at http://<host>:<port>/metrics (0: any free port, logged)')
+    .option('--metrics-host <host>', 'with --metrics-port: the address to listen on (default 127.0.0.1)')
     .addOption(new Option('--log-format <format>', 'log line format').choices(['human', 'json']))
     .option('-v, --verbose', 'log debug lines too')
     .option('-q, --quiet', 'log only warnings and errors')
@@ -76,6 +78,7 @@ Examples:
   $ bgtasks process-tasks --batch                    # run what is due, then exit
   $ bgtasks process-tasks --queue mail,sms --concurrency 8
   $ bgtasks process-tasks --log-format json --sleep 0.5
+  $ bgtasks process-tasks --metrics-port 9464          # Prometheus scrapes http://127.0.0.1:9464/metrics
   $ bgtasks process-tasks --dev --log-std            # development: reload on change`,
     ),
 ).action(async (flags) => {

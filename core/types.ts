@@ -211,6 +211,11 @@ export interface StoredTask {
   errors: ErrorRecord[];
   /** Set when the `errors` column holds text that is not an error history. */
   errorsUnreadable?: UnreadableText | null;
+  /**
+   * The W3C trace context of the enqueue that created it, as JSON (`{"traceparent":…,
+   * "tracestate":…}`): each attempt's span continues that trace. Null without OpenTelemetry.
+   */
+  traceContext: string | null;
 }
 
 /** A pending or running task, as the store hands it to the worker. */

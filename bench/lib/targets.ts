@@ -30,6 +30,8 @@ export const TARGETS: Target[] = [
   { label: 'Flow: per-key limit 1 over 100 keys ÷ no limits (throughput)', scenario: 'flow', key: 'keyed-ratio', bound: ALL_DBS(0.5), direction: '>=' },
   { label: 'Flow: claim beside 1M due tasks of a paused queue ÷ empty table', scenario: 'flow', key: 'paused-ratio', bound: ALL_DBS(2), direction: '<=' },
   { label: 'Memory, RSS after 100k ÷ after 1k tasks', scenario: 'memory', key: 'rss-ratio', bound: ALL_DBS(1.1), direction: '<=' },
+  { label: 'Worker throughput with metrics ÷ without', scenario: 'metrics', key: 'ratio', bound: ALL_DBS(0.97), direction: '>=' },
+  { label: '/metrics queue gauges, cached scrape (ms)', scenario: 'metrics', key: 'depth-scrape', bound: ALL_DBS(20), direction: '<=' },
   { label: 'Cold start, process start → first claim (ms)', scenario: 'cold-start', key: 'first-claim', bound: ALL_DBS(400), direction: '<=' },
 ];
 

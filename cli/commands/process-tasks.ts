@@ -16,6 +16,7 @@ import { DEV_DATABASE_ENV, flagSetting, numberFlag, overridesFrom, UsageError, t
 import { EXIT } from '../exit-codes.js';
 import { exitWhenFlushed, onOutputClosed, outputClosed } from '../output.js';
 import { watchLauncher } from '../launcher.js';
+import { metricsHostFlag, metricsPortFlag, serveMetrics, type MetricsServer } from '../metrics-server.js';
 
 export interface ProcessTasksFlags extends DbFlags {
   duration?: string;
@@ -40,6 +41,8 @@ export interface ProcessTasksFlags extends DbFlags {
   connection?: string;
   dev?: boolean;
   logStd?: boolean;
+  metricsPort?: string;
+  metricsHost?: string;
 }
 
 export function makeLogger(flags: { logFormat?: string; verbose?: boolean; quiet?: boolean }, base: Record<string, unknown> = {}): Logger {
@@ -99,6 +102,8 @@ export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
 
 export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   const options = workerOptionsFrom(flags);
+  const metricsPort = metricsPortFlag(flags.metricsPort);
+  const metricsHost = metricsHostFlag(flags.metricsHost, metricsPort);
   if (flags.dev && !process.env.BGTASKS_DEV_CHILD) {
     if (flags.batch) {
       process.stderr.write('bgtasks: --dev is ignored with --batch (a batch run ends by itself)\n');
@@ -140,6 +145,15 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   if (flags.startupDelay !== false) {
     // Many workers launched by the same cron tick should not all poll at the same instant.
     await new Promise((r) => setTimeout(r, Math.random() * 1000));
+  }
+  // Listening before the worker starts: a port in use stops the command before it claims anything.
+  let metricsServer: MetricsServer | null = null;
+  if (metricsPort !== undefined) {
+    const { Registry } = await import('prom-client');
+    const registry = new Registry();
+    options.metrics = registry;
+    metricsServer = await serveMetrics({ host: metricsHost, port: metricsPort, collect: () => registry.metrics(), contentType: registry.contentType });
+    log.info('metrics served', { url: `http://${metricsHost.includes(':') ? `[${metricsHost}]` : metricsHost}:${metricsServer.port}/metrics` });
   }
   const running = new Worker({ ...options, workerId, logger: log });
   let signals = 0;
@@ -202,6 +216,7 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   let releaseYoung = () => {};
   try {
     await running.start(settings);
+
     releaseYoung = holdYoungGeneration();
     const summary = await running.done;
     return summary.reason === 'fatal' ? EXIT.FAILURE : EXIT.OK;
@@ -215,5 +230,6 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     unwatchLauncher();
     uncapture?.();
     releaseYoung();
+    await metricsServer?.close();
   }
 }

@@ -21,6 +21,29 @@ import { validateForEnqueue, type ArgsValidator } from '../definition/validate.j
 import { openBackend } from './backend.js';
 import { HANDLE_CONNECTION, type TaskHandle, type TaskResult } from './handle.js';
 import { getResult } from './results.js';
+import { failSpan, loadTracing, startProducerSpan, storedContext, tracingLoaded, type OtelApi, type OtelSpan } from '../base/tracing.js';
+
+/**
+ * The producer span of an enqueue, when OpenTelemetry is there: started just before the insert
+ * (its context is stored with the task), ended with the id the store gave, or with the error.
+ */
+async function traced<T extends { id: string }>(task: { name: string; queue: string | null }, count: number | null, insert: (traceContext: string | null) => Promise<T>): Promise<T> {
+  const loaded = tracingLoaded();
+  const otel: OtelApi | null = loaded === undefined ? await loadTracing() : loaded;
+  if (!otel) return insert(null);
+  const span: OtelSpan = startProducerSpan(otel, task, count);
+  let result: T;
+  try {
+    result = await insert(storedContext(otel, span));
+  } catch (err) {
+    failSpan(otel, span, err);
+    throw err;
+  }
+  // A bulk's messages have ids of their own: its span says how many (messaging.batch.message_count).
+  if (count === null) span.setAttribute('messaging.message.id', result.id);
+  span.end();
+  return result;
+}
 
 /** What every call with the same options shares: the task row without its arguments. */
 export function prepareCall(
@@ -58,6 +81,7 @@ export function prepareCall(
     repeatOnFailure: opts.repeatOnFailure ?? true,
     recurringKey: null,
     concurrencyKey: typeof key === 'string' ? key : null,
+    traceContext: null,
   };
   return { template, opts, keyOf: typeof key === 'function' ? key : null };
 }
@@ -179,16 +203,19 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
   const backend = await openBackend(settings, connection);
   const db = callOpts.db;
   const explicitQueue = callOpts.queue !== undefined || def.using.queue !== undefined || def.options.queue !== undefined;
-  const stored = await backend.insertCall(
-    task,
-    {
-      action: effectiveAction(opts),
-      matchQueue: explicitQueue ? task.queue : undefined,
-      queueLimit: task.queue === null ? undefined : settings.maxQueueSize[task.queue],
-      db,
-    },
-    nowMs,
-  );
+  const stored = await traced(task, null, (traceContext) => {
+    task.traceContext = traceContext;
+    return backend.insertCall(
+      task,
+      {
+        action: effectiveAction(opts),
+        matchQueue: explicitQueue ? task.queue : undefined,
+        queueLimit: task.queue === null ? undefined : settings.maxQueueSize[task.queue],
+        db,
+      },
+      nowMs,
+    );
+  });
   const result = ref(connection, stored.id, task, stored.runAt, stored.outcome);
   emitCreated([result], [task], db);
   return result;
@@ -249,7 +276,16 @@ export async function enqueueBulk(
   const conn = connection ?? def.options.connection;
   const backend = await openBackend(settings, conn);
   const queueLimit = template.queue === null ? undefined : settings.maxQueueSize[template.queue];
-  const ids = await backend.insertCalls({ template, rows: { columns, values }, argsAt, hashAt, keyAt }, { queueLimit, db }, nowMs);
+  // One producer span for the whole bulk; every row stores its context.
+  const { ids } = await traced(template, values.length, async (traceContext) => {
+    if (traceContext !== null) {
+      template.traceContext = traceContext;
+      columns.push('trace_context');
+      for (const row of values) row.push(traceContext);
+    }
+    const inserted = await backend.insertCalls({ template, rows: { columns, values }, argsAt, hashAt, keyAt }, { queueLimit, db }, nowMs);
+    return { id: '', ids: inserted };
+  });
   const refs = ids.map((id) => ref(conn, id, template, template.runAt, 'created'));
   emitCreated(refs, [template], db);
   return refs;

@@ -74,6 +74,7 @@ function finished(task: TaskRow, f: Pick<CompletedRow, 'startedAt' | 'finishedAt
     snoozes: task.snoozes,
     lastError: f.errors.length ? f.errors[f.errors.length - 1]!.stack : null,
     errors: f.errors,
+    traceContext: task.traceContext,
   };
   return { ...stored, taskId: task.id, startedAt: f.startedAt, finishedAt: f.finishedAt, failedAt: f.failedAt, returnValue: f.returnValue, workerId: f.workerId };
 }

@@ -166,6 +166,8 @@ export function retryCopyOf(c: CompletedRow, nowMs: number): NewTask {
     runAt: nowMs,
     enqueuedAt: nowMs,
     concurrencyKey: c.concurrencyKey,
+    // An operator's retry continues the trace of the enqueue: the same message, delivered again.
+    traceContext: c.traceContext,
   });
 }
 

@@ -103,6 +103,7 @@ function storedTask(r: Raw): StoredTask {
     lastError: strOrNull(r.last_error),
     errors: errorsOf(errors),
     errorsUnreadable: unreadableOf(errors),
+    traceContext: strOrNull(r.trace_context),
   };
 }
 
@@ -117,7 +118,7 @@ export const TASK_COLUMNS = [
   'run_at', 'scheduled_at', 'enqueued_at', 'attempts', 'repeat_every_ms', 'repeat_cron', 'timezone',
   'repeat_until', 'recurring_key', 'last_error', 'errors', 'max_attempts', 'max_run_time_ms',
   'expires_at', 'repeat_on_failure', 'locked_by', 'claim_token', 'locked_at', 'locked_until',
-  'cancel_requested', 'concurrency_key', 'snoozes', 'last_error_class',
+  'cancel_requested', 'concurrency_key', 'snoozes', 'last_error_class', 'trace_context',
 ] as const;
 
 /** A pending row from its values in TASK_COLUMNS order (a literal: every record one fast shape). */
@@ -130,6 +131,7 @@ export function taskRecord(v: readonly unknown[]): Raw {
     expires_at: v[22], repeat_on_failure: v[23], locked_by: v[24], claim_token: v[25], locked_at: v[26],
     locked_until: v[27], cancel_requested: v[28], concurrency_key: v[29], snoozes: v[30],
     last_error_class: v[31],
+    trace_context: v[32],
   };
 }
 
@@ -172,6 +174,7 @@ export function toTaskRow(r: Raw): TaskRow {
     lockedAt: numOrNull(r.locked_at),
     lockedUntil: numOrNull(r.locked_until),
     cancelRequested: bool(r.cancel_requested),
+    traceContext: strOrNull(r.trace_context),
   };
 }
 
@@ -211,6 +214,8 @@ export interface NewTask {
   recurringKey: string | null;
   /** From the definition's concurrencyKey (of the arguments) or the call site. */
   concurrencyKey: string | null;
+  /** The enqueue's trace context (see StoredTask.traceContext); null without OpenTelemetry. */
+  traceContext: string | null;
 }
 
 /**
@@ -240,6 +245,7 @@ export function taskWithArgs(t: Omit<NewTask, 'args' | 'hash'>, args: string, ha
     repeatOnFailure: t.repeatOnFailure,
     recurringKey: t.recurringKey,
     concurrencyKey,
+    traceContext: t.traceContext,
   };
 }
 
@@ -262,6 +268,7 @@ export function plainTask(t: Pick<NewTask, 'name' | 'args' | 'hash' | 'runAt' | 
     repeatOnFailure: true,
     recurringKey: null,
     concurrencyKey: null,
+    traceContext: null,
     ...t,
   };
 }
@@ -294,6 +301,7 @@ export function newTaskRow(t: NewTask): Raw {
   if (!t.repeatOnFailure) row.repeat_on_failure = false;
   if (t.recurringKey !== null) row.recurring_key = t.recurringKey;
   if (t.concurrencyKey !== null) row.concurrency_key = t.concurrencyKey;
+  if (t.traceContext !== null) row.trace_context = t.traceContext;
   return row;
 }
 
@@ -303,6 +311,9 @@ export function successorOf(t: TaskRow, slotMs: number, nowMs: number): NewTask 
   next.runAt = slotMs;
   next.scheduledAt = slotMs;
   next.enqueuedAt = nowMs;
+  // A new run of a recurrence is a new message: it starts a trace of its own, or a recurrence
+  // that runs every minute for a year would be one trace.
+  next.traceContext = null;
   // The expiry window is measured from the scheduled slot, which retries do not move.
   next.expiresAt = t.expiresAt === null ? null : slotMs + (t.expiresAt - t.scheduledAt);
   return next;
@@ -354,5 +365,6 @@ export function completedRow(t: TaskRow, f: Finish): Raw {
     failed_at: f.failedAt,
     return_value: f.returnValue,
     worker_id: t.lockedBy,
+    trace_context: t.traceContext,
   };
 }

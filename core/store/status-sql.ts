@@ -18,3 +18,15 @@ export function whereReady(q: Knex.QueryBuilder, nowMs: number): Knex.QueryBuild
 export function whereLeaseRanOut(q: Knex.QueryBuilder, nowMs: number): Knex.QueryBuilder {
   return q.whereNotNull('locked_by').where('locked_until', '<=', nowMs);
 }
+
+/**
+ * The same two rules as SQL expressions with their bindings, for one query that counts both
+ * statuses at once (the queue-depth metrics): RUNNING, and READY (its negation).
+ */
+export function runningSql(nowMs: number): { sql: string; bindings: number[] } {
+  return { sql: '(locked_by IS NOT NULL AND locked_until > ?)', bindings: [nowMs] };
+}
+
+export function readySql(nowMs: number): { sql: string; bindings: number[] } {
+  return { sql: '(locked_by IS NULL OR locked_until <= ?)', bindings: [nowMs] };
+}

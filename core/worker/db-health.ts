@@ -6,6 +6,15 @@
 import type { Logger } from '../base/log.js';
 import type { Store } from '../store/store.js';
 import { driverMessage } from '../store/storable.js';
+import { isErrorKind } from '../errors.js';
+
+/**
+ * The kind of a failed operation, for the database-errors metric: the dialect's classification,
+ * or `missing-table` for the store's NotMigratedError (its wrapping of one), else `other`.
+ */
+export function errorKind(store: Store, err: unknown): string {
+  return store.dialect.classifyError(err) ?? (isErrorKind(err, 'NotMigratedError') ? 'missing-table' : 'other');
+}
 
 const MAX_BACKOFF_MS = 30_000;
 
@@ -17,6 +26,8 @@ export class DatabaseHealth {
   private polls = 0;
   private noticedAt = 0;
   private readonly backListeners: Array<() => void> = [];
+  /** Told of every failed operation seen here, by kind (the metrics count them). */
+  onError: ((kind: string) => void) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -61,7 +72,9 @@ export class DatabaseHealth {
       if (this.down) this.report(true, null, startedAt);
       return r;
     } catch (err) {
-      if (this.store.dialect.classifyError(err) !== 'connection') throw err;
+      const kind = this.store.dialect.classifyError(err);
+      this.onError?.(errorKind(this.store, err));
+      if (kind !== 'connection') throw err;
       this.report(false, err, startedAt);
       return fallback;
     }

@@ -10,7 +10,7 @@ import type { Settings } from '../config/settings.js';
 import type { Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
 import { schedulerFor } from './cron-scheduler.js';
-import type { DatabaseHealth } from './db-health.js';
+import { errorKind, type DatabaseHealth } from './db-health.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { Maintenance } from './maintenance.js';
 import type { WorkerOptions } from './options.js';
@@ -19,6 +19,7 @@ import { Settler, type SettleReport } from './settler.js';
 import { Wakeup } from './wakeup.js';
 import { FlowState } from './flow-state.js';
 import { Registration } from './registration.js';
+import type { WorkerMetrics } from './metrics.js';
 
 export interface HelperContext {
   workerId: string;
@@ -37,6 +38,8 @@ export interface HelperContext {
   concurrency: number;
   /** Epoch ms after which a `--duration` run takes no more tasks; null without a duration. */
   runUntil: number | null;
+  /** Null when metrics are off. */
+  metrics: WorkerMetrics | null;
 }
 
 /** What the helpers ask of the worker. */
@@ -57,7 +60,12 @@ export function workerHelpers(
   c: HelperContext,
   hooks: WorkerHooks,
 ): { settler: Settler; leases: LeaseKeeper; maintenance: Maintenance; flow: FlowState; services: Services } {
-  const onConnection = (ok: boolean, err: unknown, startedAt: number) => c.health.report(ok, err, startedAt);
+  const metrics = c.metrics;
+  const onConnection = (ok: boolean, err: unknown, startedAt: number) => {
+    if (!ok && metrics) metrics.databaseError(errorKind(c.store, err));
+    c.health.report(ok, err, startedAt);
+  };
+  if (metrics) c.health.onError = (kind) => metrics.databaseError(kind);
   const leases = new LeaseKeeper({
     store: c.store,
     workerId: c.workerId,
@@ -80,6 +88,7 @@ export function workerHelpers(
     onProgress: hooks.wake,
     flushMs: c.options.settleFlushMs,
     leases,
+    onWritten: metrics ? (kind, seconds) => metrics.settled(kind, seconds) : undefined,
   });
   // Back from an outage: renew (or take back) the leases first, then write the results held.
   c.health.onBack(() => void leases.beat().then(() => settler.kickNow()));
@@ -98,6 +107,7 @@ export function workerHelpers(
     // After an outage, every worker cut by it gets a whole lockTimeout to renew its leases before
     // this one treats them as dead: the same time a lease gives a worker in normal operation.
     recoverAfter: () => c.health.backAt + c.lockTimeoutMs,
+    onRecovered: metrics ? (outcome) => metrics.leaseRecovered(outcome) : undefined,
     scheduler: schedulerFor({
       store: c.store,
       clock: c.clock,

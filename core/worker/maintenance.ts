@@ -43,6 +43,8 @@ export interface MaintenanceOptions {
    * other workers cut by it get time to renew their leases first (see DatabaseHealth.backAt).
    */
   recoverAfter?: () => number;
+  /** Told of each recovered lease (the metrics count them). */
+  onRecovered?: (outcome: 'retried' | 'failed') => void;
 }
 
 const UNKNOWN_NAMES_EVERY_MS = 60_000;
@@ -137,6 +139,7 @@ export class Maintenance implements Service {
       }
       if (!ok) continue;
       n++;
+      this.o.onRecovered?.(d.type === 'retry' ? 'retried' : 'failed');
       const info = { id: t.id, name: t.name, queue: t.queue, priority: t.priority, attempt: t.attempts, runAt: now, workerId: null };
       this.o.log.warn(d.type === 'retry' ? 'recovered a task whose worker stopped renewing its lease' : 'failed a task whose worker stopped renewing its lease; its attempts are used up', {
         id: t.id,

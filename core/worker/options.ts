@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../base/clock.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../base/log.js';
+import type { Registry } from 'prom-client';
 
 export interface WorkerOptions {
   /** Only these queues (null/undefined: every queue, and tasks without one). */
@@ -46,6 +47,12 @@ export interface WorkerOptions {
   heartbeatInterval?: number;
   maxAttempts?: number;
   maxRunTime?: number;
+  /**
+   * Prometheus metrics (docs/observability.md): `true` keeps them in a registry of the worker's
+   * own (`worker.metricsRegistry()`, `worker.collectMetrics()`); a prom-client `Registry` adds
+   * them to it. Default false: nothing is counted and prom-client is not loaded.
+   */
+  metrics?: boolean | Registry;
   /** Milliseconds a success may wait for others to share its write. Default 0: writes start as soon as the previous one ends. */
   settleFlushMs?: number;
 }
@@ -94,6 +101,11 @@ export function checkWorkerOptions(o: WorkerOptions): void {
   ] as const) {
     if (list === undefined || list === null) continue;
     check(Array.isArray(list) && list.length > 0 && list.every((q) => typeof q === 'string' && q.length > 0 && q.length <= 190), flag, list, 'a comma-separated list of queue names');
+  }
+  if (o.metrics !== undefined) {
+    const m = o.metrics as unknown;
+    const registryLike = typeof m === 'object' && m !== null && typeof (m as { metrics?: unknown }).metrics === 'function' && typeof (m as { getSingleMetric?: unknown }).getSingleMetric === 'function';
+    check(typeof m === 'boolean' || registryLike, 'metrics', m === null || typeof m !== 'object' ? m : '[object]', 'true, false or a prom-client Registry');
   }
   if (o.queues && o.excludeQueues) {
     throw new ConfigError('Invalid --exclude-queues: it cannot be combined with --queue — --queue already takes only the queues it names');

@@ -51,6 +51,8 @@ export interface SettlerOptions {
   onProgress?: () => void;
   flushMs?: number;
   maxBatch?: number;
+  /** Told of each write that went through: its kind (`complete` for a batch of successes, else the decision) and seconds. */
+  onWritten?: (kind: string, seconds: number) => void;
   /**
    * The worker's leases: when they may have expired (an outage, a stall), a beat comes before the
    * next write, so a lease that another worker recovered but nobody re-claimed is taken back and
@@ -161,6 +163,7 @@ export class Settler implements Service {
       const batch = this.takeBatch();
       const startedAt = performance.now();
       const failed = await this.write(batch);
+      if (!failed) this.o.onWritten?.(batch[0]!.decision.type, (performance.now() - startedAt) / 1000);
       if (failed && !(await this.writeOneByOne(failed, startedAt))) return;
       if (this.backoffMs > 0) this.o.onConnection(true, null, startedAt);
       this.backoffMs = 0;

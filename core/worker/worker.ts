@@ -31,6 +31,11 @@ import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
 import { taskRecurrence, type Maintenance } from './maintenance.js';
 import type { LeaseKeeper } from './lease-keeper.js';
+import { WorkerMetrics } from './metrics.js';
+import { bgtasksVersion } from '../base/version.js';
+import type { Registry } from 'prom-client';
+import { loadTracing, startAttemptSpan, type OtelApi, type OtelSpan } from '../base/tracing.js';
+import { endAttemptSpan } from './attempt-span.js';
 
 export type { WorkerOptions };
 
@@ -82,6 +87,10 @@ export class Worker {
   private graceTimer: LongTimer | null = null;
   /** Names of claimed tasks this worker could not run, warned about once each. */
   private readonly unrunnableWarned = new Set<string>();
+  /** Null unless the `metrics` option asked for them. */
+  private metrics: WorkerMetrics | null = null;
+  /** The OpenTelemetry API when the application has it (each attempt is a span), else null. */
+  private otel: OtelApi | null = null;
 
   constructor(private readonly options: WorkerOptions = {}) {
     checkWorkerOptions(options);
@@ -116,6 +125,15 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
+    this.otel = await loadTracing();
+    if (o.metrics) {
+      this.metrics = await WorkerMetrics.create({
+        registry: o.metrics === true ? undefined : o.metrics,
+        workerId: this.id,
+        version: bgtasksVersion(),
+        concurrency: this.concurrency,
+      });
+    }
     this.buffer = new PrefetchBuffer(claimOrder(s.priorityOrdering), Math.min(this.sleepMs, PRIORITY_RECHECK_MS));
     // A duration run ends its last attempts by duration + grace: the run budget and the registry know when.
     this.runUntil = o.duration && o.duration > 0 ? this.clock.now() + Math.round((o.duration + (o.grace ?? 30)) * 1000) : null;
@@ -136,6 +154,7 @@ export class Worker {
         excludeQueues: this.filter.excludeQueues,
         concurrency: this.concurrency,
         runUntil: this.runUntil,
+        metrics: this.metrics,
       },
       {
         held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
@@ -171,8 +190,20 @@ export class Worker {
     void this.loop().catch((err: unknown) => {
       this.log.error('worker loop failed', { error: err instanceof Error ? err.stack : String(err) });
       this.requestStop('fatal');
+      // The loop that would have shut down is gone: shut down here, or `done` (and stop()) never resolve.
+      void this.shutdown().catch((e: unknown) => this.log.error('worker shutdown failed', { error: e instanceof Error ? e.stack : String(e) }));
     });
     return this;
+  }
+
+  /** The prom-client registry holding this worker's metrics; null unless the `metrics` option is set (and the worker started). */
+  metricsRegistry(): Registry | null {
+    return this.metrics?.registry ?? null;
+  }
+
+  /** This worker's metrics in the Prometheus text format; empty when metrics are off. */
+  async collectMetrics(): Promise<string> {
+    return this.metrics ? this.metrics.collect() : '';
   }
 
   /** How many attempts this worker has started so far. */
@@ -346,11 +377,13 @@ export class Worker {
     const nowMs = this.clock.now();
     if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor, this.flow.plan.pausedQueues), false))) return;
     // The same claim as the loop's: paused queues, limits and the run budget hold here too.
+    const started = performance.now();
     const rows = await this.health.guard(
       () =>
         this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor, flow: this.flow.plan, budget: this.budget(nowMs) }),
       [],
     );
+    this.metrics?.claimed(rows.length, (performance.now() - started) / 1000);
     if (rows.length === 0) return;
     const surplus = this.buffer.displace(rows);
     try {
@@ -385,7 +418,14 @@ export class Worker {
           const plan = this.flow.plan;
           const flowHeld = this.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
           const flowLimit = Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
-          return this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) });
+          const request = { ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) };
+          const metrics = this.metrics;
+          if (!metrics) return this.store.claim(request);
+          const started = performance.now();
+          return this.store.claim(request).then((rows) => {
+            metrics.claimed(rows.length, (performance.now() - started) / 1000);
+            return rows;
+          });
         }),
       [],
     );
@@ -443,7 +483,9 @@ export class Worker {
   private run(task: TaskRow): void {
     const stop = new AttemptControl();
     const slot = this.slots.add({ task, stop });
+    this.metrics?.attemptStarted();
     void this.attempt(task, stop).finally(() => {
+      this.metrics?.attemptEnded();
       this.slots.remove(slot);
       this.dispatch();
       this.poke();
@@ -455,6 +497,7 @@ export class Worker {
     const nowMs = this.clock.now();
     const started = performance.now();
     let execution: Execution;
+    let span: OtelSpan | null = null;
     if (task.expiresAt !== null && task.expiresAt <= nowMs) {
       execution = { kind: 'expired', error: new ExpiredError(`Task ${task.name} #${task.id} was not started before it expired at ${new Date(task.expiresAt).toISOString()}`) };
     } else if (!def) {
@@ -464,20 +507,30 @@ export class Worker {
       if (events.listenerCount('task:started') > 0) events.emit('task:started', { ...taskInfo(task), workerId: this.id });
       if (this.logInfo) this.log.info('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
       const maxRunTime = task.maxRunTime ?? def.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
-      execution = await execute({
-        task,
-        def,
-        maxRunTimeMs: Math.round(maxRunTime * 1000),
-        control,
-        log: this.log,
-        maxResultBytes: this.settings.maxResultBytes,
-      });
+      const run = () =>
+        execute({
+          task,
+          def,
+          maxRunTimeMs: Math.round(maxRunTime * 1000),
+          control,
+          log: this.log,
+          maxResultBytes: this.settings.maxResultBytes,
+        });
+      if (this.otel) {
+        // The task's function runs in its attempt's span: spans it makes are children of it.
+        const traced = startAttemptSpan(this.otel, task, this.id);
+        span = traced.span;
+        execution = await this.otel.context.with(traced.context, run);
+      } else {
+        execution = await run();
+      }
     }
     const decision: Decision = decide(
       { attempts: task.attempts, snoozes: task.snoozes, scheduledAt: task.scheduledAt, recurrence: taskRecurrence(task), repeatOnFailure: task.repeatOnFailure },
       execution,
       { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task), maxSnoozes: this.settings.maxSnoozes },
     );
+    if (span) endAttemptSpan(this.otel!, span, execution, decision);
     const elapsed = performance.now() - started;
     this.avgTaskMs = this.avgTaskMs < 0 ? elapsed : this.avgTaskMs * 0.9 + elapsed * 0.1;
     const durationMs = Math.round(elapsed * 10) / 10;
@@ -486,6 +539,7 @@ export class Worker {
       this.log.warn('lease lost while the task ran; its result is discarded (another worker owns it now)', { id: task.id, name: task.name });
       this.summary.lost++;
       this.summary.ran++;
+      this.metrics?.attempt(task.name, task.queue, 'lost', durationMs);
       return;
     }
     // The slot frees now; the result is written by the settler (its lease stays renewed until then).
@@ -518,6 +572,7 @@ export class Worker {
   }
 
   private onSettled(r: SettleReport): void {
+    this.metrics?.attempt(r.task.name, r.task.queue, r.outcome, r.durationMs);
     reportSettled(r, { summary: this.summary, log: this.log, logInfo: this.logInfo, workerId: this.id });
   }
 
@@ -533,6 +588,7 @@ export class Worker {
     while (this.slots.size > 0) await this.idle(50);
     this.graceTimer?.clear();
     await this.services.stop();
+    this.metrics?.close();
     this.summary.reason = this.stopping ?? 'stopped';
     this.log.info('worker stopped', {
       worker: this.id,

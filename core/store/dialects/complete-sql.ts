@@ -37,6 +37,7 @@ const COPIED = [
   'last_error',
   'last_error_class',
   'errors',
+  'trace_context',
 ] as const;
 
 /** `INSERT INTO <completed> (…) SELECT …` with the task row as `t` and the inputs as expressions. */

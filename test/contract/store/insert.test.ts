@@ -40,6 +40,7 @@ function asStored(t: NewTask): Partial<TaskRow> {
     repeatOnFailure: t.repeatOnFailure,
     recurringKey: t.recurringKey,
     concurrencyKey: t.concurrencyKey,
+    traceContext: t.traceContext,
   };
 }
 
@@ -65,6 +66,7 @@ contract('store: insert', (db) => {
         repeatUntil: T0 + 86_400_000,
         repeatOnFailure: false,
         recurringKey: 'k1',
+        traceContext: '{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}',
       });
       const ids = await db.store.insertTasks([t]);
       expect(ids).to.have.length(1);

@@ -34,6 +34,7 @@ function finishedAs(t: TaskRow, f: Pick<CompletedRow, 'finishedAt' | 'failedAt' 
     startedAt: t.lockedAt,
     workerId: t.lockedBy,
     errorsUnreadable: null,
+    traceContext: t.traceContext,
     ...f,
   };
 }
