@@ -3,6 +3,7 @@
  * (the same as the CLI's), mapped here to the source's types. The store may be given, or opened
  * on first use from settings (so `createDashboard` stays synchronous).
  */
+import { queueMetrics, type QueueMetrics } from '../api/metrics.js';
 import { bgtasksVersion } from '../base/version.js';
 import { ValidationError } from '../errors.js';
 import { nextCronSlot } from '../policy/cron.js';
@@ -128,6 +129,7 @@ export class DatabaseSource implements DashboardSource {
   private counts: { at: number; value: Stats } | null = null;
   private counting: Promise<Stats> | null = null;
   private readonly now: () => number;
+  private gauges: QueueMetrics | null = null;
 
   constructor(private readonly options: DatabaseSourceOptions) {
     this.now = options.now ?? Date.now;
@@ -324,6 +326,13 @@ export class DatabaseSource implements DashboardSource {
     const { names, queues } = await namesAndQueues(await this.store(), 200);
     this.choices = { at: now, value: { taskNames: names, queues } };
     return this.choices.value;
+  }
+
+  /** The queue-depth gauges (core/api/metrics.ts): one statement, its answer kept for 5 s. */
+  async metrics(): Promise<string> {
+    const store = await this.store();
+    this.gauges ??= queueMetrics(store, { clock: { now: this.now } });
+    return this.gauges.collect();
   }
 
   async retry(target: ActionTarget): Promise<ActionResult> {

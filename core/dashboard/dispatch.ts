@@ -63,6 +63,28 @@ function describe(app: App): View['source'] {
   }
 }
 
+const METRICS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/**
+ * `GET /metrics`: the source's queue gauges for Prometheus, behind the same auth as the pages (a
+ * scraper sends `Authorization: Bearer <token>`). Not a page: no CSRF, no layout.
+ */
+async function metricsResponse(app: App, method: string): Promise<Response> {
+  if (method === 'POST') return jsonError(405, 'method_not_allowed', 'GET /metrics only', { allow: 'GET, HEAD' });
+  const metrics = app.source.metrics;
+  if (!metrics) return jsonError(404, 'not_found', 'this dashboard has no metrics (its source gives none)');
+  try {
+    const text = await metrics.call(app.source);
+    return new Response(text, { status: 200, headers: { 'content-type': METRICS_TYPE, 'cache-control': 'no-store' } });
+  } catch {
+    // Not the driver's message: it may name the server; the dashboard's log is not the place either (every scrape).
+    return new Response('bgtasks: the database did not answer the queue-depth query; try again later\n', {
+      status: 503,
+      headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
+    });
+  }
+}
+
 /** Answers one request, or null when its path is outside `base`. */
 export async function dispatch(app: App, request: Request, base: string): Promise<Response | null> {
   const url = new URL(request.url);
@@ -99,6 +121,8 @@ export async function dispatch(app: App, request: Request, base: string): Promis
   try {
     if (!['GET', 'HEAD', 'POST'].includes(request.method)) {
       response = jsonError(405, 'method_not_allowed', `method ${request.method} is not allowed here`, { allow: 'GET, HEAD, POST' });
+    } else if (rel === '/metrics') {
+      response = await metricsResponse(app, request.method);
     } else if (rel === '/api' || rel.startsWith('/api/')) {
       response = await routeApi(ctx);
     } else {

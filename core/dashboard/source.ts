@@ -393,6 +393,13 @@ export interface DashboardSource {
   workers(): Promise<WorkerList>;
   filterChoices(): Promise<FilterChoices>;
 
+  /**
+   * Optional: the queue-depth gauges in the Prometheus text format, for `GET /metrics` (404
+   * without it). The database source answers from one statement cached for at least 5 s, so
+   * scrapes never load the database; a rejection is answered 503.
+   */
+  metrics?(): Promise<string>;
+
   retry(target: ActionTarget): Promise<ActionResult>;
   cancel(target: ActionTarget): Promise<ActionResult>;
   delete(target: ActionTarget): Promise<ActionResult>;

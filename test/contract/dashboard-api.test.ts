@@ -41,6 +41,27 @@ contract('runNow() and createDashboard()', (db) => {
     expect(() => createDashboard({ source: {} as never, database: db.url })).to.throw(/either a `source`/);
   });
 
+  it('GET /metrics of createDashboard({ database }) counts the queues from the tables, one query for scrapes within 5 s', async () => {
+    await seed(db, [newTask({ runAt: T0 - 1000, queue: 'mail' }), newTask({ runAt: T0 - 500, queue: 'mail' }), newTask({ runAt: T0 + 60_000 })]);
+    let now = T0;
+    const dashboard = createDashboard({ database: db.url, tablePrefix: db.settings.tablePrefix, now: () => now, logger: { error: (m) => expect.fail(m) } });
+    const scrape = async () => {
+      const res = await dashboard.fetch(new Request('http://localhost/metrics'));
+      expect(res.status).to.equal(200);
+      return res.text();
+    };
+    const first = await scrape();
+    expect(first).to.match(/^bgtasks_queue_tasks\{queue="mail",status="READY"\} 2$/m);
+    expect(first).to.match(/^bgtasks_queue_tasks\{queue="",status="READY"\} 1$/m);
+    expect(first).to.match(/^bgtasks_queue_due_tasks\{queue="mail"\} 2$/m);
+    // A task enqueued now is not seen until the cached answer is 5 s old: scrapes cost no query.
+    await seed(db, [newTask({ runAt: T0 - 100, queue: 'mail' })]);
+    now = T0 + 4_000;
+    expect(await scrape()).to.match(/^bgtasks_queue_tasks\{queue="mail",status="READY"\} 2$/m);
+    now = T0 + 5_000;
+    expect(await scrape()).to.match(/^bgtasks_queue_tasks\{queue="mail",status="READY"\} 3$/m);
+  });
+
   it('migration 006 fills last_error_class from stored histories (skipping unreadable ones), and rolls back and applies again', async () => {
     const ctx = { prefix: db.settings.tablePrefix, dialect: db.store.dialect };
     const { tasks, completed } = db.store.tables;

@@ -27,6 +27,30 @@ function setup(opts: Partial<DashboardOptions> = {}, headers: Record<string, str
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 describe('dashboard http', () => {
+  it('GET /metrics: the source\'s gauges as Prometheus text behind the same auth; 404 without them, 503 without internals when they fail, 405 for POST', async () => {
+    const none = setup();
+    expect((await none.dashboard.fetch(new Request('http://localhost/metrics'))).status).to.equal(404);
+    let fail = false;
+    const { source, dashboard } = setup({ auth: 's3cret' });
+    (source as { metrics?: () => Promise<string> }).metrics = async () => {
+      if (fail) throw new Error('connect ECONNREFUSED 10.1.2.3:5432 password=hunter2');
+      return 'bgtasks_queue_tasks{queue="mail",status="READY"} 3\n';
+    };
+    expect((await dashboard.fetch(new Request('http://localhost/metrics'))).status).to.equal(401);
+    const auth = { authorization: 'Bearer s3cret' };
+    const ok = await dashboard.fetch(new Request('http://localhost/metrics', { headers: auth }));
+    expect(ok.status).to.equal(200);
+    expect(ok.headers.get('content-type')).to.equal('text/plain; version=0.0.4; charset=utf-8');
+    expect(await ok.text()).to.equal('bgtasks_queue_tasks{queue="mail",status="READY"} 3\n');
+    fail = true;
+    const down = await dashboard.fetch(new Request('http://localhost/metrics', { headers: auth }));
+    expect(down.status).to.equal(503);
+    const text = await down.text();
+    expect(text).to.match(/did not answer/);
+    expect(text).not.to.match(/ECONNREFUSED|hunter2|10\.1\.2\.3/);
+    expect((await dashboard.fetch(new Request('http://localhost/metrics', { method: 'POST', headers: auth }))).status).to.equal(405);
+  });
+
   it('every answer carries the CSP and the other security headers: pages, fragments, API, assets, errors, 401', async () => {
     const { client } = setup();
     const { client: locked } = setup({ auth: 'hunter2' });
