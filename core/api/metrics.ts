@@ -2,10 +2,12 @@
  * Queue-depth gauges for a `GET /metrics` endpoint (the dashboard's, or the application's own):
  * tasks by queue and status, due tasks, and the age of the oldest due one. They come from one
  * aggregate statement (store/queue-depth.ts) whose answer is kept for `cacheSeconds` (at least
- * 5, and at least ten times as long as the statement took): scrapes share it, a scrape during the query waits for that query, and a failed query is
- * kept as long, so however often Prometheus (or several of them) scrapes, the database sees at
- * most one query per period. The gauges are set from the cached answer at each scrape; only the
- * oldest due age moves with the clock between queries.
+ * 5, and at least ten times as long as the statement took), so however often Prometheus (or
+ * several of them) scrapes, the database sees at most one statement per period. Once there is an
+ * answer a scrape never waits for the statement: an answer past its period is served while the
+ * next one is read in the background. The first scrape waits, and so does one after a failed
+ * statement (a failure is kept as long as an answer: a database that is down is not asked at
+ * every scrape). Only the oldest due age moves with the clock between statements.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Gauge, Registry } from 'prom-client';
@@ -32,11 +34,13 @@ export interface QueueMetrics {
   handler(req: IncomingMessage, res: ServerResponse): void;
 }
 
-interface Cached {
+interface Answer {
   atMs: number;
-  /** How long this answer is reused: the cache period, or longer after a slow statement. */
+  /** How long this answer is used: the cache period, or longer after a slow statement. */
   ttlMs: number;
-  result: Promise<QueueDepth[]>;
+  rows?: QueueDepth[];
+  /** Set when the statement failed. */
+  error?: unknown;
 }
 
 /**
@@ -61,21 +65,32 @@ export function queueMetrics(store: Store, options: QueueMetricsOptions = {}): Q
   }
   const cacheMs = cacheSeconds * 1000;
   const clock = () => options.clock ?? currentClock();
-  let cached: Cached | null = null;
+  let answer: Answer | null = null;
+  let reading: Promise<void> | null = null;
   let gauges: Promise<Gauges> | null = null;
 
-  function depth(nowMs: number): Promise<QueueDepth[]> {
-    if (cached && nowMs - cached.atMs < cached.ttlMs && nowMs >= cached.atMs) return cached.result;
-    const started = performance.now();
-    const entry: Cached = { atMs: nowMs, ttlMs: cacheMs, result: queueDepth(store, nowMs) };
-    const stretch = () => {
-      entry.ttlMs = Math.max(cacheMs, SLOW_FACTOR * (performance.now() - started));
-    };
-    // A rejection is cached as well (a database that is down is not asked at every scrape), and
-    // marked handled here: each scrape that reuses it reports it.
-    entry.result.then(stretch, stretch);
-    cached = entry;
-    return entry.result;
+  function read(nowMs: number): Promise<void> {
+    if (!reading) {
+      const started = performance.now();
+      const ttlMs = () => Math.max(cacheMs, SLOW_FACTOR * (performance.now() - started));
+      reading = queueDepth(store, nowMs)
+        .then(
+          (rows) => void (answer = { atMs: nowMs, ttlMs: ttlMs(), rows }),
+          (error: unknown) => void (answer = { atMs: nowMs, ttlMs: ttlMs(), error }),
+        )
+        .finally(() => (reading = null));
+    }
+    return reading;
+  }
+
+  async function depth(nowMs: number): Promise<QueueDepth[]> {
+    const fresh = answer !== null && nowMs >= answer.atMs && nowMs - answer.atMs < answer.ttlMs;
+    if (!fresh) {
+      const next = read(nowMs);
+      if (answer === null || answer.error !== undefined) await next;
+    }
+    if (answer!.error !== undefined) throw answer!.error;
+    return answer!.rows!;
   }
 
   async function makeGauges(): Promise<Gauges> {
