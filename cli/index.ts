@@ -235,9 +235,10 @@ dbOptions(
 dbOptions(
   program
     .command('health')
-    .description('Exit 0 when no due task has waited longer than --max-wait seconds (and the last hour\'s failures are under --max-failures), else exit 1 with the reason.')
+    .description('Exit 0 when no due task has waited longer than --max-wait seconds (and the last hour\'s failures are under --max-failures, and --min-workers live workers are registered), else exit 1 with the reason.')
     .requiredOption('--max-wait <seconds>', 'longest acceptable wait of a due task')
     .option('--max-failures <n>', 'unhealthy when this many tasks failed in the last hour (default: no limit)')
+    .option('--min-workers <n>', 'unhealthy when fewer live workers are in the worker registry (with --queue: serving each queue)')
     .option('--queue <names>', 'only these queues (comma-separated)')
     .option('--json', 'print JSON')
     .addHelpText(
@@ -246,6 +247,7 @@ dbOptions(
 Examples:
   $ bgtasks health --max-wait 600
   $ bgtasks health --max-wait 300 --max-failures 20 || notify-ops   # crontab alerting
+  $ bgtasks health --max-wait 300 --min-workers 2 --queue mail
 
 Exit codes: 0 healthy, 1 unhealthy (or a runtime failure), 2 usage error, 3 not migrated.`,
     ),

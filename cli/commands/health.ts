@@ -1,9 +1,12 @@
 /**
- * `bgtasks health --max-wait S [--max-failures N]`: exit 0 when the queue is healthy, 1 with the
- * reason on one line when it is not. For monitoring and cron alerting.
+ * `bgtasks health --max-wait S [--max-failures N] [--min-workers N]`: exit 0 when the queue is
+ * healthy, 1 with the reason on one line when it is not. For monitoring and cron alerting. Live
+ * workers come from the worker registry (a worker is alive while its registry heartbeat is).
  */
 import { currentClock } from '../../core/base/clock.js';
+import { workerState } from '../../core/policy/status.js';
 import { healthNumbers } from '../../core/store/admin.js';
+import { listWorkers, type WorkerRecord } from '../../core/store/workers.js';
 import { numberFlag } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { duration, json, line } from '../format.js';
@@ -13,15 +16,29 @@ import { openStore, type StoreFlags } from '../open-store.js';
 export interface HealthFlags extends StoreFlags {
   maxWait?: string;
   maxFailures?: string;
+  minWorkers?: string;
   queue?: string;
+}
+
+/** How far back the registry is read: any live worker beat well within it. */
+const REGISTRY_WINDOW_MS = 3_600_000;
+
+/** Whether a worker claims from `queue` (its --queue list, or every queue but its excluded ones). */
+function serves(w: WorkerRecord, queue: string): boolean {
+  return (w.queues === null || w.queues.includes(queue)) && !(w.excludeQueues ?? []).includes(queue);
 }
 
 export async function healthCommand(flags: HealthFlags): Promise<number> {
   const maxWait = numberFlag(flags.maxWait, '--max-wait', 'seconds >= 0', (n) => n >= 0)!;
   const maxFailures = numberFlag(flags.maxFailures, '--max-failures', 'an integer >= 1', (n) => Number.isInteger(n) && n >= 1);
+  const minWorkers = numberFlag(flags.minWorkers, '--min-workers', 'an integer >= 1', (n) => Number.isInteger(n) && n >= 1);
   const queues = parseList(flags.queue, '--queue', 'queue names');
   const { store } = await openStore(flags);
-  const h = await healthNumbers(store, currentClock().now(), queues);
+  const now = currentClock().now();
+  const h = await healthNumbers(store, now, queues);
+  const alive = (await listWorkers(store, now - REGISTRY_WINDOW_MS)).filter((w) => workerState(w, now) === 'alive');
+  // With --queue, each named queue needs its own live workers: one serving another queue is no help.
+  const perQueue = queues ? queues.map((q) => ({ queue: q, workers: alive.filter((w) => serves(w, q)).length })) : null;
   const problems: string[] = [];
   const wait = h.oldestDue?.waitSeconds ?? 0;
   if (h.oldestDue && wait > maxWait) {
@@ -30,11 +47,32 @@ export async function healthCommand(flags: HealthFlags): Promise<number> {
   if (maxFailures !== undefined && h.failuresLastHour >= maxFailures) {
     problems.push(`${h.failuresLastHour} task(s) failed in the last hour, --max-failures is ${maxFailures}`);
   }
+  if (minWorkers !== undefined) {
+    if (perQueue) {
+      for (const q of perQueue) if (q.workers < minWorkers) problems.push(`${q.workers} live worker(s) serve queue ${q.queue}, --min-workers is ${minWorkers}`);
+    } else if (alive.length < minWorkers) {
+      problems.push(`${alive.length} live worker(s), --min-workers is ${minWorkers}`);
+    }
+  }
   const ok = problems.length === 0;
   if (flags.json) {
-    json({ ok, problems, oldestDue: h.oldestDue, oldestDueWaitSeconds: wait, failuresLastHour: h.failuresLastHour, maxWait, maxFailures: maxFailures ?? null });
+    json({
+      ok,
+      problems,
+      oldestDue: h.oldestDue,
+      oldestDueWaitSeconds: wait,
+      failuresLastHour: h.failuresLastHour,
+      workersAlive: alive.length,
+      workersPerQueue: perQueue,
+      maxWait,
+      maxFailures: maxFailures ?? null,
+      minWorkers: minWorkers ?? null,
+    });
   } else if (ok) {
-    line(`OK: oldest due task waited ${duration(wait)} (max ${maxWait} s); ${h.failuresLastHour} failure(s) in the last hour${maxFailures !== undefined ? ` (must stay under ${maxFailures})` : ''}`);
+    line(
+      `OK: oldest due task waited ${duration(wait)} (max ${maxWait} s); ${h.failuresLastHour} failure(s) in the last hour${maxFailures !== undefined ? ` (must stay under ${maxFailures})` : ''}; ` +
+        `${alive.length} live worker(s)${minWorkers !== undefined ? ` (at least ${minWorkers}${perQueue ? ' per queue' : ''})` : ''}`,
+    );
   } else {
     line(`UNHEALTHY: ${problems.join('; ')}`);
   }

@@ -215,6 +215,17 @@ for (const t of cliTargets()) {
         const [j] = JSON.parse(r.stdout) as Array<{ id: string; state: string; running: Array<{ id: string }>; names: string[] }>;
         expect([j!.id, j!.state, j!.running.map((x) => x.id), j!.names]).to.deep.equal([`why-${t.name}`, 'alive', [first], ['hold']]);
 
+        // health reads the same registry: one live worker, serving every queue.
+        r = await cli('health', '--max-wait', '86400', '--min-workers', '1');
+        expectCode(r, 0);
+        expect(r.stdout).to.match(/; 1 live worker\(s\) \(at least 1\)\n$/);
+        r = await cli('health', '--max-wait', '86400', '--min-workers', '2');
+        expectCode(r, 1);
+        expect(r.stdout).to.equal('UNHEALTHY: 1 live worker(s), --min-workers is 2\n');
+        r = await cli('health', '--max-wait', '86400', '--min-workers', '1', '--queue', 'work,other', '--json');
+        expectCode(r, 0);
+        expect(JSON.parse(r.stdout)).to.deep.include({ workersAlive: 1, workersPerQueue: [{ queue: 'work', workers: 1 }, { queue: 'other', workers: 1 }], minWorkers: 1 });
+
         writeFileSync(release, 'x');
         await waitUntil(async () => (await store.findPending(first)) === null, 'the first task to finish', 20_000, 20);
       } finally {
@@ -226,6 +237,12 @@ for (const t of cliTargets()) {
       expect(r.stdout).to.match(/No live worker/);
       r = await cli('workers', '--all');
       expect(r.stdout).to.match(new RegExp(`why-${t.name}\\s+stopped\\s`));
+      r = await cli('health', '--max-wait', '86400', '--min-workers', '1', '--queue', 'work');
+      expectCode(r, 1);
+      expect(r.stdout).to.equal('UNHEALTHY: 0 live worker(s) serve queue work, --min-workers is 1\n');
+      r = await cli('health', '--max-wait', '86400', '--min-workers', '0');
+      expectCode(r, 2);
+      expect(r.stderr).to.match(/--min-workers/);
       r = await cli('why', first);
       expectCode(r, 1);
       expect(r.stdout).to.match(/it has finished: SUCCESSFUL at /);
