@@ -94,7 +94,9 @@ for (const t of cliTargets()) {
       const started = Date.now();
       const r = await runCli(['process-tasks', '--duration', '1', '--grace', '1', '--sleep', '0.1', '--no-startup-delay'], project.dir, env);
       expect(r.code, r.stderr).to.equal(0);
-      expect((Date.now() - started) / 1000).to.be.lessThan(1 + 1 + 2.5);
+      // Duration 1 s + grace 1 s + the CLI's start and exit on a loaded 2-core machine; the task
+      // itself would run 20 s, so this still proves it was aborted.
+      expect((Date.now() - started) / 1000).to.be.lessThan(1 + 1 + 6);
       const res = await getResult(id!);
       expect(res.status).to.equal('READY');
       expect(res.attempts).to.equal(1);
