@@ -138,6 +138,7 @@ export function workerHelpers(
     c.log,
     () => flow.invalidate(),
     () => flow.tasksCreated(),
+    { listenUrl: c.settings.listenUrl, sleepMs: c.sleepMs },
   );
   const registration = new Registration({
     store: c.store,

@@ -69,7 +69,7 @@ contract('DEADWORKER-01: dead workers found in seconds', (db) => {
     await db.reset();
     // The victim holds its tasks for a minute; the survivor's copies return at once.
     const victim = worker('dw-victim', 'dw-hold', { HOLD_MS: '120000' });
-    const refs = [];
+    const refs: Array<{ id: string }> = [];
     for (let n = 1; n <= HOLDS; n++) refs.push(await hold(n));
     await pollUntil(async () => (await lockedBy('dw-victim')) === HOLDS, 'the victim to claim every task', 30_000, 50);
     const survivor = worker('dw-survivor', 'dw-hold');
