@@ -35,6 +35,8 @@ export class Wakeup implements Service {
   /** The private connection opened for `listenUrl`, closed on stop. */
   private listenConn: Promise<Connection> | null = null;
   private selfTested = false;
+  /** What the first LISTEN's self-test found: `unknown` until it ends, or when it could not be sent. */
+  delivery: 'pending' | 'arrived' | 'lost' | 'unknown' = 'pending';
   private selfTest: { token: string; arrived: () => void } | null = null;
 
   constructor(
@@ -106,7 +108,10 @@ export class Wakeup implements Service {
    */
   private async checkDelivery(): Promise<void> {
     const notify = this.store.dialect.notify;
-    if (!notify || this.stopped) return;
+    if (!notify || this.stopped) {
+      this.delivery = 'unknown';
+      return;
+    }
     const token = `${SELF_TEST_PREFIX}${randomUUID()}`;
     let timer: NodeJS.Timeout | undefined;
     const arrived = new Promise<boolean>((resolve) => {
@@ -119,11 +124,13 @@ export class Wakeup implements Service {
     } catch {
       clearTimeout(timer);
       this.selfTest = null;
+      this.delivery = 'unknown';
       return;
     }
     const ok = await arrived;
     clearTimeout(timer);
     this.selfTest = null;
+    this.delivery = ok ? 'arrived' : 'lost';
     if (ok || this.stopped) return;
     this.log.warn(
       `notifications do not arrive (a pooler in transaction mode?); polling every ${(this.o.sleepMs ?? 5000) / 1000} s (--sleep); set listenUrl to a direct connection`,
