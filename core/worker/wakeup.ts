@@ -2,7 +2,8 @@
  * Wakes an idle worker when tasks are inserted, where the database can say so (PostgreSQL's
  * LISTEN/NOTIFY), and when this same process enqueues. Polling stays the fallback: a lost
  * notification, or a listening connection that broke, costs at most one poll. A broken LISTEN
- * connection is opened again after a pause.
+ * connection is opened again after a pause. The first LISTEN checks that notifications arrive at
+ * all (a pooler in transaction mode swallows them); `listenUrl` gives it a direct connection.
  */
 import { randomUUID } from 'node:crypto';
 import { events } from '../base/events.js';
