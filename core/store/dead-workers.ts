@@ -16,6 +16,7 @@ export interface DeadWorkerLease {
   task: TaskRow;
   host: string;
   pid: number | null;
+  pidNamespace: string | null;
   heartbeatAt: number;
 }
 
@@ -49,14 +50,20 @@ export async function deadWorkerLeases(knex: Knex, tables: Tables, nowMs: number
   const w = tables.workers;
   const rows = (await knex(tables.tasks)
     .join(w, `${w}.id`, `${tables.tasks}.locked_by`)
-    .select(`${tables.tasks}.*`, { w_host: `${w}.host`, w_pid: `${w}.pid`, w_beat: `${w}.heartbeat_at` })
+    .select(`${tables.tasks}.*`, { w_host: `${w}.host`, w_pid: `${w}.pid`, w_ns: `${w}.pid_ns`, w_beat: `${w}.heartbeat_at` })
     .whereNotNull(`${tables.tasks}.locked_by`)
     .where(`${tables.tasks}.locked_until`, '>=', nowMs)
     .where(staleBeat(knex, (c) => `${w}.${c}`, nowMs))
     .orderBy([{ column: `${w}.heartbeat_at` }, { column: `${tables.tasks}.id` }])
     .limit(limit)) as Array<Record<string, unknown>>;
   return rows.map((r) => {
-    const { w_host, w_pid, w_beat, ...task } = r;
-    return { task: toTaskRow(task), host: String(w_host), pid: w_pid === null || w_pid === undefined ? null : Number(w_pid), heartbeatAt: Number(w_beat) };
+    const { w_host, w_pid, w_ns, w_beat, ...task } = r;
+    return {
+      task: toTaskRow(task),
+      host: String(w_host),
+      pid: w_pid === null || w_pid === undefined ? null : Number(w_pid),
+      pidNamespace: w_ns === null || w_ns === undefined ? null : String(w_ns),
+      heartbeatAt: Number(w_beat),
+    };
   });
 }

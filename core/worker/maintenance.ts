@@ -3,7 +3,6 @@
  * (their worker died or stalled), warn about due tasks no loaded task file can run, and warn once
  * about clock skew between this machine and the database.
  */
-import os from 'node:os';
 import type { Clock } from '../base/clock.js';
 import { errorRecord, WorkerLostError } from '../errors.js';
 import { events } from '../base/events.js';
@@ -13,6 +12,7 @@ import { attemptsRecorded, decideExpiredLease, type Decision } from '../policy/t
 import type { Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
 import type { RecurringScheduler } from './cron-scheduler.js';
+import { processGoneHere, type ProcessPlace } from './process-identity.js';
 import type { Service } from './service.js';
 
 /** The recurrence stored on a task. */
@@ -49,23 +49,7 @@ export interface MaintenanceOptions {
   /** Called after a pass recovered tasks, so that this worker claims them without waiting for its next poll. */
   onAnyRecovered?: () => void;
   /** Whether a worker process is known to be gone (tests inject one; the default asks this machine's kernel). */
-  processGone?: (host: string, pid: number | null) => boolean;
-}
-
-/**
- * True only when the process is certainly gone: it ran on this machine (same host name) and the
- * kernel has no process with its pid. A worker on another machine, or one whose pid exists (even
- * reused by another program), is not known to be gone.
- */
-export function processGoneHere(host: string, pid: number | null): boolean {
-  if (pid === null || pid <= 0 || host !== os.hostname() || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    // EPERM: it exists, under another user.
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  processGone?: (p: ProcessPlace) => boolean;
 }
 
 const UNKNOWN_NAMES_EVERY_MS = 60_000;
@@ -168,7 +152,7 @@ export class Maintenance implements Service {
     let n = 0;
     for (const c of await this.o.store.deadWorkerLeases(now)) {
       const t = c.task;
-      if (held.has(t.claimToken!) || !gone(c.host, c.pid)) continue;
+      if (held.has(t.claimToken!) || !gone(c)) continue;
       const error = new WorkerLostError(
         `worker ${t.lockedBy} is gone (process ${c.pid} on ${c.host} no longer exists; its last heartbeat was at ${new Date(c.heartbeatAt).toISOString()}); the lost run counts as attempt ${t.attempts}`,
       );

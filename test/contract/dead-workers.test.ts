@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { ManualClock } from '../../core/base/clock.js';
 import { DEAD_WORKER_FLOOR_MS, deadWorkerAfterMs, registryBeatMs } from '../../core/policy/status.js';
-import { Maintenance, processGoneHere } from '../../core/worker/maintenance.js';
+import { Maintenance } from '../../core/worker/maintenance.js';
+import { pidNamespace, processGoneHere } from '../../core/worker/process-identity.js';
 import { beatWorker, registerWorker } from '../../core/store/workers.js';
 import type { TaskRow } from '../../core/types.js';
 import { contract } from '../helpers/databases.js';
@@ -38,11 +39,14 @@ describe('dead-worker bound (policy)', () => {
 
   it('a process is gone only when it ran on this machine and its pid no longer exists', () => {
     const pid = deadPid();
-    expect(processGoneHere(os.hostname(), pid)).to.equal(true);
-    expect(processGoneHere(`${os.hostname()}-elsewhere`, pid)).to.equal(false);
-    expect(processGoneHere(os.hostname(), process.pid)).to.equal(false);
-    expect(processGoneHere(os.hostname(), process.ppid)).to.equal(false);
-    expect(processGoneHere(os.hostname(), null)).to.equal(false);
+    const here = { host: os.hostname(), pidNamespace: pidNamespace() };
+    expect(processGoneHere({ ...here, pid })).to.equal(true);
+    expect(processGoneHere({ ...here, host: `${os.hostname()}-elsewhere`, pid })).to.equal(false);
+    // A container with this host name (host networking) but a pid namespace of its own.
+    expect(processGoneHere({ ...here, pidNamespace: 'pid:[1]', pid })).to.equal(false);
+    expect(processGoneHere({ ...here, pid: process.pid })).to.equal(false);
+    expect(processGoneHere({ ...here, pid: process.ppid })).to.equal(false);
+    expect(processGoneHere({ ...here, pid: null })).to.equal(false);
   });
 });
 
@@ -51,7 +55,7 @@ contract('dead workers found in seconds', (db) => {
   const clock = new ManualClock(T0);
 
   /** A worker row beating at `beatAt`, and one task it claimed at T0 under a LEASE_MS lease. */
-  async function workerWithTask(id: string, o: { host?: string; pid: number | null; beatAt: number }): Promise<TaskRow> {
+  async function workerWithTask(id: string, o: { host?: string; pid: number | null; beatAt: number; pidNamespace?: string | null }): Promise<TaskRow> {
     await registerWorker(db.store, {
       id,
       host: o.host ?? os.hostname(),
@@ -66,6 +70,7 @@ contract('dead workers found in seconds', (db) => {
       heartbeatAt: o.beatAt,
       heartbeatMs: BEAT_MS,
       runUntil: null,
+      pidNamespace: o.pidNamespace === undefined ? pidNamespace() : o.pidNamespace,
     });
     const [tid] = await seed(db, [newTask({ runAt: T0 - 1 })]);
     return claimOne(db, tid!, { workerId: id, nowMs: T0, leaseMs: LEASE_MS });
@@ -106,12 +111,14 @@ contract('dead workers found in seconds', (db) => {
     expect(await m.recoverExpiredLeases()).to.equal(1);
   });
 
-  it('never recovers early from a worker on another machine, nor from one that still beats', async () => {
+  it('never recovers early from a worker on another machine or in another pid namespace, nor from one that still beats', async () => {
     const far = await workerWithTask('w-far', { host: 'another-machine', pid: deadPid(), beatAt: T0 });
+    const container = await workerWithTask('w-container', { pid: deadPid(), beatAt: T0, pidNamespace: 'pid:[1]' });
     const beating = await workerWithTask('w-beating', { pid: deadPid(), beatAt: T0 + 20_000 });
     clock.set(T0 + 20_000 + BOUND_MS - 1);
     expect(await maintenance().recoverDeadWorkers()).to.equal(0);
     expect(await db.store.findPending(far.id)).to.deep.equal(far);
+    expect(await db.store.findPending(container.id)).to.deep.equal(container);
     expect(await db.store.findPending(beating.id)).to.deep.equal(beating);
   });
 
