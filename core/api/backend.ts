@@ -16,6 +16,7 @@ import { runTaskNow, type RunNowResult } from '../store/run-now.js';
 import type { NewTask } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 import type { CompletedRow, TaskRow } from '../types.js';
+import { enqueueError } from './enqueue-errors.js';
 import { MemoryStore } from './memory-store.js';
 
 /** Many calls of one definition: rows built from one template, each with its arguments and hash. */
@@ -52,8 +53,11 @@ export interface Backend {
 /** The database behind a store: every method one of store/'s verbs. */
 export function databaseBackend(store: Store): Backend {
   return {
-    insertCall: (task, plan, nowMs) => insertCall(store, task, plan, nowMs),
-    insertCalls: (calls, plan, nowMs) => insertCalls(store, calls.rows, calls.template.queue, plan, nowMs),
+    insertCall: (task, plan, nowMs) => insertCall(store, task, plan, nowMs).catch((err: unknown) => Promise.reject(enqueueError(store, task.name, err))),
+    insertCalls: (calls, plan, nowMs) =>
+      insertCalls(store, calls.rows, calls.template.queue, plan, nowMs).catch((err: unknown) =>
+        Promise.reject(enqueueError(store, `${calls.rows.values.length} calls of ${calls.template.name}`, err)),
+      ),
     async find(id) {
       const pending = await store.findPending(id);
       if (pending) return { pending, completed: null };

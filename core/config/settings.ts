@@ -70,6 +70,12 @@ export interface Settings {
    * older slots were missed and follow the schedule's `catchUp`. Default 300 (at least 3 polls).
    */
   cronGrace: number;
+  /**
+   * PostgreSQL: a direct connection for the worker's LISTEN (new-task wake-ups), when `database`
+   * goes through a pooler in transaction mode, where LISTEN does nothing. Default: none (the
+   * worker listens on a connection of its `database` pool).
+   */
+  listenUrl: DatabaseSpec | null;
   /** Where the settings came from, for `bgtasks config` and error messages. */
   configFile: string | null;
 }
@@ -97,6 +103,7 @@ export interface SettingsInput {
   queues?: Record<string, { concurrency?: number | null; rateLimit?: RateLimit | null }>;
   errorsKept?: number;
   cronGrace?: number;
+  listenUrl?: string | null;
 }
 
 export const DEFAULT_TASK_FILES = ['**/tasks.{ts,mts,js,mjs}'];
@@ -109,7 +116,7 @@ export const CONFIG_FILE_NAMES = [
   'bgtasks.config.json',
 ];
 
-const ENV_NAMES: Record<string, SettingName> = {
+const ENV_NAMES: Record<string, SettingName | 'listenUrl'> = {
   BGTASKS_DATABASE_URL: 'database',
   BGTASKS_TABLE_PREFIX: 'tablePrefix',
   BGTASKS_MAX_ATTEMPTS: 'maxAttempts',
@@ -128,6 +135,7 @@ const ENV_NAMES: Record<string, SettingName> = {
   BGTASKS_MODE: 'mode',
   BGTASKS_ERRORS_KEPT: 'errorsKept',
   BGTASKS_CRON_GRACE: 'cronGrace',
+  BGTASKS_LISTEN_URL: 'listenUrl',
 };
 export const ENV_VARIABLES = Object.keys(ENV_NAMES);
 
@@ -206,6 +214,7 @@ export async function resolveSettings(options: ResolveOptions = {}): Promise<Set
     queues: merged.queues ?? {},
     errorsKept: merged.errorsKept ?? 10,
     cronGrace: merged.cronGrace ?? 300,
+    listenUrl: merged.listenUrl ?? null,
     configFile: file,
   };
   if (settings.heartbeatInterval >= settings.lockTimeout) {
@@ -269,12 +278,14 @@ function parseInput(input: SettingsInput, source: string, baseDir: string): Part
       out.database = parseDatabase(raw as DatabaseSetting, baseDir, `database (from ${source})`);
     } else if (key === 'connections') {
       out.connections = parseConnections(raw, baseDir, source);
+    } else if (key === 'listenUrl') {
+      out.listenUrl = raw === null ? null : parseListenUrl(raw, baseDir, `listenUrl (from ${source})`);
     } else if (key in SETTING_SPECS) {
       (out as Record<string, unknown>)[key] = parseWithSpec(key as SettingName, raw, source);
       if (key === 'taskFiles') out.taskFilesBase = baseDir;
     } else {
       throw new ConfigError(
-        `Unknown setting "${key}" (from ${source}) — expected one of: database, connections, ${Object.keys(SETTING_SPECS).join(', ')}`,
+        `Unknown setting "${key}" (from ${source}) — expected one of: database, connections, listenUrl, ${Object.keys(SETTING_SPECS).join(', ')}`,
       );
     }
   }
@@ -299,19 +310,31 @@ function parseEnv(env: NodeJS.ProcessEnv, cwd: string): Partial<Settings> {
     if (raw === undefined || raw === '') continue;
     if (key === 'database') {
       out.database = parseDatabase(raw, cwd, variable);
+    } else if (key === 'listenUrl') {
+      out.listenUrl = parseListenUrl(raw, cwd, variable);
     } else {
-      (out as Record<string, unknown>)[key] = parseWithSpec(key, raw, variable, true);
+      (out as Record<string, unknown>)[key] = parseWithSpec(key as SettingName, raw, variable, true);
       if (key === 'taskFiles') out.taskFilesBase = cwd;
     }
   }
   return out;
 }
 
+/** A PostgreSQL URL (the only database that listens). */
+function parseListenUrl(raw: unknown, baseDir: string, label: string): DatabaseSpec {
+  const expected = 'a postgres:// or postgresql:// URL of a direct connection (no pooler in transaction mode) to the database';
+  if (typeof raw !== 'string') throw new ConfigError(`Invalid ${label}: ${describeValue(raw)} — expected ${expected}`);
+  const spec = parseDatabase(raw, baseDir, label);
+  if (spec.dialect !== 'postgres') throw new ConfigError(`Invalid ${label}: ${spec.display} — expected ${expected}`);
+  return spec;
+}
+
 /** Settings as the CLI and docs show them: passwords masked, knex instances described. */
 export function describeSettings(s: Settings): Record<string, unknown> {
-  const { database, connections, ...rest } = s;
+  const { database, connections, listenUrl, ...rest } = s;
   return {
     ...rest,
+    listenUrl: listenUrl?.display ?? null,
     database: database.display,
     connections: Object.fromEntries(Object.entries(connections).map(([k, v]) => [k, v.display])),
   };

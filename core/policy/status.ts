@@ -41,3 +41,24 @@ export function workerState(w: WorkerBeat, nowMs: number): 'alive' | 'stopped' |
   if (w.stoppedAt !== null) return 'stopped';
   return w.heartbeatAt + WORKER_MISSED_BEATS * w.heartbeatMs > nowMs ? 'alive' : 'lost';
 }
+
+/**
+ * How often a worker writes its registry heartbeat: its lease heartbeat, but at least every 3 s,
+ * so that a dead worker's row goes stale within seconds while leases stay long.
+ */
+export function registryBeatMs(heartbeatMs: number): number {
+  return Math.min(heartbeatMs, 3000);
+}
+
+/** Below this, a missed registry beat is more likely a slow database than a dead process. */
+export const DEAD_WORKER_FLOOR_MS = 8000;
+
+/**
+ * How long after its last registry heartbeat a worker's RUNNING tasks may be recovered before
+ * their lease runs out (when its process is also known to be gone; see worker/maintenance.ts):
+ * WORKER_MISSED_BEATS registry beats, and never less than DEAD_WORKER_FLOOR_MS. With the defaults
+ * (10 s heartbeat, so 3 s registry beats) this is 9 s. store/workers.ts has its SQL form.
+ */
+export function deadWorkerAfterMs(beatMs: number): number {
+  return Math.max(WORKER_MISSED_BEATS * beatMs, DEAD_WORKER_FLOOR_MS);
+}

@@ -12,6 +12,7 @@ import { NotMigratedError } from '../errors.js';
 import { completedRow, lastErrorClass, newTaskRow, successorOf, toCompletedRow, toTaskRow, type Finish, type NewTask } from './rows.js';
 import { applyBudget, claimTasks, emptyFlowPlan, type ClaimFilter, type FlowPlan, type RunBudget } from './claim.js';
 import { tablesFor, type Tables } from './tables.js';
+import { deadWorkerLeases, staleWorkerIds, type DeadWorkerLease } from './dead-workers.js';
 
 export { tablesFor, type Tables, type ClaimFilter };
 import { planSuccessStatements, storableRecord } from './storable.js';
@@ -492,13 +493,10 @@ export class Store {
    * id and claim token) or take the lease back at its next heartbeat (see retake): a worker cut
    * off by an outage longer than `lockTimeout` keeps its work when nobody re-ran it meanwhile.
    */
-  async recoverLease(task: TaskRow, runAt: number, record: ErrorRecord, nowMs: number): Promise<'ok' | 'lost' | 'cancelled'> {
+  async recoverLease(task: TaskRow, runAt: number, record: ErrorRecord, nowMs: number, o: { deadWorker?: boolean } = {}): Promise<'ok' | 'lost' | 'cancelled'> {
     const { errors, lastError } = this.withError(task, record);
-    const q = this.knex(this.tables.tasks)
-      .where('id', task.id)
-      .where('claim_token', task.claimToken!)
-      .whereNotNull('locked_by')
-      .where('locked_until', '<', nowMs);
+    const q = this.knex(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!).whereNotNull('locked_by');
+    this.whereRecoverable(q, nowMs, o.deadWorker === true);
     return this.readyGuarded(q, {
       run_at: runAt,
       locked_by: null,
@@ -507,6 +505,27 @@ export class Store {
       last_error_class: lastErrorClass(errors),
       errors: JSON.stringify(errors),
     });
+  }
+
+  /**
+   * The recovery guard: the lease ran out before `nowMs`, or (`deadWorker`) its worker's registry
+   * heartbeat is stale at `nowMs` (see dead-workers.ts): a worker that beat again meanwhile keeps
+   * its tasks.
+   */
+  private whereRecoverable(q: Knex.QueryBuilder, nowMs: number, deadWorker: boolean): void {
+    if (!deadWorker) {
+      q.where('locked_until', '<', nowMs);
+      return;
+    }
+    q.where((w) => w.where('locked_until', '<', nowMs).orWhereIn('locked_by', staleWorkerIds(this.knex, this.tables, nowMs)));
+  }
+
+  /**
+   * Claims under a live lease whose worker's registry heartbeat is stale: candidates for recovery
+   * once the caller knows the worker's process is gone.
+   */
+  deadWorkerLeases(nowMs: number, limit?: number): Promise<DeadWorkerLease[]> {
+    return this.retrying(() => deadWorkerLeases(this.knex, this.tables, nowMs, limit));
   }
 
   /** Applies `set` to the row `q` guards unless a cancel was requested: ok, cancelled or lost. */
@@ -546,13 +565,13 @@ export class Store {
    */
   async fail(
     task: TaskRow,
-    opts: { nowMs: number; record: ErrorRecord; successorAt: number | null; attempts: number; expiredLeaseBefore?: number },
+    opts: { nowMs: number; record: ErrorRecord; successorAt: number | null; attempts: number; expiredLeaseBefore?: number; deadWorker?: boolean },
   ): Promise<boolean> {
     const { errors, lastError } = this.withError(task, opts.record);
     return this.tx(async (trx) => {
       const [g] = await this.guardSuccessors(trx, [{ task, successorAt: opts.successorAt }], opts.nowMs);
       const q = trx(this.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
-      if (opts.expiredLeaseBefore !== undefined) q.where('locked_until', '<', opts.expiredLeaseBefore);
+      if (opts.expiredLeaseBefore !== undefined) this.whereRecoverable(q, opts.expiredLeaseBefore, opts.deadWorker === true);
       if ((await q.del()) !== 1) return false;
       const finish: Finish = {
         finishedAt: opts.nowMs,

@@ -24,6 +24,8 @@ export interface WorkerRecord {
   heartbeatMs: number;
   runUntil: number | null;
   stoppedAt: number | null;
+  /** Linux: its pid namespace (worker/process-identity.ts); null elsewhere. Written, not read back here. */
+  pidNamespace?: string | null;
 }
 
 const json = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
@@ -75,6 +77,7 @@ export async function registerWorker(store: Store, w: Omit<WorkerRecord, 'stoppe
     heartbeat_ms: w.heartbeatMs,
     run_until: w.runUntil,
     stopped_at: null,
+    pid_ns: w.pidNamespace ?? null,
   };
   const { id: _id, ...rest } = row;
   await store.retrying(() => store.knex(store.tables.workers).insert(row).onConflict('id').merge(Object.keys(rest)));

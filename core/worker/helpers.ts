@@ -19,6 +19,7 @@ import { Settler, type SettleReport } from './settler.js';
 import { Wakeup } from './wakeup.js';
 import { FlowState } from './flow-state.js';
 import { Registration } from './registration.js';
+import { registryBeatMs } from '../policy/status.js';
 import type { WorkerMetrics } from './metrics.js';
 
 export interface HelperContext {
@@ -108,6 +109,7 @@ export function workerHelpers(
     // this one treats them as dead: the same time a lease gives a worker in normal operation.
     recoverAfter: () => c.health.backAt + c.lockTimeoutMs,
     onRecovered: metrics ? (outcome) => metrics.leaseRecovered(outcome) : undefined,
+    onAnyRecovered: hooks.wake,
     scheduler: schedulerFor({
       store: c.store,
       clock: c.clock,
@@ -136,6 +138,7 @@ export function workerHelpers(
     c.log,
     () => flow.invalidate(),
     () => flow.tasksCreated(),
+    { listenUrl: c.settings.listenUrl, sleepMs: c.sleepMs },
   );
   const registration = new Registration({
     store: c.store,
@@ -146,7 +149,8 @@ export function workerHelpers(
     queues: c.queues,
     excludeQueues: c.excludeQueues,
     concurrency: c.concurrency,
-    heartbeatMs: c.heartbeatMs,
+    // Its own, shorter beat: a dead worker's row goes stale within seconds (see Maintenance.recoverDeadWorkers).
+    heartbeatMs: registryBeatMs(c.heartbeatMs),
     runUntil: c.runUntil,
   });
   return { settler, leases, maintenance, flow, services: new Services([registration, flow, leases, settler, maintenance, wakeup]) };

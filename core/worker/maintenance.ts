@@ -12,6 +12,7 @@ import { attemptsRecorded, decideExpiredLease, type Decision } from '../policy/t
 import type { Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
 import type { RecurringScheduler } from './cron-scheduler.js';
+import { processGoneHere, type ProcessPlace } from './process-identity.js';
 import type { Service } from './service.js';
 
 /** The recurrence stored on a task. */
@@ -45,6 +46,10 @@ export interface MaintenanceOptions {
   recoverAfter?: () => number;
   /** Told of each recovered lease (the metrics count them). */
   onRecovered?: (outcome: 'retried' | 'failed') => void;
+  /** Called after a pass recovered tasks, so that this worker claims them without waiting for its next poll. */
+  onAnyRecovered?: () => void;
+  /** Whether a worker process is known to be gone (tests inject one; the default asks this machine's kernel). */
+  processGone?: (p: ProcessPlace) => boolean;
 }
 
 const UNKNOWN_NAMES_EVERY_MS = 60_000;
@@ -85,7 +90,10 @@ export class Maintenance implements Service {
     try {
       if (real - this.lastRecovery >= this.o.everyMs) {
         this.lastRecovery = real;
-        if (performance.now() >= (this.o.recoverAfter?.() ?? 0)) await this.recoverExpiredLeases();
+        if (performance.now() >= (this.o.recoverAfter?.() ?? 0)) {
+          const n = (await this.recoverExpiredLeases()) + (await this.recoverDeadWorkers());
+          if (n > 0) this.o.onAnyRecovered?.();
+        }
         if (this.o.scheduler) await this.o.scheduler.tick();
       }
       if (real - this.lastUnknownCheck >= UNKNOWN_NAMES_EVERY_MS) {
@@ -122,36 +130,67 @@ export class Maintenance implements Service {
       const error = new WorkerLostError(
         `worker ${t.lockedBy} stopped renewing its lease (it expired at ${new Date(t.lockedUntil ?? now).toISOString()}); the lost run counts as attempt ${t.attempts}`,
       );
-      const d: Decision = decideExpiredLease(
-        { attempts: t.attempts, scheduledAt: t.scheduledAt, recurrence: taskRecurrence(t), repeatOnFailure: t.repeatOnFailure, cancelRequested: t.cancelRequested },
-        { nowMs: now, maxAttempts: this.o.maxAttemptsFor(t) },
-        error,
-      );
-      const attempts = d.type === 'fail' ? attemptsRecorded(d, t.attempts) : t.attempts;
-      const record = errorRecord(d.type === 'fail' ? d.error : error, attempts, now, t.lockedBy);
-      let ok = false;
-      if (d.type === 'retry') {
-        const r = await this.o.store.recoverLease(t, d.runAt, record, now);
-        // A cancel request that arrived meanwhile is handled on the next pass.
-        ok = r === 'ok';
-      } else if (d.type === 'fail') {
-        ok = await this.o.store.fail(t, { nowMs: now, record, successorAt: d.successorAt, attempts, expiredLeaseBefore: now });
-      }
-      if (!ok) continue;
-      n++;
-      this.o.onRecovered?.(d.type === 'retry' ? 'retried' : 'failed');
-      const info = { id: t.id, name: t.name, queue: t.queue, priority: t.priority, attempt: t.attempts, runAt: now, workerId: null };
-      this.o.log.warn(d.type === 'retry' ? 'recovered a task whose worker stopped renewing its lease' : 'failed a task whose worker stopped renewing its lease; its attempts are used up', {
-        id: t.id,
-        name: t.name,
-        lost_worker: t.lockedBy,
-        attempt: t.attempts,
-      });
-      const err = d.type === 'fail' ? d.error : error;
-      events.emit('task:error', { ...info, error: err });
-      events.emit(d.type === 'retry' ? 'task:rescheduled' : 'task:failed', { ...info, error: err });
+      if (await this.recoverOne(t, error, now, false)) n++;
     }
     return n;
+  }
+
+  /**
+   * Recovers, before their lease runs out, the tasks of workers that are dead for sure: their
+   * registry heartbeat is stale (policy/status.ts deadWorkerAfterMs: 9 s with the defaults) AND
+   * their process is known to be gone (processGone: on this machine, the kernel has no such pid).
+   * A stale heartbeat alone is not enough: a task that blocks its worker's event loop stops the
+   * registry beats too, and that worker is alive; its tasks wait for their lease to run out, as
+   * do those of workers on other machines, whose processes this one cannot see. The write is
+   * guarded by the same staleness in SQL (a worker that beat meanwhile keeps its tasks) and keeps
+   * the claim token, as for an expired lease.
+   */
+  async recoverDeadWorkers(): Promise<number> {
+    const now = this.o.clock.now();
+    const held = new Set(this.o.heldTokens?.() ?? []);
+    const gone = this.o.processGone ?? processGoneHere;
+    let n = 0;
+    for (const c of await this.o.store.deadWorkerLeases(now)) {
+      const t = c.task;
+      if (held.has(t.claimToken!) || !gone(c)) continue;
+      const error = new WorkerLostError(
+        `worker ${t.lockedBy} is gone (process ${c.pid} on ${c.host} no longer exists; its last heartbeat was at ${new Date(c.heartbeatAt).toISOString()}); the lost run counts as attempt ${t.attempts}`,
+      );
+      if (await this.recoverOne(t, error, now, true)) n++;
+    }
+    return n;
+  }
+
+  /** One recovery write (retry or fail) with its log line and events; false when the guard refused. */
+  private async recoverOne(t: TaskRow, error: WorkerLostError, now: number, deadWorker: boolean): Promise<boolean> {
+    const d: Decision = decideExpiredLease(
+      { attempts: t.attempts, scheduledAt: t.scheduledAt, recurrence: taskRecurrence(t), repeatOnFailure: t.repeatOnFailure, cancelRequested: t.cancelRequested },
+      { nowMs: now, maxAttempts: this.o.maxAttemptsFor(t) },
+      error,
+    );
+    const attempts = d.type === 'fail' ? attemptsRecorded(d, t.attempts) : t.attempts;
+    const record = errorRecord(d.type === 'fail' ? d.error : error, attempts, now, t.lockedBy);
+    let ok = false;
+    if (d.type === 'retry') {
+      const r = await this.o.store.recoverLease(t, d.runAt, record, now, { deadWorker });
+      // A cancel request that arrived meanwhile is handled on the next pass.
+      ok = r === 'ok';
+    } else if (d.type === 'fail') {
+      ok = await this.o.store.fail(t, { nowMs: now, record, successorAt: d.successorAt, attempts, expiredLeaseBefore: now, deadWorker });
+    }
+    if (!ok) return false;
+    this.o.onRecovered?.(d.type === 'retry' ? 'retried' : 'failed');
+    const info = { id: t.id, name: t.name, queue: t.queue, priority: t.priority, attempt: t.attempts, runAt: now, workerId: null };
+    this.o.log.warn(d.type === 'retry' ? 'recovered a task whose worker stopped renewing its lease' : 'failed a task whose worker stopped renewing its lease; its attempts are used up', {
+      id: t.id,
+      name: t.name,
+      lost_worker: t.lockedBy,
+      attempt: t.attempts,
+    });
+    const err = d.type === 'fail' ? d.error : error;
+    events.emit('task:error', { ...info, error: err });
+    events.emit(d.type === 'retry' ? 'task:rescheduled' : 'task:failed', { ...info, error: err });
+    return true;
   }
 
   async warnUnknownNames(): Promise<void> {

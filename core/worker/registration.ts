@@ -13,6 +13,7 @@ import type { TaskLimits } from '../policy/flow.js';
 import type { Store } from '../store/store.js';
 import { beatWorker, pruneWorkers, registerWorker, stopWorker, type WorkerRecord } from '../store/workers.js';
 import { pruneRateStarts } from '../store/queues.js';
+import { pidNamespace } from './process-identity.js';
 import type { Service } from './service.js';
 
 /** Rows of workers whose last heartbeat is older than this are deleted. */
@@ -69,6 +70,7 @@ export class Registration implements Service {
       heartbeatAt: now,
       heartbeatMs: this.o.heartbeatMs,
       runUntil: this.o.runUntil,
+      pidNamespace: pidNamespace(),
     };
   }
 

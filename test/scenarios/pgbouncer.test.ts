@@ -3,7 +3,8 @@
  * transaction mode, started by the test in front of a private server: migrate, enqueue and two
  * spawned workers all go through it; every task runs once. LISTEN cannot work through a
  * transaction pooler (the session it was sent on is handed to other clients), so an idle worker
- * must still find new tasks by polling. Skipped with a printed notice without PostgreSQL's server
+ * must still find new tasks by polling; the worker says so once (PGBOUNCER-02), and with `listenUrl`
+ * set to the server itself it listens there and wakes at once. Skipped with a printed notice without PostgreSQL's server
  * binaries or /usr/sbin/pgbouncer.
  */
 import { expect } from 'chai';
@@ -91,5 +92,44 @@ describe('scenarios through pgbouncer in transaction mode [postgres]', function 
     expect(pickupMs).to.be.lessThan(sleep * 1000 + 3_000);
     const pools = await bouncer!.admin('SHOW POOLS');
     expect(pools.find((p) => p.database === 'test'), 'the pool bgtasks used').to.include({ pool_mode: 'transaction' });
+  });
+
+  it('PGBOUNCER-02: a worker says once that notifications do not arrive; with listenUrl on the server itself, a task enqueued through PgBouncer starts at once', async function () {
+    this.timeout(90_000);
+    const sleep = 10;
+    const NOTICE = /notifications do not arrive \(a pooler in transaction mode\?\); polling every 10 s \(--sleep\); set listenUrl to a direct connection/g;
+    const start = (extra: Record<string, string> = {}) => {
+      const s = startCli(['process-tasks', '--no-startup-delay', '--sleep', String(sleep), '--concurrency', '2'], project.dir, { ...env, ...extra });
+      children.push(s);
+      return s;
+    };
+    const effects = () => count('SELECT count(*) AS n FROM effects', 'fx');
+
+    // Without listenUrl: the self-test notification never arrives through the pooler.
+    const pooled = start();
+    await pollUntil(() => (pooled.stdout().match(NOTICE) ?? []).length > 0, 'the notice that notifications do not arrive', 30_000, 50);
+    pooled.child.kill('SIGTERM');
+    const p = await pooled.exited;
+    expect(p.code, outputOf(pooled)).to.equal(0);
+    expect((p.stdout.match(NOTICE) ?? []).length, 'notices').to.equal(1);
+
+    // With listenUrl: LISTEN on a direct connection; NOTIFY from PgBouncer's sessions reaches it.
+    const direct = start({ BGTASKS_LISTEN_URL: server!.url });
+    const listening = async () =>
+      Number((await server!.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'test' AND query LIKE 'LISTEN %' AND state = 'idle'"))[0]!.n) === 1;
+    await pollUntil(listening, 'the worker to LISTEN on its direct connection', 30_000, 50);
+    const before = await effects();
+    await enqueue(5001, 1);
+    const enqueuedAt = Date.now();
+    await pollUntil(async () => (await effects()) === before + 1, 'the task to run', 15_000, 20);
+    const pickupMs = Date.now() - enqueuedAt;
+    expectRunning(direct, 'the worker with listenUrl');
+    direct.child.kill('SIGTERM');
+    const d = await direct.exited;
+    expect(d.code, outputOf(direct)).to.equal(0);
+    process.stdout.write(`      with listenUrl, a task enqueued through PgBouncer ran ${pickupMs} ms after its enqueue returned (poll every ${sleep} s)\n`);
+    expect(d.stdout.match(NOTICE), 'no notice with listenUrl').to.equal(null);
+    // Woken by the notification, not by a poll: well under one --sleep.
+    expect(pickupMs).to.be.lessThan(3_000);
   });
 });

@@ -87,7 +87,29 @@ describe('settings', () => {
         maxQueueSize: {},
         errorsKept: 10,
         cronGrace: 300,
+        listenUrl: null,
       });
+    });
+  });
+
+  describe('listenUrl', () => {
+    it('reads BGTASKS_LISTEN_URL and configure({ listenUrl }) as a PostgreSQL URL, shown without its password', async () => {
+      const fromEnv = await resolveSettings({ cwd: dir(), env: { BGTASKS_LISTEN_URL: 'postgres://app:hunter2@db.example:5432/jobs' } });
+      expect(fromEnv.listenUrl).to.include({ dialect: 'postgres', display: 'postgres://app:***@db.example:5432/jobs' });
+      expect(describeSettings(fromEnv).listenUrl).to.equal('postgres://app:***@db.example:5432/jobs');
+      expect(JSON.stringify(describeSettings(fromEnv))).to.not.contain('hunter2');
+      configure({ listenUrl: 'postgresql://direct.example/jobs' });
+      expect((await resolveSettings({ cwd: dir(), env: {} })).listenUrl!.display).to.equal('postgresql://direct.example/jobs');
+      configure({ listenUrl: null });
+      expect((await resolveSettings({ cwd: dir(), env: {} })).listenUrl).to.equal(null);
+    });
+
+    it('rejects a listenUrl that is not a PostgreSQL URL, naming where it came from and what is expected', async () => {
+      const err = await configErrorOf(resolveSettings({ cwd: dir(), env: { BGTASKS_LISTEN_URL: 'mysql://app:s3cret@db.example/jobs' } }));
+      expect(err.message).to.equal(
+        'Invalid BGTASKS_LISTEN_URL: mysql://app:***@db.example/jobs — expected a postgres:// or postgresql:// URL of a direct connection (no pooler in transaction mode) to the database',
+      );
+      expect(() => configure({ listenUrl: 42 as unknown as string })).to.throw(ConfigError, /^Invalid listenUrl \(from configure\(\)\): 42 — expected a postgres:\/\//);
     });
   });
 

@@ -75,6 +75,8 @@ export interface Dialect {
   rows(result: unknown): Record<string, unknown>[];
   /** Tells listening workers the queues table changed (PostgreSQL's NOTIFY); absent elsewhere. */
   notifyQueuesChanged?(knex: Knex, tables: { tasks: string }): Promise<void>;
+  /** Sends `payload` to the listening workers (a listener's self-test); present where `listen` is. */
+  notify?(knex: Knex, tables: { tasks: string }, payload: string): Promise<void>;
   /**
    * Records successes: copies each pending row (matched by id and claim token) into the completed
    * table with its finish time and return value, and deletes it, atomically. Returns the ids done;

@@ -71,6 +71,10 @@ export const postgresDialect: Dialect = {
     await knex.raw(`SELECT pg_notify(${channelLiteral(tables.tasks)}, 'queues')`);
   },
 
+  async notify(knex, tables, payload) {
+    await knex.raw(`SELECT pg_notify(${channelLiteral(tables.tasks)}, ?)`, [payload]);
+  },
+
   async completeMany(knex, tables, items) {
     // PostgreSQL: one statement, atomic on its own: the DELETE's RETURNING feeds the INSERT, and
     // the inputs arrive as four arrays (one bound parameter each).

@@ -1,0 +1,69 @@
+/**
+ * The RUNNING tasks of workers whose registry heartbeat went stale: candidates for recovery
+ * before their lease runs out. The store only finds them and guards the write; whether the
+ * worker's process is really gone is decided by the caller (worker/maintenance.ts), because a
+ * worker whose event loop is blocked stops beating too. The staleness rule is
+ * policy/status.ts deadWorkerAfterMs, written here in SQL.
+ */
+import type { Knex } from 'knex';
+import { DEAD_WORKER_FLOOR_MS, WORKER_MISSED_BEATS } from '../policy/status.js';
+import type { TaskRow } from '../types.js';
+import { toTaskRow } from './rows.js';
+import type { Tables } from './tables.js';
+
+/** A RUNNING task whose worker stopped beating, with what the registry says of that worker. */
+export interface DeadWorkerLease {
+  task: TaskRow;
+  host: string;
+  pid: number | null;
+  pidNamespace: string | null;
+  heartbeatAt: number;
+}
+
+/**
+ * `heartbeat_at + max(3 × heartbeat_ms, floor) < now` on the registry row: CASE instead of
+ * GREATEST, which SQLite lacks (its max() is not portable either).
+ */
+function staleBeat(knex: Knex, column: (c: string) => string, nowMs: number): Knex.Raw {
+  const hb = column('heartbeat_ms');
+  return knex.raw(`?? + CASE WHEN ${WORKER_MISSED_BEATS} * ?? > ? THEN ${WORKER_MISSED_BEATS} * ?? ELSE ? END < ?`, [
+    column('heartbeat_at'),
+    hb,
+    DEAD_WORKER_FLOOR_MS,
+    hb,
+    DEAD_WORKER_FLOOR_MS,
+    nowMs,
+  ]);
+}
+
+/** The ids of registered workers that are stale at `nowMs` (a subquery for a guarded write). */
+export function staleWorkerIds(knex: Knex, tables: Tables, nowMs: number): Knex.QueryBuilder {
+  return knex(tables.workers).select('id').where(staleBeat(knex, (c) => c, nowMs));
+}
+
+/**
+ * Claims under a lease that has not run out yet whose worker's registry row is stale, oldest
+ * heartbeat first. A worker with no row (never registered, or pruned) is not listed: nothing
+ * says it is gone, so its leases simply run out.
+ */
+export async function deadWorkerLeases(knex: Knex, tables: Tables, nowMs: number, limit = 100): Promise<DeadWorkerLease[]> {
+  const w = tables.workers;
+  const rows = (await knex(tables.tasks)
+    .join(w, `${w}.id`, `${tables.tasks}.locked_by`)
+    .select(`${tables.tasks}.*`, { w_host: `${w}.host`, w_pid: `${w}.pid`, w_ns: `${w}.pid_ns`, w_beat: `${w}.heartbeat_at` })
+    .whereNotNull(`${tables.tasks}.locked_by`)
+    .where(`${tables.tasks}.locked_until`, '>=', nowMs)
+    .where(staleBeat(knex, (c) => `${w}.${c}`, nowMs))
+    .orderBy([{ column: `${w}.heartbeat_at` }, { column: `${tables.tasks}.id` }])
+    .limit(limit)) as Array<Record<string, unknown>>;
+  return rows.map((r) => {
+    const { w_host, w_pid, w_ns, w_beat, ...task } = r;
+    return {
+      task: toTaskRow(task),
+      host: String(w_host),
+      pid: w_pid === null || w_pid === undefined ? null : Number(w_pid),
+      pidNamespace: w_ns === null || w_ns === undefined ? null : String(w_ns),
+      heartbeatAt: Number(w_beat),
+    };
+  });
+}

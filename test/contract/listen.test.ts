@@ -1,0 +1,55 @@
+/**
+ * PostgreSQL's wake-up listener (worker/wakeup.ts): its first LISTEN checks that a notification
+ * sent through the store's own connections arrives; with `listenUrl` it listens on a private
+ * direct connection, which stop() closes. (Through PgBouncer in transaction mode the test
+ * notification never arrives: test/scenarios/pgbouncer.test.ts, PGBOUNCER-02.)
+ */
+import { expect } from 'chai';
+import knexFactory from 'knex';
+import { parseDatabase } from '../../core/config/database-spec.js';
+import { Wakeup } from '../../core/worker/wakeup.js';
+import { contract, waitUntil } from '../helpers/databases.js';
+import { recordingLogger } from '../helpers/log.js';
+
+contract('wake-up listener', (db) => {
+  if (db.name !== 'postgres') return;
+  beforeEach(() => db.reset());
+
+  const listeners = async () =>
+    // Only this suite's channel: other suites may listen on the same server.
+    Number(((await db.store.knex.raw("SELECT count(*) AS n FROM pg_stat_activity WHERE query = ? AND state = 'idle'", [`LISTEN "${db.store.tables.tasks}"`])) as { rows: Array<{ n: unknown }> }).rows[0]!.n);
+
+  it('the first LISTEN hears its own test notification on a direct connection, and says nothing', async () => {
+    const log = recordingLogger();
+    let wakes = 0;
+    const w = new Wakeup(db.store, () => wakes++, log, undefined, undefined, { selfTestMs: 5000, sleepMs: 5000 });
+    await w.start();
+    try {
+      await waitUntil(() => w.delivery !== 'pending', 'the self-test to end', 10_000);
+      expect(w.delivery).to.equal('arrived');
+      expect(wakes, 'a test notification wakes nobody').to.equal(0);
+      expect(log.find('warn', /notifications do not arrive/)).to.deep.equal([]);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('with listenUrl, listens on a connection of its own (woken by an insert from another connection) and closes it on stop', async () => {
+    const before = await listeners();
+    let wakes = 0;
+    const w = new Wakeup(db.store, () => wakes++, recordingLogger(), undefined, undefined, { listenUrl: parseDatabase(db.url, db.dir, 'listenUrl'), sleepMs: 5000 });
+    await w.start();
+    const other = knexFactory({ client: 'pg', connection: { connectionString: db.url } });
+    try {
+      await waitUntil(() => w.delivery !== 'pending', 'the self-test to end', 10_000);
+      expect(w.delivery).to.equal('arrived');
+      expect(await listeners()).to.equal(before + 1);
+      await other.raw('SELECT pg_notify(?, ?)', [db.store.tables.tasks, '']);
+      await waitUntil(() => wakes === 1, 'the listener to wake the worker', 5_000);
+    } finally {
+      await other.destroy();
+      await w.stop();
+    }
+    await waitUntil(async () => (await listeners()) === before, 'the private LISTEN connection to close', 5_000);
+  });
+});
