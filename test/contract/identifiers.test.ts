@@ -91,7 +91,7 @@ contract('identifiers compare exactly', (db) => {
       const after = await columns();
       const afterIndexes = await indexes();
       // Every text column is either an identifier or one of these free texts.
-      const texts = new Set(['verbose_name', 'repeat_cron', 'timezone', 'cron', 'catch_up', 'args', 'last_error', 'errors', 'trace_context', 'return_value', 'host', 'version', 'queues', 'exclude_queues', 'names', 'limits']);
+      const texts = new Set(['verbose_name', 'repeat_cron', 'timezone', 'cron', 'catch_up', 'args', 'last_error', 'errors', 'trace_context', 'return_value', 'host', 'pid_ns', 'version', 'queues', 'exclude_queues', 'names', 'limits']);
       // Identifier columns of later migrations, created with the exact collation from the start.
       const p = db.settings.tablePrefix;
       const later = new Set([`${p}tasks.concurrency_key`, `${p}completed_tasks.concurrency_key`, `${p}queues.name`, `${p}queues.updated_by`, `${p}rate_starts.limiter`, `${p}workers.id`, `${p}tasks.last_error_class`, `${p}completed_tasks.last_error_class`]);
