@@ -82,8 +82,9 @@ export class Worker {
   readonly done: Promise<WorkerSummary>;
   private readonly summary: WorkerSummary;
   private health!: DatabaseHealth;
-  /** Whether info lines are written at all (building their fields costs on the hot path). */
+  /** Whether info and debug lines are written at all (building their fields costs on the hot path). */
   private logInfo = true;
+  private logDebug = true;
   private graceTimer: LongTimer | null = null;
   /** Names of claimed tasks this worker could not run, warned about once each. */
   private readonly unrunnableWarned = new Set<string>();
@@ -98,6 +99,7 @@ export class Worker {
     this.clock = options.clock ?? currentClock();
     this.log = options.logger ?? getLogger();
     this.logInfo = this.log.enabled?.('info') ?? true;
+    this.logDebug = this.log.enabled?.('debug') ?? true;
     this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, snoozed: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
     this.done = new Promise((r) => (this.resolveDone = r));
   }
@@ -505,7 +507,8 @@ export class Worker {
       return;
     } else {
       if (events.listenerCount('task:started') > 0) events.emit('task:started', { ...taskInfo(task), workerId: this.id });
-      if (this.logInfo) this.log.info('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
+      // One info line per task, at its end (report.ts); its start is a debug line.
+      if (this.logDebug) this.log.debug('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
       const maxRunTime = task.maxRunTime ?? def.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
       const run = () =>
         execute({
