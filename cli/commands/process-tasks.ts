@@ -15,6 +15,7 @@ import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions
 import { DEV_DATABASE_ENV, flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { exitWhenFlushed, holdsOutput, onOutputClosed, outputClosed } from '../output.js';
+import { onTerminal, startupDelayApplies, startupDelayMs } from '../startup-delay.js';
 import { watchLauncher } from '../launcher.js';
 import { metricsHostFlag, metricsPortFlag, serveMetrics, type MetricsServer } from '../metrics-server.js';
 
@@ -145,9 +146,11 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     const applied = await runMigrations((await reachableStore(settings, options.connection)).conn, settings.tablePrefix);
     if (applied.length > 0) log.info('migrated', { applied: applied.join(',') });
   }
-  if (flags.startupDelay !== false) {
+  if (startupDelayApplies({ flag: flags.startupDelay, duration: options.duration, interactive: onTerminal() })) {
     // Many workers launched by the same cron tick should not all poll at the same instant.
-    await new Promise((r) => setTimeout(r, Math.random() * 1000));
+    const ms = startupDelayMs();
+    log.debug('start-up delay', { ms });
+    await new Promise((r) => setTimeout(r, ms));
   }
   // Listening before the worker starts: a port in use stops the command before it claims anything.
   let metricsServer: MetricsServer | null = null;
