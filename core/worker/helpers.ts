@@ -3,6 +3,7 @@
  * (writes each attempt's end), the lease keeper (heartbeats), maintenance (lease recovery, cron
  * slots, warnings) and the wake-up listener. They start in this order and stop in reverse: the
  * settler's waiting results are kept alive by the lease keeper, so it must stop after the settler.
+ * The wake-up listener starts after the first claim (Services' deferred list).
  */
 import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
@@ -153,5 +154,12 @@ export function workerHelpers(
     heartbeatMs: registryBeatMs(c.heartbeatMs),
     runUntil: c.runUntil,
   });
-  return { settler, leases, maintenance, flow, services: new Services([registration, flow, leases, settler, maintenance, wakeup]) };
+  // Before the first claim: the registry row (dead-worker detection must find this worker's row
+  // fresh before it holds leases: a stale row left under the same --worker-id would mark the new
+  // claims as a dead worker's) and the queue states (the claim obeys pauses and limits). The two
+  // write and read different tables, so they start together. Listening for inserts waits until
+  // the first claim is under way: on PostgreSQL it holds a connection of the pool, which the claim
+  // would otherwise wait to open (see Worker.loop).
+  const services = new Services([[registration, flow], leases, settler, maintenance], [wakeup]);
+  return { settler, leases, maintenance, flow, services };
 }

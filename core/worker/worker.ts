@@ -34,7 +34,7 @@ import type { LeaseKeeper } from './lease-keeper.js';
 import { WorkerMetrics } from './metrics.js';
 import { bgtasksVersion } from '../base/version.js';
 import type { Registry } from 'prom-client';
-import { loadTracing, startAttemptSpan, type OtelApi, type OtelSpan } from '../base/tracing.js';
+import { loadTracing, startAttemptSpan, tracingSetUp, type OtelApi, type OtelSpan } from '../base/tracing.js';
 import { endAttemptSpan } from './attempt-span.js';
 
 export type { WorkerOptions };
@@ -113,10 +113,21 @@ export class Worker {
     const s = this.settings;
     this.lockTimeoutMs = Math.round((o.lockTimeout ?? s.lockTimeout) * 1000);
     const heartbeatMs = heartbeatIntervalMs(o.heartbeatInterval, s.heartbeatInterval, this.lockTimeoutMs);
+    this.concurrency = o.concurrency ?? s.concurrency;
+    // The OpenTelemetry API before the first claim only when the application has set it up (a
+    // cache hit then, and the first attempts get their spans); otherwise after that claim: its
+    // import took 40-120 ms on the bench machine, for spans no provider would record yet.
+    const tracing = tracingSetUp() ? loadTracing() : null;
+    // prom-client (when metrics are asked for) loads while the database answers.
+    const metrics = o.metrics
+      ? WorkerMetrics.create({ registry: o.metrics === true ? undefined : o.metrics, workerId: this.id, version: bgtasksVersion(), concurrency: this.concurrency })
+      : null;
+    // Awaited below; a start that fails first must not leave it unhandled.
+    metrics?.catch(() => {});
     this.store = await reachableStore(s, o.connection);
     this.health = new DatabaseHealth(this.store, this.log);
+    // Before anything is written or claimed: a schema of another version is never touched.
     await ensureMigrated(this.store.conn, s.tablePrefix);
-    this.concurrency = o.concurrency ?? s.concurrency;
     this.slots = new Slots(this.concurrency);
     const prefetch = o.prefetch ?? s.prefetch;
     this.fixedPrefetch = prefetch === 'auto' ? null : prefetch;
@@ -127,15 +138,8 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
-    this.otel = await loadTracing();
-    if (o.metrics) {
-      this.metrics = await WorkerMetrics.create({
-        registry: o.metrics === true ? undefined : o.metrics,
-        workerId: this.id,
-        version: bgtasksVersion(),
-        concurrency: this.concurrency,
-      });
-    }
+    if (tracing) this.otel = await tracing;
+    if (metrics) this.metrics = await metrics;
     this.buffer = new PrefetchBuffer(claimOrder(s.priorityOrdering), Math.min(this.sleepMs, PRIORITY_RECHECK_MS));
     // A duration run ends its last attempts by duration + grace: the run budget and the registry know when.
     this.runUntil = o.duration && o.duration > 0 ? this.clock.now() + Math.round((o.duration + (o.grace ?? 30)) * 1000) : null;
@@ -181,8 +185,6 @@ export class Worker {
       concurrency: this.concurrency,
       tasks: this.filter.names.length,
     });
-    // Not awaited: a warning about clocks must not delay the first claim.
-    void this.maintenance.checkClockSkew();
     this.started_at = Date.now();
     if (o.duration && o.duration > 0) {
       this.deadlineTimer = setLongTimeout(() => this.requestStop('duration'), o.duration * 1000);
@@ -298,12 +300,15 @@ export class Worker {
         this.dispatch();
         if (first) {
           first = false;
-          void this.maintenance.tick(this.health.down);
+          this.afterFirstClaim();
         }
         // A full batch: more may be due at once.
         if (rows.length > 0 && rows.length >= want) continue;
       }
-      first = false;
+      if (first) {
+        first = false;
+        this.afterFirstClaim();
+      }
       if (this.stopping) break;
       if (!refill || this.slots.size >= this.concurrency) {
         // Busy: wake when a slot frees (and the buffer may need topping up).
@@ -324,6 +329,25 @@ export class Worker {
       await this.idle(this.health.down ? this.health.backoffMs(this.sleepMs) : this.sleepMs);
     }
     await this.shutdown();
+  }
+
+  /**
+   * What the first claim did not wait for, started once it has been made (or skipped): the
+   * OpenTelemetry API (unless the application had set it up), the recovery and cron pass, the
+   * clock-skew check, and listening for inserts. A task inserted
+   * between that claim and the LISTEN sent a notification nobody heard, so once listening the
+   * loop looks again rather than sleep a whole poll.
+   */
+  private afterFirstClaim(): void {
+    // Attempts started from now on get their spans (if a provider is registered by then).
+    if (!this.otel) void loadTracing().then((api) => (this.otel = api));
+    void this.maintenance.tick(this.health.down);
+    // A warning about clocks must not delay the first claim.
+    void this.maintenance.checkClockSkew();
+    void this.services.startDeferred().then(() => {
+      this.flow.tasksCreated();
+      this.poke();
+    });
   }
 
   private dispatched = 0;
