@@ -114,9 +114,9 @@ export class Worker {
     this.lockTimeoutMs = Math.round((o.lockTimeout ?? s.lockTimeout) * 1000);
     const heartbeatMs = heartbeatIntervalMs(o.heartbeatInterval, s.heartbeatInterval, this.lockTimeoutMs);
     this.concurrency = o.concurrency ?? s.concurrency;
-    // The OpenTelemetry API before the first claim only when the application has set it up (a
-    // cache hit then, and the first attempts get their spans); otherwise after that claim: its
-    // import took 40-120 ms on the bench machine, for spans no provider would record yet.
+    // The OpenTelemetry API only once the application has set OpenTelemetry up (a cache hit then):
+    // before that, every span would be a no-op and the context a pass-through, and importing the
+    // API (installed, but unused) took 40-120 ms on the bench machine. See tracedAttempts().
     const tracing = tracingSetUp() ? loadTracing() : null;
     // prom-client (when metrics are asked for) loads while the database answers.
     const metrics = o.metrics
@@ -333,14 +333,11 @@ export class Worker {
 
   /**
    * What the first claim did not wait for, started once it has been made (or skipped): the
-   * OpenTelemetry API (unless the application had set it up), the recovery and cron pass, the
-   * clock-skew check, and listening for inserts. A task inserted
+   * recovery and cron pass, the clock-skew check, and listening for inserts. A task inserted
    * between that claim and the LISTEN sent a notification nobody heard, so once listening the
    * loop looks again rather than sleep a whole poll.
    */
   private afterFirstClaim(): void {
-    // Attempts started from now on get their spans (if a provider is registered by then).
-    if (!this.otel) void loadTracing().then((api) => (this.otel = api));
     void this.maintenance.tick(this.health.down);
     // A warning about clocks must not delay the first claim.
     void this.maintenance.checkClockSkew();
@@ -350,6 +347,18 @@ export class Worker {
     });
   }
 
+  /**
+   * An application that sets OpenTelemetry up after the worker started: the API is imported then
+   * (one property read per attempt until it is), and the attempts that start once it is loaded
+   * get their spans.
+   */
+  private tracedAttempts(): void {
+    if (this.tracingRequested || !tracingSetUp()) return;
+    this.tracingRequested = true;
+    void loadTracing().then((api) => (this.otel = api));
+  }
+
+  private tracingRequested = false;
   private dispatched = 0;
 
   private maxTasksReached(): boolean {
@@ -543,6 +552,7 @@ export class Worker {
           log: this.log,
           maxResultBytes: this.settings.maxResultBytes,
         });
+      if (!this.otel) this.tracedAttempts();
       if (this.otel) {
         // The task's function runs in its attempt's span: spans it makes are children of it.
         const traced = startAttemptSpan(this.otel, task, this.id);
