@@ -83,7 +83,7 @@ async function deleteTwins(store: Store, trx: Db, hash: string): Promise<number>
 /**
  * Ends the repeat chains of running twins: each finishes its run, but its recurrence now ends at
  * its own slot, so the run schedules no successor (the settle transaction reads the stored end
- * under the same hash lock: Store.guardSuccessors). Returns how many.
+ * under the same hash lock: guardSuccessors in settle.ts). Returns how many.
  */
 async function endChains(store: Store, trx: Db, ids: string[]): Promise<number> {
   if (ids.length === 0) return 0;
