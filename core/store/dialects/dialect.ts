@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import type { DialectName } from '../../config/database-spec.js';
 import type { CompleteItem } from './complete-sql.js';
 import type { UniformRows } from './insert-rows.js';
+import { isStatementTimeout, type Timeouts } from './timeouts.js';
 
 export type Db = Knex | Knex.Transaction;
 
@@ -53,8 +54,11 @@ export interface StatementLimit {
 
 export interface Dialect {
   readonly name: DialectName;
-  /** Our own pool's settings and per-connection set-up. */
-  prepareConfig(config: Knex.Config): Knex.Config;
+  /**
+   * Our own pool's settings and per-connection set-up, with the bounds on every wait for the
+   * server (timeouts.ts; SQLite, with no server, ignores them).
+   */
+  prepareConfig(config: Knex.Config, timeouts: Timeouts): Knex.Config;
   /** Set-up for an application's own knex instance, which we must not reconfigure wholesale. */
   prepareExternal(knex: Knex): void;
   /**
@@ -135,6 +139,7 @@ export function isConnectionFailure(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const name = (err as Error).name;
   if (name === 'KnexTimeoutError') return true;
+  if (isStatementTimeout(err)) return true;
   if (NETWORK_CODES.has(errorCode(err))) return true;
   const msg = String((err as Error).message ?? '');
   return /Connection terminated|connection is closed|Can't add new command when connection is in closed state|Cannot enqueue|server has gone away|Connection lost|read ECONNRESET|write EPIPE|Client was closed and is not queryable|terminating connection/i.test(
