@@ -27,6 +27,8 @@ export interface BulkCalls {
   hashAt: number;
   /** -1 when the calls share the template's key. */
   keyAt: number;
+  /** Where each row holds its idempotency key; -1 when the bulk has none. */
+  idempotencyAt: number;
 }
 
 /** A task found by id: in the pending table, or finished (exactly one is set). */
@@ -38,8 +40,8 @@ export interface FoundTask {
 export interface Backend {
   /** Stores one call following its dedupe plan. */
   insertCall(task: NewTask, plan: EnqueuePlan, nowMs: number): Promise<StoredCall>;
-  /** Stores many calls in one go; their ids in order. */
-  insertCalls(calls: BulkCalls, plan: Pick<EnqueuePlan, 'queueLimit' | 'db'>, nowMs: number): Promise<string[]>;
+  /** Stores many calls in one go; what became of each, in order. */
+  insertCalls(calls: BulkCalls, plan: Pick<EnqueuePlan, 'queueLimit' | 'db'>, nowMs: number): Promise<StoredCall[]>;
   /** One task by id (pending first: one finishing in between is then found finished). */
   find(id: string): Promise<FoundTask | null>;
   findTasks(filter: TaskFilter, nowMs: number): Promise<FoundTasks>;
@@ -55,7 +57,14 @@ export function databaseBackend(store: Store): Backend {
   return {
     insertCall: (task, plan, nowMs) => insertCall(store, task, plan, nowMs).catch((err: unknown) => Promise.reject(enqueueError(store, task.name, err))),
     insertCalls: (calls, plan, nowMs) =>
-      insertCalls(store, calls.rows, calls.template.queue, plan, nowMs).catch((err: unknown) =>
+      insertCalls(
+        store,
+        calls.rows,
+        calls.template.queue,
+        plan,
+        nowMs,
+        calls.idempotencyAt < 0 ? null : { name: calls.template.name, keyAt: calls.idempotencyAt, hashAt: calls.hashAt },
+      ).catch((err: unknown) =>
         Promise.reject(enqueueError(store, `${calls.rows.values.length} calls of ${calls.template.name}`, err)),
       ),
     async find(id) {
