@@ -8,7 +8,7 @@ import type { Settings } from '../config/settings.js';
 import type { TaskNotFoundError } from '../errors.js';
 import { cancelTask, type CancelOutcome } from '../store/cancel.js';
 import type { UniformRows } from '../store/dialects/insert-rows.js';
-import { insertCall, insertCalls, type EnqueuePlan, type StoredCall } from '../store/enqueue.js';
+import { insertCall, insertCalls, insertKeyedCalls, type EnqueuePlan, type StoredCall } from '../store/enqueue.js';
 import { findTasks, type FoundTasks, type TaskFilter } from '../store/find.js';
 import { notFound } from '../store/admin.js';
 import { storeFor } from '../store/open.js';
@@ -56,17 +56,14 @@ export interface Backend {
 export function databaseBackend(store: Store): Backend {
   return {
     insertCall: (task, plan, nowMs) => insertCall(store, task, plan, nowMs).catch((err: unknown) => Promise.reject(enqueueError(store, task.name, err))),
-    insertCalls: (calls, plan, nowMs) =>
-      insertCalls(
-        store,
-        calls.rows,
-        calls.template.queue,
-        plan,
-        nowMs,
-        calls.idempotencyAt < 0 ? null : { name: calls.template.name, keyAt: calls.idempotencyAt, hashAt: calls.hashAt },
-      ).catch((err: unknown) =>
-        Promise.reject(enqueueError(store, `${calls.rows.values.length} calls of ${calls.template.name}`, err)),
-      ),
+    insertCalls: (calls, plan, nowMs) => {
+      const { rows, template } = calls;
+      const stored =
+        calls.idempotencyAt < 0
+          ? insertCalls(store, rows, template.queue, plan, nowMs).then((ids) => ids.map((id): StoredCall => ({ id, runAt: template.runAt, outcome: 'created' })))
+          : insertKeyedCalls(store, rows, template.queue, plan, nowMs, { name: template.name, keyAt: calls.idempotencyAt, hashAt: calls.hashAt });
+      return stored.catch((err: unknown) => Promise.reject(enqueueError(store, `${rows.values.length} calls of ${template.name}`, err)));
+    },
     async find(id) {
       const pending = await store.findPending(id);
       if (pending) return { pending, completed: null };

@@ -206,6 +206,20 @@ export async function insertCall(store: Store, task: NewTask, plan: EnqueuePlan,
   }, plan.db);
 }
 
+/** Stores many calls (rows sharing one queue) in one transaction; returns their ids in order. */
+export async function insertCalls(
+  store: Store,
+  rows: UniformRows,
+  queue: string | null,
+  plan: Pick<EnqueuePlan, 'queueLimit' | 'db'>,
+  nowMs: number,
+): Promise<string[]> {
+  return store.tx(async (trx) => {
+    if (queue !== null && plan.queueLimit !== undefined) await checkQueueSize(store, trx, queue, plan.queueLimit, rows.values.length, nowMs);
+    return store.insertTasks(rows, trx);
+  }, plan.db);
+}
+
 /** Where a bulk's rows hold their idempotency keys and hashes (each row has a key). */
 export interface BulkKeys {
   name: string;
@@ -214,53 +228,45 @@ export interface BulkKeys {
 }
 
 /**
- * Stores many calls (rows sharing one queue) in one transaction; returns what became of each, in
- * order. With `keys`, a call whose key is taken (stored before, or by an earlier call of this
- * bulk) gets that task, and only the others are inserted and counted against `maxQueueSize`.
+ * Stores many calls that each have an idempotency key, in one transaction; returns what became of
+ * each, in order. A call whose key is taken (stored before, or by an earlier call of this bulk)
+ * gets that task; only the others are inserted and counted against `maxQueueSize`.
  */
-export async function insertCalls(
+export async function insertKeyedCalls(
   store: Store,
   rows: UniformRows,
   queue: string | null,
   plan: Pick<EnqueuePlan, 'queueLimit' | 'db'>,
   nowMs: number,
-  keys: BulkKeys | null = null,
+  keys: BulkKeys,
 ): Promise<StoredCall[]> {
   return store.tx(async (trx) => {
-    let fresh = rows;
-    let answers: Array<StoredCall | number> = [];
-    if (keys) {
-      const all = rows.values.map((r) => r[keys.keyAt] as string);
-      await lockIdempotencyKeys(store, trx, all, nowMs);
-      const holders = await keyHolders(store, trx, all);
-      const firstAt = new Map<string, number>();
-      const values: unknown[][] = [];
-      answers = rows.values.map((row, i) => {
-        const key = all[i]!;
-        const call = { name: keys.name, hash: row[keys.hashAt] as string };
-        const holder = holders.get(key);
-        if (holder) return existingCall(key, holder, call);
-        const earlier = firstAt.get(key);
-        // The same key twice in one bulk: the second call is the first one again, or a conflict.
-        if (earlier !== undefined) {
-          checkSameCall(key, { id: `call ${earlier + 1} of this bulk`, name: keys.name, hash: rows.values[earlier]![keys.hashAt] as string }, call);
-          return -1 - earlier;
-        }
-        firstAt.set(key, i);
-        values.push(row);
-        return values.length - 1;
-      });
-      fresh = { columns: rows.columns, values };
-    }
-    if (queue !== null && plan.queueLimit !== undefined && fresh.values.length > 0) {
-      await checkQueueSize(store, trx, queue, plan.queueLimit, fresh.values.length, nowMs);
-    }
-    const ids = fresh.values.length > 0 ? await store.insertTasks(fresh, trx) : [];
-    const runAtOf = (row: unknown[]) => Number(row[rows.columns.indexOf('run_at')]);
-    if (!keys) return ids.map((id, i) => ({ id, runAt: runAtOf(rows.values[i]!), outcome: 'created' as const }));
-    // Numbers >= 0 are indexes into the inserted rows; -1 - i points at call i's answer.
-    const created = (n: number): StoredCall => ({ id: ids[n]!, runAt: runAtOf(fresh.values[n]!), outcome: 'created' });
-    const resolved = answers.map((a) => (typeof a === 'number' && a >= 0 ? created(a) : a));
+    const all = rows.values.map((r) => r[keys.keyAt] as string);
+    // The locks come first: on SQLite a write transaction must begin with a write.
+    await lockIdempotencyKeys(store, trx, all, nowMs);
+    const holders = await keyHolders(store, trx, all);
+    const firstAt = new Map<string, number>();
+    const fresh: unknown[][] = [];
+    // Each call's answer: a stored task, an index into `fresh` (>= 0), or -1 - i for call i's.
+    const answers = rows.values.map((row, i): StoredCall | number => {
+      const key = all[i]!;
+      const call = { name: keys.name, hash: row[keys.hashAt] as string };
+      const holder = holders.get(key);
+      if (holder) return existingCall(key, holder, call);
+      const earlier = firstAt.get(key);
+      // The same key twice in one bulk: the second call is the first one again, or a conflict.
+      if (earlier !== undefined) {
+        checkSameCall(key, { id: `call ${earlier + 1} of this bulk`, name: keys.name, hash: rows.values[earlier]![keys.hashAt] as string }, call);
+        return -1 - earlier;
+      }
+      firstAt.set(key, i);
+      fresh.push(row);
+      return fresh.length - 1;
+    });
+    if (fresh.length > 0 && queue !== null && plan.queueLimit !== undefined) await checkQueueSize(store, trx, queue, plan.queueLimit, fresh.length, nowMs);
+    const ids = fresh.length > 0 ? await store.insertTasks({ columns: rows.columns, values: fresh }, trx) : [];
+    const runAtAt = rows.columns.indexOf('run_at');
+    const resolved = answers.map((a) => (typeof a === 'number' && a >= 0 ? { id: ids[a]!, runAt: Number(fresh[a]![runAtAt]), outcome: 'created' as const } : a));
     return resolved.map((a) => (typeof a === 'number' ? { ...(resolved[-1 - a] as StoredCall), outcome: 'existing' as const } : a));
   }, plan.db);
 }

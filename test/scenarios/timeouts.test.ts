@@ -13,10 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { background, DatabaseUnavailableError, idempotencyKey } from '../../core/index.js';
 import { configure, resetConfiguration } from '../../core/config/settings.js';
-import { closeConnections } from '../../core/store/connection.js';
+import { closeConnection, closeConnections, connectPrivate } from '../../core/store/connection.js';
 import { rollbackMigrations, runMigrations } from '../../core/store/migrate.js';
-import { forgetStores, storeFor } from '../../core/store/open.js';
-import type { Store } from '../../core/store/store.js';
+import { forgetStores } from '../../core/store/open.js';
+import { Store } from '../../core/store/store.js';
 import { serverUrl, settingsFor, uniquePrefix } from '../helpers/databases.js';
 import { TcpProxy, throughProxy } from '../helpers/tcp-proxy.js';
 
@@ -54,8 +54,9 @@ for (const name of ['mysql', 'postgres'] as const) {
       }
       dir = mkdtempSync(path.join(os.tmpdir(), 'bgtasks-timeouts-'));
       prefix = uniquePrefix();
-      // The test's own view of the tables, not through the proxy.
-      direct = await storeFor(await settingsFor(url!, prefix, dir));
+      // The test's own view of the tables, not through the proxy, on a connection of its own
+      // (the test closes the application's connections).
+      direct = new Store(await connectPrivate((await settingsFor(url!, prefix, dir)).database), prefix);
       await runMigrations(direct.conn, prefix);
       const u = new URL(url!);
       proxy = new TcpProxy(u.hostname, Number(u.port || (name === 'mysql' ? 3306 : 5432)));
@@ -65,9 +66,12 @@ for (const name of ['mysql', 'postgres'] as const) {
     after(async function () {
       proxy?.restore();
       resetConfiguration();
-      if (direct) await rollbackMigrations(direct.conn, prefix).catch(() => {});
       forgetStores();
       await closeConnections();
+      if (direct) {
+        await rollbackMigrations(direct.conn, prefix).catch(() => {});
+        await closeConnection(direct.conn);
+      }
       await proxy?.stop();
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
