@@ -9,6 +9,7 @@ import { ConfigError } from '../errors.js';
 import { processWide } from '../base/global.js';
 import { getLogger } from '../base/log.js';
 import { dialectFor, type Dialect } from './dialects/index.js';
+import { isPgConnectTimeout } from './dialects/dialect.js';
 import type { DatabaseSpec } from '../config/database-spec.js';
 import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT } from '../config/settings.js';
 import { isStatementTimeout, timeoutsOf, type Timeouts } from './dialects/timeouts.js';
@@ -190,12 +191,14 @@ export function connectionProblem(err: unknown, spec: DatabaseSpec): string | nu
       'check the network between here and the server, and whether the server is overloaded',
     );
   }
-  // pg's own words when connectionTimeoutMillis (the connectTimeout setting) ran out.
-  if (/connection timeout/i.test(typeof e?.message === 'string' ? e.message : '')) {
-    return network(`no connection to ${at} within the connectTimeout setting`, 'check the host, the port and any firewall, and whether the server is overloaded');
+  if (isPgConnectTimeout(typeof e?.message === 'string' ? e.message : '')) {
+    return network(`no answer from ${at} within the connectTimeout setting`, 'check the host, the port and any firewall, and whether the server is overloaded');
   }
   if (e?.name === 'KnexTimeoutError') {
-    return network(`no connection to ${at} within the timeout`, 'check the host, the port and any firewall, and whether the server is overloaded');
+    return network(
+      `no connection to ${at} within the connectTimeout setting (none could be opened, or every pooled one stayed busy)`,
+      'check the host, the port and any firewall, whether the server is overloaded, and whether the pool is large enough',
+    );
   }
   return null;
 }

@@ -99,7 +99,7 @@ export async function migrate(knex?: Knex, options: { tablePrefix?: string } = {
   const prefix = options.tablePrefix ?? settings.tablePrefix;
   if (knex) {
     const spec = parseDatabase(knex, process.cwd(), 'migrate(knex)');
-    const conn: Connection = { knex, dialect: dialectFor(spec.dialect), spec, owned: false };
+    const conn: Connection = { knex, dialect: dialectFor(spec.dialect), spec, owned: false, timeouts: timeoutsOf(settings) };
     return runMigrations(conn, prefix);
   }
   return runMigrations(await connect(databaseFor(settings), timeoutsOf(settings)), prefix);

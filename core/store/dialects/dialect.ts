@@ -134,6 +134,15 @@ export const NETWORK_CODES = new Set([
   'ECONNABORTED',
 ]);
 
+/**
+ * pg's words when its connectionTimeoutMillis (the connectTimeout setting) ran out: the bare
+ * `timeout expired` it destroys the socket with (pg 8.x, no code), or, in newer versions,
+ * `Connection terminated due to connection timeout`.
+ */
+export function isPgConnectTimeout(message: string): boolean {
+  return message === 'timeout expired' || /due to connection timeout/i.test(message);
+}
+
 /** True for knex's pool-acquire timeout and for network failures. */
 export function isConnectionFailure(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
@@ -142,6 +151,7 @@ export function isConnectionFailure(err: unknown): boolean {
   if (isStatementTimeout(err)) return true;
   if (NETWORK_CODES.has(errorCode(err))) return true;
   const msg = String((err as Error).message ?? '');
+  if (isPgConnectTimeout(msg)) return true;
   return /Connection terminated|connection is closed|Can't add new command when connection is in closed state|Cannot enqueue|server has gone away|Connection lost|read ECONNRESET|write EPIPE|Client was closed and is not queryable|terminating connection/i.test(
     msg,
   );

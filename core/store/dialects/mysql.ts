@@ -132,7 +132,7 @@ export const mysqlDialect: Dialect = {
           // in flight; the watchdog closes it instead (timeouts.ts). The claim's own statements
           // (onOwnConnection) go through the same connection object, so they are bounded too.
           watchStatements(conn, timeouts.statementMs, () => conn.stream);
-          conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) =>
+          conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err: Error | null) =>
             err || !userAfterCreate ? done(err, conn) : userAfterCreate(conn, done),
           );
         },
