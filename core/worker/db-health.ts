@@ -6,6 +6,7 @@
 import type { Logger } from '../base/log.js';
 import type { Store } from '../store/store.js';
 import { driverMessage } from '../store/storable.js';
+import { poolProblem } from '../store/connection.js';
 import { isErrorKind } from '../errors.js';
 
 /**
@@ -55,7 +56,7 @@ export class DatabaseHealth {
     this.log.warn('database unreachable; retrying with backoff, results are kept until they can be recorded', {
       database: this.store.conn.spec.display,
       // Not the whole message: knex puts the statement first, which can be megabytes of a result.
-      error: driverMessage(err),
+      error: poolProblem(this.store.knex, err) ?? driverMessage(err),
     });
   }
 
