@@ -81,6 +81,8 @@ contract('SKEW-01: workers whose clocks run 30 s ahead and behind', (db) => {
       process.stdout.write(`      ${db.name}: the dead worker's lease was recovered ${lateMs} ms after it ended\n`);
       expect(lateMs, 'recovered after its lease ended, not before').to.be.at.least(-50);
       expect(lateMs, 'recovered within 2 s of the end of its lease').to.be.below(2_000);
+      // Its log line follows the recovery's commit, which this test may see first.
+      await waitUntil(() => bLog.find('warn', /recovered a task/).length > 0, 'the worker behind to log the recovery', 2_000);
       expect(bLog.find('warn', /recovered a task/).map((l) => l.fields.id)).to.deep.equal([dead.id]);
 
       const a1 = await hold.using({ queue: 'a' })('a1');
