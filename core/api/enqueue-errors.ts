@@ -9,6 +9,7 @@
  */
 import { DatabaseUnavailableError } from '../errors.js';
 import { connectionProblem, poolProblem } from '../store/connection.js';
+import { isStatementTimeout } from '../store/dialects/timeouts.js';
 import type { Store } from '../store/store.js';
 
 /** The driver's own words: knex formats `${statement} - ${message}`, so the part after the last ` - `. */
@@ -27,5 +28,7 @@ export function enqueueError(store: Store, what: string, err: unknown): unknown 
   if (err instanceof DatabaseUnavailableError || store.dialect.classifyError(err) !== 'connection') return err;
   const spec = store.conn.spec;
   const reason = poolProblem(store.knex, err) ?? connectionProblem(err, spec) ?? driverWords(err);
-  return new DatabaseUnavailableError(`Cannot enqueue ${what}: the database ${spec.display} is unavailable: ${reason}`, { cause: err });
+  // The statement was sent and its answer never came: it may have been stored (TIMEOUT-01).
+  const unknown = isStatementTimeout(err) ? '; it may have been stored all the same: retry with the same idempotencyKey, which cannot store it twice' : '';
+  return new DatabaseUnavailableError(`Cannot enqueue ${what}: the database ${spec.display} is unavailable: ${reason}${unknown}`, { cause: err });
 }

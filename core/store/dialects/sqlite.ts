@@ -49,6 +49,8 @@ function setUp(conn: SqliteConn, done: (err: Error | null, conn: unknown) => voi
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
 
+  // SQLite: no server, so no connect or statement bound; a statement waits at most the busy
+  // timeout for another process's write lock.
   prepareConfig(config) {
     const pool = { ...(config.pool ?? {}) };
     const userAfterCreate = pool.afterCreate as ((conn: unknown, done: (e: Error | null, c: unknown) => void) => void) | undefined;
