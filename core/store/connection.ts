@@ -102,6 +102,30 @@ export async function closeConnections(): Promise<void> {
   );
 }
 
+/** What poolProblem() reads of knex's pool (tarn's, at run time). */
+interface PoolState {
+  max?: unknown;
+  acquireTimeoutMillis?: unknown;
+  numUsed?: () => number;
+  numPendingCreates?: () => number;
+}
+
+/**
+ * A pool exhausted, told apart from a server that does not answer: both end in knex's
+ * KnexTimeoutError once acquireConnectionTimeout has passed, but only exhaustion leaves every
+ * connection of the pool in use and none being opened. Says so and what to look at; null for any
+ * other error, or a pool this cannot read.
+ */
+export function poolProblem(knex: Knex, err: unknown): string | null {
+  if ((err as Error | null)?.name !== 'KnexTimeoutError') return null;
+  const pool = (knex.client as { pool?: PoolState } | undefined)?.pool;
+  if (!pool || typeof pool.numUsed !== 'function' || typeof pool.max !== 'number') return null;
+  if (pool.numUsed() < pool.max || (pool.numPendingCreates?.() ?? 0) > 0) return null;
+  const waited = typeof pool.acquireTimeoutMillis === 'number' ? ` for ${pool.acquireTimeoutMillis / 1000} s (knex's acquireConnectionTimeout)` : '';
+  const which = pool.max === 1 ? "its pool's only connection" : `all ${pool.max} connections of its pool`;
+  return `${which} stayed in use${waited} — a transaction held open on the same knex, or a pool (pool.max) too small for the load?`;
+}
+
 /** Who connects where, as far as the database spec tells (for messages). */
 interface Target {
   host: string;

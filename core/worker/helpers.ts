@@ -1,8 +1,9 @@
 /**
- * The worker's long-lived helpers, built from its settings and wired to its hooks: the settler
- * (writes each attempt's end), the lease keeper (heartbeats), maintenance (lease recovery, cron
- * slots, warnings) and the wake-up listener. They start in this order and stop in reverse: the
- * settler's waiting results are kept alive by the lease keeper, so it must stop after the settler.
+ * The worker's long-lived helpers, built from its settings and wired to its hooks: the clock sync
+ * (keeps the worker's clock on the database's time), the registry row, the settler (writes each
+ * attempt's end), the lease keeper (heartbeats), maintenance (lease recovery, cron slots,
+ * warnings) and the wake-up listener. They start in list order and stop in reverse: the settler's
+ * waiting results are kept alive by the lease keeper, so it must stop after the settler.
  */
 import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
@@ -21,6 +22,7 @@ import { FlowState } from './flow-state.js';
 import { Registration } from './registration.js';
 import { registryBeatMs } from '../policy/status.js';
 import type { WorkerMetrics } from './metrics.js';
+import type { ClockSync } from './clock-sync.js';
 
 export interface HelperContext {
   workerId: string;
@@ -41,6 +43,8 @@ export interface HelperContext {
   runUntil: number | null;
   /** Null when metrics are off. */
   metrics: WorkerMetrics | null;
+  /** Keeps `clock` on the database's time (its first comparison is the worker's, before the helpers start). */
+  clockSync: ClockSync;
 }
 
 /** What the helpers ask of the worker. */
@@ -153,5 +157,5 @@ export function workerHelpers(
     heartbeatMs: registryBeatMs(c.heartbeatMs),
     runUntil: c.runUntil,
   });
-  return { settler, leases, maintenance, flow, services: new Services([registration, flow, leases, settler, maintenance, wakeup]) };
+  return { settler, leases, maintenance, flow, services: new Services([c.clockSync, registration, flow, leases, settler, maintenance, wakeup]) };
 }

@@ -3,8 +3,7 @@
  * the slots and shutdown; `executor.ts` runs one attempt, `settler.ts` writes its end, and
  * `policy/transitions.ts` decides what that end is. The CLI's process-tasks is a thin shell over it.
  */
-import { currentClock } from '../base/clock.js';
-import type { Clock } from '../base/clock.js';
+import { currentClock, OffsetClock } from '../base/clock.js';
 import { getSettings, type Settings } from '../config/settings.js';
 import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from '../errors.js';
 import { events } from '../base/events.js';
@@ -36,6 +35,7 @@ import { bgtasksVersion } from '../base/version.js';
 import type { Registry } from 'prom-client';
 import { loadTracing, startAttemptSpan, type OtelApi, type OtelSpan } from '../base/tracing.js';
 import { endAttemptSpan } from './attempt-span.js';
+import { ClockSync } from './clock-sync.js';
 
 export type { WorkerOptions };
 
@@ -57,7 +57,8 @@ export class Worker {
   private flow!: FlowState;
   /** Epoch ms (worker clock) when a duration run's time, grace included, is up; null otherwise. */
   private runUntil: number | null = null;
-  private readonly clock: Clock;
+  /** The injected (or process-wide) clock, kept on the database's time by ClockSync. */
+  private readonly clock: OffsetClock;
   readonly log: Logger;
   private filter!: ClaimFilter;
   private concurrency = 1;
@@ -95,7 +96,7 @@ export class Worker {
   constructor(private readonly options: WorkerOptions = {}) {
     checkWorkerOptions(options);
     this.id = options.workerId ?? defaultWorkerId();
-    this.clock = options.clock ?? currentClock();
+    this.clock = new OffsetClock(options.clock ?? currentClock());
     this.log = options.logger ?? getLogger();
     this.logInfo = this.log.enabled?.('info') ?? true;
     this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, snoozed: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
@@ -114,6 +115,10 @@ export class Worker {
     this.store = await reachableStore(s, o.connection);
     this.health = new DatabaseHealth(this.store, this.log);
     await ensureMigrated(this.store.conn, s.tablePrefix);
+    const clockSync = new ClockSync({ store: this.store, clock: this.clock, log: this.log, isDbDown: () => this.health.down });
+    // Before anything reads the clock for the database: the first lease, the first recovery pass,
+    // the registry row and a duration run's end are all on the database's time.
+    await clockSync.measure();
     this.concurrency = o.concurrency ?? s.concurrency;
     this.slots = new Slots(this.concurrency);
     const prefetch = o.prefetch ?? s.prefetch;
@@ -155,6 +160,7 @@ export class Worker {
         concurrency: this.concurrency,
         runUntil: this.runUntil,
         metrics: this.metrics,
+        clockSync,
       },
       {
         held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
@@ -179,8 +185,6 @@ export class Worker {
       concurrency: this.concurrency,
       tasks: this.filter.names.length,
     });
-    // Not awaited: a warning about clocks must not delay the first claim.
-    void this.maintenance.checkClockSkew();
     this.started_at = Date.now();
     if (o.duration && o.duration > 0) {
       this.deadlineTimer = setLongTimeout(() => this.requestStop('duration'), o.duration * 1000);

@@ -111,7 +111,7 @@ export interface Dialect {
    * the limit (PostgreSQL holds 1 GB per value, SQLite a billion bytes per statement).
    */
   statementLimit?(knex: Knex): Promise<StatementLimit>;
-  /** The database server's clock, in epoch ms (to warn about clock skew between machines). */
+  /** The database server's clock, in epoch ms: workers keep their clocks on it (worker/clock-sync.ts). */
   serverTimeMs(knex: Knex): Promise<number>;
   classifyError(err: unknown): ErrorKind | null;
 }

@@ -193,6 +193,9 @@ export const sqliteDialect: Dialect = {
     if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || /SQLITE_BUSY|database is locked/.test(msg)) return 'retry';
     if (code === 'SQLITE_CONSTRAINT' && /UNIQUE|PRIMARY KEY/i.test(msg)) return 'unique';
     if (/no such table/i.test(msg)) return 'missing-table';
+    // No network, but a pool: its one connection stayed in use past knex's acquireConnectionTimeout
+    // (an application's transaction held open on the same knex). Transient, as an outage is.
+    if ((err as Error | null)?.name === 'KnexTimeoutError') return 'connection';
     return null;
   },
 };
