@@ -21,6 +21,8 @@ export const DEV_DATABASE_ENV = 'BGTASKS_DEV_DATABASE';
 export interface DbFlags {
   database?: string;
   tablePrefix?: string;
+  connectTimeout?: string;
+  statementTimeout?: string;
 }
 
 /** Validates `value` as setting `key`, naming `flag` in the error. */
@@ -33,6 +35,8 @@ export function overridesFrom(flags: DbFlags): SettingsInput {
   const o: SettingsInput = {};
   if (flags.database !== undefined) o.database = String(flags.database);
   if (flags.tablePrefix !== undefined) o.tablePrefix = flagSetting('tablePrefix', String(flags.tablePrefix), '--table-prefix') as string;
+  if (flags.connectTimeout !== undefined) o.connectTimeout = flagSetting('connectTimeout', String(flags.connectTimeout), '--connect-timeout') as number;
+  if (flags.statementTimeout !== undefined) o.statementTimeout = flagSetting('statementTimeout', String(flags.statementTimeout), '--statement-timeout') as number;
   return o;
 }
 

@@ -40,7 +40,9 @@ function dbOptions(cmd: Command): Command {
       'database URL (sqlite:path, mysql://…, mariadb://…, postgres://…); a password in it is visible to other local users (ps) while the command starts: prefer BGTASKS_DATABASE_URL or the config file',
     )
     .option('--table-prefix <prefix>', 'prefix of the bgtasks tables (default bgtasks_)')
-    .option('--connection <name>', 'a named connection from the connections setting');
+    .option('--connection <name>', 'a named connection from the connections setting')
+    .option('--connect-timeout <seconds>', 'seconds to wait for a connection to a MySQL/MariaDB or PostgreSQL server (default 10)')
+    .option('--statement-timeout <seconds>', 'seconds to wait for the answer to one statement before its connection is closed (default 30)');
 }
 
 dbOptions(

@@ -3,7 +3,7 @@
  */
 export { background, type TaskDefinition, type JsonArgsCheck } from './api/background.js';
 export type { TaskOptions } from './definition/definition.js';
-export { schedule, isSchedule, type Schedule, type ScheduleOptions } from './api/schedule.js';
+export { schedule, isSchedule, idempotencyKey, type Schedule, type ScheduleOptions, type BulkOptions } from './api/schedule.js';
 export { configure, getSettings, resetConfiguration, type Settings, type SettingsInput } from './config/settings.js';
 export { migrate } from './store/migrate.js';
 export { cancel, type CancelOutcome } from './api/cancel.js';

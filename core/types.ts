@@ -216,6 +216,11 @@ export interface StoredTask {
    * "tracestate":…}`): each attempt's span continues that trace. Null without OpenTelemetry.
    */
   traceContext: string | null;
+  /**
+   * The key the enqueue was given (`schedule(when, { idempotencyKey })`): while the task is pending
+   * or its result kept, an enqueue with the same key returns this task instead of storing a twin.
+   */
+  idempotencyKey: string | null;
 }
 
 /** A pending or running task, as the store hands it to the worker. */

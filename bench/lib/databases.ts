@@ -13,6 +13,7 @@ import { getSettings, migrate } from '../../core/index.js';
 // baseline) must be set up exactly like the library's pool, or the enqueue comparison would
 // measure pool settings instead of library overhead.
 import { dialectFor } from '../../core/store/dialects/index.js';
+import { timeoutsOf } from '../../core/store/dialects/timeouts.js';
 
 export type DbName = 'sqlite' | 'mysql' | 'postgres';
 export const DB_NAMES: readonly DbName[] = ['sqlite', 'mysql', 'postgres'];
@@ -50,7 +51,7 @@ export function configuredTargets(only: readonly DbName[] | null): { targets: Db
 async function libraryKnexConfig(url: string, cwd: string): Promise<{ config: Knex.Config; dialect: DbName }> {
   const settings = await getSettings({ cwd, env: {}, overrides: { database: url } });
   const spec = settings.database;
-  return { config: dialectFor(spec.dialect).prepareConfig(spec.config!), dialect: spec.dialect };
+  return { config: dialectFor(spec.dialect).prepareConfig(spec.config!, timeoutsOf(settings)), dialect: spec.dialect };
 }
 
 const live = new Set<BenchTables>();

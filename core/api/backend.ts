@@ -8,7 +8,7 @@ import type { Settings } from '../config/settings.js';
 import type { TaskNotFoundError } from '../errors.js';
 import { cancelTask, type CancelOutcome } from '../store/cancel.js';
 import type { UniformRows } from '../store/dialects/insert-rows.js';
-import { insertCall, insertCalls, type EnqueuePlan, type StoredCall } from '../store/enqueue.js';
+import { insertCall, insertCalls, insertKeyedCalls, type EnqueuePlan, type StoredCall } from '../store/enqueue.js';
 import { findTasks, type FoundTasks, type TaskFilter } from '../store/find.js';
 import { notFound } from '../store/admin.js';
 import { storeFor } from '../store/open.js';
@@ -27,6 +27,8 @@ export interface BulkCalls {
   hashAt: number;
   /** -1 when the calls share the template's key. */
   keyAt: number;
+  /** Where each row holds its idempotency key; -1 when the bulk has none. */
+  idempotencyAt: number;
 }
 
 /** A task found by id: in the pending table, or finished (exactly one is set). */
@@ -38,8 +40,8 @@ export interface FoundTask {
 export interface Backend {
   /** Stores one call following its dedupe plan. */
   insertCall(task: NewTask, plan: EnqueuePlan, nowMs: number): Promise<StoredCall>;
-  /** Stores many calls in one go; their ids in order. */
-  insertCalls(calls: BulkCalls, plan: Pick<EnqueuePlan, 'queueLimit' | 'db'>, nowMs: number): Promise<string[]>;
+  /** Stores many calls in one go; what became of each, in order. */
+  insertCalls(calls: BulkCalls, plan: Pick<EnqueuePlan, 'queueLimit' | 'db'>, nowMs: number): Promise<StoredCall[]>;
   /** One task by id (pending first: one finishing in between is then found finished). */
   find(id: string): Promise<FoundTask | null>;
   findTasks(filter: TaskFilter, nowMs: number): Promise<FoundTasks>;
@@ -54,10 +56,14 @@ export interface Backend {
 export function databaseBackend(store: Store): Backend {
   return {
     insertCall: (task, plan, nowMs) => insertCall(store, task, plan, nowMs).catch((err: unknown) => Promise.reject(enqueueError(store, task.name, err))),
-    insertCalls: (calls, plan, nowMs) =>
-      insertCalls(store, calls.rows, calls.template.queue, plan, nowMs).catch((err: unknown) =>
-        Promise.reject(enqueueError(store, `${calls.rows.values.length} calls of ${calls.template.name}`, err)),
-      ),
+    insertCalls: (calls, plan, nowMs) => {
+      const { rows, template } = calls;
+      const stored =
+        calls.idempotencyAt < 0
+          ? insertCalls(store, rows, template.queue, plan, nowMs).then((ids) => ids.map((id): StoredCall => ({ id, runAt: template.runAt, outcome: 'created' })))
+          : insertKeyedCalls(store, rows, template.queue, plan, nowMs, { name: template.name, keyAt: calls.idempotencyAt, hashAt: calls.hashAt });
+      return stored.catch((err: unknown) => Promise.reject(enqueueError(store, `${rows.values.length} calls of ${template.name}`, err)));
+    },
     async find(id) {
       const pending = await store.findPending(id);
       if (pending) return { pending, completed: null };

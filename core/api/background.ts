@@ -10,7 +10,7 @@ import { createLogger } from '../base/log.js';
 import { CALL_OPTION_KEYS, checkOptions } from '../policy/options.js';
 import { checkWhen } from '../policy/when.js';
 import { callerOrigin, register } from '../definition/registry.js';
-import { isSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
+import { isSchedule, type BulkOptions, type Schedule } from './schedule.js';
 import type { CallOptions, When } from '../types.js';
 import type { TaskHandle } from './enqueue.js';
 import { declaredSchedules } from '../definition/recurring.js';
@@ -84,7 +84,7 @@ export interface TaskDefinition<A extends unknown[], R> {
   /** A variant with other defaults (the same registered task). */
   using(options: CallOptions & { schedule?: When }): TaskDefinition<A, R>;
   /** Enqueues many calls: chunked multi-row inserts in one transaction. */
-  bulk(calls: readonly A[], options?: ScheduleOptions & { when?: When }): Promise<TaskHandle<Awaited<R>>[]>;
+  bulk(calls: readonly A[], options?: BulkOptions<A>): Promise<TaskHandle<Awaited<R>>[]>;
 }
 
 const DEFINITION_KEYS = [
@@ -158,7 +158,7 @@ function makeDefinition(internals: DefinitionInternals): TaskDefinition<unknown[
       checkWhen(options.schedule, 'schedule in .using() options');
       return makeDefinition({ ...internals, using: Object.freeze({ ...internals.using, ...options }) });
     },
-    bulk: (calls: readonly unknown[][], options?: ScheduleOptions & { when?: When }) => enqueueBulk(internals, calls, options ?? {}),
+    bulk: (calls: readonly unknown[][], options?: BulkOptions) => enqueueBulk(internals, calls, options ?? {}),
   });
   return def as unknown as TaskDefinition<unknown[], unknown>;
 }

@@ -14,7 +14,8 @@ import { checkConcurrencyKey } from '../policy/flow.js';
 import { SCHEDULE_OPTION_KEYS } from './schedule.js';
 import { resolveWhen } from '../policy/when.js';
 import { newTaskRow, taskWithArgs, type NewTask } from '../store/rows.js';
-import type { ScheduleOptions, Schedule } from './schedule.js';
+import type { BulkOptions, ScheduleOptions, Schedule } from './schedule.js';
+import { checkIdempotencyKey } from '../policy/idempotency.js';
 import type { DefinitionInternals } from '../definition/definition.js';
 import type { CallOptions, EnqueueOutcome, TaskRef, When } from '../types.js';
 import { validateForEnqueue, type ArgsValidator } from '../definition/validate.js';
@@ -82,6 +83,8 @@ export function prepareCall(
     recurringKey: null,
     concurrencyKey: typeof key === 'string' ? key : null,
     traceContext: null,
+    // A call-site option only (it names one enqueue): set by enqueueCall and per bulk call.
+    idempotencyKey: null,
   };
   return { template, opts, keyOf: typeof key === 'function' ? key : null };
 }
@@ -97,6 +100,17 @@ export function keyOfCall(def: DefinitionInternals, keyOf: KeyFunction, args: re
     throw new ValidationError(`${def.name}: its concurrencyKey function threw for these arguments: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   return checkConcurrencyKey(key, `concurrencyKey of ${def.name} (what its function returned)`);
+}
+
+/** The idempotency key a bulk's function gives for one call's arguments, checked. */
+function idempotencyKeyOfCall(def: DefinitionInternals, keyFn: (...args: unknown[]) => string, args: readonly unknown[]): string {
+  let key: unknown;
+  try {
+    key = keyFn(...args);
+  } catch (err) {
+    throw new ValidationError(`${def.name}: its idempotencyKey function threw for these arguments: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  return checkIdempotencyKey(key, 'idempotencyKey (what its function returned)');
 }
 
 /** One call's arguments, checked (JSON, size) and hashed, on a prepared template. */
@@ -198,6 +212,7 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
   const callOpts = sched?.options ?? {};
   const nowMs = currentClock().now();
   const { task, opts } = buildTask(def, args, sched?.when, callOpts, settings, nowMs);
+  task.idempotencyKey = callOpts.idempotencyKey ?? null;
   await validateForEnqueue(def.name, def.options.validate as ArgsValidator | undefined, args);
   const connection = callOpts.connection ?? def.options.connection;
   const backend = await openBackend(settings, connection);
@@ -225,15 +240,20 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
 export async function enqueueBulk(
   def: DefinitionInternals,
   calls: readonly unknown[][],
-  options: ScheduleOptions & { when?: When },
+  options: BulkOptions,
 ): Promise<TaskHandle[]> {
   if (!Array.isArray(calls)) throw new ValidationError(`${def.name}.bulk(): expected an array of argument arrays`);
   const settings = await getSettings();
   const nowMs = currentClock().now();
   if (typeof options !== 'object' || options === null) throw new ValidationError(`${def.name}.bulk(): options must be an object`);
   checkOptions(options as Record<string, unknown>, [...SCHEDULE_OPTION_KEYS, 'when'], `${def.name}.bulk() options`);
-  const { when, db, connection, ...callOpts } = options;
+  const { when, db, connection, idempotencyKey: keyFn, ...callOpts } = options;
   checkWhen(when, `when in ${def.name}.bulk() options`);
+  if (keyFn !== undefined && typeof keyFn !== 'function') {
+    throw new ValidationError(
+      `Invalid idempotencyKey in ${def.name}.bulk() options: ${typeof keyFn === 'string' ? JSON.stringify(keyFn) : typeof keyFn} — expected a function of each call's arguments that returns its key (one key per call; a bulk of one key would be one call)`,
+    );
+  }
   if ((callOpts.action !== undefined && callOpts.action !== 'schedule') || callOpts.removeExisting) {
     throw new ValidationError(
       `${def.name}.bulk(): action "${callOpts.action ?? 'replaceExisting'}" is not supported in bulk — enqueue those calls one by one`,
@@ -249,6 +269,7 @@ export async function enqueueBulk(
   const argsAt = columns.indexOf('args');
   const hashAt = columns.indexOf('hash');
   const keyAt = columns.indexOf('concurrency_key');
+  const idempotencyAt = keyFn ? columns.push('idempotency_key') - 1 : -1;
   const values = calls.map((args, i) => {
     if (!Array.isArray(args)) throw new ValidationError(`${def.name}.bulk(): call ${i + 1} is not an array of arguments`);
     let argsJson: string;
@@ -256,6 +277,7 @@ export async function enqueueBulk(
     try {
       argsJson = checkedArgsJson(def, args, settings);
       if (keyOf) row[keyAt] = keyOfCall(def, keyOf, args);
+      if (keyFn) row.push(idempotencyKeyOfCall(def, keyFn, args));
     } catch (err) {
       if (err instanceof ValidationError) throw new ValidationError(`${def.name}.bulk(): call ${i + 1}: ${err.message}`, { cause: err });
       throw err;
@@ -277,16 +299,16 @@ export async function enqueueBulk(
   const backend = await openBackend(settings, conn);
   const queueLimit = template.queue === null ? undefined : settings.maxQueueSize[template.queue];
   // One producer span for the whole bulk; every row stores its context.
-  const { ids } = await traced(template, values.length, async (traceContext) => {
+  const { stored } = await traced(template, values.length, async (traceContext) => {
     if (traceContext !== null) {
       template.traceContext = traceContext;
       columns.push('trace_context');
       for (const row of values) row.push(traceContext);
     }
-    const inserted = await backend.insertCalls({ template, rows: { columns, values }, argsAt, hashAt, keyAt }, { queueLimit, db }, nowMs);
-    return { id: '', ids: inserted };
+    const calls = { template, rows: { columns, values }, argsAt, hashAt, keyAt, idempotencyAt };
+    return { id: '', stored: await backend.insertCalls(calls, { queueLimit, db }, nowMs) };
   });
-  const refs = ids.map((id) => ref(conn, id, template, template.runAt, 'created'));
+  const refs = stored.map((s) => ref(conn, s.id, template, s.runAt, s.outcome));
   emitCreated(refs, [template], db);
   return refs;
 }

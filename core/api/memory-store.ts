@@ -22,6 +22,7 @@ import { asList, checkFilter, type FoundTasks, type TaskFilter } from '../store/
 import { taskWithArgs, type NewTask } from '../store/rows.js';
 import type { CompletedRow, StoredTask, TaskRow } from '../types.js';
 import type { EnqueuePlan, StoredCall } from '../store/enqueue.js';
+import { checkSameCall } from '../policy/idempotency.js';
 import type { TaskResult } from './handle.js';
 import { resultOfCompleted, resultOfPending } from './task-result.js';
 
@@ -75,6 +76,7 @@ function finished(task: TaskRow, f: Pick<CompletedRow, 'startedAt' | 'finishedAt
     lastError: f.errors.length ? f.errors[f.errors.length - 1]!.stack : null,
     errors: f.errors,
     traceContext: task.traceContext,
+    idempotencyKey: task.idempotencyKey,
   };
   return { ...stored, taskId: task.id, startedAt: f.startedAt, finishedAt: f.finishedAt, failedAt: f.failedAt, returnValue: f.returnValue, workerId: f.workerId };
 }
@@ -136,6 +138,21 @@ export class MemoryStore {
     memory.settings = settings;
   }
 
+  /**
+   * The recorded task that holds `t`'s idempotency key, as the database's look-up finds it: a
+   * record is kept until dummy.clear(), as a result is until it is pruned.
+   */
+  private keyHolder(t: NewTask): StoredCall | null {
+    const key = t.idempotencyKey;
+    if (key === null) return null;
+    for (const m of memory.tasks.values()) {
+      if (m.row.idempotencyKey !== key) continue;
+      checkSameCall(key, m.row, t);
+      return { id: m.row.id, runAt: m.row.runAt, outcome: 'existing' };
+    }
+    return null;
+  }
+
   private async insert(t: NewTask): Promise<string> {
     const id = String(memory.nextId++);
     const m: MemoryTask = { row: rowOf(id, t), done: null };
@@ -145,17 +162,35 @@ export class MemoryStore {
   }
 
   // Dedupe actions and queue limits guard a shared table; a test's memory has no twins to race.
+  // Idempotency keys are the application's own retry logic, so they behave as in the database.
   async insertCall(task: NewTask, _plan: EnqueuePlan): Promise<StoredCall> {
-    return { id: await this.insert(task), runAt: task.runAt, outcome: 'created' };
+    return this.keyHolder(task) ?? { id: await this.insert(task), runAt: task.runAt, outcome: 'created' };
   }
 
-  async insertCalls(calls: { template: Omit<NewTask, 'args' | 'hash'>; rows: { values: unknown[][] }; argsAt: number; hashAt: number; keyAt: number }): Promise<string[]> {
-    const ids: string[] = [];
-    for (const row of calls.rows.values) {
-      const key = calls.keyAt < 0 ? calls.template.concurrencyKey : (row[calls.keyAt] as string);
-      ids.push(await this.insert(taskWithArgs(calls.template, row[calls.argsAt] as string, row[calls.hashAt] as string, key)));
-    }
-    return ids;
+  async insertCalls(calls: {
+    template: Omit<NewTask, 'args' | 'hash'>;
+    rows: { values: unknown[][] };
+    argsAt: number;
+    hashAt: number;
+    keyAt: number;
+    idempotencyAt: number;
+  }): Promise<StoredCall[]> {
+    // As in the database, the bulk is all or nothing: every key is checked before anything is recorded.
+    const tasks = calls.rows.values.map((row) => {
+      const t = taskWithArgs(calls.template, row[calls.argsAt] as string, row[calls.hashAt] as string, calls.keyAt < 0 ? calls.template.concurrencyKey : (row[calls.keyAt] as string));
+      if (calls.idempotencyAt >= 0) t.idempotencyKey = row[calls.idempotencyAt] as string;
+      return t;
+    });
+    const firstAt = new Map<string, number>();
+    tasks.forEach((t, i) => {
+      this.keyHolder(t);
+      const earlier = t.idempotencyKey === null ? undefined : firstAt.get(t.idempotencyKey);
+      if (earlier !== undefined) checkSameCall(t.idempotencyKey!, { id: `call ${earlier + 1} of this bulk`, name: tasks[earlier]!.name, hash: tasks[earlier]!.hash }, t);
+      else if (t.idempotencyKey !== null) firstAt.set(t.idempotencyKey, i);
+    });
+    const out: StoredCall[] = [];
+    for (const t of tasks) out.push(this.keyHolder(t) ?? { id: await this.insert(t), runAt: t.runAt, outcome: 'created' });
+    return out;
   }
 
   async find(id: string): Promise<{ pending: TaskRow | null; completed: CompletedRow | null } | null> {

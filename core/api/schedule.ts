@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import { ValidationError } from '../errors.js';
 import { checkOptions, CALL_OPTION_KEYS } from '../policy/options.js';
 import { checkWhen } from '../policy/when.js';
+import { checkIdempotencyKey } from '../policy/idempotency.js';
 import type { CallOptions, When } from '../types.js';
 
 const BRAND = Symbol.for('bgtasks.schedule');
@@ -17,6 +18,20 @@ export interface ScheduleOptions extends CallOptions {
   db?: Knex | Knex.Transaction;
   /** The named connection to store the task in (see the `connections` setting). */
   connection?: string;
+  /**
+   * Names this enqueue (1 to 190 characters): while its task is pending, or finished with its
+   * result kept, an enqueue with the same key returns that task (`outcome: 'existing'`) instead
+   * of storing a twin, so an enqueue whose outcome is unknown can be retried safely. The same key
+   * for another call (another task name or other arguments) is a ValidationError.
+   */
+  idempotencyKey?: string;
+}
+
+/** What `.bulk(calls, options)` accepts: the call-site options, a run time, and a key per call. */
+export interface BulkOptions<A extends unknown[] = unknown[]> extends Omit<ScheduleOptions, 'idempotencyKey'> {
+  when?: When;
+  /** Each call's idempotency key, from its arguments (one key per call, so a function here). */
+  idempotencyKey?: (...args: A) => string;
 }
 
 export interface Schedule {
@@ -26,7 +41,7 @@ export interface Schedule {
   readonly options: Readonly<ScheduleOptions>;
 }
 
-export const SCHEDULE_OPTION_KEYS = [...CALL_OPTION_KEYS, 'db', 'connection'] as const;
+export const SCHEDULE_OPTION_KEYS = [...CALL_OPTION_KEYS, 'db', 'connection', 'idempotencyKey'] as const;
 
 /** Call-site options: `await sendMail(to, schedule(90, { priority: 5 }))`. */
 export function schedule(when?: When, options: ScheduleOptions = {}): Schedule {
@@ -38,9 +53,16 @@ export function schedule(when?: When, options: ScheduleOptions = {}): Schedule {
   if (options.connection !== undefined && typeof options.connection !== 'string') {
     throw new ValidationError('Invalid connection in schedule() options: expected the name of a configured connection');
   }
+  if (options.idempotencyKey !== undefined) checkIdempotencyKey(options.idempotencyKey, 'idempotencyKey in schedule() options');
   const s = { when, options: Object.freeze({ ...options }) };
   Object.defineProperty(s, BRAND, { value: true, enumerable: false });
   return Object.freeze(s) as unknown as Schedule;
+}
+
+/** Call-site options with only an idempotency key: `await chargeOrder(42, idempotencyKey('charge:order-42'))`. */
+export function idempotencyKey(key: string): Schedule {
+  checkIdempotencyKey(key, 'idempotencyKey(key)');
+  return schedule(undefined, { idempotencyKey: key });
 }
 
 export function isSchedule(v: unknown): v is Schedule {

@@ -112,6 +112,9 @@ export const SETTING_SPECS = {
   },
   errorsKept: num('int', 1, false, 1000),
   cronGrace: num('float', 1, false),
+  // Both become Node timers: at most 2^31-1 ms.
+  connectTimeout: num('float', 0, true, 2_147_483),
+  statementTimeout: num('float', 0, true, 2_147_483),
 } satisfies Record<string, Spec>;
 
 export type SettingName = keyof typeof SETTING_SPECS | 'database';

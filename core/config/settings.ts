@@ -76,6 +76,19 @@ export interface Settings {
    * worker listens on a connection of its `database` pool).
    */
   listenUrl: DatabaseSpec | null;
+  /**
+   * MySQL/MariaDB and PostgreSQL: seconds to wait for a connection, whether a new one is being
+   * opened (TCP, TLS and login) or every pooled one is busy. Default 10: a healthy server on the
+   * same network answers in milliseconds, and a web request should not wait longer for an enqueue.
+   */
+  connectTimeout: number;
+  /**
+   * MySQL/MariaDB and PostgreSQL: seconds bgtasks waits for the answer to one statement before it
+   * gives up on it and closes its connection (the statement may still complete on the server).
+   * Default 30: far above any statement bgtasks sends on a healthy server, well below the minutes
+   * TCP takes to notice a dead peer. Migrations are exempt.
+   */
+  statementTimeout: number;
   /** Where the settings came from, for `bgtasks config` and error messages. */
   configFile: string | null;
 }
@@ -104,7 +117,13 @@ export interface SettingsInput {
   errorsKept?: number;
   cronGrace?: number;
   listenUrl?: string | null;
+  connectTimeout?: number;
+  statementTimeout?: number;
 }
+
+/** Seconds: see Settings.connectTimeout and Settings.statementTimeout. */
+export const DEFAULT_CONNECT_TIMEOUT = 10;
+export const DEFAULT_STATEMENT_TIMEOUT = 30;
 
 export const DEFAULT_TASK_FILES = ['**/tasks.{ts,mts,js,mjs}'];
 export const TASK_FILES_IGNORE = ['**/node_modules/**', '**/dist/**', '**/.git/**'];
@@ -136,6 +155,8 @@ const ENV_NAMES: Record<string, SettingName | 'listenUrl'> = {
   BGTASKS_ERRORS_KEPT: 'errorsKept',
   BGTASKS_CRON_GRACE: 'cronGrace',
   BGTASKS_LISTEN_URL: 'listenUrl',
+  BGTASKS_CONNECT_TIMEOUT: 'connectTimeout',
+  BGTASKS_STATEMENT_TIMEOUT: 'statementTimeout',
 };
 export const ENV_VARIABLES = Object.keys(ENV_NAMES);
 
@@ -215,6 +236,8 @@ export async function resolveSettings(options: ResolveOptions = {}): Promise<Set
     errorsKept: merged.errorsKept ?? 10,
     cronGrace: merged.cronGrace ?? 300,
     listenUrl: merged.listenUrl ?? null,
+    connectTimeout: merged.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+    statementTimeout: merged.statementTimeout ?? DEFAULT_STATEMENT_TIMEOUT,
     configFile: file,
   };
   if (settings.heartbeatInterval >= settings.lockTimeout) {

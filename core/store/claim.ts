@@ -56,10 +56,14 @@ export interface FlowPlan {
   /** Whether keyed tasks were found waiting at the last look, and when that was (epoch ms, real clock). */
   keyedSeenAt: number;
   keyed: boolean;
+  /** Whether the last look from the first key found every due key in one window (see flowClaim). */
+  keysFit: boolean;
+  /** How many keys the last look found. */
+  keysFound: number;
 }
 
 export function emptyFlowPlan(): FlowPlan {
-  return { pausedQueues: new Set(), queueLimits: new Map(), taskLimits: new Map(), keyCursor: null, flowFirst: false, keyedSeenAt: -Infinity, keyed: false };
+  return { pausedQueues: new Set(), queueLimits: new Map(), taskLimits: new Map(), keyCursor: null, flowFirst: false, keyedSeenAt: -Infinity, keyed: false, keysFit: false, keysFound: 0 };
 }
 
 /** The time left to a duration run, and the run-time limits its task definitions declare (ms). */
@@ -219,6 +223,15 @@ async function keyedWaiting(store: Store, plan: FlowPlan): Promise<boolean> {
 }
 
 /**
+ * The first due key (of an unlocked task) matching `where`, as one ordered index seek: MariaDB
+ * computes MIN() with a condition beside the key by reading the whole range (twice as slow over
+ * 100 keys in 10,000 tasks), where `ORDER BY … LIMIT 1` stops at the first entry on every database.
+ */
+function nextKey(table: string, where: string): string {
+  return `SELECT concurrency_key FROM ${table} WHERE locked_by IS NULL AND run_at <= ? AND ${where} ORDER BY concurrency_key LIMIT 1`;
+}
+
+/**
  * Keys of unlocked tasks due by `nowMs`, in key order from after `cursor`, wrapping; at most `max`.
  * Only due keys: keys whose tasks all run later (scheduled, snoozed) would otherwise fill the
  * claim's share of keys and keep the due ones from ever being looked at.
@@ -228,8 +241,8 @@ async function keysInTurn(store: Store, trx: Knex.Transaction, cursor: string | 
   const scan = async (after: string | null, upTo: string | null, limit: number): Promise<string[]> => {
     const first = after === null ? 'concurrency_key IS NOT NULL' : 'concurrency_key > ?';
     const sql =
-      `WITH RECURSIVE k(name) AS (SELECT MIN(concurrency_key) FROM ${t} WHERE locked_by IS NULL AND run_at <= ? AND ${first} ` +
-      `UNION ALL SELECT (SELECT MIN(concurrency_key) FROM ${t} WHERE locked_by IS NULL AND run_at <= ? AND concurrency_key > k.name) FROM k WHERE k.name IS NOT NULL) ` +
+      `WITH RECURSIVE k(name) AS (SELECT (${nextKey(t, first)}) ` +
+      `UNION ALL SELECT (${nextKey(t, 'concurrency_key > k.name')}) FROM k WHERE k.name IS NOT NULL) ` +
       `SELECT name FROM k WHERE name IS NOT NULL${upTo === null ? '' : ' AND name <= ?'} LIMIT ${Math.max(1, Math.floor(limit))}`;
     const bindings = [nowMs, ...(after === null ? [] : [after]), nowMs, ...(upTo === null ? [] : [upTo])];
     return store.dialect.rows(await trx.raw(sql, bindings)).map((r) => String(r.name));
@@ -249,6 +262,54 @@ async function firstOfEachKey(store: Store, trx: Knex.Transaction, keys: readonl
   const sql = `SELECT (${inner.sql}) AS id FROM (${list}) k`;
   const rows = store.dialect.rows(await trx.raw(sql, [...(inner.bindings as Knex.RawBinding[]), ...keys]));
   return rows.filter((r) => r.id !== null && r.id !== undefined).map((r) => String(r.id));
+}
+
+/**
+ * keysInTurn and firstOfEachKey in one statement (SQLite, PostgreSQL): the due keys after `after`
+ * (all keys when null), at most `max`, then, when `wrap`, those from the first key up to `after`,
+ * each with its first task in claim order (null columns when none of its tasks is one this claim
+ * may take). Keys in turn order, as the index orders them; at most `max` in all.
+ */
+async function keysWithFirsts(
+  store: Store,
+  trx: Knex.Transaction,
+  after: string | null,
+  wrap: boolean,
+  max: number,
+  nowMs: number,
+  first: () => Knex.QueryBuilder,
+): Promise<{ keys: string[]; firsts: Candidate[] }> {
+  const t = store.dialect.quote(store.tables.tasks);
+  const limit = Math.max(1, Math.floor(max));
+  const inner = first().whereRaw('concurrency_key = ks.name').toSQL();
+  const bindings: Knex.RawBinding[] = [];
+  // One recursive walk of the key index (a seek per key); `upTo` also ends the walk past it.
+  const walk = (cte: string, from: string | null, upTo: string | null): string => {
+    bindings.push(nowMs, ...(from === null ? [] : [from]), nowMs, ...(upTo === null ? [] : [upTo]));
+    return (
+      `${cte}(name, n) AS (SELECT (${nextKey(t, from === null ? 'concurrency_key IS NOT NULL' : 'concurrency_key > ?')}), 1 ` +
+      `UNION ALL SELECT (${nextKey(t, `concurrency_key > ${cte}.name`)}), ${cte}.n + 1 FROM ${cte} ` +
+      `WHERE ${cte}.name IS NOT NULL${upTo === null ? '' : ` AND ${cte}.name < ?`})`
+    );
+  };
+  const parts = [walk('k0', after, null)];
+  if (wrap && after !== null) parts.push(walk('k1', null, after));
+  const pick = (cte: string, part: number, upTo: string | null) => {
+    if (upTo !== null) bindings.push(upTo);
+    return `SELECT * FROM (SELECT name, n, ${part} AS part FROM ${cte} WHERE name IS NOT NULL${upTo === null ? '' : ' AND name <= ?'} ORDER BY n LIMIT ${limit}) p${part}`;
+  };
+  const ks = parts.length === 1 ? pick('k0', 0, null) : `${pick('k0', 0, null)} UNION ALL ${pick('k1', 1, after)}`;
+  bindings.push(...(inner.bindings as Knex.RawBinding[]));
+  const sql =
+    `WITH RECURSIVE ${parts.join(', ')}, ks AS (${ks}) ` +
+    `SELECT ks.name AS scan_key, f.id, f.name, f.queue, f.concurrency_key, f.priority, f.run_at FROM ks LEFT JOIN ${t} f ON f.id = (${inner.sql}) ORDER BY ks.part, ks.n`;
+  const rows = store.dialect.rows(await trx.raw(sql, bindings)).slice(0, limit);
+  const firsts: Candidate[] = [];
+  for (const r of rows) {
+    if (r.id === null || r.id === undefined) continue;
+    firsts.push({ id: String(r.id), name: String(r.name), queue: r.queue === null ? null : String(r.queue), key: String(r.concurrency_key), priority: Number(r.priority), runAt: Number(r.run_at) });
+  }
+  return { keys: rows.map((r) => String(r.scan_key)), firsts };
 }
 
 /** The limits of one candidate. */
@@ -323,15 +384,16 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
     // this transaction commits the claims counted against it.
     await store.lockKey(trx, FLOW_LOCK, a.nowMs);
     const base = () => dueBase(applyQueues(applyNames(trx(store.tables.tasks).select(cols), a.names), a, skipPaused), a);
-    const read = async (members: Knex.QueryBuilder[]): Promise<Candidate[]> => {
-      const found = new Map<string, Candidate>();
+    const sortCandidates = (list: Candidate[]) => list.sort((x, y) => sign * (x.priority - y.priority) || x.runAt - y.runAt || Number(x.id) - Number(y.id));
+    const read = async (members: Knex.QueryBuilder[], known: readonly Candidate[] = []): Promise<Candidate[]> => {
+      const found = new Map<string, Candidate>(known.map((c) => [c.id, c]));
       for (let i = 0; i < members.length; i += 50) {
         for (const r of (await store.dialect.unionAll(trx, members.slice(i, i + 50))) as Array<Record<string, unknown>>) {
           const id = String(r.id);
           found.set(id, { id, name: String(r.name), queue: r.queue === null ? null : String(r.queue), key: r.concurrency_key === null ? null : String(r.concurrency_key), priority: Number(r.priority), runAt: Number(r.run_at) });
         }
       }
-      return [...found.values()].sort((x, y) => sign * (x.priority - y.priority) || x.runAt - y.runAt || Number(x.id) - Number(y.id));
+      return sortCandidates([...found.values()]);
     };
     const admitted: Candidate[] = [];
     // Claimed in this transaction already: counted against their limits like running tasks.
@@ -351,26 +413,54 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
     const seen = new Set<string>();
     let cursor = plan.keyCursor;
     let lastSeen: string | undefined;
+    const firstOf = () => base().clearSelect().select('id').orderBy(order(dir)).limit(1);
     for (;;) {
-      const scanned = keyed ? await keysInTurn(store, trx, cursor, window, a.nowMs) : [];
+      let scanned: string[] = [];
+      let firsts: Candidate[] = [];
+      // When the last look found at least as many keys as this claim wants, it takes one task
+      // per key (see perKey): the keys and their first tasks come in one statement (two when the
+      // turn wraps past the last key). MySQL/MariaDB: the correlated
+      // form ran slower than a member per key under four workers (test/cli/flow-control.test.ts),
+      // so there each key keeps its own member.
+      const oneStatement = keyed && store.dialect.name !== 'mysql' && plan.keysFound >= want - admitted.length;
+      if (oneStatement) {
+        // When the last look from the first key found all due keys within one window, look from
+        // the first key again and start the turn after the cursor here: one statement, where a
+        // look from the cursor would wrap past the last key into a second.
+        const whole = plan.keysFit || cursor === null;
+        const found = await keysWithFirsts(store, trx, whole ? null : cursor, !whole, window, a.nowMs, firstOf);
+        if (whole) {
+          plan.keysFit = found.keys.length < window;
+          const after = cursor;
+          if (after !== null) {
+            const at = found.keys.findIndex((k) => k > after);
+            if (at > 0) found.keys = [...found.keys.slice(at), ...found.keys.slice(0, at)];
+          }
+        }
+        ({ keys: scanned, firsts } = found);
+      } else if (keyed) {
+        scanned = await keysInTurn(store, trx, cursor, window, a.nowMs);
+      }
       const keys = scanned.filter((k) => !seen.has(k));
       // Turns take one task per key per round, so a claim admits about want ÷ keys of each key:
       // reading more of every key (a full `want` each) was most of a keyed claim's time. With one
       // per key, one statement finds each key's first task (a seek per key in the key index).
       const perKey = Math.max(1, Math.ceil((want - admitted.length) / Math.max(1, keys.length)));
+      if (keyed) plan.keysFound = scanned.length;
+      const fresh = firsts.filter((c) => !seen.has(c.key!));
       for (const k of keys) seen.add(k);
-      // MySQL/MariaDB: the correlated form ran slower than a member per key under four workers
-      // (test/cli/flow-control.test.ts), so there each key keeps its own member.
-      if (perKey === 1 && keys.length > 0 && store.dialect.name !== 'mysql') {
-        const ids = await firstOfEachKey(store, trx, keys, () => base().clearSelect().select('id').orderBy(order(dir)).limit(1));
+      if (oneStatement && perKey === 1) {
+        // Read above. (With fewer keys than the claim wants, each key is read deeper below.)
+      } else if (perKey === 1 && keys.length > 0 && store.dialect.name !== 'mysql') {
+        const ids = await firstOfEachKey(store, trx, keys, firstOf);
         if (ids.length > 0) members.push(base().whereIn('id', ids));
       } else {
         for (const k of keys) members.push(base().where('concurrency_key', k).orderBy(order(dir)).limit(perKey));
       }
       if (keys.length > 0) lastSeen = keys[keys.length - 1];
-      if (members.length === 0 && keys.length === 0) break;
-      if (members.length > 0) {
-        const candidates = await read(members);
+      if (members.length === 0 && fresh.length === 0 && keys.length === 0) break;
+      if (members.length > 0 || fresh.length > 0) {
+        const candidates = members.length > 0 ? await read(members, fresh) : sortCandidates(fresh);
         members = [];
         const turns = takeTurns(candidates, cursor);
         const limiters = [...new Map(candidates.flatMap(of).map((l) => [l.id, l])).values()];

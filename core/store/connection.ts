@@ -9,7 +9,10 @@ import { ConfigError } from '../errors.js';
 import { processWide } from '../base/global.js';
 import { getLogger } from '../base/log.js';
 import { dialectFor, type Dialect } from './dialects/index.js';
+import { isPgConnectTimeout } from './dialects/dialect.js';
 import type { DatabaseSpec } from '../config/database-spec.js';
+import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT } from '../config/settings.js';
+import { isStatementTimeout, timeoutsOf, type Timeouts } from './dialects/timeouts.js';
 
 export interface Connection {
   knex: Knex;
@@ -17,19 +20,24 @@ export interface Connection {
   spec: DatabaseSpec;
   /** False for the application's own knex instance. */
   owned: boolean;
+  /** The bounds on waits for the server (our own pools only; the application's keeps its own). */
+  timeouts: Timeouts;
 }
+
+/** The bounds of the default settings, for callers that have no settings at hand. */
+export const DEFAULT_TIMEOUTS: Timeouts = timeoutsOf({ connectTimeout: DEFAULT_CONNECT_TIMEOUT, statementTimeout: DEFAULT_STATEMENT_TIMEOUT });
 
 const pool = processWide('connections', () => new Map<string, Promise<Connection>>());
 
-async function open(spec: DatabaseSpec): Promise<Connection> {
+async function open(spec: DatabaseSpec, timeouts: Timeouts): Promise<Connection> {
   const dialect = dialectFor(spec.dialect);
   if (spec.knex) {
     dialect.prepareExternal(spec.knex);
-    return { knex: spec.knex, dialect, spec, owned: false };
+    return { knex: spec.knex, dialect, spec, owned: false, timeouts };
   }
   if (spec.dialect === 'sqlite') checkSqliteDirectory(spec);
   const { default: knexFactory } = await import('knex');
-  const config = dialect.prepareConfig(spec.config!);
+  const config = dialect.prepareConfig(spec.config!, timeouts);
   // knex's own messages go through our logger (JSON lines stay JSON). A pooled connection that
   // broke, or one that could not be opened, is reported by knex too; the worker reports outages
   // itself and commands report the failed statement, so knex's copy is only for --verbose.
@@ -41,7 +49,7 @@ async function open(spec: DatabaseSpec): Promise<Connection> {
     debug: () => {},
   };
   const knex = knexFactory(config);
-  return { knex, dialect, spec, owned: true };
+  return { knex, dialect, spec, owned: true, timeouts };
 }
 
 /**
@@ -57,20 +65,21 @@ function checkSqliteDirectory(spec: DatabaseSpec): void {
   }
 }
 
-/** The cached connection for `spec`, opened on first use. */
-export function connect(spec: DatabaseSpec): Promise<Connection> {
-  let c = pool.get(spec.key);
+/** The cached connection for `spec` with these bounds, opened on first use. */
+export function connect(spec: DatabaseSpec, timeouts: Timeouts = DEFAULT_TIMEOUTS): Promise<Connection> {
+  const key = `${spec.key}\u0000${timeouts.connectMs}\u0000${timeouts.statementMs}`;
+  let c = pool.get(key);
   if (!c) {
-    c = open(spec);
-    c.catch(() => pool.delete(spec.key));
-    pool.set(spec.key, c);
+    c = open(spec, timeouts);
+    c.catch(() => pool.delete(key));
+    pool.set(key, c);
   }
   return c;
 }
 
 /** A connection that is not shared with the cache (a worker owns and closes its own). */
-export function connectPrivate(spec: DatabaseSpec): Promise<Connection> {
-  return open(spec);
+export function connectPrivate(spec: DatabaseSpec, timeouts: Timeouts = DEFAULT_TIMEOUTS): Promise<Connection> {
+  return open(spec, timeouts);
 }
 
 /** Closes a connection this process opened (never the application's own instance). */
@@ -91,6 +100,30 @@ export async function closeConnections(): Promise<void> {
       }
     }),
   );
+}
+
+/** What poolProblem() reads of knex's pool (tarn's, at run time). */
+interface PoolState {
+  max?: unknown;
+  acquireTimeoutMillis?: unknown;
+  numUsed?: () => number;
+  numPendingCreates?: () => number;
+}
+
+/**
+ * A pool exhausted, told apart from a server that does not answer: both end in knex's
+ * KnexTimeoutError once acquireConnectionTimeout has passed, but only exhaustion leaves every
+ * connection of the pool in use and none being opened. Says so and what to look at; null for any
+ * other error, or a pool this cannot read.
+ */
+export function poolProblem(knex: Knex, err: unknown): string | null {
+  if ((err as Error | null)?.name !== 'KnexTimeoutError') return null;
+  const pool = (knex.client as { pool?: PoolState } | undefined)?.pool;
+  if (!pool || typeof pool.numUsed !== 'function' || typeof pool.max !== 'number') return null;
+  if (pool.numUsed() < pool.max || (pool.numPendingCreates?.() ?? 0) > 0) return null;
+  const waited = typeof pool.acquireTimeoutMillis === 'number' ? ` for ${pool.acquireTimeoutMillis / 1000} s (knex's acquireConnectionTimeout)` : '';
+  const which = pool.max === 1 ? "its pool's only connection" : `all ${pool.max} connections of its pool`;
+  return `${which} stayed in use${waited} — a transaction held open on the same knex, or a pool (pool.max) too small for the load?`;
 }
 
 /** Who connects where, as far as the database spec tells (for messages). */
@@ -176,8 +209,20 @@ export function connectionProblem(err: unknown, spec: DatabaseSpec): string | nu
     case 'ENETUNREACH':
       return network(`no answer from ${at} (${code})`, 'check the host, the port and any firewall between here and the server');
   }
+  if (isStatementTimeout(err)) {
+    return network(
+      `no answer from ${at} within ${err.timeoutMs / 1000} s (the statementTimeout setting); the connection was closed`,
+      'check the network between here and the server, and whether the server is overloaded',
+    );
+  }
+  if (isPgConnectTimeout(typeof e?.message === 'string' ? e.message : '')) {
+    return network(`no answer from ${at} within the connectTimeout setting`, 'check the host, the port and any firewall, and whether the server is overloaded');
+  }
   if (e?.name === 'KnexTimeoutError') {
-    return network(`no connection to ${at} within the timeout`, 'check the host, the port and any firewall, and whether the server is overloaded');
+    return network(
+      `no connection to ${at} within the connectTimeout setting (none could be opened, or every pooled one stayed busy)`,
+      'check the host, the port and any firewall, whether the server is overloaded, and whether the pool is large enough',
+    );
   }
   return null;
 }

@@ -2,8 +2,9 @@
  * Storing calls. One call follows its dedupe action in one transaction serialised on its hash
  * (check, reschedule or replace its twins, or insert; the rule is in docs/getting-started.md,
  * "Duplicates: the dedupe action"); many calls of one definition go in chunked multi-row inserts
- * in one transaction. Both respect a queue's `maxQueueSize`. Nothing is
- * stored when anything fails.
+ * in one transaction. Both respect a queue's `maxQueueSize`. A call with an idempotency key whose
+ * task is stored (pending, or finished and kept) gets that task instead (policy/idempotency.ts),
+ * serialised on the key. Nothing is stored when anything fails.
  */
 import type { Knex } from 'knex';
 import { QueueFullError } from '../errors.js';
@@ -13,6 +14,8 @@ import type { UniformRows } from './dialects/insert-rows.js';
 import type { NewTask } from './rows.js';
 import type { Store } from './store.js';
 import { isRecurring, nextSlot, type Recurrence } from '../policy/recurrence.js';
+import { checkSameCall } from '../policy/idempotency.js';
+import { createHash } from 'node:crypto';
 
 export interface EnqueuePlan {
   action: DedupeAction;
@@ -83,7 +86,7 @@ async function deleteTwins(store: Store, trx: Db, hash: string): Promise<number>
 /**
  * Ends the repeat chains of running twins: each finishes its run, but its recurrence now ends at
  * its own slot, so the run schedules no successor (the settle transaction reads the stored end
- * under the same hash lock: Store.guardSuccessors). Returns how many.
+ * under the same hash lock: guardSuccessors in settle.ts). Returns how many.
  */
 async function endChains(store: Store, trx: Db, ids: string[]): Promise<number> {
   if (ids.length === 0) return 0;
@@ -103,17 +106,82 @@ async function checkQueueSize(store: Store, trx: Knex.Transaction, queue: string
   }
 }
 
+/** Keys per look-up and per lock upsert: under every database's bind-parameter limit. */
+const KEY_CHUNK = 400;
+
+/** A stored task that holds an idempotency key. */
+interface KeyHolder {
+  id: string;
+  name: string;
+  hash: string;
+  runAt: number;
+}
+
+/**
+ * The lock row of an idempotency key: its SHA-1, so that any key fits the lock table's key column
+ * (`idem:` and 40 hex digits), and prune-results can tell these rows apart.
+ */
+export function idempotencyLock(key: string): string {
+  return `idem:${createHash('sha1').update(key).digest('hex')}`;
+}
+
+/**
+ * Takes the lock rows of these keys, in key order (two bulks sharing keys then wait for each
+ * other instead of deadlocking), a chunk of rows per upsert.
+ */
+async function lockIdempotencyKeys(store: Store, trx: Knex.Transaction, keys: readonly string[], nowMs: number): Promise<void> {
+  const locks = [...new Set(keys.map(idempotencyLock))].sort();
+  for (let i = 0; i < locks.length; i += KEY_CHUNK) {
+    const rows = locks.slice(i, i + KEY_CHUNK).map((key) => ({ key, locked_at: nowMs }));
+    await trx(store.tables.locks).insert(rows).onConflict('key').merge(['locked_at']);
+  }
+}
+
+/**
+ * The tasks that hold these keys: pending ones first, then finished ones whose results are kept.
+ * A task that finishes meanwhile moves in one transaction, so it is found in one table or the
+ * other (read committed: the second read sees the move).
+ */
+async function keyHolders(store: Store, trx: Db, keys: readonly string[]): Promise<Map<string, KeyHolder>> {
+  const found = new Map<string, KeyHolder>();
+  const unique = [...new Set(keys)];
+  for (let i = 0; i < unique.length; i += KEY_CHUNK) {
+    const part = unique.slice(i, i + KEY_CHUNK);
+    const pending = (await trx(store.tables.tasks).select('id', 'name', 'hash', 'run_at', 'idempotency_key').whereIn('idempotency_key', part)) as Array<Record<string, unknown>>;
+    for (const r of pending) found.set(String(r.idempotency_key), { id: String(r.id), name: String(r.name), hash: String(r.hash), runAt: Number(r.run_at) });
+    const rest = part.filter((k) => !found.has(k));
+    if (rest.length === 0) continue;
+    const done = (await trx(store.tables.completed).select('task_id', 'name', 'hash', 'run_at', 'idempotency_key').whereIn('idempotency_key', rest)) as Array<Record<string, unknown>>;
+    for (const r of done) found.set(String(r.idempotency_key), { id: String(r.task_id), name: String(r.name), hash: String(r.hash), runAt: Number(r.run_at) });
+  }
+  return found;
+}
+
+/** The stored task as the answer to a call under its key (or the error: another call). */
+function existingCall(key: string, holder: KeyHolder, call: { name: string; hash: string }): StoredCall {
+  checkSameCall(key, holder, call);
+  return { id: holder.id, runAt: holder.runAt, outcome: 'existing' };
+}
+
 /** Stores one call following its plan. */
 export async function insertCall(store: Store, task: NewTask, plan: EnqueuePlan, nowMs: number): Promise<StoredCall> {
   const limited = task.queue !== null && plan.queueLimit !== undefined;
-  if (plan.action === 'schedule' && !limited) {
+  const key = task.idempotencyKey;
+  if (plan.action === 'schedule' && !limited && key === null) {
     const [id] = await store.insertTasks([task], plan.db);
     return { id: id!, runAt: task.runAt, outcome: 'created' };
   }
   return store.tx(async (trx) => {
-    // The lock comes first: on SQLite a write transaction must begin with a write. The end of a
-    // run takes it too before it writes a successor, so the twins cannot change under us.
-    await store.lockKey(trx, `hash:${task.hash}`, nowMs);
+    // A lock comes first: on SQLite a write transaction must begin with a write. The key's lock
+    // makes a second call with the key wait until the first has committed, and then find its task.
+    if (key !== null) {
+      await lockIdempotencyKeys(store, trx, [key], nowMs);
+      const holder = (await keyHolders(store, trx, [key])).get(key);
+      if (holder) return existingCall(key, holder, task);
+    }
+    // The end of a run takes the hash lock too before it writes a successor, so the twins cannot
+    // change under us.
+    if (key === null || plan.action !== 'schedule') await store.lockKey(trx, `hash:${task.hash}`, nowMs);
     if (plan.action === 'checkExisting' || plan.action === 'rescheduleExisting') {
       const twins = await findTwins(store, trx, task.hash, plan.matchQueue, nowMs);
       const ready = twins.filter((t) => !t.running);
@@ -149,5 +217,56 @@ export async function insertCalls(
   return store.tx(async (trx) => {
     if (queue !== null && plan.queueLimit !== undefined) await checkQueueSize(store, trx, queue, plan.queueLimit, rows.values.length, nowMs);
     return store.insertTasks(rows, trx);
+  }, plan.db);
+}
+
+/** Where a bulk's rows hold their idempotency keys and hashes (each row has a key). */
+export interface BulkKeys {
+  name: string;
+  keyAt: number;
+  hashAt: number;
+}
+
+/**
+ * Stores many calls that each have an idempotency key, in one transaction; returns what became of
+ * each, in order. A call whose key is taken (stored before, or by an earlier call of this bulk)
+ * gets that task; only the others are inserted and counted against `maxQueueSize`.
+ */
+export async function insertKeyedCalls(
+  store: Store,
+  rows: UniformRows,
+  queue: string | null,
+  plan: Pick<EnqueuePlan, 'queueLimit' | 'db'>,
+  nowMs: number,
+  keys: BulkKeys,
+): Promise<StoredCall[]> {
+  return store.tx(async (trx) => {
+    const all = rows.values.map((r) => r[keys.keyAt] as string);
+    // The locks come first: on SQLite a write transaction must begin with a write.
+    await lockIdempotencyKeys(store, trx, all, nowMs);
+    const holders = await keyHolders(store, trx, all);
+    const firstAt = new Map<string, number>();
+    const fresh: unknown[][] = [];
+    // Each call's answer: a stored task, an index into `fresh` (>= 0), or -1 - i for call i's.
+    const answers = rows.values.map((row, i): StoredCall | number => {
+      const key = all[i]!;
+      const call = { name: keys.name, hash: row[keys.hashAt] as string };
+      const holder = holders.get(key);
+      if (holder) return existingCall(key, holder, call);
+      const earlier = firstAt.get(key);
+      // The same key twice in one bulk: the second call is the first one again, or a conflict.
+      if (earlier !== undefined) {
+        checkSameCall(key, { id: `call ${earlier + 1} of this bulk`, name: keys.name, hash: rows.values[earlier]![keys.hashAt] as string }, call);
+        return -1 - earlier;
+      }
+      firstAt.set(key, i);
+      fresh.push(row);
+      return fresh.length - 1;
+    });
+    if (fresh.length > 0 && queue !== null && plan.queueLimit !== undefined) await checkQueueSize(store, trx, queue, plan.queueLimit, fresh.length, nowMs);
+    const ids = fresh.length > 0 ? await store.insertTasks({ columns: rows.columns, values: fresh }, trx) : [];
+    const runAtAt = rows.columns.indexOf('run_at');
+    const resolved = answers.map((a) => (typeof a === 'number' && a >= 0 ? { id: ids[a]!, runAt: Number(fresh[a]![runAtAt]), outcome: 'created' as const } : a));
+    return resolved.map((a) => (typeof a === 'number' ? { ...(resolved[-1 - a] as StoredCall), outcome: 'existing' as const } : a));
   }, plan.db);
 }

@@ -11,6 +11,7 @@ import { dialectFor } from './dialects/index.js';
 import { parseDatabase } from '../config/database-spec.js';
 import { tablesFor } from './store.js';
 import { databaseFor } from './open.js';
+import { timeoutsOf, withoutStatementTimeout } from './dialects/timeouts.js';
 
 export interface SchemaStatus {
   applied: string[];
@@ -55,15 +56,17 @@ export async function schemaStatus(conn: Connection, prefix: string): Promise<Sc
 
 /** Applies pending migrations; returns their names. */
 export async function runMigrations(conn: Connection, prefix: string): Promise<string[]> {
-  const status = await schemaStatus(conn, prefix);
-  if (status.unknown.length > 0) throw newerVersion(conn, status);
-  const [, names] = (await conn.knex.migrate.latest(migrationConfig(conn, prefix))) as [number, string[]];
-  return names;
+  return withoutStatementTimeout(async () => {
+    const status = await schemaStatus(conn, prefix);
+    if (status.unknown.length > 0) throw newerVersion(conn, status);
+    const [, names] = (await conn.knex.migrate.latest(migrationConfig(conn, prefix))) as [number, string[]];
+    return names;
+  });
 }
 
 /** Rolls every bgtasks migration back (drops the tables). For tests and uninstalling. */
 export async function rollbackMigrations(conn: Connection, prefix: string): Promise<void> {
-  await conn.knex.migrate.rollback(migrationConfig(conn, prefix), true);
+  await withoutStatementTimeout(() => conn.knex.migrate.rollback(migrationConfig(conn, prefix), true));
   const t = tablesFor(prefix).migrations;
   await conn.knex.schema.dropTableIfExists(`${t}_lock`);
   await conn.knex.schema.dropTableIfExists(t);
@@ -96,8 +99,8 @@ export async function migrate(knex?: Knex, options: { tablePrefix?: string } = {
   const prefix = options.tablePrefix ?? settings.tablePrefix;
   if (knex) {
     const spec = parseDatabase(knex, process.cwd(), 'migrate(knex)');
-    const conn: Connection = { knex, dialect: dialectFor(spec.dialect), spec, owned: false };
+    const conn: Connection = { knex, dialect: dialectFor(spec.dialect), spec, owned: false, timeouts: timeoutsOf(settings) };
     return runMigrations(conn, prefix);
   }
-  return runMigrations(await connect(databaseFor(settings)), prefix);
+  return runMigrations(await connect(databaseFor(settings), timeoutsOf(settings)), prefix);
 }

@@ -5,6 +5,7 @@ import type { DatabaseSpec } from '../config/database-spec.js';
 import { ConfigError, DatabaseUnavailableError, isErrorKind } from '../errors.js';
 import { processWide } from '../base/global.js';
 import { Store } from './store.js';
+import { timeoutsOf } from './dialects/timeouts.js';
 
 const stores = processWide('stores', () => new Map<string, Promise<Store>>());
 
@@ -21,10 +22,11 @@ export function databaseFor(settings: Settings, connection?: string | null): Dat
 
 export function storeFor(settings: Settings, connection?: string | null): Promise<Store> {
   const spec = databaseFor(settings, connection);
-  const key = `${spec.key}\u0000${settings.tablePrefix}\u0000${settings.errorsKept}`;
+  const timeouts = timeoutsOf(settings);
+  const key = `${spec.key}\u0000${settings.tablePrefix}\u0000${settings.errorsKept}\u0000${timeouts.connectMs}\u0000${timeouts.statementMs}`;
   let s = stores.get(key);
   if (!s) {
-    s = connect(spec).then((conn) => new Store(conn, settings.tablePrefix, settings.errorsKept));
+    s = connect(spec, timeouts).then((conn) => new Store(conn, settings.tablePrefix, settings.errorsKept));
     s.catch(() => stores.delete(key));
     stores.set(key, s);
   }

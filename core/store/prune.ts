@@ -142,7 +142,9 @@ export async function pruneResults(store: Store, o: PruneOptions): Promise<Prune
 /**
  * Deletes (or counts, in a dry run) lock rows last taken before `cutoffMs` whose key no pending
  * task uses: `hash:<sha1>` rows of hashes no pending task has and `queue:<name>` rows of queues
- * no pending task is in. Keys of other kinds are left alone. With `queues`, only those queues'
+ * no pending task is in, and every `idem:<sha1>` row (an idempotency key's lock: the key itself
+ * lives in the task rows, so its lock is needed only while a transaction holds it). Keys of
+ * other kinds are left alone. With `queues`, only those queues'
  * rows are considered (a hash row belongs to no queue).
  *
  * A lock row only serialises enqueues while a transaction holds it, so deleting one is always
@@ -175,6 +177,7 @@ export async function pruneLocks(store: Store, cutoffMs: number, queues: readonl
       for (const r of rows) usedQueues.add(r.queue);
     }
     const unused = [
+      ...(queues ? [] : keys.filter((k) => k.startsWith('idem:'))),
       ...hashes.filter((h) => !usedHashes.has(h)).map((h) => `hash:${h}`),
       ...queueNames.filter((n) => !usedQueues.has(n)).map((n) => `queue:${n}`),
     ];

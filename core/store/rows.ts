@@ -104,6 +104,7 @@ function storedTask(r: Raw): StoredTask {
     errors: errorsOf(errors),
     errorsUnreadable: unreadableOf(errors),
     traceContext: strOrNull(r.trace_context),
+    idempotencyKey: strOrNull(r.idempotency_key),
   };
 }
 
@@ -119,6 +120,7 @@ export const TASK_COLUMNS = [
   'repeat_until', 'recurring_key', 'last_error', 'errors', 'max_attempts', 'max_run_time_ms',
   'expires_at', 'repeat_on_failure', 'locked_by', 'claim_token', 'locked_at', 'locked_until',
   'cancel_requested', 'concurrency_key', 'snoozes', 'last_error_class', 'trace_context',
+  'idempotency_key',
 ] as const;
 
 /** A pending row from its values in TASK_COLUMNS order (a literal: every record one fast shape). */
@@ -132,6 +134,7 @@ export function taskRecord(v: readonly unknown[]): Raw {
     locked_until: v[27], cancel_requested: v[28], concurrency_key: v[29], snoozes: v[30],
     last_error_class: v[31],
     trace_context: v[32],
+    idempotency_key: v[33],
   };
 }
 
@@ -175,6 +178,7 @@ export function toTaskRow(r: Raw): TaskRow {
     lockedUntil: numOrNull(r.locked_until),
     cancelRequested: bool(r.cancel_requested),
     traceContext: strOrNull(r.trace_context),
+    idempotencyKey: strOrNull(r.idempotency_key),
   };
 }
 
@@ -216,6 +220,8 @@ export interface NewTask {
   concurrencyKey: string | null;
   /** The enqueue's trace context (see StoredTask.traceContext); null without OpenTelemetry. */
   traceContext: string | null;
+  /** The call site's idempotency key (one task per key; see StoredTask.idempotencyKey). */
+  idempotencyKey: string | null;
 }
 
 /**
@@ -246,6 +252,7 @@ export function taskWithArgs(t: Omit<NewTask, 'args' | 'hash'>, args: string, ha
     recurringKey: t.recurringKey,
     concurrencyKey,
     traceContext: t.traceContext,
+    idempotencyKey: t.idempotencyKey,
   };
 }
 
@@ -269,6 +276,7 @@ export function plainTask(t: Pick<NewTask, 'name' | 'args' | 'hash' | 'runAt' | 
     recurringKey: null,
     concurrencyKey: null,
     traceContext: null,
+    idempotencyKey: null,
     ...t,
   };
 }
@@ -302,6 +310,7 @@ export function newTaskRow(t: NewTask): Raw {
   if (t.recurringKey !== null) row.recurring_key = t.recurringKey;
   if (t.concurrencyKey !== null) row.concurrency_key = t.concurrencyKey;
   if (t.traceContext !== null) row.trace_context = t.traceContext;
+  if (t.idempotencyKey !== null) row.idempotency_key = t.idempotencyKey;
   return row;
 }
 
@@ -314,6 +323,8 @@ export function successorOf(t: TaskRow, slotMs: number, nowMs: number): NewTask 
   // A new run of a recurrence is a new message: it starts a trace of its own, or a recurrence
   // that runs every minute for a year would be one trace.
   next.traceContext = null;
+  // The key names the enqueue, which the first run answers: later runs are not that call.
+  next.idempotencyKey = null;
   // The expiry window is measured from the scheduled slot, which retries do not move.
   next.expiresAt = t.expiresAt === null ? null : slotMs + (t.expiresAt - t.scheduledAt);
   return next;
@@ -366,5 +377,6 @@ export function completedRow(t: TaskRow, f: Finish): Raw {
     return_value: f.returnValue,
     worker_id: t.lockedBy,
     trace_context: t.traceContext,
+    idempotency_key: t.idempotencyKey,
   };
 }

@@ -1,11 +1,12 @@
 /**
  * Whether the worker can reach its database, as its queries find out: one warning when the
- * database goes away and one when it is back (not one per poll), and the capped backoff of its
- * polls meanwhile.
+ * database goes away (or stays locked past the retries) and one when it is back (not one per
+ * poll), and the capped backoff of its polls meanwhile.
  */
 import type { Logger } from '../base/log.js';
 import type { Store } from '../store/store.js';
 import { driverMessage } from '../store/storable.js';
+import { poolProblem } from '../store/connection.js';
 import { isErrorKind } from '../errors.js';
 
 /**
@@ -19,8 +20,10 @@ export function errorKind(store: Store, err: unknown): string {
 const MAX_BACKOFF_MS = 30_000;
 
 export class DatabaseHealth {
-  /** True while the database is unreachable. */
+  /** True while the database is unreachable (or busy: see guard). */
   down = false;
+  /** The outage under way is lock waits that outlasted the store's retries, not a lost connection. */
+  private busy = false;
   /** When (performance.now()) the database was last found reachable again after an outage. */
   backAt = -Infinity;
   private polls = 0;
@@ -45,18 +48,24 @@ export class DatabaseHealth {
       this.down = false;
       this.polls = 0;
       this.backAt = performance.now();
-      this.log.warn('database reachable again', { database: this.store.conn.spec.display });
+      this.log.warn(this.busy ? 'database no longer busy' : 'database reachable again', { database: this.store.conn.spec.display });
       for (const fn of this.backListeners) fn();
       return;
     }
     if (this.down) return;
     this.down = true;
+    this.busy = this.store.dialect.classifyError(err) === 'retry';
     this.noticedAt = performance.now();
-    this.log.warn('database unreachable; retrying with backoff, results are kept until they can be recorded', {
-      database: this.store.conn.spec.display,
-      // Not the whole message: knex puts the statement first, which can be megabytes of a result.
-      error: driverMessage(err),
-    });
+    this.log.warn(
+      this.busy
+        ? 'database busy: statements still time out waiting for locks (or deadlock) after their retries; retrying with backoff, results are kept until they can be recorded'
+        : 'database unreachable; retrying with backoff, results are kept until they can be recorded',
+      {
+        database: this.store.conn.spec.display,
+        // Not the whole message: knex puts the statement first, which can be megabytes of a result.
+        error: poolProblem(this.store.knex, err) ?? driverMessage(err),
+      },
+    );
   }
 
   /** Calls `fn` each time the database is found reachable again after an outage. */
@@ -64,7 +73,12 @@ export class DatabaseHealth {
     this.backListeners.push(fn);
   }
 
-  /** Runs a query; a connection failure is reported and gives `fallback`, other errors throw. */
+  /**
+   * Runs a query. A connection failure is reported and gives `fallback`, and so does a lock-wait
+   * timeout or deadlock that outlasted the store's retries (a table lock, a lock row held by
+   * another session): the worker waits it out with backoff, as it does an outage, instead of
+   * stopping. Other errors throw.
+   */
   async guard<T>(op: () => Promise<T>, fallback: T): Promise<T> {
     const startedAt = performance.now();
     try {
@@ -74,7 +88,7 @@ export class DatabaseHealth {
     } catch (err) {
       const kind = this.store.dialect.classifyError(err);
       this.onError?.(errorKind(this.store, err));
-      if (kind !== 'connection') throw err;
+      if (kind !== 'connection' && kind !== 'retry') throw err;
       this.report(false, err, startedAt);
       return fallback;
     }

@@ -1,9 +1,10 @@
 /**
- * The worker's long-lived helpers, built from its settings and wired to its hooks: the settler
- * (writes each attempt's end), the lease keeper (heartbeats), maintenance (lease recovery, cron
- * slots, warnings) and the wake-up listener. They start in this order and stop in reverse: the
- * settler's waiting results are kept alive by the lease keeper, so it must stop after the settler.
- * The wake-up listener starts after the first claim (Services' deferred list).
+ * The worker's long-lived helpers, built from its settings and wired to its hooks: the clock sync
+ * (keeps the worker's clock on the database's time), the registry row, the settler (writes each
+ * attempt's end), the lease keeper (heartbeats), maintenance (lease recovery, cron slots,
+ * warnings) and the wake-up listener. They start in list order and stop in reverse: the settler's
+ * waiting results are kept alive by the lease keeper, so it must stop after the settler. The
+ * wake-up listener starts after the first claim (Services' deferred list).
  */
 import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
@@ -22,6 +23,7 @@ import { FlowState } from './flow-state.js';
 import { Registration } from './registration.js';
 import { registryBeatMs } from '../policy/status.js';
 import type { WorkerMetrics } from './metrics.js';
+import type { ClockSync } from './clock-sync.js';
 
 export interface HelperContext {
   workerId: string;
@@ -42,6 +44,8 @@ export interface HelperContext {
   runUntil: number | null;
   /** Null when metrics are off. */
   metrics: WorkerMetrics | null;
+  /** Keeps `clock` on the database's time (its first comparison is the worker's, before the helpers start). */
+  clockSync: ClockSync;
 }
 
 /** What the helpers ask of the worker. */
@@ -154,12 +158,13 @@ export function workerHelpers(
     heartbeatMs: registryBeatMs(c.heartbeatMs),
     runUntil: c.runUntil,
   });
-  // Before the first claim: the registry row (dead-worker detection must find this worker's row
+  // Before the first claim: the clock sync (leases and the registry row are written in the
+  // database's time), then the registry row (dead-worker detection must find this worker's row
   // fresh before it holds leases: a stale row left under the same --worker-id would mark the new
-  // claims as a dead worker's) and the queue states (the claim obeys pauses and limits). The two
+  // claims as a dead worker's) and the queue states (the claim obeys pauses and limits). Those two
   // write and read different tables, so they start together. Listening for inserts waits until
   // the first claim is under way: on PostgreSQL it holds a connection of the pool, which the claim
   // would otherwise wait to open (see Worker.loop).
-  const services = new Services([[registration, flow], leases, settler, maintenance], [wakeup]);
+  const services = new Services([c.clockSync, [registration, flow], leases, settler, maintenance], [wakeup]);
   return { settler, leases, maintenance, flow, services };
 }

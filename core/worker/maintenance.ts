@@ -1,7 +1,6 @@
 /**
  * What every worker does now and then besides running tasks: recover tasks whose lease expired
- * (their worker died or stalled), warn about due tasks no loaded task file can run, and warn once
- * about clock skew between this machine and the database.
+ * (their worker died or stalled), and warn about due tasks no loaded task file can run.
  */
 import type { Clock } from '../base/clock.js';
 import { errorRecord, WorkerLostError } from '../errors.js';
@@ -53,7 +52,6 @@ export interface MaintenanceOptions {
 }
 
 const UNKNOWN_NAMES_EVERY_MS = 60_000;
-const SKEW_WARN_MS = 5_000;
 
 export class Maintenance implements Service {
   private lastRecovery = 0;
@@ -197,23 +195,6 @@ export class Maintenance implements Service {
     const unknown = await this.o.store.unknownReady(this.o.names, this.o.clock.now());
     for (const [name, count] of unknown) {
       this.o.log.warn('due tasks have a name no loaded task file registers; this worker leaves them for one that does', { name, count });
-    }
-  }
-
-  /** Leases compare times written by different machines: warn once when clocks disagree. */
-  async checkClockSkew(): Promise<void> {
-    try {
-      const before = Date.now();
-      const server = await this.o.store.dialect.serverTimeMs(this.o.store.knex);
-      const mid = (before + Date.now()) / 2;
-      const skew = server - mid;
-      if (Math.abs(skew) > SKEW_WARN_MS) {
-        this.o.log.warn('this machine\'s clock and the database\'s clock differ; leases compare times written by different machines', {
-          skew_ms: Math.round(skew),
-        });
-      }
-    } catch {
-      // Not knowing the skew is no reason not to run.
     }
   }
 }

@@ -40,6 +40,10 @@ export interface WorkerOptions {
   names?: string[];
   /** The named connection (see the `connections` setting). */
   connection?: string | null;
+  /**
+   * The clock of every comparison (default: the process-wide one). The worker keeps it on the
+   * database's time (worker/clock-sync.ts) unless it is `simulated`, as a ManualClock is.
+   */
   clock?: Clock;
   logger?: Logger;
   /** Override settings for this worker only. */

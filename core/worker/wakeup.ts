@@ -98,7 +98,7 @@ export class Wakeup implements Service {
   }
 
   private openListenConnection(spec: DatabaseSpec): Promise<Connection> {
-    const p = connectPrivate(spec);
+    const p = connectPrivate(spec, this.store.conn.timeouts);
     // A failed open is tried again at the next listen.
     p.catch(() => {
       if (this.listenConn === p) this.listenConn = null;

@@ -3,8 +3,7 @@
  * the slots and shutdown; `executor.ts` runs one attempt, `settler.ts` writes its end, and
  * `policy/transitions.ts` decides what that end is. The CLI's process-tasks is a thin shell over it.
  */
-import { currentClock } from '../base/clock.js';
-import type { Clock } from '../base/clock.js';
+import { currentClock, OffsetClock } from '../base/clock.js';
 import { getSettings, type Settings } from '../config/settings.js';
 import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from '../errors.js';
 import { events } from '../base/events.js';
@@ -36,6 +35,7 @@ import { bgtasksVersion } from '../base/version.js';
 import type { Registry } from 'prom-client';
 import { loadTracing, startAttemptSpan, tracingSetUp, type OtelApi, type OtelSpan } from '../base/tracing.js';
 import { endAttemptSpan } from './attempt-span.js';
+import { ClockSync } from './clock-sync.js';
 
 export type { WorkerOptions };
 
@@ -57,7 +57,8 @@ export class Worker {
   private flow!: FlowState;
   /** Epoch ms (worker clock) when a duration run's time, grace included, is up; null otherwise. */
   private runUntil: number | null = null;
-  private readonly clock: Clock;
+  /** The injected (or process-wide) clock, kept on the database's time by ClockSync. */
+  private readonly clock: OffsetClock;
   readonly log: Logger;
   private filter!: ClaimFilter;
   private concurrency = 1;
@@ -96,7 +97,7 @@ export class Worker {
   constructor(private readonly options: WorkerOptions = {}) {
     checkWorkerOptions(options);
     this.id = options.workerId ?? defaultWorkerId();
-    this.clock = options.clock ?? currentClock();
+    this.clock = new OffsetClock(options.clock ?? currentClock());
     this.log = options.logger ?? getLogger();
     this.logInfo = this.log.enabled?.('info') ?? true;
     this.logDebug = this.log.enabled?.('debug') ?? true;
@@ -128,6 +129,10 @@ export class Worker {
     this.health = new DatabaseHealth(this.store, this.log);
     // Before anything is written or claimed: a schema of another version is never touched.
     await ensureMigrated(this.store.conn, s.tablePrefix);
+    const clockSync = new ClockSync({ store: this.store, clock: this.clock, log: this.log, isDbDown: () => this.health.down });
+    // Before anything reads the clock for the database: the first lease, the first recovery pass,
+    // the registry row and a duration run's end are all on the database's time.
+    await clockSync.measure();
     this.slots = new Slots(this.concurrency);
     const prefetch = o.prefetch ?? s.prefetch;
     this.fixedPrefetch = prefetch === 'auto' ? null : prefetch;
@@ -161,6 +166,7 @@ export class Worker {
         concurrency: this.concurrency,
         runUntil: this.runUntil,
         metrics: this.metrics,
+        clockSync,
       },
       {
         held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
@@ -333,14 +339,12 @@ export class Worker {
 
   /**
    * What the first claim did not wait for, started once it has been made (or skipped): the
-   * recovery and cron pass, the clock-skew check, and listening for inserts. A task inserted
+   * recovery and cron pass, and listening for inserts. A task inserted
    * between that claim and the LISTEN sent a notification nobody heard, so once listening the
    * loop looks again rather than sleep a whole poll.
    */
   private afterFirstClaim(): void {
     void this.maintenance.tick(this.health.down);
-    // A warning about clocks must not delay the first claim.
-    void this.maintenance.checkClockSkew();
     void this.services.startDeferred().then(() => {
       this.flow.tasksCreated();
       this.poke();

@@ -2,15 +2,21 @@
  * A small TCP proxy on 127.0.0.1 for outage tests: it forwards to a database server, and `cut()`
  * drops every open connection and refuses new ones until `restore()`. `dropRequestsOver(n)` drops
  * a connection whose client sends more than n bytes before the server answers, as MySQL/MariaDB
- * do with a statement over max_allowed_packet (on any database).
+ * do with a statement over max_allowed_packet (on any database). `blackHole()` drops every byte
+ * in both directions but keeps the connections open (no reset, no close), as a network that
+ * drops packets does; `blackHoleAfter(re)` starts it just after a client request matching `re`
+ * has gone through (say a COMMIT: the server commits, the client never hears of it).
  */
 import net from 'node:net';
+import { Transform } from 'node:stream';
 
 export class TcpProxy {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
   private cutOff = false;
   private maxRequestBytes = Infinity;
+  private dropping = false;
+  private dropAfter: RegExp | null = null;
   port = 0;
 
   constructor(
@@ -43,8 +49,8 @@ export class TcpProxy {
         }
       });
       upstream.on('data', () => (request = 0));
-      client.pipe(upstream);
-      upstream.pipe(client);
+      client.pipe(this.gate(true)).pipe(upstream);
+      upstream.pipe(this.gate(false)).pipe(client);
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.port = (this.server.address() as net.AddressInfo).port;
@@ -58,8 +64,35 @@ export class TcpProxy {
     this.sockets.clear();
   }
 
+  /** Ends a cut and a black hole: new connections work again (old ones may be out of step). */
   restore(): void {
     this.cutOff = false;
+    this.dropping = false;
+    this.dropAfter = null;
+  }
+
+  /** From now on, drops every byte both ways, on open and new connections, which stay open. */
+  blackHole(): void {
+    this.dropping = true;
+  }
+
+  /** Black-holes everything just after a client request matching `request` (latin1 text) went through. */
+  blackHoleAfter(request: RegExp): void {
+    this.dropAfter = request;
+  }
+
+  /** Forwards chunks unless the black hole is on; `fromClient` chunks may switch it on. */
+  private gate(fromClient: boolean): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _encoding, done) => {
+        if (this.dropping) return done();
+        if (fromClient && this.dropAfter?.test(chunk.toString('latin1'))) {
+          this.dropAfter = null;
+          this.dropping = true;
+        }
+        done(null, chunk);
+      },
+    });
   }
 
   /** From now on, drops each connection whose client sends more than `bytes` before a reply. */

@@ -3,7 +3,7 @@
  * tsconfig.json` includes test/); it is never imported, and `typeTests` is never called, so no
  * task is registered. Every `@ts-expect-error` line must be an error, or tsc fails.
  */
-import { background, getResult, schedule, waitFor, type TaskContext, type TaskDefinition, type TaskRef } from '../../core/index.js';
+import { background, getResult, idempotencyKey, schedule, waitFor, type TaskContext, type TaskDefinition, type TaskRef } from '../../core/index.js';
 
 interface User {
   id: number;
@@ -142,4 +142,13 @@ export async function typeTests(): Promise<void> {
   ]);
   // @ts-expect-error .bulk() checks each call's arguments
   await add.bulk([['1', 2]]);
+
+  // An idempotency key: a string at the call site, a function of each call's arguments in bulk.
+  await add(1, 2, idempotencyKey('add:1:2'));
+  await add(1, 2, schedule(5, { idempotencyKey: 'add:1:2' }));
+  await add.bulk([[1, 2]], { idempotencyKey: (a, b) => `add:${a.toFixed(0)}:${b.toFixed(0)}` });
+  // @ts-expect-error in bulk, one key for every call would make them one call
+  await add.bulk([[1, 2]], { idempotencyKey: 'add' });
+  // @ts-expect-error the key is a call-site option only
+  add.using({ idempotencyKey: 'add' });
 }

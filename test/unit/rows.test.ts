@@ -11,7 +11,7 @@ const base: TaskRow = {
   runAt: 0, scheduledAt: 0, enqueuedAt: 0, attempts: 2, maxAttempts: 4, maxRunTime: 30, expiresAt: null,
   repeatEvery: 3600, repeatCron: null, timezone: null, repeatUntil: null, repeatOnFailure: true, lastError: 'x',
   errors: [], lockedBy: 'w', claimToken: 't', lockedAt: 0, lockedUntil: 0, cancelRequested: false, recurringKey: null,
-  concurrencyKey: null, snoozes: 0, traceContext: null,
+  concurrencyKey: null, snoozes: 0, traceContext: null, idempotencyKey: null,
 };
 
 describe('successorOf', () => {

@@ -38,6 +38,7 @@ const COPIED = [
   'last_error_class',
   'errors',
   'trace_context',
+  'idempotency_key',
 ] as const;
 
 /** `INSERT INTO <completed> (…) SELECT …` with the task row as `t` and the inputs as expressions. */

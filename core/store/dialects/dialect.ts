@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import type { DialectName } from '../../config/database-spec.js';
 import type { CompleteItem } from './complete-sql.js';
 import type { UniformRows } from './insert-rows.js';
+import { isStatementTimeout, type Timeouts } from './timeouts.js';
 
 export type Db = Knex | Knex.Transaction;
 
@@ -53,8 +54,11 @@ export interface StatementLimit {
 
 export interface Dialect {
   readonly name: DialectName;
-  /** Our own pool's settings and per-connection set-up. */
-  prepareConfig(config: Knex.Config): Knex.Config;
+  /**
+   * Our own pool's settings and per-connection set-up, with the bounds on every wait for the
+   * server (timeouts.ts; SQLite, with no server, ignores them).
+   */
+  prepareConfig(config: Knex.Config, timeouts: Timeouts): Knex.Config;
   /** Set-up for an application's own knex instance, which we must not reconfigure wholesale. */
   prepareExternal(knex: Knex): void;
   /**
@@ -107,7 +111,7 @@ export interface Dialect {
    * the limit (PostgreSQL holds 1 GB per value, SQLite a billion bytes per statement).
    */
   statementLimit?(knex: Knex): Promise<StatementLimit>;
-  /** The database server's clock, in epoch ms (to warn about clock skew between machines). */
+  /** The database server's clock, in epoch ms: workers keep their clocks on it (worker/clock-sync.ts). */
   serverTimeMs(knex: Knex): Promise<number>;
   classifyError(err: unknown): ErrorKind | null;
 }
@@ -130,13 +134,24 @@ export const NETWORK_CODES = new Set([
   'ECONNABORTED',
 ]);
 
+/**
+ * pg's words when its connectionTimeoutMillis (the connectTimeout setting) ran out: the bare
+ * `timeout expired` it destroys the socket with (pg 8.x, no code), or, in newer versions,
+ * `Connection terminated due to connection timeout`.
+ */
+export function isPgConnectTimeout(message: string): boolean {
+  return message === 'timeout expired' || /due to connection timeout/i.test(message);
+}
+
 /** True for knex's pool-acquire timeout and for network failures. */
 export function isConnectionFailure(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const name = (err as Error).name;
   if (name === 'KnexTimeoutError') return true;
+  if (isStatementTimeout(err)) return true;
   if (NETWORK_CODES.has(errorCode(err))) return true;
   const msg = String((err as Error).message ?? '');
+  if (isPgConnectTimeout(msg)) return true;
   return /Connection terminated|connection is closed|Can't add new command when connection is in closed state|Cannot enqueue|server has gone away|Connection lost|read ECONNRESET|write EPIPE|Client was closed and is not queryable|terminating connection/i.test(
     msg,
   );

@@ -9,6 +9,7 @@ import type { Knex } from 'knex';
 import { CompletionMismatch, errorCode, isConnectionFailure, isUnion, rawRows, unionSql, type ClaimSet, type Db, type Dialect, type ErrorKind, type StatementLimit } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
 import { chunks, PG_TYPES, splitChunk, uniformRows } from './insert-rows.js';
+import { watchStatements, withConnectTimeout, type WatchedConnection } from './timeouts.js';
 
 /** JSON_TABLE column types for the column kinds of insert-rows.ts. */
 const MYSQL_TYPES: Record<string, string> = { text: 'LONGTEXT', bigint: 'BIGINT', integer: 'INT', boolean: 'BOOLEAN' };
@@ -117,17 +118,21 @@ async function onOwnConnection<T>(knex: Knex, fn: (conn: MysqlConnection) => Pro
 export const mysqlDialect: Dialect = {
   name: 'mysql',
 
-  prepareConfig(config) {
+  prepareConfig(config, timeouts) {
     const pool = { ...(config.pool ?? {}) };
     const userAfterCreate = pool.afterCreate as ((conn: unknown, done: (e: Error | null, c: unknown) => void) => void) | undefined;
     return {
-      ...config,
+      ...withConnectTimeout(config, timeouts, 'connectTimeout', 'uri'),
       pool: {
         min: 0,
         max: 10,
         ...pool,
-        afterCreate(conn: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, c: unknown) => void) {
-          conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) =>
+        afterCreate(conn: WatchedConnection & { query: (sql: string, cb: (err: Error | null) => void) => void; stream?: { destroy(err?: Error): unknown } }, done: (err: Error | null, c: unknown) => void) {
+          // MySQL: mysql2's own query timeout leaves the connection in the pool with the statement
+          // in flight; the watchdog closes it instead (timeouts.ts). The claim's own statements
+          // (onOwnConnection) go through the same connection object, so they are bounded too.
+          watchStatements(conn, timeouts.statementMs, () => conn.stream);
+          conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err: Error | null) =>
             err || !userAfterCreate ? done(err, conn) : userAfterCreate(conn, done),
           );
         },
@@ -209,9 +214,15 @@ export const mysqlDialect: Dialect = {
         }
         if (done.length === 0) return done;
         const copiedIds = new Set(done);
-        const tokens = items.filter((i) => copiedIds.has(i.id)).map((i) => i.token);
-        const del = knex(tables.tasks).whereIn('id', done).whereIn('claim_token', tokens).del().toSQL();
-        const deleted = (await query(conn, del.sql, del.bindings)) as { affectedRows: number };
+        // MariaDB: a DELETE … WHERE id IN (…) that covers much of a small table is run as a scan,
+        // and a locking scan waits for every row another session holds locked, deleted or not
+        // (measured in LOCKWAIT-01: the results of 7 tasks waited on locks held on 4 others).
+        // Driven from the list, each row is reached by its primary key and only those are locked.
+        const pairs = JSON.stringify(items.filter((i) => copiedIds.has(i.id)).map((i) => [Number(i.id), i.token]));
+        const del =
+          `DELETE t FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', token VARCHAR(80) PATH '$[1]')) j` +
+          ` STRAIGHT_JOIN ${q(tables.tasks)} t ON t.id = j.id AND t.claim_token = j.token`;
+        const deleted = (await query(conn, del, [pairs])) as { affectedRows: number };
         if (deleted.affectedRows !== done.length) throw new CompletionMismatch();
         return done;
       });

@@ -7,8 +7,14 @@ import type { Knex } from 'knex';
 import { claimOrderSql, errorCode, isConnectionFailure, isUnion, rawRows, unionSql, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect } from './complete-sql.js';
 import { PG_TYPES, splitChunk, uniformRows } from './insert-rows.js';
+import { watchStatements, withConnectTimeout, type WatchedConnection } from './timeouts.js';
 
 const q = (id: string) => `"${id}"`;
+
+/** pg's Client, as much as the statement watchdog needs. */
+interface PgClient extends WatchedConnection {
+  connection?: { stream?: { destroy(err?: Error): unknown } };
+}
 
 interface PgConnection {
   query(sql: string): Promise<unknown>;
@@ -31,8 +37,24 @@ const CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '
 export const postgresDialect: Dialect = {
   name: 'postgres',
 
-  prepareConfig(config) {
-    return { ...config, pool: { min: 0, max: 10, ...(config.pool ?? {}) } };
+  prepareConfig(config, timeouts) {
+    const pool = { ...(config.pool ?? {}) };
+    const userAfterCreate = pool.afterCreate as ((conn: unknown, done: (e: Error | null, c: unknown) => void) => void) | undefined;
+    return {
+      ...withConnectTimeout(config, timeouts, 'connectionTimeoutMillis', 'connectionString'),
+      pool: {
+        min: 0,
+        max: 10,
+        ...pool,
+        afterCreate(conn: PgClient, done: (err: Error | null, c: unknown) => void) {
+          // PostgreSQL: the bound is the client's, not a statement_timeout: that is session state
+          // (SET, or a startup parameter PgBouncer refuses), and no help when packets are lost.
+          watchStatements(conn, timeouts.statementMs, () => conn.connection?.stream);
+          if (userAfterCreate) userAfterCreate(conn, done);
+          else done(null, conn);
+        },
+      },
+    };
   },
 
   prepareExternal() {},

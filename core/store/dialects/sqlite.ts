@@ -49,6 +49,8 @@ function setUp(conn: SqliteConn, done: (err: Error | null, conn: unknown) => voi
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
 
+  // SQLite: no server, so no connect or statement bound; a statement waits at most the busy
+  // timeout for another process's write lock.
   prepareConfig(config) {
     const pool = { ...(config.pool ?? {}) };
     const userAfterCreate = pool.afterCreate as ((conn: unknown, done: (e: Error | null, c: unknown) => void) => void) | undefined;
@@ -191,6 +193,9 @@ export const sqliteDialect: Dialect = {
     if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || /SQLITE_BUSY|database is locked/.test(msg)) return 'retry';
     if (code === 'SQLITE_CONSTRAINT' && /UNIQUE|PRIMARY KEY/i.test(msg)) return 'unique';
     if (/no such table/i.test(msg)) return 'missing-table';
+    // No network, but a pool: its one connection stayed in use past knex's acquireConnectionTimeout
+    // (an application's transaction held open on the same knex). Transient, as an outage is.
+    if ((err as Error | null)?.name === 'KnexTimeoutError') return 'connection';
     return null;
   },
 };

@@ -41,6 +41,7 @@ function asStored(t: NewTask): Partial<TaskRow> {
     recurringKey: t.recurringKey,
     concurrencyKey: t.concurrencyKey,
     traceContext: t.traceContext,
+    idempotencyKey: t.idempotencyKey,
   };
 }
 

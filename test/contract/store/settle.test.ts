@@ -35,6 +35,7 @@ function finishedAs(t: TaskRow, f: Pick<CompletedRow, 'finishedAt' | 'failedAt' 
     workerId: t.lockedBy,
     errorsUnreadable: null,
     traceContext: t.traceContext,
+    idempotencyKey: t.idempotencyKey,
     ...f,
   };
 }
