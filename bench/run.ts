@@ -25,8 +25,9 @@ import { metricsScenario } from './scenarios/metrics.js';
 import { processScenario } from './scenarios/process.js';
 import { scaleScenario } from './scenarios/scale.js';
 import { dashboardScenario } from './scenarios/dashboard.js';
+import { startupScenario } from './scenarios/startup.js';
 
-const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, flowScenario, memoryScenario, coldStartScenario, dashboardScenario, metricsScenario];
+const SCENARIOS: Scenario[] = [enqueueScenario, processScenario, latencyScenario, scaleScenario, flowScenario, memoryScenario, coldStartScenario, startupScenario, dashboardScenario, metricsScenario];
 const REPORT = path.join(REPO, 'docs', 'benchmarks.md');
 
 const USAGE = `Usage: npm run bench [-- options]

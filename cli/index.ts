@@ -63,7 +63,9 @@ dbOptions(
     .option('--lock-timeout <seconds>', 'seconds without a heartbeat before a running task is recovered (default 60)')
     .option('--heartbeat-interval <seconds>', 'seconds between lease renewals (default 10)')
     .option('--migrate', 'apply pending migrations before starting')
-    .option('--no-startup-delay', 'skip the random start-up delay of up to 1 s')
+    // Both spellings declared: neither given leaves it undefined, for the default rule.
+    .option('--startup-delay', 'wait a random delay of up to 1 s before the first claim (default: only with --duration, off a terminal)')
+    .option('--no-startup-delay', 'never wait the random start-up delay')
     .option('--no-run-budget', 'with --duration: also claim tasks whose maxRunTime does not fit the time left (they may be aborted)')
     .option('--dev', 'development: restart the worker when a task file or the project\'s source changes')
     .option('--log-std', 'turn what tasks write to console/stdout/stderr into log lines tagged with the task')

@@ -11,6 +11,26 @@ type Stream = NodeJS.WriteStream;
 let readerGone = false;
 let writeFailed = false;
 const goneListeners = new Set<() => void>();
+const buffered = new Set<() => void>();
+
+/**
+ * Registers the flush of output held back in this process (the worker's buffered log lines);
+ * returns a function that removes it. Everything registered is written before the process exits
+ * and before a failure goes to stderr, so that no line is lost or overtaken.
+ */
+export function holdsOutput(flush: () => void): () => void {
+  buffered.add(flush);
+  return () => buffered.delete(flush);
+}
+
+/** Writes the output held back in this process now. */
+export function flushHeldOutput(): void {
+  for (const flush of buffered) flush();
+}
+
+// process.exit() from anywhere (a second signal's path, a library): what is held is still
+// written, synchronously, as standard output to a file, pipe or terminal is on Linux.
+process.on('exit', flushHeldOutput);
 
 /** Whether the reader of stdout (or stderr) has closed it. */
 export function outputClosed(): boolean {
@@ -57,6 +77,7 @@ function flushed(stream: Stream): Promise<void> {
  * write failed for another reason than a closed reader).
  */
 export async function exitWhenFlushed(code: number): Promise<never> {
+  flushHeldOutput();
   await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   process.exit(writeFailed && code === 0 ? 1 : code);
 }

@@ -6,6 +6,7 @@ import { maskUrlsIn } from '../core/base/redact.js';
 import { isErrorKind } from '../core/errors.js';
 import { EXIT } from './exit-codes.js';
 import { UsageError } from './flags.js';
+import { flushHeldOutput } from './output.js';
 
 const USAGE_KINDS = ['ConfigError', 'ValidationError', 'UnknownTaskError', 'TaskNotFoundError'];
 
@@ -29,6 +30,8 @@ export async function runCommand(body: () => Promise<number | void>): Promise<vo
     code = (await body()) ?? EXIT.OK;
   } catch (err) {
     const f = describeFailure(err);
+    // The log lines before the failure come before it, also when both streams go to one file.
+    flushHeldOutput();
     process.stderr.write(`bgtasks: ${f.message}\n`);
     if (process.env.BGTASKS_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
     code = f.code;

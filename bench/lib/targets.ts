@@ -33,6 +33,9 @@ export const TARGETS: Target[] = [
   { label: 'Worker throughput with metrics ÷ without', scenario: 'metrics', key: 'ratio', bound: ALL_DBS(0.97), direction: '>=' },
   { label: '/metrics queue gauges, cached scrape (ms)', scenario: 'metrics', key: 'depth-scrape', bound: ALL_DBS(20), direction: '<=' },
   { label: 'Cold start, process start → first claim (ms)', scenario: 'cold-start', key: 'first-claim', bound: ALL_DBS(400), direction: '<=' },
+  // Issue 19.
+  { label: 'worker.start() → first claim (ms)', scenario: 'startup', key: 'start-to-claim', bound: ALL_DBS(50), direction: '<=' },
+  { label: 'CLI as typed (--batch --concurrency 16, default logging) ÷ the worker in process', scenario: 'startup', key: 'cli-ratio', bound: ALL_DBS(0.9), direction: '>=' },
 ];
 
 export interface TargetResult {

@@ -4,7 +4,7 @@
  * released with their attempt given back); a second signal stops at once.
  */
 import { resolveSettings } from '../../core/config/settings.js';
-import { createLogger, setLogger, type Logger } from '../../core/base/log.js';
+import { createLogger, LineBuffer, setLogger, type Logger } from '../../core/base/log.js';
 import { discoverTasks } from '../../core/definition/loader.js';
 import { captureTaskOutput } from '../../core/worker/log-capture.js';
 import { holdYoungGeneration } from '../young-generation.js';
@@ -14,7 +14,8 @@ import { Worker } from '../../core/worker/worker.js';
 import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
 import { DEV_DATABASE_ENV, flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
-import { exitWhenFlushed, onOutputClosed, outputClosed } from '../output.js';
+import { exitWhenFlushed, holdsOutput, onOutputClosed, outputClosed } from '../output.js';
+import { onTerminal, startupDelayApplies, startupDelayMs } from '../startup-delay.js';
 import { watchLauncher } from '../launcher.js';
 import { metricsHostFlag, metricsPortFlag, serveMetrics, type MetricsServer } from '../metrics-server.js';
 
@@ -51,12 +52,15 @@ export function makeLogger(flags: { logFormat?: string; verbose?: boolean; quiet
   if (flags.verbose && flags.quiet) throw new UsageError('Invalid flags: --verbose and --quiet cannot be used together');
   // Bound now: --log-std later replaces process.stdout.write, and log lines must bypass that.
   const out = process.stdout.write.bind(process.stdout);
+  // A line per task: lines leave together, once per turn of the event loop (see LineBuffer).
+  const lines = new LineBuffer((chunk) => {
+    if (!outputClosed()) out(chunk);
+  });
+  holdsOutput(lines.flush);
   return createLogger({
     format,
     level: flags.verbose ? 'debug' : flags.quiet ? 'warn' : 'info',
-    write: (line) => {
-      if (!outputClosed()) out(`${line}\n`);
-    },
+    write: lines.line,
     base,
   });
 }
@@ -142,9 +146,11 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     const applied = await runMigrations((await reachableStore(settings, options.connection)).conn, settings.tablePrefix);
     if (applied.length > 0) log.info('migrated', { applied: applied.join(',') });
   }
-  if (flags.startupDelay !== false) {
+  if (startupDelayApplies({ flag: flags.startupDelay, duration: options.duration, interactive: onTerminal() })) {
     // Many workers launched by the same cron tick should not all poll at the same instant.
-    await new Promise((r) => setTimeout(r, Math.random() * 1000));
+    const ms = startupDelayMs();
+    log.debug('start-up delay', { ms });
+    await new Promise((r) => setTimeout(r, ms));
   }
   // Listening before the worker starts: a port in use stops the command before it claims anything.
   let metricsServer: MetricsServer | null = null;

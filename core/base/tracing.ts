@@ -70,6 +70,15 @@ export function loadTracing(): Promise<OtelApi | null> {
   return loading;
 }
 
+/**
+ * Whether the application has set OpenTelemetry up in this process: the API registers its globals
+ * (a tracer provider, a context manager, a propagator) under this symbol, shared by every copy of
+ * API version 1. Its import is then a cache hit; without it, spans would record nothing yet.
+ */
+export function tracingSetUp(): boolean {
+  return (globalThis as Record<symbol, unknown>)[Symbol.for('opentelemetry.js.api.1')] !== undefined;
+}
+
 /** The API once `loadTracing()` settled: the hot paths read it without awaiting. */
 export function tracingLoaded(): OtelApi | null | undefined {
   return loaded;

@@ -3,7 +3,8 @@
  * (keeps the worker's clock on the database's time), the registry row, the settler (writes each
  * attempt's end), the lease keeper (heartbeats), maintenance (lease recovery, cron slots,
  * warnings) and the wake-up listener. They start in list order and stop in reverse: the settler's
- * waiting results are kept alive by the lease keeper, so it must stop after the settler.
+ * waiting results are kept alive by the lease keeper, so it must stop after the settler. The
+ * wake-up listener starts after the first claim (Services' deferred list).
  */
 import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
@@ -157,5 +158,13 @@ export function workerHelpers(
     heartbeatMs: registryBeatMs(c.heartbeatMs),
     runUntil: c.runUntil,
   });
-  return { settler, leases, maintenance, flow, services: new Services([c.clockSync, registration, flow, leases, settler, maintenance, wakeup]) };
+  // Before the first claim: the clock sync (leases and the registry row are written in the
+  // database's time), then the registry row (dead-worker detection must find this worker's row
+  // fresh before it holds leases: a stale row left under the same --worker-id would mark the new
+  // claims as a dead worker's) and the queue states (the claim obeys pauses and limits). Those two
+  // write and read different tables, so they start together. Listening for inserts waits until
+  // the first claim is under way: on PostgreSQL it holds a connection of the pool, which the claim
+  // would otherwise wait to open (see Worker.loop).
+  const services = new Services([c.clockSync, [registration, flow], leases, settler, maintenance], [wakeup]);
+  return { settler, leases, maintenance, flow, services };
 }

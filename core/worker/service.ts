@@ -10,20 +10,54 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+/**
+ * A list of services started in order. An inner list starts together: helpers whose start-up
+ * statements do not depend on each other need not wait for each other. Deferred services start
+ * only when `startDeferred()` is called (after the worker's first claim: what that claim does not
+ * need must not delay it); `stop()` waits for a deferred start under way, then stops everything
+ * that started, last first.
+ */
 export class Services {
   private started: Service[] = [];
+  private deferredStart: Promise<void> | null = null;
+  private stopping = false;
 
-  constructor(private readonly list: readonly Service[]) {}
+  constructor(
+    private readonly list: ReadonlyArray<Service | readonly Service[]>,
+    private readonly deferred: readonly Service[] = [],
+  ) {}
 
   async start(): Promise<void> {
-    for (const s of this.list) {
-      await s.start();
-      this.started.push(s);
+    for (const item of this.list) {
+      const group = Array.isArray(item) ? (item as readonly Service[]) : [item as Service];
+      const results = await Promise.allSettled(group.map(async (s) => s.start()));
+      // Those that started are stopped by stop(), even when one of their group failed.
+      for (let i = 0; i < group.length; i++) if (results[i]!.status === 'fulfilled') this.started.push(group[i]!);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     }
+  }
+
+  /** Starts the deferred services, once, in order; resolves when they run (never rejects). */
+  startDeferred(): Promise<void> {
+    this.deferredStart ??= (async () => {
+      for (const s of this.deferred) {
+        if (this.stopping) return;
+        try {
+          await s.start();
+          this.started.push(s);
+        } catch {
+          // Nothing the first claim needed: the worker runs on without it (Wakeup never throws).
+        }
+      }
+    })();
+    return this.deferredStart;
   }
 
   /** Stops what was started, last first. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    await this.deferredStart;
     while (this.started.length > 0) await this.started.pop()!.stop();
   }
 }

@@ -78,7 +78,13 @@ export class Wakeup implements Service {
     if (!listen || this.stopped) return;
     try {
       const knex = this.o.listenUrl ? (await (this.listenConn ??= this.openListenConnection(this.o.listenUrl))).knex : this.store.knex;
-      this.stopListening = await listen.call(this.store.dialect, knex, this.store.tables, this.notified, (err) => this.lost(err));
+      const stop = await listen.call(this.store.dialect, knex, this.store.tables, this.notified, (err) => this.lost(err));
+      if (this.stopped) {
+        // Stopped while the LISTEN was being sent: give its connection back at once.
+        await stop().catch(() => {});
+        return;
+      }
+      this.stopListening = stop;
       if (this.warned) this.log.info('listening for new tasks again');
       this.warned = false;
       if (!this.selfTested) {

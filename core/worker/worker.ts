@@ -33,7 +33,7 @@ import type { LeaseKeeper } from './lease-keeper.js';
 import { WorkerMetrics } from './metrics.js';
 import { bgtasksVersion } from '../base/version.js';
 import type { Registry } from 'prom-client';
-import { loadTracing, startAttemptSpan, type OtelApi, type OtelSpan } from '../base/tracing.js';
+import { loadTracing, startAttemptSpan, tracingSetUp, type OtelApi, type OtelSpan } from '../base/tracing.js';
 import { endAttemptSpan } from './attempt-span.js';
 import { ClockSync } from './clock-sync.js';
 
@@ -83,8 +83,9 @@ export class Worker {
   readonly done: Promise<WorkerSummary>;
   private readonly summary: WorkerSummary;
   private health!: DatabaseHealth;
-  /** Whether info lines are written at all (building their fields costs on the hot path). */
+  /** Whether info and debug lines are written at all (building their fields costs on the hot path). */
   private logInfo = true;
+  private logDebug = true;
   private graceTimer: LongTimer | null = null;
   /** Names of claimed tasks this worker could not run, warned about once each. */
   private readonly unrunnableWarned = new Set<string>();
@@ -99,6 +100,7 @@ export class Worker {
     this.clock = new OffsetClock(options.clock ?? currentClock());
     this.log = options.logger ?? getLogger();
     this.logInfo = this.log.enabled?.('info') ?? true;
+    this.logDebug = this.log.enabled?.('debug') ?? true;
     this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, snoozed: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
     this.done = new Promise((r) => (this.resolveDone = r));
   }
@@ -112,14 +114,25 @@ export class Worker {
     const s = this.settings;
     this.lockTimeoutMs = Math.round((o.lockTimeout ?? s.lockTimeout) * 1000);
     const heartbeatMs = heartbeatIntervalMs(o.heartbeatInterval, s.heartbeatInterval, this.lockTimeoutMs);
+    this.concurrency = o.concurrency ?? s.concurrency;
+    // The OpenTelemetry API only once the application has set OpenTelemetry up (a cache hit then):
+    // before that, every span would be a no-op and the context a pass-through, and importing the
+    // API (installed, but unused) took 40-120 ms on the bench machine. See tracedAttempts().
+    const tracing = tracingSetUp() ? loadTracing() : null;
+    // prom-client (when metrics are asked for) loads while the database answers.
+    const metrics = o.metrics
+      ? WorkerMetrics.create({ registry: o.metrics === true ? undefined : o.metrics, workerId: this.id, version: bgtasksVersion(), concurrency: this.concurrency })
+      : null;
+    // Awaited below; a start that fails first must not leave it unhandled.
+    metrics?.catch(() => {});
     this.store = await reachableStore(s, o.connection);
     this.health = new DatabaseHealth(this.store, this.log);
+    // Before anything is written or claimed: a schema of another version is never touched.
     await ensureMigrated(this.store.conn, s.tablePrefix);
     const clockSync = new ClockSync({ store: this.store, clock: this.clock, log: this.log, isDbDown: () => this.health.down });
     // Before anything reads the clock for the database: the first lease, the first recovery pass,
     // the registry row and a duration run's end are all on the database's time.
     await clockSync.measure();
-    this.concurrency = o.concurrency ?? s.concurrency;
     this.slots = new Slots(this.concurrency);
     const prefetch = o.prefetch ?? s.prefetch;
     this.fixedPrefetch = prefetch === 'auto' ? null : prefetch;
@@ -130,15 +143,8 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
-    this.otel = await loadTracing();
-    if (o.metrics) {
-      this.metrics = await WorkerMetrics.create({
-        registry: o.metrics === true ? undefined : o.metrics,
-        workerId: this.id,
-        version: bgtasksVersion(),
-        concurrency: this.concurrency,
-      });
-    }
+    if (tracing) this.otel = await tracing;
+    if (metrics) this.metrics = await metrics;
     this.buffer = new PrefetchBuffer(claimOrder(s.priorityOrdering), Math.min(this.sleepMs, PRIORITY_RECHECK_MS));
     // A duration run ends its last attempts by duration + grace: the run budget and the registry know when.
     this.runUntil = o.duration && o.duration > 0 ? this.clock.now() + Math.round((o.duration + (o.grace ?? 30)) * 1000) : null;
@@ -300,12 +306,15 @@ export class Worker {
         this.dispatch();
         if (first) {
           first = false;
-          void this.maintenance.tick(this.health.down);
+          this.afterFirstClaim();
         }
         // A full batch: more may be due at once.
         if (rows.length > 0 && rows.length >= want) continue;
       }
-      first = false;
+      if (first) {
+        first = false;
+        this.afterFirstClaim();
+      }
       if (this.stopping) break;
       if (!refill || this.slots.size >= this.concurrency) {
         // Busy: wake when a slot frees (and the buffer may need topping up).
@@ -328,6 +337,32 @@ export class Worker {
     await this.shutdown();
   }
 
+  /**
+   * What the first claim did not wait for, started once it has been made (or skipped): the
+   * recovery and cron pass, and listening for inserts. A task inserted
+   * between that claim and the LISTEN sent a notification nobody heard, so once listening the
+   * loop looks again rather than sleep a whole poll.
+   */
+  private afterFirstClaim(): void {
+    void this.maintenance.tick(this.health.down);
+    void this.services.startDeferred().then(() => {
+      this.flow.tasksCreated();
+      this.poke();
+    });
+  }
+
+  /**
+   * An application that sets OpenTelemetry up after the worker started: the API is imported then
+   * (one property read per attempt until it is), and the attempts that start once it is loaded
+   * get their spans.
+   */
+  private tracedAttempts(): void {
+    if (this.tracingRequested || !tracingSetUp()) return;
+    this.tracingRequested = true;
+    void loadTracing().then((api) => (this.otel = api));
+  }
+
+  private tracingRequested = false;
   private dispatched = 0;
 
   private maxTasksReached(): boolean {
@@ -509,7 +544,8 @@ export class Worker {
       return;
     } else {
       if (events.listenerCount('task:started') > 0) events.emit('task:started', { ...taskInfo(task), workerId: this.id });
-      if (this.logInfo) this.log.info('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
+      // One info line per task, at its end (report.ts); its start is a debug line.
+      if (this.logDebug) this.log.debug('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
       const maxRunTime = task.maxRunTime ?? def.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
       const run = () =>
         execute({
@@ -520,6 +556,7 @@ export class Worker {
           log: this.log,
           maxResultBytes: this.settings.maxResultBytes,
         });
+      if (!this.otel) this.tracedAttempts();
       if (this.otel) {
         // The task's function runs in its attempt's span: spans it makes are children of it.
         const traced = startAttemptSpan(this.otel, task, this.id);

@@ -45,7 +45,8 @@ describe('process-tasks --dev and Ctrl+C, spawned', function () {
     try {
       expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
       // Its own process group, like a shell's foreground job: kill(-pid) reaches everything in it.
-      const dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '20'], project.dir, {}, true);
+      // -v: a task's start is a debug line.
+      const dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '20', '-v'], project.dir, {}, true);
       await waitUntil(() => /worker started/.test(dev.stdout()), 'the worker to start', 20_000);
       const run = spawnNode(['--import', TSX_LOADER, 'run.ts'], project.dir);
       await waitUntil(() => /task started/.test(dev.stdout()), 'the slow task to start', 20_000);
@@ -105,7 +106,8 @@ for (const t of cliTargets()) {
     beforeEach(async () => {
       project = makeProject({ 'tasks.ts': version('v1'), 'run.ts': RUN });
       expect((await runCli(['migrate'], project.dir, t.env)).code).to.equal(0);
-      dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '5'], project.dir, t.env);
+      // -v: a task's start is a debug line.
+      dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '5', '-v'], project.dir, t.env);
       await waitUntil(() => started() === 1, 'the first worker to start', 20_000);
     });
     afterEach(async () => {

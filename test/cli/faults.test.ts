@@ -174,11 +174,12 @@ for (const t of cliTargets()) {
       const id = await enqueue('slow', '1500');
       const a = worker('--worker-id', 'worker-a', '--lock-timeout', '2', '--heartbeat-interval', '0.5');
       await waitUntil(async () => (await getResult(id)).status === 'RUNNING', 'worker-a to start the task');
-      const b = worker('--worker-id', 'worker-b', '--lock-timeout', '2', '--heartbeat-interval', '0.5');
+      // -v: the start of the recovered attempt is a debug line.
+      const b = worker('--worker-id', 'worker-b', '--lock-timeout', '2', '--heartbeat-interval', '0.5', '-v');
       await waitUntil(() => b.stdout().includes('worker started'), 'worker-b to start');
       const killedAt = Date.now();
       a.child.kill('SIGKILL');
-      await waitUntil(() => b.stdout().includes(`id=${id} name=slow attempt=2`), 'worker-b to start the recovered task', 15_000);
+      await waitUntil(() => new RegExp(`task started .*id=${id} name=slow attempt=2`).test(b.stdout()), 'worker-b to start the recovered task', 15_000);
       const recoveredAfter = (Date.now() - killedAt) / 1000;
       // lockTimeout 2 s + one poll (0.1 s) + slack for this 2-core machine.
       expect(recoveredAfter).to.be.lessThan(2 + 0.1 + 1.5);

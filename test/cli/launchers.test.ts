@@ -108,7 +108,8 @@ function suite(t: CliTarget, cases: Array<{ recipe: Recipe; signal: NodeJS.Signa
         const now = Date.now();
         const [id] = (await store.insertTasks([plainTask({ name: 'gated', args, hash: taskHash('gated', args), runAt: now, enqueuedAt: now })])) as [string];
 
-        const worker = ['process-tasks', '--no-startup-delay', '--sleep', '0.2', '--grace', '60'];
+        // -v: a task's start is a debug line.
+        const worker = ['process-tasks', '--no-startup-delay', '--sleep', '0.2', '--grace', '60', '-v'];
         const bin = path.join(project.dir, 'node_modules', '.bin', 'bgtasks');
         const [cmd, cmdArgs, env]: [string, string[], Record<string, string | undefined>] =
           c.recipe === 'npx'

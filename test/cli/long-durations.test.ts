@@ -98,7 +98,8 @@ for (const t of cliTargets()) {
       const now = Date.now();
       const args = JSON.stringify([gate]);
       const [id] = (await store.insertTasks([plainTask({ name: 'gated', args, hash: taskHash('gated', args), runAt: now, enqueuedAt: now })])) as [string];
-      const w = worker('--grace', MONTH);
+      // -v: a task's start is a debug line.
+      const w = worker('--grace', MONTH, '-v');
       await waitUntil(() => new RegExp(`task started .*id=${id} name=gated`).test(w.stdout()), 'the gated task to start', 20_000);
       w.child.kill('SIGTERM');
       await waitUntil(() => /SIGTERM received: no new tasks/.test(w.stdout()), 'the worker to log the signal', 10_000);

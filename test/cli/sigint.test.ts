@@ -37,7 +37,8 @@ for (const t of cliTargets()) {
     const { enqueue, migrated } = suite;
     const children: Spawned[] = [];
     const worker = (...args: string[]) => {
-      const s = startCli(['process-tasks', '--no-startup-delay', '--sleep', '0.1', ...args], suite.project.dir, suite.env);
+      // -v: a task's start is a debug line.
+      const s = startCli(['process-tasks', '--no-startup-delay', '--sleep', '0.1', '-v', ...args], suite.project.dir, suite.env);
       children.push(s);
       return s;
     };

@@ -2,7 +2,8 @@
  * The log-level flags of process-tasks, spawned with the real compiled binary: `-v` and `-q`
  * together are a usage error (checked once: pure argument parsing), and on SQLite (the project's
  * default file) and, when configured, MariaDB and PostgreSQL, `-v` adds the task's debug lines
- * and `-q` drops the info lines but keeps warnings.
+ * (and the worker's `task started`) and `-q` drops the info lines but keeps warnings. At the
+ * default level the worker writes one line of its own per task: `task succeeded`.
  */
 import { expect } from 'chai';
 import { makeProject, runCli, type Project } from '../helpers/project.js';
@@ -75,10 +76,15 @@ for (const t of cliTargets()) {
 
       expect(linesAt(normal.stdout, 'DEBUG'), normal.stdout).to.deep.equal([]);
       expect(linesAt(normal.stdout, 'INFO').join('\n')).to.match(new RegExp(`chatty info line .*id=${ids.normal} name=chatty tag=normal`));
+      // One line of the worker's own per task at info: its end, not its start.
+      const own = linesAt(normal.stdout, 'INFO').filter((l) => l.includes(` id=${ids.normal} `) && !/chatty info line/.test(l));
+      expect(own, normal.stdout).to.have.length(1);
+      expect(own[0]).to.match(new RegExp(`INFO {2}task succeeded .*id=${ids.normal} name=chatty .*outcome=succeeded`));
 
       const debug = linesAt(verbose.stdout, 'DEBUG');
-      expect(debug, verbose.stdout).to.have.length(1);
-      expect(debug[0]).to.match(new RegExp(`DEBUG chatty debug line .*id=${ids.verbose} name=chatty tag=verbose$`));
+      expect(debug, verbose.stdout).to.have.length(2);
+      expect(debug[0]).to.match(new RegExp(`DEBUG task started .*id=${ids.verbose} name=chatty queue=q-verbose attempt=1$`));
+      expect(debug[1]).to.match(new RegExp(`DEBUG chatty debug line .*id=${ids.verbose} name=chatty tag=verbose$`));
       expect(linesAt(verbose.stdout, 'INFO').join('\n')).to.match(/chatty info line .*tag=verbose/);
 
       expect(linesAt(quiet.stdout, 'INFO'), quiet.stdout).to.deep.equal([]);

@@ -100,7 +100,9 @@ contract('core: enqueue and run', (db) => {
     const done = await db.store.findCompleted(ref.id);
     expect(done).to.include({ name: 'core.add', attempts: 1, returnValue: '5', failedAt: null, startedAt: clock.now() });
     expect(done!.workerId).to.be.a('string');
-    expect(log.find('info', /task started/)).to.have.length(1);
+    // One info line per task, at its end; its start is a debug line.
+    expect(log.find('debug', /task started/)).to.have.length(1);
+    expect(log.lines.filter((l) => l.level === 'info' && l.fields.id === ref.id).map((l) => l.msg)).to.deep.equal(['task succeeded']);
     const finished = log.find('info', /task succeeded/)[0]!;
     expect(finished.fields).to.include({ id: ref.id, name: 'core.add', outcome: 'succeeded' });
     expect(finished.fields.duration_ms).to.be.a('number');
