@@ -6,6 +6,8 @@
  * no session advisory lock, no named prepared statement, no LISTEN. In transaction mode a session
  * is lent to another client after each transaction, so such state would leak to it or be lost.
  * Skipped with a printed notice without PostgreSQL's server binaries or /usr/sbin/pgbouncer.
+ * Run alone, this file also runs the store suites on the usual databases (it imports them);
+ * `--grep pgbouncer` keeps only its own part.
  */
 import { expect } from 'chai';
 import { readFileSync, statSync } from 'node:fs';
