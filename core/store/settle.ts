@@ -87,7 +87,37 @@ export async function completeMany(store: SettleStore, items: readonly Completio
       break;
     }
   }
+  if (out.lost.length > 0) await findWrittenEarlier(store, out);
   return out;
+}
+
+/**
+ * An ambiguous commit: a success was written, but the answer was lost with the connection, and
+ * the write tried again finds the pending row gone. The completed row of this very attempt (this
+ * worker, this claim's start, this finish time, not failed) says it was stored: done, not lost.
+ * Anything else (another worker's run, a failure written by lease recovery) stays lost. When the
+ * database does not answer the check, the items are left unwritten, to be tried again.
+ */
+async function findWrittenEarlier(store: SettleStore, out: CompleteOutcome): Promise<void> {
+  let rows: Array<Record<string, unknown>>;
+  try {
+    rows = await store.retrying(() =>
+      store
+        .knex(store.tables.completed)
+        .select('task_id', 'worker_id', 'started_at', 'finished_at')
+        .whereIn('task_id', out.lost.map((c) => c.task.id))
+        .whereNull('failed_at'),
+    );
+  } catch (err) {
+    out.unwritten = [...out.lost, ...out.unwritten];
+    out.error ??= err;
+    out.lost = [];
+    return;
+  }
+  const mine = (c: Completion) =>
+    rows.some((r) => String(r.task_id) === c.task.id && r.worker_id === c.task.lockedBy && Number(r.started_at) === c.task.lockedAt && Number(r.finished_at) === c.finishedAt);
+  out.done.push(...out.lost.filter(mine));
+  out.lost = out.lost.filter((c) => !mine(c));
 }
 
 /** Successes without a successor: one server-side copy (the dialect's), else one by one. */

@@ -70,52 +70,89 @@ export async function settingsFor(url: string, tablePrefix: string, cwd: string,
   return resolveSettings({ cwd, env: {}, overrides: { database: url, tablePrefix, ...extra } });
 }
 
+/** A suite body and its extra settings, as `contract()` received it. */
+export interface ContractSuite {
+  title: string;
+  body: (db: TestDatabase) => void;
+  extraSettings: Record<string, unknown>;
+}
+
+/** Every suite given to `contract()` so far, so it can run once more on another target. */
+const suites: ContractSuite[] = [];
+
+/** The suites `contract()` has registered whose titles start with `prefix` (e.g. 'store: '). */
+export function registeredContracts(prefix: string): ContractSuite[] {
+  return suites.filter((s) => s.title.startsWith(prefix));
+}
+
 /**
  * Defines `describe(title [db])` for each available database. The body gets a TestDatabase whose
  * tables are created before the suite, emptied before each test and dropped after the suite.
  */
 export function contract(title: string, body: (db: TestDatabase) => void, extraSettings: Record<string, unknown> = {}): void {
+  suites.push({ title, body, extraSettings });
   for (const t of TARGETS) {
     if (!t.url) continue;
-    describe(`${title} [${t.name}]`, function () {
-      const db = { name: t.name } as TestDatabase;
-      before(async function () {
-        this.timeout(60_000);
-        db.dir = mkdtempSync(path.join(os.tmpdir(), 'bgtasks-test-'));
-        db.url = t.name === 'sqlite' ? `sqlite:${path.join(db.dir, 'test.sqlite3')}` : t.url!;
-        db.settings = await settingsFor(db.url, uniquePrefix(), db.dir, extraSettings);
-        db.store = await storeFor(db.settings);
-        try {
-          await db.store.knex.raw('SELECT 1');
-        } catch (err) {
-          throw new Error(`${t.env ?? t.label} is set but the database is unreachable: ${(err as Error).message}`, { cause: err });
-        }
-        await runMigrations(db.store.conn, db.settings.tablePrefix);
-        // Task calls (enqueue) read the process-wide settings: point them at this suite's tables.
-        configure({ database: db.url, tablePrefix: db.settings.tablePrefix, ...extraSettings });
-        const tables = db.store.tables;
-        db.reset = async () => {
-          await db.store.knex(tables.tasks).del();
-          await db.store.knex(tables.completed).del();
-          await db.store.knex(tables.locks).del();
-          await db.store.knex(tables.schedules).del();
-          await db.store.knex(tables.scheduleSlots).del();
-          await db.store.knex(tables.queues).del();
-          await db.store.knex(tables.rateStarts).del();
-          await db.store.knex(tables.workers).del();
-        };
-      });
-      after(async function () {
-        this.timeout(60_000);
-        if (db.store) await rollbackMigrations(db.store.conn, db.settings.tablePrefix).catch(() => {});
-        resetConfiguration();
-        forgetStores();
-        await closeConnections();
-        if (db.dir) rmSync(db.dir, { recursive: true, force: true });
-      });
-      body(db);
-    });
+    const url = t.name === 'sqlite' ? null : t.url;
+    describeOn({ name: t.name, label: t.env ?? t.label, tag: t.name, url: () => url }, { title, body, extraSettings });
   }
+}
+
+/**
+ * A database a suite runs on: `url` is read in the suite's `before` hook, so a server that an
+ * outer `before` starts (a PgBouncer, a private server) can be the target. A null URL means a
+ * SQLite file in the suite's temporary directory.
+ */
+export interface ContractTarget {
+  name: DialectName;
+  /** Named in the error when the database is unreachable. */
+  label: string;
+  /** Shown in the suite's title: `title [tag]`. */
+  tag: string;
+  url: () => string | null;
+}
+
+/** Defines `describe(title [tag])` running `suite` on `target` (see `contract()`). */
+export function describeOn(target: ContractTarget, suite: ContractSuite): void {
+  const { title, body, extraSettings } = suite;
+  describe(`${title} [${target.tag}]`, function () {
+    const db = { name: target.name } as TestDatabase;
+    before(async function () {
+      this.timeout(60_000);
+      db.dir = mkdtempSync(path.join(os.tmpdir(), 'bgtasks-test-'));
+      db.url = target.url() ?? `sqlite:${path.join(db.dir, 'test.sqlite3')}`;
+      db.settings = await settingsFor(db.url, uniquePrefix(), db.dir, extraSettings);
+      db.store = await storeFor(db.settings);
+      try {
+        await db.store.knex.raw('SELECT 1');
+      } catch (err) {
+        throw new Error(`${target.label} is set but the database is unreachable: ${(err as Error).message}`, { cause: err });
+      }
+      await runMigrations(db.store.conn, db.settings.tablePrefix);
+      // Task calls (enqueue) read the process-wide settings: point them at this suite's tables.
+      configure({ database: db.url, tablePrefix: db.settings.tablePrefix, ...extraSettings });
+      const tables = db.store.tables;
+      db.reset = async () => {
+        await db.store.knex(tables.tasks).del();
+        await db.store.knex(tables.completed).del();
+        await db.store.knex(tables.locks).del();
+        await db.store.knex(tables.schedules).del();
+        await db.store.knex(tables.scheduleSlots).del();
+        await db.store.knex(tables.queues).del();
+        await db.store.knex(tables.rateStarts).del();
+        await db.store.knex(tables.workers).del();
+      };
+    });
+    after(async function () {
+      this.timeout(60_000);
+      if (db.store) await rollbackMigrations(db.store.conn, db.settings.tablePrefix).catch(() => {});
+      resetConfiguration();
+      forgetStores();
+      await closeConnections();
+      if (db.dir) rmSync(db.dir, { recursive: true, force: true });
+    });
+    body(db);
+  });
 }
 
 /** Polls `cond` until it holds (never a fixed sleep); fails with `what` after `timeoutMs`. */

@@ -5,7 +5,9 @@
  * do with a statement over max_allowed_packet (on any database). `blackHole()` drops every byte
  * in both directions but keeps the connections open (no reset, no close), as a network that
  * drops packets does; `blackHoleAfter(re)` starts it just after a client request matching `re`
- * has gone through (say a COMMIT: the server commits, the client never hears of it).
+ * has gone through (say a COMMIT: the server commits, the client never hears of it), and
+ * `blackHoleAfter(a, b)` after one connection sent a request matching `a`, then one matching `b`
+ * (the COMMIT of one transaction, not another connection's).
  */
 import net from 'node:net';
 import { Transform } from 'node:stream';
@@ -16,7 +18,7 @@ export class TcpProxy {
   private cutOff = false;
   private maxRequestBytes = Infinity;
   private dropping = false;
-  private dropAfter: RegExp | null = null;
+  private dropAfter: RegExp[] | null = null;
   port = 0;
 
   constructor(
@@ -71,24 +73,40 @@ export class TcpProxy {
     this.dropAfter = null;
   }
 
+  /** True while the black hole is on (after `blackHole()`, or once `blackHoleAfter` matched). */
+  get blackHoling(): boolean {
+    return this.dropping;
+  }
+
   /** From now on, drops every byte both ways, on open and new connections, which stay open. */
   blackHole(): void {
     this.dropping = true;
   }
 
-  /** Black-holes everything just after a client request matching `request` (latin1 text) went through. */
-  blackHoleAfter(request: RegExp): void {
-    this.dropAfter = request;
+  /**
+   * Black-holes everything just after one connection's client sent requests matching each of
+   * `requests` (latin1 text) in order, one request each; the last one goes through.
+   */
+  blackHoleAfter(...requests: RegExp[]): void {
+    this.dropAfter = requests;
   }
 
-  /** Forwards chunks unless the black hole is on; `fromClient` chunks may switch it on. */
+  /**
+   * Forwards chunks unless the black hole is on; `fromClient` chunks may switch it on. Each
+   * connection counts the armed requests it has sent (from the arming on).
+   */
   private gate(fromClient: boolean): Transform {
+    let armed: RegExp[] | null = null;
+    let matched = 0;
     return new Transform({
       transform: (chunk: Buffer, _encoding, done) => {
         if (this.dropping) return done();
-        if (fromClient && this.dropAfter?.test(chunk.toString('latin1'))) {
-          this.dropAfter = null;
-          this.dropping = true;
+        if (fromClient && this.dropAfter) {
+          if (armed !== this.dropAfter) [armed, matched] = [this.dropAfter, 0];
+          if (armed[matched]!.test(chunk.toString('latin1')) && ++matched === armed.length) {
+            this.dropAfter = null;
+            this.dropping = true;
+          }
         }
         done(null, chunk);
       },

@@ -1,5 +1,5 @@
 /**
- * Scenarios RESTART-01, RESTART-02 and KILLCONN-01 (docs/scenarios.md) on private PostgreSQL and MariaDB
+ * Scenarios RESTART-01, RESTART-02, KILLCONN-01 and KILLCONN-02 (docs/scenarios.md) on private PostgreSQL and MariaDB
  * servers started by the test: spawned `process-tasks` workers whose task writes one effect row
  * per run (in a database of its own on the same server), so lost tasks and duplicate executions
  * are counted, not guessed. Each suite skips with a printed notice where the server binaries are
@@ -20,6 +20,7 @@ import {
   type PrivatePostgres,
 } from '../helpers/private-servers.js';
 import { pollUntil } from '../helpers/processes.js';
+import { TcpProxy, throughProxy } from '../helpers/tcp-proxy.js';
 import { argOf, BULK_ENQUEUE, duplicates, EFFECT_TASKS, ENQUEUING_APP, enqueueOutcomes, expectRunning, outputOf, runsPerTask } from './fixtures.js';
 
 const PREFIX = 'sc_';
@@ -76,6 +77,8 @@ const TARGETS = [
       await s.query('CREATE DATABASE fx', 'postgres');
       await s.query('CREATE TABLE effects (n int NOT NULL, pid int NOT NULL)', 'fx');
     },
+    // The success write: one autocommit statement (core/store/dialects/postgres.ts completeMany).
+    settleRequests: [/AS \(DELETE FROM "sc_tasks" d USING v/],
   },
   {
     name: 'mariadb',
@@ -85,6 +88,8 @@ const TARGETS = [
       await s.query('CREATE DATABASE fx', 'mysql');
       await s.query('CREATE TABLE effects (n int NOT NULL, pid int NOT NULL) ENGINE=InnoDB', 'fx');
     },
+    // The success write: INSERT … SELECT and DELETE in a transaction on one connection, then its COMMIT.
+    settleRequests: [/INSERT INTO `sc_completed_tasks`/i, /COMMIT/],
   },
 ] as const;
 
@@ -106,7 +111,7 @@ for (const target of TARGETS) {
 
     before(async function () {
       this.timeout(120_000);
-      skipUnless(this, target.available(), `the ${target.name} server scenarios (RESTART-01, RESTART-02, KILLCONN-01)`);
+      skipUnless(this, target.available(), `the ${target.name} server scenarios (RESTART-01, RESTART-02, KILLCONN-01, KILLCONN-02)`);
       server = await target.start();
       await target.createEffects(server);
       project = makeProject({ 'tasks.ts': EFFECT_TASKS, 'bulk.ts': BULK_ENQUEUE, 'app.ts': ENQUEUING_APP }, ['knex']);
@@ -238,6 +243,52 @@ for (const target of TARGETS) {
       expect(duplicates(runs), 'tasks that ran more than once').to.deep.equal([]);
       expect(completed.filter((c) => c.failed_at !== null), 'failed tasks').to.deep.equal([]);
       expect(await count(`SELECT count(*) AS n FROM ${TASKS}`)).to.equal(0);
+    });
+
+    it('KILLCONN-02: the connection killed between a task’s end and its settle (the server committed, the worker never heard): the result is stored once, the task does not run again, the worker goes on', async function () {
+      this.timeout(90_000);
+      const enqueue = async (from: number, n: number) => {
+        const r = await spawnNode(['--import', TSX_LOADER, 'bulk.ts', String(from), String(n)], project.dir, env).exited;
+        expect(r.code, r.stderr).to.equal(0);
+      };
+      const u = new URL(server!.url);
+      const proxy = new TcpProxy(u.hostname, Number(u.port));
+      await proxy.start();
+      try {
+        await enqueue(1, 1);
+        // Everything goes dark just after the success write (PostgreSQL) or its COMMIT (MariaDB) left.
+        proxy.blackHoleAfter(...target.settleRequests);
+        const w = worker(['--lock-timeout', '5', '--heartbeat-interval', '1'], { BGTASKS_DATABASE_URL: throughProxy(server!.url, proxy.port) });
+        await pollUntil(async () => (await count(`SELECT count(*) AS n FROM ${COMPLETED}`)) === 1, 'the success write to commit on the server', 30_000, 20);
+        const committedAt = Date.now();
+        expect(proxy.blackHoling, 'the answer to the success write was dropped').to.equal(true);
+        expect(await count(`SELECT count(*) AS n FROM ${TASKS}`), 'the pending row is gone').to.equal(0);
+        // The server kills the connection whose answer never arrived (and the worker's others).
+        const killed = await server!.killWorkerConnections();
+        proxy.restore();
+        await enqueue(2, 3);
+        await pollUntil(async () => (await count(`SELECT count(*) AS n FROM ${COMPLETED}`)) === 4, 'the worker to run three more tasks', 30_000, 20);
+        const goneOnMs = Date.now() - committedAt;
+        expectRunning(w, 'the worker');
+        await stopWorkers([w]);
+
+        const runs = runsPerTask(await effectRows());
+        const completed = (await server!.query(`SELECT args, failed_at, attempts FROM ${COMPLETED}`)) as Array<Record<string, unknown>>;
+        const lostNotes = w.stdout().split('\n').filter((l) => /lease lost|discarded/i.test(l));
+        process.stdout.write(`      ${target.name}: ${killed} connections killed after the ambiguous commit; three more tasks done ${goneOnMs} ms after it; the worker said: ${lostNotes.join(' | ') || 'nothing about a lost result'}\n`);
+        expect(killed, 'connections killed').to.be.at.least(1);
+        // Its write tried again found its own completed row: a success, not a result discarded.
+        expect(lostNotes, 'warnings that the result was discarded').to.deep.equal([]);
+        expect(w.stdout().split('\n').filter((l) => /task succeeded .*name=effect/.test(l)), 'successes the worker reported').to.have.length(4);
+        expect(completed.map((r) => argOf(r.args)).sort(), 'one completed row per task').to.deep.equal([1, 2, 3, 4]);
+        expect(completed.filter((r) => r.failed_at !== null), 'failed tasks').to.deep.equal([]);
+        expect(completed.map((r) => Number(r.attempts)), 'attempts').to.deep.equal([1, 1, 1, 1]);
+        expect(runs.size).to.equal(4);
+        expect(duplicates(runs), 'tasks that ran more than once').to.deep.equal([]);
+        expect(await count(`SELECT count(*) AS n FROM ${TASKS}`)).to.equal(0);
+      } finally {
+        await proxy.stop();
+      }
     });
   });
 }

@@ -100,6 +100,21 @@ contract('store: settle', (db) => {
       expect(await count(db, 'completed')).to.equal(0);
     });
 
+    it('reports a success written again after its answer was lost (an ambiguous commit) as done, and writes nothing twice; a failure stored for that attempt keeps it lost', async () => {
+      const [a, b, c] = await claimed(3, { repeatEvery: 60 });
+      expect((await db.store.completeMany([success(a!, T0 + 5, '1'), success(b!, T0 + 5, '2', T0 + 60_000)], T0 + 5)).done).to.have.length(2);
+      const again = await db.store.completeMany([success(a!, T0 + 5, '1'), success(b!, T0 + 5, '2', T0 + 60_000)], T0 + 9);
+      expect(again).to.deep.equal({ done: [success(a!, T0 + 5, '1'), success(b!, T0 + 5, '2', T0 + 60_000)], lost: [], refused: [], unwritten: [], error: null });
+      expect(await count(db, 'completed')).to.equal(2);
+      expect((await pendingRows(db)).filter((t) => t.id !== c!.id), 'one successor, not two').to.have.length(1);
+      // Another finish time is another write: not this one's.
+      expect((await db.store.completeMany([success(a!, T0 + 6, '1')], T0 + 9)).lost).to.have.length(1);
+      // Lease recovery failed this attempt: the late success is lost, not done.
+      expect(await db.store.fail(c!, { nowMs: T0 + 7, record: errorAt('lease expired', 1, T0 + 7), successorAt: null, attempts: 1 })).to.equal(true);
+      expect((await db.store.completeMany([success(c!, T0 + 8, '3')], T0 + 9)).lost).to.have.length(1);
+      expect(await count(db, 'completed')).to.equal(3);
+    });
+
     it('inserts the successor of a recurring success at its slot, with a fresh history, in the same write', async () => {
       const [t] = await claimed(1, { repeatEvery: 60, recurringKey: 'every-minute', expiresAt: T0 + 10_000, scheduledAt: T0 - 500 });
       await db.store.knex(db.store.tables.tasks).where('id', t!.id).update({ last_error: 'Error: x', errors: JSON.stringify([errorAt('x', 1, T0 - 1)]) });
