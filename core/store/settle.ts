@@ -126,7 +126,7 @@ async function completePlain(store: SettleStore, chunk: readonly Completion[], n
     store.dialect.completeMany(
       store.knex,
       store.tables,
-      chunk.map((c) => ({ id: c.task.id, token: c.task.claimToken!, finishedAt: c.finishedAt, returnValue: c.returnValue })),
+      chunk.map((c) => ({ id: c.task.id, token: c.task.claimToken!, finishedAt: c.finishedAt, returnValue: c.returnValue, workerId: c.task.lockedBy })),
     ),
   );
   if (ids === null) return completeWithSuccessors(store, chunk, nowMs);

@@ -1,8 +1,8 @@
 /**
  * The completed-table row of a finished task, as SQL that copies it from the pending row on the
  * server: the task's own columns are not sent back over the wire, only its id, claim token,
- * finish time and return value. Each dialect feeds those four values in its own way (arrays,
- * json_each, JSON_TABLE).
+ * finish time, return value and worker. Each dialect feeds those five values in its own way
+ * (arrays, json_each, JSON_TABLE).
  */
 
 /** One success to record. */
@@ -11,6 +11,8 @@ export interface CompleteItem {
   token: string;
   finishedAt: number;
   returnValue: string | null;
+  /** The worker whose claim this is: recorded when a lease recovery has cleared `locked_by`. */
+  workerId: string | null;
 }
 
 /** Columns copied unchanged from the pending row. */
@@ -42,13 +44,15 @@ const COPIED = [
 ] as const;
 
 /** `INSERT INTO <completed> (…) SELECT …` with the task row as `t` and the inputs as expressions. */
-export function completedInsertSelect(completed: string, q: (id: string) => string, src: { finishedAt: string; returnValue: string }): string {
+export function completedInsertSelect(completed: string, q: (id: string) => string, src: { finishedAt: string; returnValue: string; workerId: string }): string {
   const cols = ['task_id', ...COPIED, 'started_at', 'finished_at', 'failed_at', 'return_value', 'worker_id'];
-  const values = ['t.id', ...COPIED.map((c) => `t.${q(c)}`), 't.locked_at', src.finishedAt, 'NULL', src.returnValue, 't.locked_by'];
+  // A lease recovery clears locked_by but keeps the claim token, and the worker that held the claim
+  // may still record its result (see recoverLease): the row names that worker, not nobody.
+  const values = ['t.id', ...COPIED.map((c) => `t.${q(c)}`), 't.locked_at', src.finishedAt, 'NULL', src.returnValue, `COALESCE(t.locked_by, ${src.workerId})`];
   return `INSERT INTO ${q(completed)} (${cols.map(q).join(', ')}) SELECT ${values.join(', ')}`;
 }
 
-/** The four inputs as one JSON document: `[[id, token, finishedAt, returnValue], …]`. */
+/** The five inputs as one JSON document: `[[id, token, finishedAt, returnValue, workerId], …]`. */
 export function itemsJson(items: readonly CompleteItem[]): string {
-  return JSON.stringify(items.map((i) => [Number(i.id), i.token, i.finishedAt, i.returnValue]));
+  return JSON.stringify(items.map((i) => [Number(i.id), i.token, i.finishedAt, i.returnValue, i.workerId]));
 }

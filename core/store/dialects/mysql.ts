@@ -201,8 +201,8 @@ export const mysqlDialect: Dialect = {
     // COMMITTED the INSERT … SELECT reads without locking, so the DELETE after it is guarded by
     // the claim tokens and must delete exactly the rows copied.
     const sql =
-      completedInsertSelect(tables.completed, q, { finishedAt: 'j.finished_at', returnValue: 'j.rv' }) +
-      ` FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', token VARCHAR(80) PATH '$[1]', finished_at BIGINT PATH '$[2]', rv LONGTEXT PATH '$[3]')) j` +
+      completedInsertSelect(tables.completed, q, { finishedAt: 'j.finished_at', returnValue: 'j.rv', workerId: 'j.worker_id' }) +
+      ` FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$[0]', token VARCHAR(80) PATH '$[1]', finished_at BIGINT PATH '$[2]', rv LONGTEXT PATH '$[3]', worker_id VARCHAR(64) PATH '$[4]')) j` +
       ` JOIN ${q(tables.tasks)} t ON t.id = j.id AND t.claim_token = j.token`;
     try {
       return await onOwnConnection(knex, async (conn) => {

@@ -99,11 +99,11 @@ export const postgresDialect: Dialect = {
 
   async completeMany(knex, tables, items) {
     // PostgreSQL: one statement, atomic on its own: the DELETE's RETURNING feeds the INSERT, and
-    // the inputs arrive as four arrays (one bound parameter each).
-    const sql = `WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[]) AS v(id, token, finished_at, rv)),
-      t AS (DELETE FROM ${q(tables.tasks)} d USING v WHERE d.id = v.id AND d.claim_token = v.token RETURNING d.*, v.finished_at AS bg_finished_at, v.rv AS bg_rv)
-      ${completedInsertSelect(tables.completed, q, { finishedAt: 't.bg_finished_at', returnValue: 't.bg_rv' })} FROM t RETURNING task_id`;
-    const arrays = [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.finishedAt), items.map((i) => i.returnValue)];
+    // the inputs arrive as five arrays (one bound parameter each).
+    const sql = `WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::text[]) AS v(id, token, finished_at, rv, worker_id)),
+      t AS (DELETE FROM ${q(tables.tasks)} d USING v WHERE d.id = v.id AND d.claim_token = v.token RETURNING d.*, v.finished_at AS bg_finished_at, v.rv AS bg_rv, v.worker_id AS bg_worker_id)
+      ${completedInsertSelect(tables.completed, q, { finishedAt: 't.bg_finished_at', returnValue: 't.bg_rv', workerId: 't.bg_worker_id' })} FROM t RETURNING task_id`;
+    const arrays = [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.finishedAt), items.map((i) => i.returnValue), items.map((i) => i.workerId)];
     const r = await knex.raw(sql, arrays as unknown as Knex.RawBinding[]);
     return (r as { rows: Array<{ task_id: unknown }> }).rows.map((x) => String(x.task_id));
   },

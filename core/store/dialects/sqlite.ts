@@ -136,7 +136,7 @@ export const sqliteDialect: Dialect = {
     // SQLite: json_each feeds every item through one bound parameter; the schema's trigger deletes
     // each copied pending row in the same statement (see extraSchema).
     const sql =
-      completedInsertSelect(tables.completed, q, { finishedAt: "json_extract(j.value, '$[2]')", returnValue: "json_extract(j.value, '$[3]')" }) +
+      completedInsertSelect(tables.completed, q, { finishedAt: "json_extract(j.value, '$[2]')", returnValue: "json_extract(j.value, '$[3]')", workerId: "json_extract(j.value, '$[4]')" }) +
       ` FROM json_each(?) j JOIN ${q(tables.tasks)} t ON t.id = json_extract(j.value, '$[0]') AND t.claim_token = json_extract(j.value, '$[1]') RETURNING task_id`;
     const rows = (await knex.raw(sql, [itemsJson(items)])) as Array<{ task_id: unknown }>;
     return rows.map((r) => String(r.task_id));

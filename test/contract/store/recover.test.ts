@@ -68,7 +68,8 @@ contract('store: recover', (db) => {
       expect(await db.store.recoverLease(expired!, T0, errorAt('worker lost', 1, T0, expired!.lockedBy), T0)).to.equal('ok');
       expect((await db.store.completeMany([success(t, T0 + 1, '"late"')], T0 + 1)).done).to.have.length(1);
       expect(await db.store.findPending(t.id)).to.equal(null);
-      expect(await db.store.findCompleted(t.id)).to.include({ returnValue: '"late"', failedAt: null });
+      // Recorded as that worker's, though the recovery had cleared the row's locked_by.
+      expect(await db.store.findCompleted(t.id)).to.include({ returnValue: '"late"', failedAt: null, workerId: 'worker-dead' });
     });
 
     it("recoverLease refuses ('lost') a lease its worker renewed after it was listed", async () => {
