@@ -171,7 +171,9 @@ for (const t of cliTargets()) {
     });
 
     it('after kill -9 of a worker mid-task, another worker re-runs it within lockTimeout + one poll, the lost run counted', async () => {
-      const id = await enqueue('slow', '1500');
+      // Long enough that worker-b is up before worker-a finishes: a loaded machine took 2.7 s to
+      // start it, and a 1.5 s task had ended by then, leaving nothing to recover.
+      const id = await enqueue('slow', '5000');
       const a = worker('--worker-id', 'worker-a', '--lock-timeout', '2', '--heartbeat-interval', '0.5');
       await waitUntil(async () => (await getResult(id)).status === 'RUNNING', 'worker-a to start the task');
       // -v: the start of the recovered attempt is a debug line.
@@ -179,11 +181,13 @@ for (const t of cliTargets()) {
       await waitUntil(() => b.stdout().includes('worker started'), 'worker-b to start');
       const killedAt = Date.now();
       a.child.kill('SIGKILL');
+      const killedWhile = (await getResult(id)).status;
+      expect(killedWhile, 'worker-a was killed mid-task').to.equal('RUNNING');
       await waitUntil(() => new RegExp(`task started .*id=${id} name=slow attempt=2`).test(b.stdout()), 'worker-b to start the recovered task', 15_000);
       const recoveredAfter = (Date.now() - killedAt) / 1000;
       // lockTimeout 2 s + one poll (0.1 s) + slack for this 2-core machine.
       expect(recoveredAfter).to.be.lessThan(2 + 0.1 + 1.5);
-      await waitUntil(async () => (await getResult(id)).isFinished, 'the recovered task to finish', 15_000);
+      await waitUntil(async () => (await getResult(id)).isFinished, 'the recovered task to finish', 20_000);
       const r = await getResult<{ pid: number }>(id);
       expect(r.status).to.equal('SUCCESSFUL');
       expect(r.attempts).to.equal(2);
