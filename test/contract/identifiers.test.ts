@@ -94,7 +94,7 @@ contract('identifiers compare exactly', (db) => {
       const texts = new Set(['verbose_name', 'repeat_cron', 'timezone', 'cron', 'catch_up', 'args', 'last_error', 'errors', 'trace_context', 'return_value', 'host', 'pid_ns', 'version', 'queues', 'exclude_queues', 'names', 'limits']);
       // Identifier columns of later migrations, created with the exact collation from the start.
       const p = db.settings.tablePrefix;
-      const later = new Set([`${p}tasks.concurrency_key`, `${p}completed_tasks.concurrency_key`, `${p}queues.name`, `${p}queues.updated_by`, `${p}rate_starts.limiter`, `${p}workers.id`, `${p}tasks.last_error_class`, `${p}completed_tasks.last_error_class`]);
+      const later = new Set([`${p}tasks.concurrency_key`, `${p}completed_tasks.concurrency_key`, `${p}queues.name`, `${p}queues.updated_by`, `${p}rate_starts.limiter`, `${p}workers.id`, `${p}tasks.last_error_class`, `${p}completed_tasks.last_error_class`, `${p}tasks.idempotency_key`, `${p}completed_tasks.idempotency_key`]);
       for (const c of after.filter((x) => x.cs !== null)) {
         expect(identifiers.has(`${c.t}.${c.c}`) || later.has(`${c.t}.${c.c}`) || texts.has(c.c), `${c.t}.${c.c} is neither an identifier nor a known text`).to.equal(true);
         if (later.has(`${c.t}.${c.c}`)) expect(c.co, `${c.t}.${c.c}`).to.equal(exact);
