@@ -6,21 +6,15 @@
  * caller handles. Store (store.ts) exposes them as its methods.
  */
 import type { Knex } from 'knex';
-import type { Db, Dialect } from './dialects/dialect.js';
+import type { Db } from './dialects/dialect.js';
+import type { ClaimStore } from './claim.js';
 import { completedRow, lastErrorClass, newTaskRow, successorOf, type Finish } from './rows.js';
-import type { Tables } from './tables.js';
 import { staleWorkerIds } from './dead-workers.js';
 import { planSuccessStatements } from './storable.js';
 import type { ErrorRecord, TaskRow } from '../types.js';
 
-/** What settling needs of the store (Store has it; declared here so the two files do not import each other). */
-export interface SettleStore {
-  readonly knex: Knex;
-  readonly tables: Tables;
-  readonly dialect: Dialect;
-  retrying<T>(op: () => Promise<T>): Promise<T>;
-  tx<T>(fn: (trx: Knex.Transaction) => Promise<T>, db?: Db): Promise<T>;
-  lockKey(trx: Knex.Transaction, key: string, nowMs: number): Promise<void>;
+/** What settling needs of the store: what a claim needs (claim.ts), and the error history rule. */
+export interface SettleStore extends ClaimStore {
   withError(task: TaskRow, record: ErrorRecord): { errors: ErrorRecord[]; lastError: string };
 }
 
