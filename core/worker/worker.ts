@@ -170,10 +170,7 @@ export class Worker {
       },
       {
         held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
-        onLost: (token) => {
-          this.buffer.filter((t) => t.claimToken !== token);
-          this.abortSlot(token, new LeaseLostError('the lease on this task was lost (another worker claimed it, or it was deleted)'));
-        },
+        onLost: (token) => this.leaseLost(token),
         onCancelled: (token) => this.cancelHeld(token),
         onSettled: (r) => this.onSettled(r),
         wake: () => this.poke(),
@@ -260,6 +257,22 @@ export class Worker {
     if (graceSeconds <= 0) abortAll();
     else if (!this.graceTimer) this.graceTimer = setLongTimeout(abortAll, graceSeconds * 1000);
     this.poke();
+  }
+
+  /**
+   * A lease a heartbeat found lost: abort the running attempt (its end logs it), or drop a
+   * prefetched task that had not started. Said in the log either way: a lost lease means this
+   * worker stalled past its lockTimeout, and an operator looking for why a task ran elsewhere (or
+   * a second time) needs the line.
+   */
+  private leaseLost(token: string): void {
+    const queued = this.buffer.find((t) => t.claimToken === token);
+    if (queued) {
+      this.buffer.filter((t) => t !== queued);
+      this.log.warn('lease lost before the task started; it is dropped from this worker (another worker owns it now)', { id: queued.id, name: queued.name });
+      return;
+    }
+    this.abortSlot(token, new LeaseLostError('the lease on this task was lost (another worker claimed it, or it was deleted)'));
   }
 
   /** A cancel request seen by a heartbeat: abort the running attempt, or fail a prefetched task. */

@@ -25,9 +25,11 @@ let current = gate();
 let running = 0;
 let maxRunning = 0;
 let lateFinished = false;
+let startedTags: string[] = [];
 
 const gated = background({ name: 'rel.gated', context: true }, async function gated(ctx, tag: string) {
   running++;
+  startedTags.push(tag);
   maxRunning = Math.max(maxRunning, running);
   try {
     await Promise.race([
@@ -83,6 +85,7 @@ contract('reliability in one process', (db) => {
     running = 0;
     maxRunning = 0;
     lateFinished = false;
+    startedTags = [];
   });
   afterEach(() => {
     current.open();
@@ -343,6 +346,31 @@ contract('reliability in one process', (db) => {
       const row = (await db.store.findPending(ref.id))!;
       expect(row.lockedBy).to.equal('someone-else');
       expect(await db.store.findCompleted(ref.id)).to.equal(null);
+    } finally {
+      await w.stop(0);
+    }
+  });
+
+  it('drops a prefetched task whose lease was lost before it started, never runs it, and logs it', async () => {
+    const first = await gated('runs');
+    const second = await gated('prefetched');
+    const log = recordingLogger();
+    const w = await start({ logger: log, concurrency: 1, prefetch: 1 });
+    try {
+      await waitUntil(() => running === 1, 'the first task to start');
+      await waitUntil(async () => (await db.store.findPending(second.id))?.lockedBy === w.id, 'the second task to be prefetched');
+      expect(running).to.equal(1);
+      await db.store.knex(db.store.tables.tasks).where('id', second.id).update({ claim_token: 'someone-else:1', locked_by: 'someone-else' });
+      await waitUntil(() => log.find('warn', /lease lost before the task started/).length === 1, 'the heartbeat to find the lease lost');
+      current.open();
+      await waitUntil(async () => (await db.store.findCompleted(first.id)) !== null, 'the first task to complete');
+      // Given time to start it, the worker would have by now: its slot is free and it polls every 20 ms.
+      await w.stop(1);
+      expect(startedTags).to.deep.equal(['runs']);
+      const row = (await db.store.findPending(second.id))!;
+      expect([row.lockedBy, row.claimToken]).to.deep.equal(['someone-else', 'someone-else:1']);
+      expect(await db.store.findCompleted(second.id)).to.equal(null);
+      expect(log.find('warn', /lease lost/).map((l) => l.fields?.id)).to.deep.equal([second.id]);
     } finally {
       await w.stop(0);
     }

@@ -58,16 +58,28 @@ describe('scenarios on a private server [mariadb]: deadlocks', function () {
     await other!.query(`INSERT INTO weight (n) SELECT seq FROM seq_1_to_500`);
     await other!.query(`UPDATE ${tasks} SET priority = priority WHERE id = ?`, [second.id]);
     // The renewal updates the rows in id order: it locks the first, then waits for the second.
+    let settled: string | null = null;
     const renewal = store.heartbeat('worker-a', claimed, T0 + 2 * LEASE_MS).then(
-      (r) => ({ ok: true as const, r }),
-      (err: unknown) => ({ ok: false as const, err }),
+      (r) => ((settled = `returned ${JSON.stringify(r)}`), { ok: true as const, r }),
+      (err: unknown) => ((settled = `failed: ${String(err)}`), { ok: false as const, err }),
     );
-    await pollUntil(
-      async () => (await server!.query(`SELECT 1 FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'`, [], 'mysql')).length > 0,
-      'the renewal to wait for the second task’s row lock',
-      10_000,
-      10,
-    );
+    let trx: unknown[] = [];
+    try {
+      await pollUntil(
+        async () => {
+          // The renewal cannot end before the other client commits; if it did, the wait below is moot.
+          if (settled !== null) return true;
+          trx = await server!.query(`SELECT trx_id, trx_state, trx_query FROM information_schema.INNODB_TRX`, [], 'mysql');
+          return trx.some((r) => (r as { trx_state: string }).trx_state === 'LOCK WAIT');
+        },
+        'the renewal to wait for the second task’s row lock',
+        30_000,
+        10,
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; transactions: ${JSON.stringify(trx)}`, { cause: err });
+    }
+    expect(settled, 'the renewal ended while the other client held the second row').to.equal(null);
     // Closes the cycle: this waits for the first row, which the renewal holds.
     await other!.query(`UPDATE ${tasks} SET priority = priority WHERE id = ?`, [first.id]);
     await other!.query('COMMIT');
