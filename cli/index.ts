@@ -62,6 +62,7 @@ dbOptions(
     .option('--task-files <globs>', 'task files to load (comma-separated globs; default **/tasks.{ts,mts,js,mjs})')
     .option('--lock-timeout <seconds>', 'seconds without a heartbeat before a running task is recovered (default 60)')
     .option('--heartbeat-interval <seconds>', 'seconds between lease renewals (default 10)')
+    .option('--liveness-timeout <seconds>', 'seconds without a liveness beat before this worker counts as gone and its running tasks are recovered early (default 12; 0: off, wait for the lease)')
     .option('--migrate', 'apply pending migrations before starting')
     // Both spellings declared: neither given leaves it undefined, for the default rule.
     .option('--startup-delay', 'wait a random delay of up to 1 s before the first claim (default: only with --duration, off a terminal)')

@@ -34,6 +34,7 @@ export interface ProcessTasksFlags extends DbFlags {
   taskFiles?: string;
   lockTimeout?: string;
   heartbeatInterval?: string;
+  livenessTimeout?: string;
   startupDelay?: boolean;
   runBudget?: boolean;
   logFormat?: string;
@@ -93,6 +94,7 @@ export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
     prefetch: flagSetting('prefetch', flags.prefetch, '--prefetch') as number | 'auto' | undefined,
     lockTimeout: flagSetting('lockTimeout', flags.lockTimeout, '--lock-timeout') as number | undefined,
     heartbeatInterval: flagSetting('heartbeatInterval', flags.heartbeatInterval, '--heartbeat-interval') as number | undefined,
+    livenessTimeout: flagSetting('livenessTimeout', flags.livenessTimeout, '--liveness-timeout') as number | undefined,
     queues: queueFlag(flags.queue, '--queue'),
     excludeQueues: queueFlag(flags.excludeQueues, '--exclude-queues'),
     connection: flags.connection ?? null,

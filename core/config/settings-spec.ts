@@ -6,6 +6,7 @@
 import { checkLimitCount, checkRateLimit, type RateLimit } from '../policy/flow.js';
 import { ConfigError } from '../errors.js';
 import { isValidTimeZone } from '../policy/timezone.js';
+import { MIN_LIVENESS_TIMEOUT } from '../policy/liveness.js';
 
 interface Spec {
   /** What is allowed, for messages ("an integer >= 1"). */
@@ -115,6 +116,15 @@ export const SETTING_SPECS = {
   // Both become Node timers: at most 2^31-1 ms.
   connectTimeout: num('float', 0, true, 2_147_483),
   statementTimeout: num('float', 0, true, 2_147_483),
+  // 0: no liveness beat. Its fence (two thirds of it) must leave more than the ~2 s two workers'
+  // clocks may differ by before the others may take its tasks (policy/liveness.ts).
+  livenessTimeout: {
+    expected: `0 (off), or a finite number >= ${MIN_LIVENESS_TIMEOUT} and <= 2147483`,
+    parse(v: unknown, fromString: boolean) {
+      const n = num('float', 0, false, 2_147_483).parse(v, fromString) as number | undefined;
+      return n === undefined || (n !== 0 && n < MIN_LIVENESS_TIMEOUT) ? undefined : n;
+    },
+  },
 } satisfies Record<string, Spec>;
 
 export type SettingName = keyof typeof SETTING_SPECS | 'database';

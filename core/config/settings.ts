@@ -15,6 +15,7 @@ import { ConfigError } from '../errors.js';
 import { processWide } from '../base/global.js';
 import { parseDatabase, type DatabaseSetting, type DatabaseSpec } from './database-spec.js';
 import { describeValue, parseWithSpec, SETTING_SPECS, type SettingName } from './settings-spec.js';
+import { DEFAULT_LIVENESS_TIMEOUT } from '../policy/liveness.js';
 
 export type { DatabaseSetting, DatabaseSpec };
 
@@ -89,6 +90,15 @@ export interface Settings {
    * TCP takes to notice a dead peer. Migrations are exempt.
    */
   statementTimeout: number;
+  /**
+   * MySQL/MariaDB and PostgreSQL: seconds without a liveness beat after which a worker counts as
+   * dead, stopped or cut off, and any worker may recover its running tasks before their lease
+   * runs out (docs/reliability.md). The beat comes from a thread of the worker's own, so a task
+   * that blocks the event loop does not stop it; a worker whose beats stop landing for two thirds
+   * of this stops its own running attempts. Default 12; 0 turns the beat off (tasks then wait for
+   * their lease, as before); otherwise at least 9.
+   */
+  livenessTimeout: number;
   /** Where the settings came from, for `bgtasks config` and error messages. */
   configFile: string | null;
 }
@@ -119,6 +129,7 @@ export interface SettingsInput {
   listenUrl?: string | null;
   connectTimeout?: number;
   statementTimeout?: number;
+  livenessTimeout?: number;
 }
 
 /** Seconds: see Settings.connectTimeout and Settings.statementTimeout. */
@@ -157,6 +168,7 @@ const ENV_NAMES: Record<string, SettingName | 'listenUrl'> = {
   BGTASKS_LISTEN_URL: 'listenUrl',
   BGTASKS_CONNECT_TIMEOUT: 'connectTimeout',
   BGTASKS_STATEMENT_TIMEOUT: 'statementTimeout',
+  BGTASKS_LIVENESS_TIMEOUT: 'livenessTimeout',
 };
 export const ENV_VARIABLES = Object.keys(ENV_NAMES);
 
@@ -238,6 +250,7 @@ export async function resolveSettings(options: ResolveOptions = {}): Promise<Set
     listenUrl: merged.listenUrl ?? null,
     connectTimeout: merged.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
     statementTimeout: merged.statementTimeout ?? DEFAULT_STATEMENT_TIMEOUT,
+    livenessTimeout: merged.livenessTimeout ?? DEFAULT_LIVENESS_TIMEOUT,
     configFile: file,
   };
   if (settings.heartbeatInterval >= settings.lockTimeout) {

@@ -1,9 +1,11 @@
 /**
  * The RUNNING tasks of workers whose registry heartbeat went stale: candidates for recovery
  * before their lease runs out. The store only finds them and guards the write; whether the
- * worker's process is really gone is decided by the caller (worker/maintenance.ts), because a
- * worker whose event loop is blocked stops beating too. The staleness rule is
- * policy/status.ts deadWorkerAfterMs, written here in SQL.
+ * worker is really gone is decided by the caller (worker/maintenance.ts), because a worker whose
+ * event loop is blocked stops its registry heartbeat too: either its process is known to be gone
+ * (on this machine), or its liveness beat, which a thread sends, stopped as well (it is silent).
+ * The staleness rule is policy/status.ts deadWorkerAfterMs, and the silence rule
+ * policy/liveness.ts isSilent, written here in SQL.
  */
 import type { Knex } from 'knex';
 import { DEAD_WORKER_FLOOR_MS, WORKER_MISSED_BEATS } from '../policy/status.js';
@@ -18,6 +20,10 @@ export interface DeadWorkerLease {
   pid: number | null;
   pidNamespace: string | null;
   heartbeatAt: number;
+  heartbeatMs: number;
+  /** Its liveness beat (policy/liveness.ts); null for a worker without one. */
+  aliveAt: number | null;
+  livenessMs: number | null;
 }
 
 /**
@@ -42,6 +48,20 @@ export function staleWorkerIds(knex: Knex, tables: Tables, nowMs: number): Knex.
 }
 
 /**
+ * The ids of registered workers that are silent at `nowMs` (a subquery for a guarded write):
+ * `alive_at + liveness_ms < now` and a stale registry heartbeat (policy/liveness.ts isSilent). A
+ * row without a liveness beat (NULL) is never silent.
+ */
+export function silentWorkerIds(knex: Knex, tables: Tables, nowMs: number): Knex.QueryBuilder {
+  return knex(tables.workers)
+    .select('id')
+    .whereNotNull('alive_at')
+    .whereNotNull('liveness_ms')
+    .where(knex.raw('?? + ?? < ?', ['alive_at', 'liveness_ms', nowMs]))
+    .where(staleBeat(knex, (c) => c, nowMs));
+}
+
+/**
  * Claims under a lease that has not run out yet whose worker's registry row is stale, oldest
  * heartbeat first. A worker with no row (never registered, or pruned) is not listed: nothing
  * says it is gone, so its leases simply run out.
@@ -50,20 +70,31 @@ export async function deadWorkerLeases(knex: Knex, tables: Tables, nowMs: number
   const w = tables.workers;
   const rows = (await knex(tables.tasks)
     .join(w, `${w}.id`, `${tables.tasks}.locked_by`)
-    .select(`${tables.tasks}.*`, { w_host: `${w}.host`, w_pid: `${w}.pid`, w_ns: `${w}.pid_ns`, w_beat: `${w}.heartbeat_at` })
+    .select(`${tables.tasks}.*`, {
+      w_host: `${w}.host`,
+      w_pid: `${w}.pid`,
+      w_ns: `${w}.pid_ns`,
+      w_beat: `${w}.heartbeat_at`,
+      w_beat_ms: `${w}.heartbeat_ms`,
+      w_alive: `${w}.alive_at`,
+      w_liveness: `${w}.liveness_ms`,
+    })
     .whereNotNull(`${tables.tasks}.locked_by`)
     .where(`${tables.tasks}.locked_until`, '>=', nowMs)
     .where(staleBeat(knex, (c) => `${w}.${c}`, nowMs))
     .orderBy([{ column: `${w}.heartbeat_at` }, { column: `${tables.tasks}.id` }])
     .limit(limit)) as Array<Record<string, unknown>>;
   return rows.map((r) => {
-    const { w_host, w_pid, w_ns, w_beat, ...task } = r;
+    const { w_host, w_pid, w_ns, w_beat, w_beat_ms, w_alive, w_liveness, ...task } = r;
     return {
       task: toTaskRow(task),
       host: String(w_host),
       pid: w_pid === null || w_pid === undefined ? null : Number(w_pid),
       pidNamespace: w_ns === null || w_ns === undefined ? null : String(w_ns),
       heartbeatAt: Number(w_beat),
+      heartbeatMs: Number(w_beat_ms),
+      aliveAt: w_alive === null || w_alive === undefined ? null : Number(w_alive),
+      livenessMs: w_liveness === null || w_liveness === undefined ? null : Number(w_liveness),
     };
   });
 }

@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import type { Db } from './dialects/dialect.js';
 import type { ClaimStore } from './claim.js';
 import { completedRow, lastErrorClass, newTaskRow, successorOf, type Finish } from './rows.js';
-import { staleWorkerIds } from './dead-workers.js';
+import { silentWorkerIds, staleWorkerIds } from './dead-workers.js';
 import { planSuccessStatements } from './storable.js';
 import type { ErrorRecord, TaskRow } from '../types.js';
 
@@ -48,8 +48,14 @@ export interface FailOptions {
   attempts: number;
   /** Only if the lease expired before this time (lease recovery; with `deadWorker`, or its worker is dead). */
   expiredLeaseBefore?: number;
-  deadWorker?: boolean;
+  deadWorker?: DeadWorkerGuard;
 }
+
+/**
+ * How a dead worker's lease may be recovered before it runs out: `gone`, its registry heartbeat
+ * is stale (and the caller knows its process is gone); `silent`, its liveness beat stopped too.
+ */
+export type DeadWorkerGuard = 'gone' | 'silent';
 
 /** Rows per multi-row INSERT: under every database's bind-parameter limit. */
 const INSERT_CHUNK = 400;
@@ -272,10 +278,10 @@ export async function retry(store: SettleStore, task: TaskRow, runAt: number, re
  * id and claim token) or take the lease back at its next heartbeat (see retake): a worker cut
  * off by an outage longer than `lockTimeout` keeps its work when nobody re-ran it meanwhile.
  */
-export async function recoverLease(store: SettleStore, task: TaskRow, runAt: number, record: ErrorRecord, nowMs: number, o: { deadWorker?: boolean } = {}): Promise<'ok' | 'lost' | 'cancelled'> {
+export async function recoverLease(store: SettleStore, task: TaskRow, runAt: number, record: ErrorRecord, nowMs: number, o: { deadWorker?: DeadWorkerGuard } = {}): Promise<'ok' | 'lost' | 'cancelled'> {
   const { errors, lastError } = store.withError(task, record);
   const q = store.knex(store.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!).whereNotNull('locked_by');
-  whereRecoverable(store, q, nowMs, o.deadWorker === true);
+  whereRecoverable(store, q, nowMs, o.deadWorker);
   return readyGuarded(store, q, {
     run_at: runAt,
     locked_by: null,
@@ -288,15 +294,16 @@ export async function recoverLease(store: SettleStore, task: TaskRow, runAt: num
 
 /**
  * The recovery guard: the lease ran out before `nowMs`, or (`deadWorker`) its worker's registry
- * heartbeat is stale at `nowMs` (see dead-workers.ts): a worker that beat again meanwhile keeps
- * its tasks.
+ * heartbeat is stale at `nowMs` (`gone`), or it is silent (`silent`: see dead-workers.ts): a
+ * worker that beat again meanwhile keeps its tasks.
  */
-function whereRecoverable(store: SettleStore, q: Knex.QueryBuilder, nowMs: number, deadWorker: boolean): void {
+function whereRecoverable(store: SettleStore, q: Knex.QueryBuilder, nowMs: number, deadWorker: DeadWorkerGuard | undefined): void {
   if (!deadWorker) {
     q.where('locked_until', '<', nowMs);
     return;
   }
-  q.where((w) => w.where('locked_until', '<', nowMs).orWhereIn('locked_by', staleWorkerIds(store.knex, store.tables, nowMs)));
+  const dead = deadWorker === 'silent' ? silentWorkerIds(store.knex, store.tables, nowMs) : staleWorkerIds(store.knex, store.tables, nowMs);
+  q.where((w) => w.where('locked_until', '<', nowMs).orWhereIn('locked_by', dead));
 }
 
 
@@ -344,7 +351,7 @@ export async function fail(
   return store.tx(async (trx) => {
     const [g] = await guardSuccessors(store, trx, [{ task, successorAt: opts.successorAt }], opts.nowMs);
     const q = trx(store.tables.tasks).where('id', task.id).where('claim_token', task.claimToken!);
-    if (opts.expiredLeaseBefore !== undefined) whereRecoverable(store, q, opts.expiredLeaseBefore, opts.deadWorker === true);
+    if (opts.expiredLeaseBefore !== undefined) whereRecoverable(store, q, opts.expiredLeaseBefore, opts.deadWorker);
     if ((await q.del()) !== 1) return false;
     const finish: Finish = {
       finishedAt: opts.nowMs,

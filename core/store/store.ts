@@ -15,11 +15,11 @@ import { tablesFor, type Tables } from './tables.js';
 import { deadWorkerLeases, type DeadWorkerLease } from './dead-workers.js';
 import { storableRecord } from './storable.js';
 import * as settle from './settle.js';
-import type { CompleteOutcome, Completion } from './settle.js';
+import type { CompleteOutcome, Completion, DeadWorkerGuard } from './settle.js';
 import type { CompletedRow, ErrorRecord, TaskRow } from '../types.js';
 
 export { tablesFor, type Tables, type ClaimFilter };
-export type { Completion, CompleteOutcome, Refusal } from './settle.js';
+export type { Completion, CompleteOutcome, DeadWorkerGuard, Refusal } from './settle.js';
 
 export interface ClaimRequest extends ClaimFilter {
   workerId: string;
@@ -286,7 +286,7 @@ export class Store {
 
   /**
    * Claims under a live lease whose worker's registry heartbeat is stale: candidates for recovery
-   * once the caller knows the worker's process is gone.
+   * once the caller knows the worker's process is gone, or finds the worker silent.
    */
   deadWorkerLeases(nowMs: number, limit?: number): Promise<DeadWorkerLease[]> {
     return this.retrying(() => deadWorkerLeases(this.knex, this.tables, nowMs, limit));
@@ -316,7 +316,7 @@ export class Store {
     return settle.retry(this, task, runAt, record);
   }
 
-  recoverLease(task: TaskRow, runAt: number, record: ErrorRecord, nowMs: number, o: { deadWorker?: boolean } = {}): Promise<'ok' | 'lost' | 'cancelled'> {
+  recoverLease(task: TaskRow, runAt: number, record: ErrorRecord, nowMs: number, o: { deadWorker?: DeadWorkerGuard } = {}): Promise<'ok' | 'lost' | 'cancelled'> {
     return settle.recoverLease(this, task, runAt, record, nowMs, o);
   }
 

@@ -26,6 +26,12 @@ export interface WorkerRecord {
   stoppedAt: number | null;
   /** Linux: its pid namespace (worker/process-identity.ts); null elsewhere. Written, not read back here. */
   pidNamespace?: string | null;
+  /**
+   * Its liveness beat (policy/liveness.ts): when the last one that landed was sent, and its
+   * livenessTimeout in ms. Read back only; null until its first beat, and for a worker without one.
+   */
+  aliveAt?: number | null;
+  livenessMs?: number | null;
 }
 
 const json = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
@@ -57,10 +63,16 @@ function recordOf(r: Record<string, unknown>): WorkerRecord {
     heartbeatMs: Number(r.heartbeat_ms),
     runUntil: numOrNull(r.run_until),
     stoppedAt: numOrNull(r.stopped_at),
+    aliveAt: numOrNull(r.alive_at),
+    livenessMs: numOrNull(r.liveness_ms),
   };
 }
 
-/** Registers (or re-registers) a worker as starting now. */
+/**
+ * Registers (or re-registers) a worker as starting now. Its liveness beat is cleared: a row left
+ * by an earlier process under the same worker id says nothing about this one, which has no beat
+ * until its thread's first one lands (beatAlive).
+ */
 export async function registerWorker(store: Store, w: Omit<WorkerRecord, 'stoppedAt'>): Promise<void> {
   const row = {
     id: w.id,
@@ -78,6 +90,8 @@ export async function registerWorker(store: Store, w: Omit<WorkerRecord, 'stoppe
     run_until: w.runUntil,
     stopped_at: null,
     pid_ns: w.pidNamespace ?? null,
+    alive_at: null,
+    liveness_ms: null,
   };
   const { id: _id, ...rest } = row;
   await store.retrying(() => store.knex(store.tables.workers).insert(row).onConflict('id').merge(Object.keys(rest)));
@@ -86,6 +100,20 @@ export async function registerWorker(store: Store, w: Omit<WorkerRecord, 'stoppe
 /** One heartbeat: false when the row is gone (pruned while the worker was cut off), to register again. */
 export async function beatWorker(store: Store, id: string, nowMs: number): Promise<boolean> {
   const n = await store.retrying(() => store.knex(store.tables.workers).where('id', id).update({ heartbeat_at: nowMs, stopped_at: null }));
+  return n > 0;
+}
+
+/**
+ * One liveness beat, sent from the worker's liveness thread on a connection of its own: `alive_at`
+ * never goes back (a beat whose answer was late must not undo a newer one), and `liveness_ms`
+ * says how long a silence means the worker is gone. False when the row is gone (the registration
+ * writes it again).
+ */
+export async function beatAlive(store: Pick<Store, 'knex' | 'tables'>, id: string, nowMs: number, livenessMs: number): Promise<boolean> {
+  const n = await store
+    .knex(store.tables.workers)
+    .where('id', id)
+    .update({ alive_at: store.knex.raw('CASE WHEN alive_at > ? THEN alive_at ELSE ? END', [nowMs, nowMs]), liveness_ms: livenessMs });
   return n > 0;
 }
 

@@ -8,6 +8,7 @@ import type { Clock } from '../base/clock.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../base/log.js';
 import type { Registry } from 'prom-client';
+import { parseWithSpec } from '../config/settings-spec.js';
 
 export interface WorkerOptions {
   /** Only these queues (null/undefined: every queue, and tasks without one). */
@@ -49,6 +50,8 @@ export interface WorkerOptions {
   /** Override settings for this worker only. */
   lockTimeout?: number;
   heartbeatInterval?: number;
+  /** Seconds of silence after which this worker counts as gone (0: no liveness beat). Default: the `livenessTimeout` setting (12). */
+  livenessTimeout?: number;
   maxAttempts?: number;
   maxRunTime?: number;
   /**
@@ -111,6 +114,7 @@ export function checkWorkerOptions(o: WorkerOptions): void {
     const registryLike = typeof m === 'object' && m !== null && typeof (m as { metrics?: unknown }).metrics === 'function' && typeof (m as { getSingleMetric?: unknown }).getSingleMetric === 'function';
     check(typeof m === 'boolean' || registryLike, 'metrics', m === null || typeof m !== 'object' ? m : '[object]', 'true, false or a prom-client Registry');
   }
+  if (o.livenessTimeout !== undefined) parseWithSpec('livenessTimeout', o.livenessTimeout, '--liveness-timeout');
   if (o.queues && o.excludeQueues) {
     throw new ConfigError('Invalid --exclude-queues: it cannot be combined with --queue — --queue already takes only the queues it names');
   }

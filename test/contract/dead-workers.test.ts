@@ -137,8 +137,8 @@ contract('dead workers found in seconds', (db) => {
     const [listed] = await db.store.deadWorkerLeases(now);
     expect(listed!.task).to.deep.equal(t);
     await beatWorker(db.store, 'w-late', now - 1);
-    expect(await db.store.recoverLease(listed!.task, now, errorAt('gone', 1, now), now, { deadWorker: true })).to.equal('lost');
-    expect(await db.store.fail(listed!.task, { nowMs: now, record: errorAt('gone', 1, now), successorAt: null, attempts: 1, expiredLeaseBefore: now, deadWorker: true })).to.equal(false);
+    expect(await db.store.recoverLease(listed!.task, now, errorAt('gone', 1, now), now, { deadWorker: 'gone' })).to.equal('lost');
+    expect(await db.store.fail(listed!.task, { nowMs: now, record: errorAt('gone', 1, now), successorAt: null, attempts: 1, expiredLeaseBefore: now, deadWorker: 'gone' })).to.equal(false);
     // Without the dead-worker guard, a live lease is never recovered.
     expect(await db.store.recoverLease(listed!.task, now, errorAt('gone', 1, now), now)).to.equal('lost');
     expect(await db.store.findPending(t.id)).to.deep.equal(t);
