@@ -1,8 +1,9 @@
 /**
  * The worker's long-lived helpers, built from its settings and wired to its hooks: the clock sync
  * (keeps the worker's clock on the database's time), the registry row, the settler (writes each
- * attempt's end), the lease keeper (heartbeats), maintenance (lease recovery, cron slots,
- * warnings) and the wake-up listener. They start in list order and stop in reverse: the settler's
+ * attempt's end), the liveness beat (a thread that tells the other workers this one is alive),
+ * the lease keeper (heartbeats), maintenance (lease recovery, cron slots, warnings) and the
+ * wake-up listener. They start in list order and stop in reverse: the settler's
  * waiting results are kept alive by the lease keeper, so it must stop after the settler. The
  * wake-up listener starts after the first claim (Services' deferred list).
  */
@@ -24,6 +25,7 @@ import { Registration } from './registration.js';
 import { registryBeatMs } from '../policy/status.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { ClockSync } from './clock-sync.js';
+import { Liveness } from './liveness.js';
 
 export interface HelperContext {
   workerId: string;
@@ -50,6 +52,8 @@ export interface HelperContext {
 
 /** What the helpers ask of the worker. */
 export interface WorkerHooks {
+  /** The liveness fence: stop every running attempt with this reason (see Liveness). */
+  abortRunning(reason: Error): void;
   /** Every task whose lease must stay alive: running, prefetched, or waiting to be settled. */
   held(): TaskRow[];
   /** A heartbeat found this claim gone (another worker owns the task now). */
@@ -65,7 +69,7 @@ export interface WorkerHooks {
 export function workerHelpers(
   c: HelperContext,
   hooks: WorkerHooks,
-): { settler: Settler; leases: LeaseKeeper; maintenance: Maintenance; flow: FlowState; services: Services } {
+): { settler: Settler; leases: LeaseKeeper; maintenance: Maintenance; flow: FlowState; liveness: Liveness; services: Services } {
   const metrics = c.metrics;
   const onConnection = (ok: boolean, err: unknown, startedAt: number) => {
     if (!ok && metrics) metrics.databaseError(errorKind(c.store, err));
@@ -98,6 +102,25 @@ export function workerHelpers(
   });
   // Back from an outage: renew (or take back) the leases first, then write the results held.
   c.health.onBack(() => void leases.beat().then(() => settler.kickNow()));
+  const liveness = new Liveness({
+    spec: c.store.conn.spec,
+    tablePrefix: c.settings.tablePrefix,
+    workerId: c.workerId,
+    clock: c.clock,
+    log: c.log,
+    timeoutMs: Math.round((c.options.livenessTimeout ?? c.settings.livenessTimeout) * 1000),
+    timeouts: c.store.conn.timeouts,
+    onFence: (reason) => {
+      leases.markBehind();
+      hooks.abortRunning(reason);
+    },
+    // A heartbeat first learns which tasks another worker took meanwhile (lost) or recovered
+    // without claiming them yet (taken back); nothing starts until one has succeeded.
+    onResume: () => {
+      leases.markBehind();
+      void leases.beat().then(hooks.wake);
+    },
+  });
   const maintenance = new Maintenance({
     store: c.store,
     clock: c.clock,
@@ -115,6 +138,7 @@ export function workerHelpers(
     recoverAfter: () => c.health.backAt + c.lockTimeoutMs,
     onRecovered: metrics ? (outcome) => metrics.leaseRecovered(outcome) : undefined,
     onAnyRecovered: hooks.wake,
+    livenessContinuousMs: () => liveness.continuousMs(),
     scheduler: schedulerFor({
       store: c.store,
       clock: c.clock,
@@ -165,6 +189,9 @@ export function workerHelpers(
   // write and read different tables, so they start together. Listening for inserts waits until
   // the first claim is under way: on PostgreSQL it holds a connection of the pool, which the claim
   // would otherwise wait to open (see Worker.loop).
-  const services = new Services([c.clockSync, [registration, flow], leases, settler, maintenance], [wakeup]);
-  return { settler, leases, maintenance, flow, services };
+  // The liveness beat right after the registry row it beats on (its thread starts in the
+  // background), and it stops after every helper but the registration: until the last result is
+  // written, other workers must not take this worker for dead.
+  const services = new Services([c.clockSync, [registration, flow], liveness, leases, settler, maintenance], [wakeup]);
+  return { settler, leases, maintenance, flow, liveness, services };
 }

@@ -35,8 +35,10 @@ export class LeaseKeeper implements Service {
   private inFlight: Promise<void> | null = null;
   /** The clock's time when the last successful beat began (every held lease runs past it + lockTimeout). */
   private renewedAt: number;
-  /** A beat failed since the last one that succeeded. */
+  /** A beat failed since the last one that succeeded (or markBehind() was called since one began). */
   private failing = false;
+  /** Counts markBehind() calls: a beat that began before the last one does not clear it. */
+  private marks = 0;
 
   constructor(private readonly o: LeaseKeeperOptions) {
     this.renewedAt = o.clock.now();
@@ -56,6 +58,15 @@ export class LeaseKeeper implements Service {
     return this.failing || this.o.clock.now() - this.renewedAt >= this.o.lockTimeoutMs;
   }
 
+  /**
+   * Holds the leases as possibly lost until the next beat that succeeds: the worker's liveness
+   * beats stopped for long enough that another worker may have recovered its tasks.
+   */
+  markBehind(): void {
+    this.failing = true;
+    this.marks++;
+  }
+
   /** Renews every held lease now (joins a beat under way). */
   beat(): Promise<void> {
     if (!this.inFlight) this.inFlight = this.renew().finally(() => (this.inFlight = null));
@@ -64,6 +75,7 @@ export class LeaseKeeper implements Service {
 
   private async renew(): Promise<void> {
     const beganAt = this.o.clock.now();
+    const marks = this.marks;
     const tasks = this.o.held().filter((t) => t.claimToken);
     if (tasks.length === 0) {
       this.renewedAt = beganAt;
@@ -73,7 +85,7 @@ export class LeaseKeeper implements Service {
     try {
       const { lost, cancelled, retaken } = await this.o.store.heartbeat(this.o.workerId, tasks, beganAt + this.o.lockTimeoutMs);
       this.renewedAt = beganAt;
-      this.failing = false;
+      if (marks === this.marks) this.failing = false;
       this.o.onConnection(true, null, startedAt);
       for (const token of retaken) {
         const t = tasks.find((x) => x.claimToken === token)!;

@@ -8,7 +8,8 @@ import { events } from '../base/events.js';
 import type { Logger } from '../base/log.js';
 import type { Recurrence } from '../policy/recurrence.js';
 import { attemptsRecorded, decideExpiredLease, type Decision } from '../policy/transitions.js';
-import type { Store } from '../store/store.js';
+import type { DeadWorkerGuard, Store } from '../store/store.js';
+import { isSilent, mayJudgeSilence } from '../policy/liveness.js';
 import type { TaskRow } from '../types.js';
 import type { RecurringScheduler } from './cron-scheduler.js';
 import { processGoneHere, type ProcessPlace } from './process-identity.js';
@@ -49,6 +50,11 @@ export interface MaintenanceOptions {
   onAnyRecovered?: () => void;
   /** Whether a worker process is known to be gone (tests inject one; the default asks this machine's kernel). */
   processGone?: (p: ProcessPlace) => boolean;
+  /**
+   * How long (ms) this worker's own liveness beats have landed with no long gap (Liveness
+   * .continuousMs); absent or 0: it has no beat, and judges no other worker silent.
+   */
+  livenessContinuousMs?: () => number;
 }
 
 const UNKNOWN_NAMES_EVERY_MS = 60_000;
@@ -128,39 +134,55 @@ export class Maintenance implements Service {
       const error = new WorkerLostError(
         `worker ${t.lockedBy} stopped renewing its lease (it expired at ${new Date(t.lockedUntil ?? now).toISOString()}); the lost run counts as attempt ${t.attempts}`,
       );
-      if (await this.recoverOne(t, error, now, false)) n++;
+      if (await this.recoverOne(t, error, now)) n++;
     }
     return n;
   }
 
   /**
-   * Recovers, before their lease runs out, the tasks of workers that are dead for sure: their
-   * registry heartbeat is stale (policy/status.ts deadWorkerAfterMs: 9 s with the defaults) AND
-   * their process is known to be gone (processGone: on this machine, the kernel has no such pid).
-   * A stale heartbeat alone is not enough: a task that blocks its worker's event loop stops the
-   * registry beats too, and that worker is alive; its tasks wait for their lease to run out, as
-   * do those of workers on other machines, whose processes this one cannot see. The write is
-   * guarded by the same staleness in SQL (a worker that beat meanwhile keeps its tasks) and keeps
-   * the claim token, as for an expired lease.
+   * Recovers, before their lease runs out, the tasks of workers that are dead for sure. Their
+   * registry heartbeat is stale (policy/status.ts deadWorkerAfterMs: 9 s with the defaults), and
+   * either:
+   *  - their process is known to be gone (processGone: on this machine, the kernel has no such
+   *    pid; DEADWORKER-01), or
+   *  - they are silent (policy/liveness.ts isSilent: their liveness beat, which a thread sends
+   *    whatever their event loop does, stopped for longer than their livenessTimeout: 12 s with
+   *    the defaults), on any host (DEADWORKER-02). Judged only by a worker whose own beats have
+   *    landed for that long without a long gap: a database that stalled for everyone stops every
+   *    beat, and must not make live workers look dead when it answers again.
+   * A stale registry heartbeat alone is not enough: a task that blocks its worker's event loop
+   * stops it too, and that worker is alive; so is one whose liveness beat still lands. Workers
+   * with neither (no beat: turned off, SQLite, an older version) elsewhere keep their tasks until
+   * the lease runs out. The write is guarded by the same rule in SQL (a worker that beat meanwhile
+   * keeps its tasks) and keeps the claim token, as for an expired lease.
    */
   async recoverDeadWorkers(): Promise<number> {
     const now = this.o.clock.now();
     const held = new Set(this.o.heldTokens?.() ?? []);
     const gone = this.o.processGone ?? processGoneHere;
+    const judging = this.o.livenessContinuousMs?.() ?? 0;
     let n = 0;
     for (const c of await this.o.store.deadWorkerLeases(now)) {
       const t = c.task;
-      if (held.has(t.claimToken!) || !gone(c)) continue;
-      const error = new WorkerLostError(
-        `worker ${t.lockedBy} is gone (process ${c.pid} on ${c.host} no longer exists; its last heartbeat was at ${new Date(c.heartbeatAt).toISOString()}); the lost run counts as attempt ${t.attempts}`,
-      );
-      if (await this.recoverOne(t, error, now, true)) n++;
+      if (held.has(t.claimToken!)) continue;
+      const lastBeat = new Date(c.heartbeatAt).toISOString();
+      if (gone(c)) {
+        const error = new WorkerLostError(
+          `worker ${t.lockedBy} is gone (process ${c.pid} on ${c.host} no longer exists; its last heartbeat was at ${lastBeat}); the lost run counts as attempt ${t.attempts}`,
+        );
+        if (await this.recoverOne(t, error, now, 'gone')) n++;
+      } else if (isSilent(c, now) && mayJudgeSilence(judging, c.livenessMs!)) {
+        const error = new WorkerLostError(
+          `worker ${t.lockedBy} on ${c.host} is silent: no liveness beat for ${((now - c.aliveAt!) / 1000).toFixed(1)} s, over its livenessTimeout of ${c.livenessMs! / 1000} s (last at ${new Date(c.aliveAt!).toISOString()}): it is dead, stopped or cut off from the database; the lost run counts as attempt ${t.attempts}`,
+        );
+        if (await this.recoverOne(t, error, now, 'silent')) n++;
+      }
     }
     return n;
   }
 
   /** One recovery write (retry or fail) with its log line and events; false when the guard refused. */
-  private async recoverOne(t: TaskRow, error: WorkerLostError, now: number, deadWorker: boolean): Promise<boolean> {
+  private async recoverOne(t: TaskRow, error: WorkerLostError, now: number, deadWorker?: DeadWorkerGuard): Promise<boolean> {
     const d: Decision = decideExpiredLease(
       { attempts: t.attempts, scheduledAt: t.scheduledAt, recurrence: taskRecurrence(t), repeatOnFailure: t.repeatOnFailure, cancelRequested: t.cancelRequested },
       { nowMs: now, maxAttempts: this.o.maxAttemptsFor(t) },

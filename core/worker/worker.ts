@@ -30,6 +30,7 @@ import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
 import { taskRecurrence, type Maintenance } from './maintenance.js';
 import type { LeaseKeeper } from './lease-keeper.js';
+import type { Liveness } from './liveness.js';
 import { WorkerMetrics } from './metrics.js';
 import { bgtasksVersion } from '../base/version.js';
 import type { Registry } from 'prom-client';
@@ -51,6 +52,7 @@ export class Worker {
   private settler!: Settler;
   private maintenance!: Maintenance;
   private leases!: LeaseKeeper;
+  private liveness!: Liveness;
   /** A beat is under way before buffered tasks may start (see dispatch()). */
   private confirmingLeases = false;
   private services!: Services;
@@ -170,6 +172,7 @@ export class Worker {
       },
       {
         held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
+        abortRunning: (reason) => this.abortRunning(reason),
         onLost: (token) => this.leaseLost(token),
         onCancelled: (token) => this.cancelHeld(token),
         onSettled: (r) => this.onSettled(r),
@@ -181,6 +184,7 @@ export class Worker {
     this.maintenance = helpers.maintenance;
     this.flow = helpers.flow;
     this.leases = helpers.leases;
+    this.liveness = helpers.liveness;
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
       worker: this.id,
@@ -286,6 +290,16 @@ export class Worker {
     this.abortSlot(token, new CancelledError('the task was cancelled'));
   }
 
+  /**
+   * The liveness fence (worker/liveness.ts): this worker may be cut off, and others may recover
+   * its tasks; every running attempt stops (its result, if any, is discarded: lease-lost).
+   */
+  private abortRunning(reason: Error): void {
+    const running = this.slots.values();
+    if (running.length > 0) this.log.warn('stopping the running tasks: this worker may be cut off from the database', { ids: running.map((sl) => sl.task.id).join(',') });
+    for (const slot of running) slot.stop.abort(reason);
+  }
+
   private abortSlot(token: string, reason: unknown): void {
     const slot = this.slots.get(token);
     if (slot) slot.stop.abort(reason);
@@ -312,7 +326,8 @@ export class Worker {
       const want = free + this.prefetch - this.buffer.length;
       // Claim in batches: refill once the buffer is at or below half the prefetch, and not while
       // too many results wait to be written (the database is slow or away).
-      const refill = want > 0 && this.buffer.length <= this.prefetch / 2 && this.settler.size < this.settleBacklog;
+      // Nor while the liveness fence holds: nothing claimed could start.
+      const refill = want > 0 && this.buffer.length <= this.prefetch / 2 && this.settler.size < this.settleBacklog && !this.liveness.fenced;
       if (refill) {
         const rows = await this.claim(want);
         this.buffer.add(rows);
@@ -385,9 +400,12 @@ export class Worker {
 
   /**
    * Starts buffered tasks in the free slots. Not while the leases may have expired (an outage, a
-   * stall): a beat first learns which of them another worker has claimed since.
+   * stall, a silence of the liveness beat): a beat first learns which of them another worker has
+   * claimed since.
    */
   private dispatch(): void {
+    // The liveness fence: nothing starts until this worker's beats land again (Liveness.onResume).
+    if (this.liveness.fenced) return;
     if (this.buffer.length > 0 && this.leases.behind()) {
       if (this.confirmingLeases) return;
       this.confirmingLeases = true;
