@@ -88,6 +88,7 @@ describe('settings', () => {
         errorsKept: 10,
         cronGrace: 300,
         listenUrl: null,
+        livenessTimeout: 12,
       });
     });
   });
@@ -297,6 +298,7 @@ describe('settings', () => {
           BGTASKS_MAX_ARGS_BYTES: '2048',
           BGTASKS_MODE: 'immediate',
           BGTASKS_ERRORS_KEPT: '3',
+          BGTASKS_LIVENESS_TIMEOUT: '20',
         },
       });
       expect(s).to.deep.include({
@@ -313,7 +315,17 @@ describe('settings', () => {
         maxArgsBytes: 2048,
         mode: 'immediate',
         errorsKept: 3,
+        livenessTimeout: 20,
       });
+    });
+
+    it('takes livenessTimeout 0 (no liveness beat) or at least 9 s, and refuses the rest naming the variable', async () => {
+      expect((await resolveSettings({ cwd: dir(), env: { BGTASKS_LIVENESS_TIMEOUT: '0' } })).livenessTimeout).to.equal(0);
+      expect((await resolveSettings({ cwd: dir(), env: { BGTASKS_LIVENESS_TIMEOUT: '9' } })).livenessTimeout).to.equal(9);
+      for (const bad of ['5', '-1', 'soon']) {
+        const err = await configErrorOf(resolveSettings({ cwd: dir(), env: { BGTASKS_LIVENESS_TIMEOUT: bad } }));
+        expect(err.message).to.equal(`Invalid livenessTimeout (from BGTASKS_LIVENESS_TIMEOUT): ${JSON.stringify(bad)} — expected 0 (off), or a finite number >= 9 and <= 2147483`);
+      }
     });
 
     it('ignores BGTASKS_ variables it does not know, and empty known ones', async () => {
@@ -389,6 +401,7 @@ describe('settings', () => {
       { key: 'mode', good: ['normal', 'immediate', 'dummy'], bad: ['fast'] },
       { key: 'maxQueueSize', good: [{}, { mail: 10 }], bad: [{ mail: 0 }, { mail: 1.5 }, [], 10] },
       { key: 'errorsKept', good: [1, 1000], bad: [0, 1001] },
+      { key: 'livenessTimeout', good: [0, 9, 12.5], bad: [8.9, -1, 1, NaN] },
     ];
     for (const { key, good, bad } of table) {
       it(`validates ${key} from the command line`, async () => {
