@@ -8,7 +8,7 @@ export interface TaskContext {
   readonly id: string;
   /** This attempt's number (1 on the first run). */
   readonly attempt: number;
-  /** Aborts on timeout (maxRunTime), cancellation, a lost lease and worker shutdown. */
+  /** Aborts on timeout (maxRunTime), cancellation, a lost lease, worker shutdown, and a worker cut off from the database (its liveness fence). */
   readonly signal: AbortSignal;
   readonly queue: string | null;
   readonly name: string;

@@ -6,7 +6,9 @@
  *  - the fence: when none of its beats has landed for two thirds of `livenessTimeout`, the worker
  *    may be cut off from the database, and the other workers may recover its running tasks once
  *    the whole timeout has passed. It stops its running attempts (their signal aborts with a
- *    LeaseLostError; nothing is written for them) and starts nothing until its beats land again;
+ *    WorkerStoppedError) and gives them back, as a stopping worker does, and starts nothing until
+ *    its beats land again. The release is written once the database answers, fenced by the claim
+ *    token: a task another worker has claimed meanwhile stays that worker's;
  *  - the resume: once beats land again after such a silence, whether the loop saw it (the fence)
  *    or not (the process was stopped, or a task blocked the loop meanwhile), the leases are
  *    checked again before anything starts: a heartbeat learns which tasks another worker took;
@@ -23,7 +25,7 @@ import { Worker as Thread } from 'node:worker_threads';
 import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
 import type { DatabaseSpec } from '../config/database-spec.js';
-import { LeaseLostError } from '../errors.js';
+import { WorkerStoppedError } from '../errors.js';
 import { livenessBeatMs, livenessFenceMs, livenessGapMs } from '../policy/liveness.js';
 import type { Timeouts } from '../store/dialects/timeouts.js';
 import { LivenessState, realNowMs } from './liveness-state.js';
@@ -46,8 +48,8 @@ export interface LivenessOptions {
   timeoutMs: number;
   /** The bounds of the worker's own connections; the thread's are shorter still (a beat is tiny). */
   timeouts: Timeouts;
-  /** The fence: stop the running attempts with this reason, and hold the leases as possibly lost. */
-  onFence(reason: LeaseLostError): void;
+  /** The fence: stop (and give back) the running attempts with this reason, and hold the leases as possibly lost. */
+  onFence(reason: WorkerStoppedError): void;
   /** Beats land again after a silence as long as the fence: check the leases before starting anything. */
   onResume(): void;
 }
@@ -186,14 +188,13 @@ export class Liveness implements Service {
       this.fencedNow = true;
       const seconds = Math.round(silentMs / 100) / 10;
       this.o.log.warn(
-        "this worker's liveness beats have not reached the database for a while: other workers may recover its running tasks, so it stops them and starts none until its beats land again",
+        "this worker's liveness beats have not reached the database for a while: other workers may recover its running tasks, so it stops them (given back) and starts none until its beats land again",
         { silent_s: seconds, liveness_timeout_s: this.o.timeoutMs / 1000, error: this.lastFailure },
       );
-      this.o.onFence(
-        new LeaseLostError(
-          `this worker's liveness beats have not reached the database for ${seconds} s (livenessTimeout ${this.o.timeoutMs / 1000} s): it may be cut off, and other workers may recover this task`,
-        ),
+      const reason = new WorkerStoppedError(
+        `this worker's liveness beats have not reached the database for ${seconds} s (livenessTimeout ${this.o.timeoutMs / 1000} s): it may be cut off, and other workers may recover this task; the attempt is stopped and given back`,
       );
+      this.o.onFence(Object.assign(reason, { release: true }));
     } else if (this.fencedNow && silentMs <= this.fenceMs) {
       this.fencedNow = false;
       this.o.log.info("this worker's liveness beats reach the database again; it checks its leases before it starts anything");

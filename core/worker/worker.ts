@@ -292,7 +292,8 @@ export class Worker {
 
   /**
    * The liveness fence (worker/liveness.ts): this worker may be cut off, and others may recover
-   * its tasks; every running attempt stops (its result, if any, is discarded: lease-lost).
+   * its tasks; every running attempt stops and is given back (a release fenced by the claim
+   * token, written once the database answers).
    */
   private abortRunning(reason: Error): void {
     const running = this.slots.values();

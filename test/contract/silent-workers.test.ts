@@ -10,7 +10,7 @@
  */
 import { expect } from 'chai';
 import { ManualClock, systemClock } from '../../core/base/clock.js';
-import { LeaseLostError } from '../../core/errors.js';
+import { WorkerStoppedError } from '../../core/errors.js';
 import { livenessFenceMs } from '../../core/policy/liveness.js';
 import { beatAlive, registerWorker } from '../../core/store/workers.js';
 import type { TaskRow } from '../../core/types.js';
@@ -208,7 +208,8 @@ contract('silent workers found in seconds on any host', (db) => {
         expect(fencedAfter, 'the fence comes after two thirds of the timeout, counted from the last beat that landed').to.be.within(livenessFenceMs(timeoutMs) - 1500 - 250, livenessFenceMs(timeoutMs) + 1500);
         expect(calls).to.have.length(1);
         expect(calls[0]!.hook).to.equal('fence');
-        expect(calls[0]!.reason).to.be.instanceOf(LeaseLostError);
+        expect(calls[0]!.reason).to.be.instanceOf(WorkerStoppedError);
+        expect(calls[0]!.reason).to.have.property('release', true);
         expect(l.continuousMs()).to.equal(0);
         await register('w-fence', Date.now(), 'this-machine');
         await waitUntil(() => !l.fenced, 'the beats to land again', 15_000, 50);
