@@ -2,11 +2,12 @@
  * Spawned-CLI helpers: a temporary project that depends on this package (a node_modules symlink
  * to the repository), and functions that run the real compiled `bgtasks` binary in it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Availability } from './processes.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(REPO, 'dist', 'cli', 'index.js');
@@ -72,7 +73,11 @@ export function childEnv(env: Record<string, string | undefined> = {}): NodeJS.P
 
 /** Starts a node process (`args` after the node binary) and collects its output. */
 export function spawnNode(args: string[], cwd: string, env: Record<string, string | undefined> = {}, detached = false): Spawned {
-  const child = spawn(process.execPath, args, { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached });
+  return collect(spawn(process.execPath, args, { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached }));
+}
+
+/** Collects a child's output. */
+function collect(child: ChildProcess): Spawned {
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -81,6 +86,25 @@ export function spawnNode(args: string[], cwd: string, env: Record<string, strin
     child.on('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: err })),
   );
   return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+let utsProbe: Availability | null = null;
+
+/** Whether a process can be given a host name of its own here (a UTS namespace: root, Linux). */
+export function hostNamesAvailable(): Availability {
+  if (utsProbe) return utsProbe;
+  if (process.platform !== 'linux') return (utsProbe = { ok: false, reason: `host names of their own need Linux (this is ${process.platform})` });
+  const r = spawnSync('unshare', ['--uts', 'hostname', 'bgtasks-probe'], { encoding: 'utf8', timeout: 10_000 });
+  return (utsProbe = r.status === 0 ? { ok: true, reason: '' } : { ok: false, reason: `unshare --uts failed (root is needed): ${(r.stderr || r.error?.message || '').trim()}` });
+}
+
+/**
+ * Starts `bgtasks <args>` in `cwd` in a UTS namespace of its own whose host name is `host`: to the
+ * worker registry (os.hostname()), it runs on another machine. `unshare` and `sh` exec in place,
+ * so the child's pid is the worker's own (a SIGKILL kills the worker). See hostNamesAvailable().
+ */
+export function startCliOnHost(host: string, args: string[], cwd: string, env: Record<string, string | undefined> = {}): Spawned {
+  return collect(spawn('unshare', ['--uts', 'sh', '-c', 'hostname "$0" && exec "$@"', host, process.execPath, CLI, ...args], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 /** Starts `bgtasks <args>` in `cwd`. */
