@@ -31,7 +31,8 @@ export class Services {
     for (const item of this.list) {
       const group = Array.isArray(item) ? (item as readonly Service[]) : [item as Service];
       const results = await Promise.allSettled(group.map(async (s) => s.start()));
-      // Those that started are stopped by stop(), even when one of their group failed.
+      // Those that started are stopped by stop() (the worker calls it when start() rejects),
+      // even when one of their group failed.
       for (let i = 0; i < group.length; i++) if (results[i]!.status === 'fulfilled') this.started.push(group[i]!);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;

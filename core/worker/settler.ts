@@ -13,6 +13,7 @@ import { errorRecord, RecordRefusedError } from '../errors.js';
 import type { Logger } from '../base/log.js';
 import { attemptsRecorded, decideCancelWinsOverRetry, decideRecordRefused, type Decision, type FailDecision } from '../policy/transitions.js';
 import type { Completion, Store } from '../store/store.js';
+import { isStatementTimeout } from '../store/dialects/timeouts.js';
 import { driverMessage } from '../store/storable.js';
 import type { TaskRow } from '../types.js';
 import { Fifo } from './fifo.js';
@@ -175,11 +176,13 @@ export class Settler implements Service {
    * True when `err` means the database is away or busy rather than refusing this statement: a
    * deadlock or busy database (after the store's own retries), or a lost connection after which
    * the database does not answer either. MySQL/MariaDB drop the connection on a statement over
-   * max_allowed_packet, so a lost connection alone proves nothing: a round trip tells.
+   * max_allowed_packet, so a lost connection alone proves nothing: a round trip tells. A write
+   * cut off by statementTimeout waited on a lock or a busy server (the database answers a ping
+   * meanwhile): it is kept and written later, never recorded as refused.
    */
   private async away(err: unknown): Promise<boolean> {
     const kind = this.o.store.dialect.classifyError(err);
-    if (kind === 'retry') return true;
+    if (kind === 'retry' || isStatementTimeout(err)) return true;
     if (kind !== 'connection') return false;
     try {
       await this.o.store.ping();

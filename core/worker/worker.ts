@@ -193,11 +193,18 @@ export class Worker {
       tasks: this.filter.names.length,
     });
     this.started_at = Date.now();
-    if (o.duration && o.duration > 0) {
-      this.deadlineTimer = setLongTimeout(() => this.requestStop('duration'), o.duration * 1000);
-    }
+    const durationEndsAt = o.duration && o.duration > 0 ? Date.now() + o.duration * 1000 : null;
     this.services = helpers.services;
-    await this.services.start();
+    try {
+      await this.services.start();
+    } catch (err) {
+      // start() rejects: nobody will call stop(), so what did start must not keep running.
+      await this.services.stop();
+      throw err;
+    }
+    if (durationEndsAt !== null) {
+      this.deadlineTimer = setLongTimeout(() => this.requestStop('duration'), Math.max(0, durationEndsAt - Date.now()));
+    }
     void this.loop().catch((err: unknown) => {
       this.log.error('worker loop failed', { error: err instanceof Error ? err.stack : String(err) });
       this.requestStop('fatal');

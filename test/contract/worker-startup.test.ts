@@ -43,6 +43,25 @@ contract('worker start-up order', (db) => {
     }
   });
 
+  it('a start that fails part-way stops the helpers that had started (the registry row says stopped) before it throws', async () => {
+    const queues = db.store.tables.queues;
+    const away = `${queues}_away`;
+    // The queue limits of the `queues` setting are written at start, beside the registry row: without
+    // their table that write fails, after the registration has started its beat.
+    await db.store.knex.schema.renameTable(queues, away);
+    try {
+      const w = new Worker({ clock, workerId: 'startup-broken', sleep: 0.05, logger: recordingLogger() });
+      let refused: unknown = null;
+      await w.start({ ...db.settings, queues: { mail: { concurrency: 1 } } }).catch((err: unknown) => (refused = err));
+      expect(refused, 'start() rejects').to.be.instanceOf(Error);
+      const row = (await listWorkers(db.store, 0)).find((r) => r.id === 'startup-broken');
+      expect(row, 'the registry row written at start').to.not.equal(undefined);
+      expect(row!.stoppedAt, 'the registration was stopped').to.not.equal(null);
+    } finally {
+      await db.store.knex.schema.renameTable(away, queues);
+    }
+  });
+
   it('its registry row is written by the time start() resolves, before the first claim', async () => {
     const w = await new Worker({ clock, workerId: 'startup-row', sleep: 60, logger: recordingLogger() }).start(db.settings);
     try {

@@ -149,4 +149,50 @@ contract('LOCKWAIT-01: locks held on the task table by another session', (db) =>
       await worker?.stop(5);
     }
   });
+
+  it('LOCKWAIT-01: a result write that waits on a row lock past statementTimeout (no server lock timeout) is kept and written once the lock goes, not recorded as refused', async function () {
+    this.timeout(60_000);
+    await db.reset();
+    runs.clear();
+    gate = new Promise<void>((r) => (openGate = r));
+    const tasks = db.store.tables.tasks;
+    const other = (db.name === 'postgres' ? new pg.Client({ connectionString: db.url }) : await mysql.createConnection(db.url)) as unknown as Conn;
+    if (other.connect) await other.connect();
+    other.on('error', () => {});
+    const log = recordingLogger();
+    let worker: Worker | null = null;
+    try {
+      // The server's own lock waits are long (PG: none; MariaDB: 50 s): the 1 s client-side
+      // statementTimeout is what ends each try of the write.
+      const settings = await resolveSettings({ env: {}, overrides: { database: db.url, tablePrefix: db.settings.tablePrefix, statementTimeout: 1 } });
+      worker = await new Worker({ names: ['lockwait.task'], concurrency: 1, sleep: 0.2, lockTimeout: 30, heartbeatInterval: 1, logger: log, workerId: 'lw-worker' }).start(settings);
+      const gated = await lwTask(GATED);
+      await waitUntil(() => runs.get(GATED) === 1, 'the gated task to start', 5_000);
+      await other.query('BEGIN');
+      await other.query(`SELECT id FROM ${tasks} WHERE id = ${gated.id} FOR UPDATE`);
+      openGate();
+      const timedOut = () => log.find('warn', /^database unreachable/).filter((l) => /statementTimeout/.test(String(l.fields.error))).length;
+      await waitUntil(() => timedOut() >= 1 || log.find('error', /./).length > 0, 'a write to run out of time under the lock', 10_000, 50);
+      // Before the fix: "could not record a task's end, nor its failure" (to run again after its lease).
+      expect(log.find('error', /./).map((l) => l.msg)).to.deep.equal([]);
+      // Several more timeouts of the result write and of the heartbeat, each a second long.
+      const lockedUntil = Date.now() + 4_000;
+      while (Date.now() < lockedUntil) {
+        await new Promise((r) => setTimeout(r, 100));
+        expect((await getResult(gated.id)).status, 'nothing written under the lock').to.equal('RUNNING');
+      }
+      await other.query('COMMIT');
+      await waitUntil(async () => (await getResult(gated.id)).isFinished, 'the result to be recorded once the lock went', 20_000, 50);
+      const r = await getResult(gated.id);
+      expect([r.status, r.attempts, r.errors.length, r.returnValue]).to.deep.equal(['SUCCESSFUL', 1, 0, GATED]);
+      expect(runs.get(GATED)).to.equal(1);
+      expect(log.find('error', /./), 'no error logged').to.deep.equal([]);
+      expect(log.find('warn', /lease lost|recovered a task/)).to.deep.equal([]);
+    } finally {
+      openGate();
+      await other.query('ROLLBACK').catch(() => {});
+      await other.end().catch(() => {});
+      await worker?.stop(5);
+    }
+  });
 });

@@ -283,7 +283,9 @@ export const mysqlDialect: Dialect = {
   },
 
   async serverTimeMs(knex) {
-    const r = await knex.raw('SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS UNSIGNED) AS t');
+    // UTC_TIMESTAMP, not UNIX_TIMESTAMP(NOW()): NOW() is local time in the session's zone, and
+    // its conversion back is off by an hour in the repeated hour of a daylight-saving change.
+    const r = await knex.raw("SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000 AS t");
     return Number((r as [Array<{ t: unknown }>])[0][0]!.t);
   },
 
