@@ -125,9 +125,11 @@ export async function execute(input: ExecuteInput): Promise<Execution> {
     // The task's context (for --log-std) only when output is captured: an active
     // AsyncLocalStorage makes every promise in the process more expensive.
     const started = taskContext.tracked ? runningTask.run({ id: task.id, name: task.name }, run) : run();
-    // A task that ignores its signal is abandoned here; its late result is discarded.
+    // A task that ignores its signal is abandoned here; its late result is discarded. One that was
+    // only asked to stop is waited for: if it stops (rejects), the attempt ends as the request says.
     started.then(finish, (err: unknown) => {
       if (isSnooze(err)) return finish({ kind: 'snoozed', seconds: err.seconds });
+      if (control.askedToStop) return finish(executionOfAbort(control.askedToStop.reason));
       let permanent = false;
       try {
         permanent = isPermanent(err);

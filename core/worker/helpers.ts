@@ -52,8 +52,8 @@ export interface HelperContext {
 
 /** What the helpers ask of the worker. */
 export interface WorkerHooks {
-  /** The liveness fence: stop every running attempt with this reason (see Liveness). */
-  abortRunning(reason: Error): void;
+  /** The liveness fence: abort every running attempt's signal with this reason, and wait for them (see Liveness). */
+  askRunningToStop(reason: Error): void;
   /** Every task whose lease must stay alive: running, prefetched, or waiting to be settled. */
   held(): TaskRow[];
   /** A heartbeat found this claim gone (another worker owns the task now). */
@@ -112,7 +112,7 @@ export function workerHelpers(
     timeouts: c.store.conn.timeouts,
     onFence: (reason) => {
       leases.markBehind();
-      hooks.abortRunning(reason);
+      hooks.askRunningToStop(reason);
     },
     // A heartbeat first learns which tasks another worker took meanwhile (lost) or recovered
     // without claiming them yet (taken back); nothing starts until one has succeeded.

@@ -5,10 +5,11 @@
  *
  *  - the fence: when none of its beats has landed for two thirds of `livenessTimeout`, the worker
  *    may be cut off from the database, and the other workers may recover its running tasks once
- *    the whole timeout has passed. It stops its running attempts (their signal aborts with a
- *    WorkerStoppedError) and gives them back, as a stopping worker does, and starts nothing until
- *    its beats land again. The release is written once the database answers, fenced by the claim
- *    token: a task another worker has claimed meanwhile stays that worker's;
+ *    the whole timeout has passed. It aborts the signal of each running attempt (with a
+ *    WorkerStoppedError) without abandoning it: an attempt whose function stops is given back, as
+ *    a stopping worker's are, and one whose function returns anyway keeps its result; both are
+ *    written once the database answers, fenced by the claim token (a task another worker has
+ *    claimed meanwhile stays that worker's). It starts nothing until its beats land again;
  *  - the resume: once beats land again after such a silence, whether the loop saw it (the fence)
  *    or not (the process was stopped, or a task blocked the loop meanwhile), the leases are
  *    checked again before anything starts: a heartbeat learns which tasks another worker took;
@@ -48,7 +49,7 @@ export interface LivenessOptions {
   timeoutMs: number;
   /** The bounds of the worker's own connections; the thread's are shorter still (a beat is tiny). */
   timeouts: Timeouts;
-  /** The fence: stop (and give back) the running attempts with this reason, and hold the leases as possibly lost. */
+  /** The fence: ask the running attempts to stop with this reason, and hold the leases as possibly lost. */
   onFence(reason: WorkerStoppedError): void;
   /** Beats land again after a silence as long as the fence: check the leases before starting anything. */
   onResume(): void;
@@ -188,11 +189,11 @@ export class Liveness implements Service {
       this.fencedNow = true;
       const seconds = Math.round(silentMs / 100) / 10;
       this.o.log.warn(
-        "this worker's liveness beats have not reached the database for a while: other workers may recover its running tasks, so it stops them (given back) and starts none until its beats land again",
+        "this worker's liveness beats have not reached the database for a while: other workers may recover its running tasks, so it asks them to stop and starts none until its beats land again",
         { silent_s: seconds, liveness_timeout_s: this.o.timeoutMs / 1000, error: this.lastFailure },
       );
       const reason = new WorkerStoppedError(
-        `this worker's liveness beats have not reached the database for ${seconds} s (livenessTimeout ${this.o.timeoutMs / 1000} s): it may be cut off, and other workers may recover this task; the attempt is stopped and given back`,
+        `this worker's liveness beats have not reached the database for ${seconds} s (livenessTimeout ${this.o.timeoutMs / 1000} s): it may be cut off, and other workers may recover this task; stop, and the attempt is given back`,
       );
       this.o.onFence(Object.assign(reason, { release: true }));
     } else if (this.fencedNow && silentMs <= this.fenceMs) {

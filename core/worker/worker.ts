@@ -172,7 +172,7 @@ export class Worker {
       },
       {
         held: () => [...this.slots.values().map((sl) => sl.task), ...this.buffer.toArray(), ...this.settler.held()],
-        abortRunning: (reason) => this.abortRunning(reason),
+        askRunningToStop: (reason) => this.askRunningToStop(reason),
         onLost: (token) => this.leaseLost(token),
         onCancelled: (token) => this.cancelHeld(token),
         onSettled: (r) => this.onSettled(r),
@@ -299,13 +299,15 @@ export class Worker {
 
   /**
    * The liveness fence (worker/liveness.ts): this worker may be cut off, and others may recover
-   * its tasks; every running attempt stops and is given back (a release fenced by the claim
-   * token, written once the database answers).
+   * its tasks. Every running attempt's signal aborts, but no attempt is abandoned: one whose
+   * function stops is given back (a release), one whose function returns anyway keeps its result;
+   * either write is fenced by the claim token, and made once the database answers. A function
+   * that ignores its signal is thus never left running beside a run this worker started again.
    */
-  private abortRunning(reason: Error): void {
+  private askRunningToStop(reason: Error): void {
     const running = this.slots.values();
-    if (running.length > 0) this.log.warn('stopping the running tasks: this worker may be cut off from the database', { ids: running.map((sl) => sl.task.id).join(',') });
-    for (const slot of running) slot.stop.abort(reason);
+    if (running.length > 0) this.log.warn('asking the running tasks to stop: this worker may be cut off from the database', { ids: running.map((sl) => sl.task.id).join(',') });
+    for (const slot of running) slot.stop.askToStop(reason);
   }
 
   private abortSlot(token: string, reason: unknown): void {

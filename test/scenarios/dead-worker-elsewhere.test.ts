@@ -51,7 +51,12 @@ export const watch = background({ name: 'dw2.watch', queue: 'dw2-watch', context
       resolve(true);
     });
   });
-  note(aborted ? 'watch-abort ' + ctx.attempt + ' ' + (ctx.signal.reason as Error)?.name : 'watch-end ' + ctx.attempt);
+  if (aborted) {
+    // Stops as a cooperative task does: by rejecting with its signal's reason.
+    note('watch-abort ' + ctx.attempt + ' ' + (ctx.signal.reason as Error)?.name);
+    throw ctx.signal.reason;
+  }
+  note('watch-end ' + ctx.attempt);
   return n;
 });
 `;
