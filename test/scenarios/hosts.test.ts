@@ -181,7 +181,10 @@ for (const target of TARGETS) {
       const total = FIRST + SECOND + OWN.length;
       await pollUntil(async () => (await count(`SELECT count(*) AS n FROM ${COMPLETED}`)) === total, `all ${total} tasks to finish`, 40_000, 100);
       // The fence: each held task the cut host ran is refused when its result finally arrives.
-      const fencedIn = (out: string) => held.filter((h) => new RegExp(`lease lost[^\\n]*${h.id}`).test(out));
+      // A result refused, or an attempt whose lease was found lost while it ran; not a prefetched
+      // task dropped before it started (`lease lost before the task started`): it never ran here.
+      const fencedIn = (out: string) =>
+        held.filter((h) => new RegExp(`lease lost (before the result was recorded|while the task ran)[^\\n]*\\b${h.id}\\b`).test(out));
       const ranOnCut = () => held.filter((h) => runs().some((r) => r.n === h.n && r.host === cutHost));
       await pollUntil(() => fencedIn(workers[CUT]!.output()).length >= ranOnCut().length, 'the cut host to report its late results as fenced', 30_000, 100);
       for (const w of workers) expect(w.child.exitCode, `a worker exited:\n${w.output()}`).to.equal(null);
