@@ -21,7 +21,15 @@ export async function workersCommand(flags: StoreFlags & { all?: boolean }): Pro
     .map((w) => ({ ...w, state: workerState(w, now), running: running.get(w.id) ?? [] }))
     .filter((w) => flags.all || w.state === 'alive');
   if (flags.json) {
-    json(list.map((w) => ({ ...w, startedAt: new Date(w.startedAt), heartbeatAt: new Date(w.heartbeatAt), stoppedAt: w.stoppedAt === null ? null : new Date(w.stoppedAt) })));
+    json(
+      list.map((w) => ({
+        ...w,
+        startedAt: new Date(w.startedAt),
+        heartbeatAt: new Date(w.heartbeatAt),
+        stoppedAt: w.stoppedAt === null ? null : new Date(w.stoppedAt),
+        aliveAt: w.aliveAt === null || w.aliveAt === undefined ? null : new Date(w.aliveAt),
+      })),
+    );
     return EXIT.OK;
   }
   if (list.length === 0) {

@@ -94,6 +94,7 @@ export class Liveness implements Service {
   private stopping = false;
   private fencedNow = false;
   private seenRun = 0;
+  private seenLanded = 0;
   private lastFailure: string | null = null;
   /** Null when the beat runs; otherwise why not. */
   readonly unavailable: string | null;
@@ -108,7 +109,10 @@ export class Liveness implements Service {
   /** Starts the thread without waiting for it: until its first beat lands, the row has none. */
   start(): void {
     if (this.unavailable) {
-      this.o.log.debug('no liveness beat: if this worker dies, its running tasks wait for their lease', { reason: this.unavailable });
+      // Said (with -v) only where a beat could be expected: a server database, a timeout, a real clock.
+      if (this.o.spec.dialect !== 'sqlite' && this.o.timeoutMs > 0 && !this.o.clock.simulated) {
+        this.o.log.debug('no liveness beat: if this worker dies, its running tasks wait for their lease', { reason: this.unavailable });
+      }
       return;
     }
     this.check();
@@ -182,7 +186,9 @@ export class Liveness implements Service {
     this.state.offsetMs = this.o.clock.now() - Date.now();
     const last = this.state.lastLanded;
     if (last === 0) return;
-    this.restartMs = RESTART_MS;
+    // A beat landed since the last look: a thread that was started again works.
+    if (last !== this.seenLanded) this.restartMs = RESTART_MS;
+    this.seenLanded = last;
     const silentMs = realNowMs() - last;
     const run = this.state.fenceRunSince;
     if (!this.fencedNow && silentMs > this.fenceMs) {
