@@ -287,13 +287,15 @@ async function keysWithFirsts(
   const limit = Math.max(1, Math.floor(max));
   const inner = first().whereRaw('concurrency_key = ks.name').toSQL();
   const bindings: Knex.RawBinding[] = [];
-  // One recursive walk of the key index (a seek per key); `upTo` also ends the walk past it.
+  // One recursive walk of the key index (a seek per key); `upTo` also ends the walk past it, and
+  // it stops at `limit` keys: the ORDER BY below sorts the whole walk, so without that bound a
+  // claim would seek every due key (tens of thousands of tenants) while it holds the flow lock.
   const walk = (cte: string, from: string | null, upTo: string | null): string => {
     bindings.push(nowMs, ...(from === null ? [] : [from]), nowMs, ...(upTo === null ? [] : [upTo]));
     return (
       `${cte}(name, n) AS (SELECT (${nextKey(t, from === null ? 'concurrency_key IS NOT NULL' : 'concurrency_key > ?')}), 1 ` +
       `UNION ALL SELECT (${nextKey(t, `concurrency_key > ${cte}.name`)}), ${cte}.n + 1 FROM ${cte} ` +
-      `WHERE ${cte}.name IS NOT NULL${upTo === null ? '' : ` AND ${cte}.name < ?`})`
+      `WHERE ${cte}.name IS NOT NULL AND ${cte}.n < ${limit}${upTo === null ? '' : ` AND ${cte}.name < ?`})`
     );
   };
   const parts = [walk('k0', after, null)];
