@@ -50,14 +50,18 @@ export function estimateOffset(samples: readonly ClockSample[]): ClockOffset | n
 }
 
 /**
- * The offset (ms) the worker adds to its clock after measuring `m`, when `currentMs` is in use:
- * zero unless the clocks surely differ by more than SKEW_CORRECT_MS (the measurement's own
- * uncertainty counted against it), the current one when the new one is within jitter of it, else
- * the new one.
+ * The offset (ms) the worker adds to its clock after measuring `m`, when `currentMs` is in use.
+ * A measurement that agrees with the correction in use, within jitter or within its own
+ * uncertainty, keeps it: a slow round trip (a busy pool) tells nothing new, and must not switch
+ * a needed correction off. Without a correction, one is taken only when the clocks surely differ
+ * by more than SKEW_CORRECT_MS; a correction in use is dropped only when the clocks surely differ
+ * by less than half that (two thresholds, so an offset near one second does not flip it on and
+ * off), and otherwise follows the measurement.
  */
 export function correctionFor(m: ClockOffset, currentMs: number): number {
-  if (Math.abs(m.offsetMs) <= SKEW_CORRECT_MS + m.uncertaintyMs) return 0;
   if (Math.abs(m.offsetMs - currentMs) <= Math.max(RECORRECT_MS, m.uncertaintyMs)) return currentMs;
+  if (currentMs === 0) return Math.abs(m.offsetMs) > SKEW_CORRECT_MS + m.uncertaintyMs ? Math.round(m.offsetMs) : 0;
+  if (Math.abs(m.offsetMs) + m.uncertaintyMs < SKEW_CORRECT_MS / 2) return 0;
   return Math.round(m.offsetMs);
 }
 

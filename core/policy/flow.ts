@@ -9,6 +9,7 @@
  * started within the window for a rate limit).
  */
 import { ValidationError } from '../errors.js';
+import { SKEW_WARN_MS } from './clock-skew.js';
 
 /** At most `limit` attempts start in any window of `period` seconds (per key with `perKey`). */
 export interface RateLimit {
@@ -158,6 +159,22 @@ export function rateWindow(starts: readonly number[], limit: number, periodMs: n
   if (room > 0) return { room, reopensAt: null };
   // The window frees a place when its oldest counted start leaves it.
   return { room: 0, reopensAt: inWindow[inWindow.length - limit]! + periodMs };
+}
+
+/**
+ * The time a claim counts its rate windows at and records its starts at (the tasks' claim time):
+ * the later of the worker's clock and the latest such time of any claim or prune before it, so the
+ * starts of every worker form one timeline that never goes back. Claims reach the limiter out of
+ * the order of their clocks (a claim reads its clock, then waits for the lock while others claim;
+ * clocks of different machines differ), and a start that one claim dropped from its window, or
+ * that the prune deleted, must be out of the window of every claim after it. A latest time more
+ * than SKEW_WARN_MS ahead of this worker's clock is not followed: such a time comes from a clock
+ * that was wrong (workers correct theirs) or simulated, and following it would stamp leases far
+ * ahead; this worker's clock is used instead.
+ */
+export function flowTime(clockMs: number, latestMs: number | null): number {
+  if (latestMs === null || latestMs <= clockMs || latestMs - clockMs > SKEW_WARN_MS) return clockMs;
+  return latestMs;
 }
 
 // ── Validation (definition, call site, queue settings, CLI) ───────────────────────────────────

@@ -7,7 +7,8 @@
  * - the flow path claims keyed tasks and tasks under a concurrency or rate limit, inside one
  *   transaction serialised by a lock row shared by every worker of the database: it reads what
  *   runs now and what started within each rate window, lets keys take turns (policy/flow.ts),
- *   admits what every limit has room for, claims exactly those rows and records their starts.
+ *   admits what every limit has room for, claims exactly those rows and records their starts;
+ *   rate windows are counted at the flow time (store/flow-clock.ts), read once the lock is held.
  * The two paths take turns going first, claim by claim, so neither can starve the other. Tasks
  * held back stay READY: no attempt is counted and no error recorded.
  */
@@ -15,6 +16,7 @@ import type { Knex } from 'knex';
 import { admit, limitersFor, rateWindow, takeTurns, type FlowCandidate, type Limiter, type QueueLimits, type TaskLimits, type Usage } from '../policy/flow.js';
 import type { TaskRow } from '../types.js';
 import type { ClaimSet, Db, Dialect } from './dialects/dialect.js';
+import { lockFlow, readFlowTime, setFlowTime } from './flow-clock.js';
 import { toTaskRow } from './rows.js';
 import type { Tables } from './tables.js';
 
@@ -25,7 +27,6 @@ export interface ClaimStore {
   readonly dialect: Dialect;
   retrying<T>(op: () => Promise<T>): Promise<T>;
   tx<T>(fn: (trx: Knex.Transaction) => Promise<T>, db?: Db): Promise<T>;
-  lockKey(trx: Knex.Transaction, key: string, nowMs: number): Promise<void>;
 }
 
 type Store = ClaimStore;
@@ -93,6 +94,11 @@ export function applyBudget(q: Knex.QueryBuilder, budget: RunBudget | undefined)
 export interface ClaimArgs extends ClaimFilter {
   workerId: string;
   nowMs: number;
+  /**
+   * The worker's clock, read again once the flow path holds its lock: the claim waited for the
+   * lock after `nowMs` was read. Without it, `nowMs` is used.
+   */
+  now?: () => number;
   limit: number;
   set: ClaimSet;
   plan: FlowPlan;
@@ -114,8 +120,6 @@ function dueBase(q: Knex.QueryBuilder, a: ClaimArgs): Knex.QueryBuilder {
 const KEYED_LOOK_EVERY_MS = 250;
 /** Keys looked at per flow claim, at most: bounds the work of one claim whatever the key count. */
 const MAX_KEYS_PER_CLAIM = 500;
-/** The lock row every flow claim takes first (see Store.lockKey). */
-const FLOW_LOCK = 'flow:claim';
 
 const order = (dir: 'asc' | 'desc') => [
   { column: 'priority', order: dir },
@@ -283,13 +287,15 @@ async function keysWithFirsts(
   const limit = Math.max(1, Math.floor(max));
   const inner = first().whereRaw('concurrency_key = ks.name').toSQL();
   const bindings: Knex.RawBinding[] = [];
-  // One recursive walk of the key index (a seek per key); `upTo` also ends the walk past it.
+  // One recursive walk of the key index (a seek per key); `upTo` also ends the walk past it, and
+  // it stops at `limit` keys: the ORDER BY below sorts the whole walk, so without that bound a
+  // claim would seek every due key (tens of thousands of tenants) while it holds the flow lock.
   const walk = (cte: string, from: string | null, upTo: string | null): string => {
     bindings.push(nowMs, ...(from === null ? [] : [from]), nowMs, ...(upTo === null ? [] : [upTo]));
     return (
       `${cte}(name, n) AS (SELECT (${nextKey(t, from === null ? 'concurrency_key IS NOT NULL' : 'concurrency_key > ?')}), 1 ` +
       `UNION ALL SELECT (${nextKey(t, `concurrency_key > ${cte}.name`)}), ${cte}.n + 1 FROM ${cte} ` +
-      `WHERE ${cte}.name IS NOT NULL${upTo === null ? '' : ` AND ${cte}.name < ?`})`
+      `WHERE ${cte}.name IS NOT NULL AND ${cte}.n < ${limit}${upTo === null ? '' : ` AND ${cte}.name < ?`})`
     );
   };
   const parts = [walk('k0', after, null)];
@@ -323,8 +329,19 @@ function limitersOf(plan: FlowPlan): (t: FlowCandidate) => Limiter[] {
   };
 }
 
-/** Usage of the limiters: RUNNING tasks under a live lease, and starts within each rate window. */
-async function usageOf(store: Store, trx: Knex.Transaction, limiters: Limiter[], of: (t: FlowCandidate) => Limiter[], plan: FlowPlan, nowMs: number): Promise<Usage> {
+/**
+ * Usage of the limiters: RUNNING tasks under a live lease at `nowMs`, and starts within each rate
+ * window ending at the flow time (`rateNow`, read only when a rate limit is among them).
+ */
+async function usageOf(
+  store: Store,
+  trx: Knex.Transaction,
+  limiters: Limiter[],
+  of: (t: FlowCandidate) => Limiter[],
+  plan: FlowPlan,
+  nowMs: number,
+  rateNow: () => Promise<number>,
+): Promise<Usage> {
   const usage: Usage = new Map();
   const limitedNames = [...plan.taskLimits.keys()].filter((n) => limitedName(plan, n));
   const limitedQueues = [...plan.queueLimits.keys()];
@@ -344,14 +361,15 @@ async function usageOf(store: Store, trx: Knex.Transaction, limiters: Limiter[],
   }
   const rates = limiters.filter((l) => l.kind === 'rate');
   if (rates.length > 0) {
+    const atMs = await rateNow();
     const longest = Math.max(...rates.map((l) => l.periodMs!));
     const starts = (await trx(store.tables.rateStarts)
       .select('limiter', 'started_at')
       .whereIn('limiter', rates.map((l) => l.id))
-      .where('started_at', '>', nowMs - longest)) as Array<{ limiter: string; started_at: unknown }>;
+      .where('started_at', '>', atMs - longest)) as Array<{ limiter: string; started_at: unknown }>;
     for (const l of rates) {
       const mine = starts.filter((s) => s.limiter === l.id).map((s) => Number(s.started_at));
-      usage.set(l.id, l.limit - rateWindow(mine, l.limit, l.periodMs!, nowMs).room);
+      usage.set(l.id, l.limit - rateWindow(mine, l.limit, l.periodMs!, atMs).room);
     }
   }
   return usage;
@@ -382,7 +400,11 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
   return store.tx(async (trx) => {
     // Every flow claim of every worker takes this lock first: usage read here stays true until
     // this transaction commits the claims counted against it.
-    await store.lockKey(trx, FLOW_LOCK, a.nowMs);
+    await lockFlow(trx, store.tables, a.nowMs);
+    // Rate windows end at the flow time, read once: a start another claim dropped from its window
+    // (or the prune deleted) since this worker read its clock is out of this window too.
+    let rateNowMs: number | undefined;
+    const rateNow = async () => (rateNowMs ??= await readFlowTime(trx, store.tables, Math.max(a.nowMs, a.now?.() ?? a.nowMs)));
     const base = () => dueBase(applyQueues(applyNames(trx(store.tables.tasks).select(cols), a.names), a, skipPaused), a);
     const sortCandidates = (list: Candidate[]) => list.sort((x, y) => sign * (x.priority - y.priority) || x.runAt - y.runAt || Number(x.id) - Number(y.id));
     const read = async (members: Knex.QueryBuilder[], known: readonly Candidate[] = []): Promise<Candidate[]> => {
@@ -464,7 +486,7 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
         members = [];
         const turns = takeTurns(candidates, cursor);
         const limiters = [...new Map(candidates.flatMap(of).map((l) => [l.id, l])).values()];
-        const usage = count(await usageOf(store, trx, limiters, of, plan, a.nowMs));
+        const usage = count(await usageOf(store, trx, limiters, of, plan, a.nowMs, rateNow));
         admitted.push(...admit(turns.order, of, usage, want - admitted.length).admitted);
       }
       // Every due key was looked at (the scan came back short, or only with keys seen already).
@@ -476,18 +498,24 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
     const lastKey = [...admitted].reverse().find((t) => t.key !== null)?.key ?? lastSeen;
     if (lastKey !== undefined) plan.keyCursor = lastKey;
     if (admitted.length === 0) return [];
-    const claimed = await store.dialect.claim(trx, store.tables.tasks, trx(store.tables.tasks).select('id').whereIn('id', admitted.map((t) => t.id)).whereNull('locked_by'), a.set);
+    // Tasks under a rate limit are claimed at the flow time their windows were counted at: their
+    // claim time (started_at) is the start the limiter records.
+    const rated = admitted.some((t) => of(t).some((l) => l.kind === 'rate'));
+    const atMs = rated ? await rateNow() : a.nowMs;
+    const set = atMs === a.nowMs ? a.set : { ...a.set, nowMs: atMs, leaseUntilMs: a.set.leaseUntilMs + atMs - a.nowMs };
+    const claimed = await store.dialect.claim(trx, store.tables.tasks, trx(store.tables.tasks).select('id').whereIn('id', admitted.map((t) => t.id)).whereNull('locked_by'), set);
     const starts = claimed.flatMap((r) =>
       of(candidateOf(r))
         .filter((l) => l.kind === 'rate')
-        .map((l) => ({ limiter: l.id, started_at: a.nowMs })),
+        .map((l) => ({ limiter: l.id, started_at: atMs })),
     );
     for (let i = 0; i < starts.length; i += 400) await trx(store.tables.rateStarts).insert(starts.slice(i, i + 400));
     // The starts that left their window count no more: each limiter used here drops its own
     // (through the limiter index), so a busy limiter keeps about `limit` rows. Rows of limiters no
     // longer used are swept by pruneRateStarts (store/queues.ts).
     const used = new Map(claimed.flatMap((r) => of(candidateOf(r)).filter((l) => l.kind === 'rate').map((l) => [l.id, l.periodMs!] as const)));
-    for (const [id, periodMs] of used) await trx(store.tables.rateStarts).where('limiter', id).where('started_at', '<=', a.nowMs - periodMs).del();
+    for (const [id, periodMs] of used) await trx(store.tables.rateStarts).where('limiter', id).where('started_at', '<=', atMs - periodMs).del();
+    if (starts.length > 0) await setFlowTime(trx, store.tables, atMs);
     return claimed;
   });
 }

@@ -87,6 +87,11 @@ export async function closeConnection(conn: Connection): Promise<void> {
   if (conn.owned) await conn.knex.destroy();
 }
 
+/** The cached connections not closed yet (to tell what a close that does not end waits on). */
+export function cachedConnections(): Array<Promise<Connection>> {
+  return [...pool.values()];
+}
+
 /** Closes every connection bgtasks opened in this process. */
 export async function closeConnections(): Promise<void> {
   const all = [...pool.values()];

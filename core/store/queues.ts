@@ -7,6 +7,7 @@
 import type { QueueLimits, RateLimit } from '../policy/flow.js';
 import type { Status } from '../types.js';
 import { collectStats } from './admin.js';
+import { lockFlow } from './flow-clock.js';
 import type { Store } from './store.js';
 
 /** A queue's row (camelCase). */
@@ -115,7 +116,9 @@ export async function queueOverview(store: Store, nowMs: number): Promise<QueueI
 /**
  * Deletes recorded starts older than the longest rate-limit period in use: the queues' and those
  * the task definitions of the registered workers declare (a start older than every window counts
- * for none). Returns how many were deleted.
+ * for none). Returns how many were deleted. It holds the flow lock and moves the flow time to
+ * `nowMs` (store/flow-clock.ts): a claim whose worker read its clock before then counts its window
+ * from there, so none of the starts deleted here belongs to it.
  */
 export async function pruneRateStarts(store: Store, nowMs: number): Promise<number> {
   const [queuesMax] = (await store.retrying(() => store.knex(store.tables.queues).max({ ms: 'rate_period_ms' }))) as Array<{ ms: unknown }>;
@@ -133,5 +136,8 @@ export async function pruneRateStarts(store: Store, nowMs: number): Promise<numb
       if (Number.isFinite(period)) longest = Math.max(longest, Math.round(period * 1000));
     }
   }
-  return store.retrying(() => store.knex(store.tables.rateStarts).where('started_at', '<=', nowMs - longest).del());
+  return store.tx(async (trx) => {
+    await lockFlow(trx, store.tables, nowMs);
+    return trx(store.tables.rateStarts).where('started_at', '<=', nowMs - longest).del();
+  });
 }

@@ -13,9 +13,10 @@ import { silentWorkerIds, staleWorkerIds } from './dead-workers.js';
 import { planSuccessStatements } from './storable.js';
 import type { ErrorRecord, TaskRow } from '../types.js';
 
-/** What settling needs of the store: what a claim needs (claim.ts), and the error history rule. */
+/** What settling needs of the store: what a claim needs (claim.ts), the error history rule, and the enqueues' lock rows. */
 export interface SettleStore extends ClaimStore {
   withError(task: TaskRow, record: ErrorRecord): { errors: ErrorRecord[]; lastError: string };
+  lockKey(trx: Knex.Transaction, key: string, nowMs: number): Promise<void>;
 }
 
 /** A success waiting to be written. */

@@ -24,6 +24,8 @@ export type { Completion, CompleteOutcome, DeadWorkerGuard, Refusal } from './se
 export interface ClaimRequest extends ClaimFilter {
   workerId: string;
   nowMs: number;
+  /** The worker's clock, read again where a claim has waited (store/claim.ts ClaimArgs.now). */
+  now?: () => number;
   leaseMs: number;
   limit: number;
   /** What the worker knows of paused queues and limits (none: nothing paused or limited). */

@@ -61,6 +61,8 @@ export class Worker {
   private runUntil: number | null = null;
   /** The injected (or process-wide) clock, kept on the database's time by ClockSync. */
   private readonly clock: OffsetClock;
+  /** The clock's time, for a claim to read again after waiting for the flow lock. */
+  private readonly now = (): number => this.clock.now();
   readonly log: Logger;
   private filter!: ClaimFilter;
   private concurrency = 1;
@@ -460,7 +462,7 @@ export class Worker {
     const started = performance.now();
     const rows = await this.health.guard(
       () =>
-        this.store.claim({ ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit: starting, above: floor, flow: this.flow.plan, budget: this.budget(nowMs) }),
+        this.store.claim({ ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit: starting, above: floor, flow: this.flow.plan, budget: this.budget(nowMs) }),
       [],
     );
     this.metrics?.claimed(rows.length, (performance.now() - started) / 1000);
@@ -498,7 +500,7 @@ export class Worker {
           const plan = this.flow.plan;
           const flowHeld = this.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
           const flowLimit = Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
-          const request = { ...this.filter, workerId: this.id, nowMs, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) };
+          const request = { ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) };
           const metrics = this.metrics;
           if (!metrics) return this.store.claim(request);
           const started = performance.now();

@@ -2,7 +2,8 @@
  * Flow control across spawned worker processes, on every database (SQLite included: several
  * processes on one file obey the same limits). Each task appends its start and end to one file,
  * stamped with process.hrtime (CLOCK_MONOTONIC: one clock for every process of the machine);
- * rate windows are read from the database's own claim times.
+ * rate windows are read from the claim times the workers recorded (started_at), the times a rate
+ * limit is measured against (docs/flow-control.md).
  *
  * - 4 workers of concurrency 8, a queue limit of 5 and a per-key limit of 1 over 20 keys: at no
  *   instant do the recorded intervals exceed either limit (and the queue limit is reached).

@@ -211,6 +211,88 @@ contract('flow-control claims', (db) => {
     });
   });
 
+  describe('rate limits across workers whose clocks were read at different times', () => {
+    // A worker reads its clock before it claims, and a claim may wait for the flow lock while
+    // other workers claim (or its clock may run behind theirs): claims reach the limiter out of
+    // the order of their times. Starts that one claim drops from its window, or that the hourly
+    // prune deletes, must still count for a claim whose time was read before.
+    const limits = { rateLimit: { limit: 5, period: 2 } };
+    /** The most claim times (started_at) within any window of `periodMs`. */
+    const busiest = (rows: readonly TaskRow[], periodMs: number) => {
+      const at = rows.map((t) => t.lockedAt!).sort((x, y) => x - y);
+      let most = 0;
+      for (let i = 0, j = 0; i < at.length; i++) {
+        while (j < at.length && at[j]! < at[i]! + periodMs) j++;
+        most = Math.max(most, j - i);
+      }
+      return most;
+    };
+
+    it('a claim whose time was read before another worker\'s later claim still counts the starts that claim dropped', async () => {
+      await add(20, { queue: 'api' });
+      const p = plan({ queues: { api: limits } });
+      const rows = [...(await claimBoth(p, 3, 'w1'))]; // 3 at T0
+      clock.set(T0 + 10);
+      rows.push(...(await claimBoth(p, 10, 'w1'))); // 2 more: the window is full
+      clock.set(T0 + 2005);
+      // w2's claim drops the three starts of T0 from its window (T0 + 5, T0 + 2005].
+      rows.push(...(await claimBoth(plan({ queues: { api: limits } }), 1, 'w2')));
+      // w3 read its clock at T0 + 1999 and reaches the limiter only now: its window holds
+      // the five starts of T0 and T0 + 10, whatever w2 deleted.
+      clock.set(T0 + 1999);
+      const late = await claimBoth(plan({ queues: { api: limits } }), 10, 'w3');
+      rows.push(...late);
+      expect(busiest(rows, 2000), 'starts in the busiest 2 s window').to.be.at.most(5);
+      // Its window ends at the time of w2's claim, the latest recorded: two places are free there.
+      expect(late.map((t) => t.lockedAt), 'claim times of w3\'s tasks').to.deep.equal([T0 + 2005, T0 + 2005]);
+    });
+
+    it('a claim whose time was read before the hourly prune still counts the starts it deleted', async () => {
+      await add(20, { queue: 'api' });
+      await setQueueLimitsRow(db.store, 'api', limits, null, T0);
+      const p = plan({ queues: { api: limits } });
+      const rows = [...(await claimBoth(p, 10, 'w1'))]; // 5 at T0
+      expect(rows).to.have.length(5);
+      // Another worker's registration prunes, by its clock, the starts older than 2 s.
+      await pruneRateStarts(db.store, T0 + 2001);
+      clock.set(T0 + 1999);
+      rows.push(...(await claimBoth(plan({ queues: { api: limits } }), 10, 'w2')));
+      expect(busiest(rows, 2000), 'starts in the busiest 2 s window').to.be.at.most(5);
+    });
+
+    it('a claim counts its window at the worker\'s clock read once it holds the lock, not at the time read before it waited', async () => {
+      await add(6, { queue: 'api' });
+      const p = plan({ queues: { api: { rateLimit: { limit: 2, period: 2 } } } });
+      expect(await claimBoth(p, 2)).to.have.length(2); // 2 at T0
+      p.keyedSeenAt = -Infinity;
+      const rows = await db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId: 'w2', nowMs: T0 + 1999, now: () => T0 + 2000, leaseMs: 60_000, limit: 2, flow: p });
+      expect(rows.map((t) => t.lockedAt)).to.deep.equal([T0 + 2000, T0 + 2000]);
+    });
+
+    it('four workers claiming with clocks read up to 1.5 s late, and prunes between them, never put more than limit starts in a window', async () => {
+      await add(200, { queue: 'api' });
+      await setQueueLimitsRow(db.store, 'api', limits, null, T0);
+      const plans = ['w1', 'w2', 'w3', 'w4'].map(() => plan({ queues: { api: limits } }));
+      // A fixed sequence (a seeded generator), so that a failure can be replayed.
+      let seed = 17;
+      const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const rows: TaskRow[] = [];
+      let real = T0;
+      for (let step = 0; step < 80; step++) {
+        real += Math.floor(random() * 250);
+        if (random() < 0.1) {
+          await pruneRateStarts(db.store, real);
+          continue;
+        }
+        const w = Math.floor(random() * 4);
+        clock.set(real - Math.floor(random() * 1500));
+        rows.push(...(await claimBoth(plans[w]!, 1 + Math.floor(random() * 4), `w${w + 1}`)));
+      }
+      expect(rows.length, 'starts').to.be.at.least(20);
+      expect(busiest(rows, 2000), 'starts in the busiest 2 s window').to.be.at.most(5);
+    });
+  });
+
   describe('recorded starts', () => {
     const starts = async () => (await db.store.knex(db.store.tables.rateStarts).select('limiter', 'started_at').orderBy('id')).map((r) => [r.limiter, Number(r.started_at)]);
 

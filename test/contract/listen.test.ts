@@ -2,14 +2,19 @@
  * PostgreSQL's wake-up listener (worker/wakeup.ts): its first LISTEN checks that a notification
  * sent through the store's own connections arrives; with `listenUrl` it listens on a private
  * direct connection, which stop() closes. (Through PgBouncer in transaction mode the test
- * notification never arrives: test/scenarios/pgbouncer.test.ts, PGBOUNCER-02.)
+ * notification never arrives: test/scenarios/pgbouncer.test.ts, PGBOUNCER-02.) A LISTEN whose
+ * connection is lost before it is answered gives that connection back to its pool.
  */
 import { expect } from 'chai';
 import knexFactory from 'knex';
 import { parseDatabase } from '../../core/config/database-spec.js';
 import { Wakeup } from '../../core/worker/wakeup.js';
+import { closeConnection, connectPrivate, DEFAULT_TIMEOUTS } from '../../core/store/connection.js';
+import { Store } from '../../core/store/store.js';
 import { contract, waitUntil } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
+import { TcpProxy, throughProxy } from '../helpers/tcp-proxy.js';
+import { settles } from '../helpers/teardown.js';
 
 contract('wake-up listener', (db) => {
   if (db.name !== 'postgres') return;
@@ -51,5 +56,32 @@ contract('wake-up listener', (db) => {
       await w.stop();
     }
     await waitUntil(async () => (await listeners()) === before, 'the private LISTEN connection to close', 5_000);
+  });
+
+  it('a LISTEN whose connection is lost before its answer gives the connection back: nothing stays in use and the pool closes', async function () {
+    this.timeout(30_000);
+    const u = new URL(db.url);
+    const proxy = new TcpProxy(u.hostname, Number(u.port));
+    await proxy.start();
+    const conn = await connectPrivate(parseDatabase(throughProxy(db.url, proxy.port), db.dir, 'database'), DEFAULT_TIMEOUTS);
+    const inUse = () => (conn.knex.client as { pool: { numUsed(): number } }).pool.numUsed();
+    const log = recordingLogger();
+    const w = new Wakeup(new Store(conn, db.settings.tablePrefix), () => {}, log, undefined, undefined, { sleepMs: 5000 });
+    try {
+      // The LISTEN reaches the server; its answer never comes back, and then the network is cut.
+      proxy.blackHoleAfter(/LISTEN/);
+      const started = w.start();
+      await waitUntil(() => proxy.blackHoling, 'the LISTEN to go through');
+      proxy.cut();
+      await started;
+      expect(log.find('warn', /cannot listen for new tasks/)).to.have.length(1);
+      expect(inUse(), 'connections still in use after the failed LISTEN').to.equal(0);
+      await w.stop();
+      expect(await settles(closeConnection(conn), 10_000), 'the pool closes').to.equal(true);
+    } finally {
+      await w.stop();
+      await settles(closeConnection(conn), 10_000);
+      await proxy.stop();
+    }
   });
 });

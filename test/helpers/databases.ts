@@ -9,11 +9,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { configure, resetConfiguration, resolveSettings, type Settings } from '../../core/config/settings.js';
-import { closeConnections } from '../../core/store/connection.js';
+import { cachedConnections, closeConnections } from '../../core/store/connection.js';
 import { rollbackMigrations, runMigrations } from '../../core/store/migrate.js';
 import type { Store } from '../../core/store/store.js';
 import { forgetStores, storeFor } from '../../core/store/open.js';
 import type { DialectName } from '../../core/config/database-spec.js';
+import { bounded, describeBusyPools, describeLockHolders } from './teardown.js';
+
+/** How long one teardown step (the rollback, closing the connections) may take on a loaded machine. */
+const TEARDOWN_STEP_MS = 45_000;
 
 export interface TestDatabase {
   readonly name: DialectName;
@@ -144,12 +148,23 @@ export function describeOn(target: ContractTarget, suite: ContractSuite): void {
       };
     });
     after(async function () {
-      this.timeout(60_000);
-      if (db.store) await rollbackMigrations(db.store.conn, db.settings.tablePrefix).catch(() => {});
+      // Each step is bounded below mocha's timeout, so that a step that waits for ever fails
+      // with what it waited on (a lock, a connection never given back) rather than a bare timeout.
+      this.timeout(2 * TEARDOWN_STEP_MS + 30_000);
+      const stuck: string[] = [];
+      if (db.store) {
+        const { conn } = db.store;
+        const prefix = db.settings.tablePrefix;
+        await bounded(`rolling back the migrations of "${prefix}*"`, rollbackMigrations(conn, prefix).catch(() => {}), TEARDOWN_STEP_MS, () =>
+          describeLockHolders(conn, prefix),
+        ).catch((err: Error) => stuck.push(err.message));
+      }
       resetConfiguration();
       forgetStores();
-      await closeConnections();
+      const open = cachedConnections();
+      await bounded('closing the connections', closeConnections(), TEARDOWN_STEP_MS, () => describeBusyPools(open)).catch((err: Error) => stuck.push(err.message));
       if (db.dir) rmSync(db.dir, { recursive: true, force: true });
+      if (stuck.length > 0) throw new Error(`teardown of "${title} [${target.tag}]": ${stuck.join('; ')}`);
     });
     body(db);
   });

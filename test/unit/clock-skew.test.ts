@@ -34,6 +34,21 @@ describe('clock skew', () => {
     expect(correctionFor({ offsetMs: 20, uncertaintyMs: 2 }, 30_000)).to.equal(0);
   });
 
+  it('keeps a correction in use when a measurement is too uncertain to contradict it, and drops one only when surely under half a second', () => {
+    // A 7.2 s round trip (a busy pool): 0.5 s ± 3.6 s does not show the 4 s skew has gone.
+    expect(correctionFor({ offsetMs: 500, uncertaintyMs: 3_600 }, 4_000)).to.equal(4_000);
+    // Hovering around one second: switched on only above it, then followed, not flipped off.
+    expect(correctionFor({ offsetMs: 1_200, uncertaintyMs: 10 }, 0)).to.equal(1_200);
+    expect(correctionFor({ offsetMs: 900, uncertaintyMs: 10 }, 1_200)).to.equal(900);
+    expect(correctionFor({ offsetMs: 950, uncertaintyMs: 10 }, 900)).to.equal(900);
+    expect(correctionFor({ offsetMs: 700, uncertaintyMs: 10 }, 900)).to.equal(700);
+    // Surely under half a second: off.
+    expect(correctionFor({ offsetMs: 300, uncertaintyMs: 10 }, 700)).to.equal(0);
+    expect(correctionFor({ offsetMs: 300, uncertaintyMs: 10 }, 0)).to.equal(0);
+    // A needed correction against a measurement that is merely uncertain: still off while not sure.
+    expect(correctionFor({ offsetMs: 3_000, uncertaintyMs: 2_500 }, 0)).to.equal(0);
+  });
+
   it('warns when the clocks surely differ by more than 5 s', () => {
     expect(skewWorthWarning({ offsetMs: 30_000, uncertaintyMs: 3 })).to.equal(true);
     expect(skewWorthWarning({ offsetMs: -5_001, uncertaintyMs: 0 })).to.equal(true);

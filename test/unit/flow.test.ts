@@ -1,6 +1,6 @@
 /** core/policy/flow.ts: which limits bind a task, admission under limits, keys taking turns, rate windows, validation. */
 import { expect } from 'chai';
-import { admit, checkConcurrencyKey, checkLimitCount, checkRateLimit, limitersFor, parseRateLimit, rateWindow, takeTurns, type FlowCandidate } from '../../core/policy/flow.js';
+import { admit, checkConcurrencyKey, checkLimitCount, checkRateLimit, flowTime, limitersFor, parseRateLimit, rateWindow, takeTurns, type FlowCandidate } from '../../core/policy/flow.js';
 import { ValidationError } from '../../core/errors.js';
 
 const task = (id: string, key: string | null = null, name = 'sync', queue: string | null = 'q'): FlowCandidate => ({ id, name, queue, key });
@@ -62,6 +62,20 @@ describe('policy/flow', () => {
       expect(takeTurns(ts, 'A').order.map((t) => t.id)).to.deep.equal(['b0', 'c0', 'n0', 'a0']);
       expect(takeTurns(ts, 'Z').order.map((t) => t.id)).to.deep.equal(['n0', 'a0', 'b0', 'c0']);
       expect(takeTurns([], 'A')).to.deep.equal({ order: [], cursor: 'A' });
+    });
+  });
+
+  describe('flowTime', () => {
+    it('is the later of the worker\'s clock and the latest flow time, so it never goes back', () => {
+      expect(flowTime(5000, null)).to.equal(5000);
+      expect(flowTime(5000, 4000)).to.equal(5000);
+      expect(flowTime(5000, 5600)).to.equal(5600);
+      expect(flowTime(5000, 10_000)).to.equal(10_000);
+    });
+
+    it('does not follow a latest time more than 5 s ahead of the worker\'s clock (a wrong or simulated clock wrote it)', () => {
+      expect(flowTime(5000, 10_001)).to.equal(5000);
+      expect(flowTime(Date.UTC(2026, 0, 1), Date.UTC(2031, 6, 1))).to.equal(Date.UTC(2026, 0, 1));
     });
   });
 

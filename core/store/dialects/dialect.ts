@@ -99,7 +99,7 @@ export interface Dialect {
    * Calls `onTask` when new tasks are inserted (PostgreSQL's LISTEN/NOTIFY), so idle workers
    * wake at once instead of at their next poll; returns the function that stops listening. The
    * payload is '' for new tasks and 'queues' when a queue was paused, resumed or limited.
-   * Absent where the database cannot tell: polling is then the only way (and always the
+   * A listen that fails gives back the connection it took. Absent where the database cannot tell: polling is then the only way (and always the
    * fallback: a lost notification costs one poll).
    */
   listen?(knex: Knex, tables: { tasks: string }, onTask: (payload: string) => void, onError: (err: unknown) => void): Promise<() => Promise<void>>;

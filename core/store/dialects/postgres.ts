@@ -157,11 +157,23 @@ export const postgresDialect: Dialect = {
     conn.on('notification', onNotification);
     conn.on('error', onLost);
     conn.on('end', onLost);
-    await conn.query(`LISTEN ${q(channelName(tables.tasks))}`);
-    return async () => {
+    const off = () => {
       conn.off('notification', onNotification);
       conn.off('error', onLost);
       conn.off('end', onLost);
+    };
+    try {
+      await conn.query(`LISTEN ${q(channelName(tables.tasks))}`);
+    } catch (err) {
+      // Lost before the answer (an outage, the statement timeout): the connection still goes back,
+      // and the pool discards it if it is broken. Kept, it stayed in use for good, and knex's destroy() waited for
+      // it for ever (a worker that could not shut down after an outage).
+      off();
+      await client.releaseConnection(conn);
+      throw err;
+    }
+    return async () => {
+      off();
       try {
         await conn.query(`UNLISTEN ${q(channelName(tables.tasks))}`);
       } catch {
