@@ -35,9 +35,10 @@ export interface BenchProject {
 
 /**
  * A temporary ESM project with `tasks.ts`, and `node_modules/bgtasks` pointing at a snapshot of
- * this repository's package (package.json and dist/).
+ * this repository's package (package.json and dist/). `files` adds files or replaces `tasks.ts`;
+ * `link` names packages of this repository's node_modules to make importable from the project.
  */
-export function makeProject(): BenchProject {
+export function makeProject(files: Record<string, string> = {}, link: string[] = []): BenchProject {
   const root = mkdtempSync(path.join(os.tmpdir(), 'bgtasks-bench-proj-'));
   const pkg = path.join(root, 'bgtasks');
   mkdirSync(pkg);
@@ -49,6 +50,8 @@ export function makeProject(): BenchProject {
   symlinkSync(pkg, path.join(dir, 'node_modules', 'bgtasks'), 'dir');
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'bench-app', type: 'module', private: true }));
   writeFileSync(path.join(dir, 'tasks.ts'), TASKS_TS);
+  for (const [file, text] of Object.entries(files)) writeFileSync(path.join(dir, file), text);
+  for (const p of link) symlinkSync(path.join(REPO, 'node_modules', p), path.join(dir, 'node_modules', p), 'dir');
   return { dir, cli: path.join(pkg, 'dist', 'cli', 'index.js'), remove: () => rmSync(root, { recursive: true, force: true }) };
 }
 
@@ -135,6 +138,13 @@ export async function succeeded(w: WorkerProcess, what: string): Promise<Exit> {
 export async function stopWorker(w: WorkerProcess, what: string): Promise<Exit> {
   w.child.kill('SIGTERM');
   return succeeded(w, what);
+}
+
+/** Counts a process started by other helpers among those killChildren() kills. */
+export function trackChild(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  children.add(child);
+  child.on('close', () => children.delete(child));
 }
 
 /** Kills the workers an interrupted run left running (each by its own pid). */

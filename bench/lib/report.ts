@@ -76,7 +76,13 @@ export interface ReportInput {
   durationS: number;
 }
 
-export function markdownReport(r: ReportInput): string {
+/** The targets of `r`'s own scenarios (a run may have measured soaks and the rest together). */
+function ownResults(r: ReportInput): TargetResult[] {
+  return r.results.filter((x) => r.scenarios.some((s) => s.name === x.target.scenario));
+}
+
+export function markdownReport(input: ReportInput): string {
+  const r = { ...input, results: ownResults(input) };
   const m = r.machine;
   const met = r.results.filter((x) => x.met === true).length;
   const out: string[] = [
@@ -84,8 +90,9 @@ export function markdownReport(r: ReportInput): string {
     '',
     `Written by \`${r.command}\` (${r.mode} mode, ${plural(r.runs, 'run')} per figure, ${Math.round(r.durationS)} s) on ${m.date}. ` +
       'Do not edit by hand: run the suite again. `npm run bench` measures every scenario on SQLite and, when ' +
-      '`BGTASKS_TEST_MYSQL_URL` / `BGTASKS_TEST_PG_URL` are set, on MariaDB/MySQL and PostgreSQL, and rewrites this page; ' +
-      '`npm run bench -- --quick` is the CI smoke run (small N, writes nothing). See bench/README.md.',
+      '`BGTASKS_TEST_MYSQL_URL` / `BGTASKS_TEST_PG_URL` are set, on MariaDB/MySQL and PostgreSQL, and rewrites this page but for ' +
+      `its [soak section](#soaks), which \`npm run bench -- --soak\` writes; ` +
+      '`npm run bench -- --quick` is the CI smoke run (small N, no soaks, writes nothing). See bench/README.md.',
     '',
     '## Machine',
     '',
@@ -122,4 +129,53 @@ export function markdownReport(r: ReportInput): string {
     out.push('');
   }
   return `${out.join('\n').trimEnd()}\n`;
+}
+
+/** The heading that starts the soak section: everything from it to the end of the page. */
+const SOAK_HEADING = '## Soaks';
+
+/** The soak section of docs/benchmarks.md (`npm run bench -- --soak`): one run per figure. */
+export function soakReport(input: ReportInput): string {
+  const r = { ...input, results: ownResults(input) };
+  const m = r.machine;
+  const out: string[] = [
+    SOAK_HEADING,
+    '',
+    `Written by \`${r.command}\` (${Math.round(r.durationS)} s) on ${m.date}, at commit ${m.commit}; the rest of this page comes from another run. ` +
+      'A soak runs for minutes and is measured once, so each figure is one run. The soaks are in the bench, not in CI: `npm test` and `.ci/run` never run them ' +
+      '([scenarios.md](scenarios.md) has their short versions that CI runs, where there are some).',
+    '',
+    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memory}; the database servers run on the same machine`,
+    `- Load average (1, 5, 15 min): ${m.loadStart} at the start, ${m.loadEnd} at the end`,
+    `- Speed probe (\`node -e 0\`, median of 5): ${m.probeStart} at the start, ${m.probeEnd} at the end (about 60 ms at full speed)`,
+    ...Object.entries(m.databases).map(([db, v]) => `- ${dbLabel(db as DbName)}: ${v}`),
+    ...r.notices.map((n) => `- Note: ${n}`),
+    '',
+  ];
+  if (r.results.length > 0) {
+    const met = r.results.filter((x) => x.met === true).length;
+    out.push(`${met} of ${r.results.length} soak targets met.`, '', markdownTable(['Target', 'Database', 'Measured', 'Target', 'Result'], targetRows(r.results)), '');
+  }
+  for (const s of r.scenarios) {
+    const ms = r.measurements.filter((x) => x.scenario === s.name);
+    if (ms.length === 0) continue;
+    out.push(`### ${s.title}`, '', s.method(r.sizes), '');
+    out.push(markdownTable(['Measure', 'Database', 'Measured', 'Unit'], ms.map((x) => [x.name, dbLabel(x.db), formatNumber(x.value), x.unit])));
+    const notes = ms.filter((x) => x.note).map((x) => `- ${x.name} (${dbLabel(x.db)}): ${x.note}`);
+    if (notes.length > 0) out.push('', ...notes);
+    out.push('');
+  }
+  return `${out.join('\n').trimEnd()}\n`;
+}
+
+/**
+ * The page from its two parts: the main report and the soak section, each from its own kind of
+ * run. A part that this run did not write (null) is kept from the page as it was.
+ */
+export function mergeReport(existing: string | null, main: string | null, soaks: string | null): string {
+  const at = existing === null ? -1 : existing.search(new RegExp(`^${SOAK_HEADING}$`, 'm'));
+  const oldMain = existing === null ? null : at < 0 ? existing : existing.slice(0, at);
+  const oldSoaks = existing !== null && at >= 0 ? existing.slice(at) : null;
+  const parts = [main ?? oldMain ?? '# Benchmarks\n', soaks ?? oldSoaks].filter((p): p is string => p !== null);
+  return `${parts.map((p) => p.trimEnd()).join('\n\n')}\n`;
 }

@@ -23,7 +23,16 @@ export interface Sizes {
   dashboardSamples: number;
   /** Next pages followed to reach the deep tasks page. */
   dashboardDepth: number;
+  /** LONGTX-01 (a soak): the measured window of each phase, clean and held, in seconds. */
+  longtxSeconds: number;
+  /** LONGTX-01: how long the load goes on after the held transaction commits, in seconds. */
+  longtxReleaseSeconds: number;
+  /** SQLITE-02 (a soak): how long the processes run, in seconds. */
+  sqliteSoakSeconds: number;
 }
+
+/** The soaks' durations (issue 18's); `--soak-seconds` shortens them, the same in both modes. */
+const SOAKS = { longtxSeconds: 600, longtxReleaseSeconds: 120, sqliteSoakSeconds: 60 };
 
 export const SIZES: Record<Mode, Sizes> = {
   full: {
@@ -39,6 +48,7 @@ export const SIZES: Record<Mode, Sizes> = {
     dashboardRows: 1_000_000,
     dashboardSamples: 40,
     dashboardDepth: 200,
+    ...SOAKS,
   },
   quick: {
     enqueue: 500,
@@ -53,6 +63,7 @@ export const SIZES: Record<Mode, Sizes> = {
     dashboardRows: 5_000,
     dashboardSamples: 5,
     dashboardDepth: 10,
+    ...SOAKS,
   },
 };
 
@@ -86,6 +97,13 @@ export interface Measurement {
 export interface Scenario {
   name: string;
   title: string;
+  /**
+   * A soak: minutes long, run only by `--soak` or when named in `--scenario`, never by a plain
+   * `npm run bench` or the quick CI run; its figures have a section of their own in the report.
+   */
+  soak?: boolean;
+  /** The databases it applies to (default: all). */
+  dbs?: readonly DbName[];
   /** How it is measured, for docs/benchmarks.md. */
   method: (sizes: Sizes) => string;
   run(ctx: Context): Promise<Measurement[]>;

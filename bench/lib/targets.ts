@@ -36,6 +36,8 @@ export const TARGETS: Target[] = [
   // Issue 19.
   { label: 'worker.start() → first claim (ms)', scenario: 'startup', key: 'start-to-claim', bound: ALL_DBS(50), direction: '<=' },
   { label: 'CLI as typed (--batch --concurrency 16, default logging) ÷ the worker in process', scenario: 'startup', key: 'cli-ratio', bound: ALL_DBS(0.9), direction: '>=' },
+  // Issue 18's soak LONGTX-01 (only with --soak).
+  { label: 'LONGTX-01: throughput beside a transaction held open ÷ a clean run', scenario: 'longtx', key: 'ratio', bound: { mysql: 0.9, postgres: 0.9 }, direction: '>=' },
 ];
 
 export interface TargetResult {

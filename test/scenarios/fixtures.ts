@@ -47,16 +47,16 @@ process.exit(0);
 `;
 
 /**
- * `app.ts STOP_FILE MAX [BASE]`: an application that enqueues effect(BASE+1), effect(BASE+2), …
- * one at a time until STOP_FILE exists (or MAX enqueues, or 90 s), printing "ok N MS" or
- * "err N MS MESSAGE" for each: the outcome and how long the call took.
+ * `app.ts STOP_FILE MAX [BASE] [SECONDS]`: an application that enqueues effect(BASE+1),
+ * effect(BASE+2), … one at a time until STOP_FILE exists (or MAX enqueues, or SECONDS, default 90),
+ * printing "ok N MS" or "err N MS MESSAGE" for each: the outcome and how long the call took.
  */
 export const ENQUEUING_APP = `
 import { existsSync } from 'node:fs';
 import { closeConnections } from 'bgtasks';
 import { effect } from './tasks.js';
 const [stopFile, max, base] = [process.argv[2]!, Number(process.argv[3]), Number(process.argv[4] ?? 0)];
-const end = Date.now() + 90_000;
+const end = Date.now() + Number(process.argv[5] ?? 90) * 1000;
 for (let n = base + 1; n <= base + max && !existsSync(stopFile) && Date.now() < end; n++) {
   const t0 = Date.now();
   try {
