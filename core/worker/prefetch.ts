@@ -86,12 +86,11 @@ export class PrefetchBuffer {
     return this.fifo.take(n);
   }
 
-  filter(keep: (t: TaskRow) => boolean): void {
-    this.fifo.filter(keep);
-  }
-
-  find(pred: (t: TaskRow) => boolean): TaskRow | undefined {
-    return this.fifo.find(pred);
+  /** Takes out the buffered task of this claim token, if one is here. */
+  remove(token: string): TaskRow | undefined {
+    const task = this.fifo.find((t) => t.claimToken === token);
+    if (task) this.fifo.filter((t) => t !== task);
+    return task;
   }
 
   toArray(): TaskRow[] {

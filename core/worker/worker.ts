@@ -279,9 +279,8 @@ export class Worker {
    * a second time) needs the line.
    */
   private leaseLost(token: string): void {
-    const queued = this.buffer.find((t) => t.claimToken === token);
+    const queued = this.buffer.remove(token);
     if (queued) {
-      this.buffer.filter((t) => t !== queued);
       this.log.warn('lease lost before the task started; it is dropped from this worker (another worker owns it now)', { id: queued.id, name: queued.name });
       return;
     }
@@ -290,9 +289,8 @@ export class Worker {
 
   /** A cancel request seen by a heartbeat: abort the running attempt, or fail a prefetched task. */
   private cancelHeld(token: string): void {
-    const queued = this.buffer.find((t) => t.claimToken === token);
+    const queued = this.buffer.remove(token);
     if (queued) {
-      this.buffer.filter((t) => t !== queued);
       this.settler.settle(queued, decideCancelledBeforeStart(queued));
       return;
     }

@@ -30,6 +30,14 @@ describe('PrefetchBuffer', () => {
     expect(ids(asc)).to.deep.equal(['9', '1', '2']);
   });
 
+  it('remove() takes out the task of a claim token and returns it, keeping the order of the rest', () => {
+    const b = new PrefetchBuffer(claimOrder('DESC'), 100);
+    b.add([1, 2, 3].map((n) => ({ ...row(n, 0), claimToken: `t${n}` })));
+    expect(b.remove('t2')?.id).to.equal('2');
+    expect(b.remove('t2')).to.equal(undefined);
+    expect(ids(b)).to.deep.equal(['1', '3']);
+  });
+
   it('displace() adds outranking tasks and returns as many of the lowest-ranked to give back', () => {
     const b = new PrefetchBuffer(claimOrder('DESC'), 100);
     b.add([row(1, 3), row(2, 0, 10), row(3, 0, 20)]);
