@@ -36,6 +36,8 @@ export interface ClaimRequest extends ClaimFilter {
   budget?: RunBudget;
   /** Only tasks whose priority ranks strictly above this one (in the filter's ordering). */
   above?: number;
+  /** The claim token (default: a fresh one): a caller that chose it can find the tasks of a claim whose answer it lost. */
+  token?: string;
 }
 
 /** Claim order: priority (by the ordering), then run time, then id. Claims return rows in it. */
@@ -158,7 +160,7 @@ export class Store {
     if (req.names.length === 0 || req.limit <= 0) return [];
     const set: ClaimSet = {
       workerId: req.workerId,
-      token: randomUUID(),
+      token: req.token ?? randomUUID(),
       nowMs: req.nowMs,
       leaseUntilMs: req.nowMs + req.leaseMs,
     };
@@ -304,6 +306,17 @@ export class Store {
     if (o.notLockedBy !== undefined) q.whereNot('locked_by', o.notLockedBy);
     const rows = await this.retrying(() => q.orderBy('locked_until').limit(o.limit ?? 100));
     return (rows as Record<string, unknown>[]).map(toTaskRow);
+  }
+
+  /**
+   * The tasks a claim took, while this worker still holds them (worker/unanswered-claims.ts): each
+   * row's token is the claim's token, a colon and the task's id (dialects' claim).
+   * An index read: MySQL/MariaDB's claim index leads with `locked_by`, PostgreSQL's and SQLite's
+   * lease index holds only locked tasks.
+   */
+  async claimedWith(workerId: string, token: string): Promise<TaskRow[]> {
+    const q = this.knex(this.tables.tasks).select('*').where('locked_by', workerId).where('claim_token', 'like', `${token}:%`);
+    return ((await this.retrying(() => q)) as Record<string, unknown>[]).map(toTaskRow);
   }
 
   completeMany(items: readonly Completion[], nowMs: number): Promise<CompleteOutcome> {

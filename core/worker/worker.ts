@@ -37,6 +37,7 @@ import type { Registry } from 'prom-client';
 import { loadTracing, startAttemptSpan, tracingSetUp, type OtelApi, type OtelSpan } from '../base/tracing.js';
 import { endAttemptSpan } from './attempt-span.js';
 import { ClockSync } from './clock-sync.js';
+import { UnansweredClaims } from './unanswered-claims.js';
 
 export type { WorkerOptions };
 
@@ -87,6 +88,8 @@ export class Worker {
   readonly done: Promise<WorkerSummary>;
   private readonly summary: WorkerSummary;
   private health!: DatabaseHealth;
+  /** Claims the database did not answer: what they took is given back before the next claim. */
+  private unanswered!: UnansweredClaims;
   /** Whether info and debug lines are written at all (building their fields costs on the hot path). */
   private logInfo = true;
   private logDebug = true;
@@ -131,6 +134,7 @@ export class Worker {
     metrics?.catch(() => {});
     this.store = await reachableStore(s, o.connection);
     this.health = new DatabaseHealth(this.store, this.log);
+    this.unanswered = new UnansweredClaims(this.store, this.id, this.log);
     // Before anything is written or claimed: a schema of another version is never touched.
     await ensureMigrated(this.store.conn, s.tablePrefix);
     const clockSync = new ClockSync({ store: this.store, clock: this.clock, log: this.log, isDbDown: () => this.health.down });
@@ -460,7 +464,9 @@ export class Worker {
     const started = performance.now();
     const rows = await this.health.guard(
       () =>
-        this.store.claim({ ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit: starting, above: floor, flow: this.flow.plan, budget: this.budget(nowMs) }),
+        this.unanswered.track((token) =>
+          this.store.claim({ ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit: starting, above: floor, flow: this.flow.plan, budget: this.budget(nowMs), token }),
+        ),
       [],
     );
     this.metrics?.claimed(rows.length, (performance.now() - started) / 1000);
@@ -488,6 +494,12 @@ export class Worker {
     // After a lapse of the leases, a beat takes back the ones recovered but not re-claimed first:
     // claimed by this worker again, they would run twice.
     if (this.leases.behind()) await this.leases.beat();
+    // Before claiming more: the tasks of a claim whose answer was lost are this worker's and idle.
+    if (this.unanswered.size > 0) {
+      const given = await this.health.guard(() => this.unanswered.giveBack(), null);
+      if (given === null) return [];
+      this.summary.released += given;
+    }
     return this.health.guard(
       () =>
         this.flow.refresh().then(() => {
@@ -500,9 +512,9 @@ export class Worker {
           const flowLimit = Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
           const request = { ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) };
           const metrics = this.metrics;
-          if (!metrics) return this.store.claim(request);
+          if (!metrics) return this.unanswered.track((token) => this.store.claim({ ...request, token }));
           const started = performance.now();
-          return this.store.claim(request).then((rows) => {
+          return this.unanswered.track((token) => this.store.claim({ ...request, token })).then((rows) => {
             metrics.claimed(rows.length, (performance.now() - started) / 1000);
             return rows;
           });

@@ -227,6 +227,33 @@ contract('workers coming back after their leases expired', (db) => {
         }
       });
 
+      it('a claim the server committed but never answered (the connection broke): once the database answers, its tasks are given back and each runs once, at attempt 1', async function () {
+        this.timeout(30_000);
+        const tags = ['a', 'b', 'c'];
+        const refs = [];
+        for (const tag of tags) refs.push(await held(tag));
+        openAll();
+        const log = recordingLogger();
+        // Dark just after the claim (PostgreSQL: one statement) or its COMMIT (MySQL/MariaDB) left.
+        proxy.blackHoleAfter(...(db.name === 'postgres' ? [/SET locked_by = \$\d+, claim_token/] : [/claim_token` = CONCAT\(/, /COMMIT/]));
+        // The manual clock never reaches the lease's end: only the give-back can free the tasks.
+        const w = await new Worker(workerOptions({ concurrency: 4, logger: log })).start(cutSettings);
+        try {
+          const locked = async () =>
+            Number(((await db.store.knex(db.store.tables.tasks).whereNotNull('locked_by').count({ n: '*' })) as Array<{ n: unknown }>)[0]!.n);
+          await waitUntil(async () => proxy.blackHoling && (await locked()) === 3, 'the claim to commit on the server, unanswered');
+          expect(runs.size, 'tasks started before the answer').to.equal(0);
+          // The connection breaks: the claim fails in the worker, which never learns what it took.
+          proxy.cut();
+          proxy.restore();
+          await waitUntil(async () => (await completedCount()) === 3, 'three completed tasks', 15_000);
+          await expectEachOnce(refs.map((r) => r.id), tags);
+          expect(log.find('warn', /a claim the database did not answer had taken tasks/), 'the give-back line').to.have.length(1);
+        } finally {
+          await w.stop(0);
+        }
+      });
+
       it('two workers cut by the same outage: the first one back leaves the other time to renew, no task runs twice', async function () {
         this.timeout(30_000);
         const refs = [];
