@@ -179,7 +179,12 @@ for (const target of TARGETS) {
         expect(appResult.code, outputOf(app)).to.equal(0);
         const outcomes = enqueueOutcomes(appResult.stdout);
         const stored = await count(`SELECT (SELECT count(*) FROM ${TASKS}) + (SELECT count(*) FROM ${COMPLETED}) AS n`);
-        await pollUntil(async () => (await count(`SELECT count(*) AS n FROM ${TASKS}`)) === 0, 'every stored task to finish', 60_000, 100);
+        try {
+          await pollUntil(async () => (await count(`SELECT count(*) AS n FROM ${TASKS}`)) === 0, 'every stored task to finish', 60_000, 100);
+        } catch (e) {
+          const left = await server!.query(`SELECT id, args, locked_by, claim_token, locked_until, attempts FROM ${TASKS}`);
+          throw new Error(`${(e as Error).message}; left: ${JSON.stringify(left)}; workers: ${ws.map((w) => w.child.pid).join(', ')}`, { cause: e });
+        }
         for (const w of ws) expectRunning(w, 'a worker');
         await stopWorkers(ws);
 
@@ -199,7 +204,21 @@ for (const target of TARGETS) {
         expect(okNs.filter((n) => !completedNs.includes(n)), 'acknowledged enqueues that never ran').to.deep.equal([]);
         expect(completed.filter((r) => r.failed_at !== null), 'failed tasks').to.deep.equal([]);
         // Nothing ran twice, and every finished task's effect is there.
-        expect(duplicates(runs), 'tasks that ran more than once').to.deep.equal([]);
+        const twice = duplicates(runs);
+        if (twice.length > 0) {
+          // What each run of a duplicate was: its effect rows (which process) and its task's error record.
+          const fx = (await server!.query('SELECT n, pid FROM effects', 'fx')) as Array<{ n: unknown; pid: unknown }>;
+          const dup = new Set(twice.map(([n]) => n));
+          const tasks = (await server!.query(`SELECT id, args, attempts, errors FROM ${COMPLETED}`)).filter((r) => dup.has(argOf(r.args)));
+          const ids = tasks.map((r) => String(r.id));
+          // The workers' warnings and errors, and every line that names one of those tasks.
+          const lines = (w: Spawned) => `${w.stdout()}\n${w.stderr()}`.split('\n').filter((l) => /warn|error/i.test(l) || ids.some((id) => new RegExp(`\\b${id}\\b`).test(l)));
+          process.stdout.write(
+            `      duplicates: ${JSON.stringify(fx.filter((r) => dup.has(Number(r.n))))}\n      their tasks: ${JSON.stringify(tasks)}\n` +
+              ws.map((w) => `      worker ${w.child.pid}:\n${lines(w).slice(-200).join('\n')}`).join('\n') + '\n',
+          );
+        }
+        expect(twice, 'tasks that ran more than once').to.deep.equal([]);
         expect(completedNs.filter((n) => !runs.has(n)), 'finished tasks without an effect').to.deep.equal([]);
         // The application saw a clear error or a success, never a hang.
         expect(Math.max(...outcomes.map((o) => o.ms)), 'the slowest enqueue (ms)').to.be.lessThan(15_000);
