@@ -4,7 +4,7 @@
  * workers come from the worker registry (a worker is alive while its registry heartbeat is).
  */
 import { currentClock } from '../../core/base/clock.js';
-import { workerState } from '../../core/policy/status.js';
+import { isLiveState, workerState } from '../../core/policy/status.js';
 import { healthNumbers } from '../../core/store/admin.js';
 import { listWorkers, type WorkerRecord } from '../../core/store/workers.js';
 import { numberFlag } from '../flags.js';
@@ -36,7 +36,7 @@ export async function healthCommand(flags: HealthFlags): Promise<number> {
   const { store } = await openStore(flags);
   const now = currentClock().now();
   const h = await healthNumbers(store, now, queues);
-  const alive = (await listWorkers(store, now - REGISTRY_WINDOW_MS)).filter((w) => workerState(w, now) === 'alive');
+  const alive = (await listWorkers(store, now - REGISTRY_WINDOW_MS)).filter((w) => isLiveState(workerState(w, now)));
   // With --queue, each named queue needs its own live workers: one serving another queue is no help.
   const perQueue = queues ? queues.map((q) => ({ queue: q, workers: alive.filter((w) => serves(w, q)).length })) : null;
   const problems: string[] = [];

@@ -4,7 +4,7 @@
  * gone within the last day (stopped, or lost: their heartbeat stopped without a goodbye).
  */
 import { currentClock } from '../../core/base/clock.js';
-import { workerState } from '../../core/policy/status.js';
+import { isLiveState, workerState } from '../../core/policy/status.js';
 import { listWorkers, runningByWorker } from '../../core/store/workers.js';
 import { EXIT } from '../exit-codes.js';
 import { duration, iso, json, line, table } from '../format.js';
@@ -19,7 +19,7 @@ export async function workersCommand(flags: StoreFlags & { all?: boolean }): Pro
   const running = await runningByWorker(store, now);
   const list = records
     .map((w) => ({ ...w, state: workerState(w, now), running: running.get(w.id) ?? [] }))
-    .filter((w) => flags.all || w.state === 'alive');
+    .filter((w) => flags.all || isLiveState(w.state));
   if (flags.json) {
     json(
       list.map((w) => ({

@@ -7,7 +7,7 @@ import { queueMetrics, type QueueMetrics } from '../api/metrics.js';
 import { bgtasksVersion } from '../base/version.js';
 import { ValidationError } from '../errors.js';
 import { nextCronSlot } from '../policy/cron.js';
-import { pendingStatus, workerState } from '../policy/status.js';
+import { isLiveState, pendingStatus, workerState } from '../policy/status.js';
 import { collectStats } from '../store/admin.js';
 import { chainNeighbours, failureGroups, finishedPerMinute, namesAndQueues, nextPendingBySchedule } from '../store/dashboard-reads.js';
 import { listSchedules, pendingBySchedule } from '../store/schedules.js';
@@ -117,8 +117,8 @@ function workerInfo(w: WorkerRecord, nowMs: number, running: Map<string, Array<{
     startedAt: new Date(w.startedAt),
     lastHeartbeatAt: new Date(w.heartbeatAt),
     state,
-    goneAt: state === 'alive' ? null : new Date(w.stoppedAt ?? w.heartbeatAt),
-    running: state === 'alive' ? (running.get(w.id) ?? []).map((r) => ({ id: r.id, name: r.name, queue: r.queue, startedAt: new Date(r.startedAt) })) : [],
+    goneAt: isLiveState(state) ? null : new Date(w.stoppedAt ?? w.heartbeatAt),
+    running: isLiveState(state) ? (running.get(w.id) ?? []).map((r) => ({ id: r.id, name: r.name, queue: r.queue, startedAt: new Date(r.startedAt) })) : [],
   };
 }
 
@@ -179,7 +179,7 @@ export class DatabaseSource implements DashboardSource {
       oldestDue: stats.oldestDue,
       failuresLastHour: stats.failuresLastHour,
       throughput,
-      workersAlive: workers.filter((w) => workerState(w, now) === 'alive').length,
+      workersAlive: workers.filter((w) => isLiveState(workerState(w, now))).length,
     };
   }
 
@@ -313,7 +313,7 @@ export class DatabaseSource implements DashboardSource {
     const now = this.now();
     const running = await runningByWorker(store, now);
     const all = (await listWorkers(store, now - GONE_SHOWN_MS)).map((w) => workerInfo(w, now, running));
-    return { alive: all.filter((w) => w.state === 'alive'), gone: all.filter((w) => w.state !== 'alive') };
+    return { alive: all.filter((w) => isLiveState(w.state)), gone: all.filter((w) => !isLiveState(w.state)) };
   }
 
   /**

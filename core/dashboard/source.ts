@@ -282,11 +282,14 @@ export interface WorkerInfo {
   concurrency: number;
   startedAt: Date;
   lastHeartbeatAt: Date;
-  /** `alive`: heartbeat live; `stopped`: it said goodbye; `lost`: its heartbeat stopped. */
-  state: 'alive' | 'stopped' | 'lost';
-  /** When it stopped or was found lost; null while alive. */
+  /**
+   * `alive`: heartbeat live; `blocked`: its heartbeat stopped but its liveness beat lands (its
+   * event loop is blocked); `stopped`: it said goodbye; `lost`: both beats stopped.
+   */
+  state: 'alive' | 'blocked' | 'stopped' | 'lost';
+  /** When it stopped or was found lost; null while alive or blocked. */
   goneAt: Date | null;
-  /** Empty unless alive. */
+  /** Empty unless alive or blocked. */
   running: RunningTask[];
 }
 

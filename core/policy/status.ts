@@ -28,18 +28,35 @@ export interface WorkerBeat {
   /** Its heartbeat interval. */
   heartbeatMs: number;
   stoppedAt: number | null;
+  /** Its last liveness beat (sent from a thread of its own) and its livenessTimeout; null or absent: no beat. */
+  aliveAt?: number | null;
+  livenessMs?: number | null;
 }
 
 /** Heartbeats a worker may miss before it counts as lost (a slow beat is not a dead worker). */
 export const WORKER_MISSED_BEATS = 3;
 
+export type WorkerState = 'alive' | 'blocked' | 'stopped' | 'lost';
+
 /**
  * `alive` while its heartbeats arrive, `stopped` after a clean stop, `lost` once it missed
  * WORKER_MISSED_BEATS beats without saying goodbye (killed, or cut off from the database).
+ * `blocked` between the two: its heartbeat (sent from its event loop) stopped but its liveness
+ * beat (sent from a thread) still lands, so the process lives and its event loop does not turn:
+ * a task running synchronous code, a long garbage collection. Its tasks are not recovered early
+ * (policy/liveness.ts isSilent), and it claims again once the loop turns.
  */
-export function workerState(w: WorkerBeat, nowMs: number): 'alive' | 'stopped' | 'lost' {
+export function workerState(w: WorkerBeat, nowMs: number): WorkerState {
   if (w.stoppedAt !== null) return 'stopped';
-  return w.heartbeatAt + WORKER_MISSED_BEATS * w.heartbeatMs > nowMs ? 'alive' : 'lost';
+  if (w.heartbeatAt + WORKER_MISSED_BEATS * w.heartbeatMs > nowMs) return 'alive';
+  const beat = w.aliveAt ?? null;
+  const bound = w.livenessMs ?? null;
+  return beat !== null && bound !== null && beat + bound > nowMs ? 'blocked' : 'lost';
+}
+
+/** A worker that lives: its heartbeat arrives, or only its event loop is blocked. */
+export function isLiveState(state: WorkerState): boolean {
+  return state === 'alive' || state === 'blocked';
 }
 
 /**

@@ -5,7 +5,7 @@
  * behind it. The claim applies the same rules (store/claim.ts, policy/flow.ts); this explains them.
  */
 import { limitersFor, rateWindow, type Limiter, type QueueLimits, type TaskLimits } from './flow.js';
-import { hasLiveLease, workerState, type WorkerBeat } from './status.js';
+import { hasLiveLease, isLiveState, workerState, type WorkerBeat, type WorkerState } from './status.js';
 import type { Status, TaskRow } from '../types.js';
 
 export type WhyCode =
@@ -97,6 +97,15 @@ function limiterReason(l: Limiter, f: WhyFacts): WhyReason | null {
   };
 }
 
+/** What `why` adds about the worker of a running task, when its state is not plainly alive. */
+function workerNote(state: WorkerState | null, leaseUntil: number, aliveAt: number | null): string {
+  if (state === null || state === 'alive') return '';
+  if (state === 'blocked') {
+    return ` (the worker's event loop looks blocked: its heartbeat stopped, but its liveness beat landed at ${iso(aliveAt!)}, so its process lives; it renews the lease once the loop turns, and the task is recoverable from ${iso(leaseUntil)} if it does not)`;
+  }
+  return ` (the worker looks ${state}: the task is recoverable from ${iso(leaseUntil)})`;
+}
+
 /** Every reason the task is not running now. */
 export function explain(f: WhyFacts): WhyAnswer {
   if (!f.pending) {
@@ -111,7 +120,7 @@ export function explain(f: WhyFacts): WhyAnswer {
   }
   const t = f.pending;
   const reasons: WhyReason[] = [];
-  const live = f.workers.filter((w) => workerState(w, f.nowMs) === 'alive');
+  const live = f.workers.filter((w) => isLiveState(workerState(w, f.nowMs)));
   if (hasLiveLease(t, f.nowMs)) {
     const w = f.workers.find((x) => x.id === t.lockedBy);
     const state = w ? workerState(w, f.nowMs) : null;
@@ -119,7 +128,7 @@ export function explain(f: WhyFacts): WhyAnswer {
       code: 'running',
       message:
         `it is running on worker ${t.lockedBy} since ${iso(t.lockedAt ?? f.nowMs)}; its lease runs to ${iso(t.lockedUntil!)}` +
-        (w ? `, the worker's last heartbeat was at ${iso(w.heartbeatAt)}${state === 'alive' ? '' : ` (the worker looks ${state}: the task is recoverable from ${iso(t.lockedUntil!)})`}` : ''),
+        (w ? `, the worker's last heartbeat was at ${iso(w.heartbeatAt)}${workerNote(state, t.lockedUntil!, w.aliveAt ?? null)}` : ''),
       details: { workerId: t.lockedBy, startedAt: iso(t.lockedAt ?? f.nowMs), leaseUntil: iso(t.lockedUntil!), workerHeartbeatAt: w ? iso(w.heartbeatAt) : null, workerState: state },
     });
     if (t.cancelRequested) reasons.push({ code: 'cancel-requested', message: 'a cancel was requested: its worker stops it at its next heartbeat', details: {} });

@@ -6,7 +6,7 @@
  */
 import { TaskNotFoundError } from '../errors.js';
 import { limitersFor, type TaskLimits } from '../policy/flow.js';
-import { workerState } from '../policy/status.js';
+import { isLiveState, workerState } from '../policy/status.js';
 import type { WhyFacts, WhyWorker } from '../policy/why.js';
 import { queueRecords } from './queues.js';
 import type { Store } from './store.js';
@@ -50,11 +50,13 @@ export async function whyFacts(store: Store, id: string, nowMs: number, settings
     heartbeatAt: w.heartbeatAt,
     heartbeatMs: w.heartbeatMs,
     stoppedAt: w.stoppedAt,
+    aliveAt: w.aliveAt,
+    livenessMs: w.livenessMs,
     runUntil: w.runUntil,
     maxRunTimeMs: Object.fromEntries(Object.entries(w.limits).flatMap(([n, l]) => (l.maxRunTime ? [[n, Math.round(l.maxRunTime * 1000)]] : []))),
   }));
   // The name's limits as a live worker (else the latest one) declares them.
-  const declaring = [...records].sort((a, b) => Number(workerState(b, nowMs) === 'alive') - Number(workerState(a, nowMs) === 'alive')).find((w) => w.limits[t.name]);
+  const declaring = [...records].sort((a, b) => Number(isLiveState(workerState(b, nowMs))) - Number(isLiveState(workerState(a, nowMs)))).find((w) => w.limits[t.name]);
   const declared = declaring?.limits[t.name];
   const taskLimits: TaskLimits | undefined = declared && (declared.concurrency || declared.rateLimit || declared.concurrencyLimit) ? declared : undefined;
   const queue = t.queue === null ? null : ((await queueRecords(store)).find((q) => q.name === t.queue) ?? null);

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { DatabaseSource } from '../../core/dashboard/database-source.js';
 import type { TaskPageRequest, TaskSortKey } from '../../core/dashboard/source.js';
 import { registerSchedule } from '../../core/store/schedules.js';
-import { registerWorker } from '../../core/store/workers.js';
+import { beatAlive, registerWorker } from '../../core/store/workers.js';
 import { runTaskNow } from '../../core/store/run-now.js';
 import type { ErrorRecord, TaskRow } from '../../core/types.js';
 import { contract } from '../helpers/databases.js';
@@ -230,8 +230,12 @@ contract('dashboard database source', (db) => {
     const running = await make('running', { queue: 'mail' });
     await registerWorker(db.store, { id: 'worker-a', host: 'box', pid: 42, version: '1.2.3', queues: ['mail'], excludeQueues: null, names: [JOB], limits: {}, concurrency: 4, startedAt: T0 - MIN, heartbeatAt: T0 - 1000, heartbeatMs: 5000, runUntil: null });
     await registerWorker(db.store, { id: 'worker-gone', host: 'box', pid: 43, version: '1.2.3', queues: null, excludeQueues: null, names: [JOB], limits: {}, concurrency: 1, startedAt: T0 - 9 * MIN, heartbeatAt: T0 - 8 * MIN, heartbeatMs: 5000, runUntil: null });
+    // Heartbeat as old as worker-gone's, but a liveness beat 2 s ago: its event loop is blocked.
+    await registerWorker(db.store, { id: 'worker-blocked', host: 'box', pid: 44, version: '1.2.3', queues: null, excludeQueues: null, names: [JOB], limits: {}, concurrency: 1, startedAt: T0 - 10 * MIN, heartbeatAt: T0 - 8 * MIN, heartbeatMs: 5000, runUntil: null });
+    await beatAlive(db.store, 'worker-blocked', T0 - 2000, 12_000);
     const w = await s.workers();
-    expect(w.alive.map((x) => x.id)).to.deep.equal(['worker-a']);
+    expect(w.alive.map((x) => [x.id, x.state])).to.deep.equal([['worker-a', 'alive'], ['worker-blocked', 'blocked']]);
+    expect(w.alive[1]!.goneAt).to.equal(null);
     expect(w.alive[0]).to.include({ host: 'box', pid: 42, version: '1.2.3', concurrency: 4, state: 'alive' });
     expect(w.alive[0]!.running.map((x) => x.id)).to.deep.equal([running]);
     expect(w.gone.map((x) => [x.id, x.state])).to.deep.equal([['worker-gone', 'lost']]);

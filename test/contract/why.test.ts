@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { background, cancel, configure, explain, pauseQueue, schedule, setQueueLimits, TaskNotFoundError, type WhyAnswer } from '../../core/index.js';
 import { emptyFlowPlan, type FlowPlan } from '../../core/store/claim.js';
-import { registerWorker, type WorkerRecord } from '../../core/store/workers.js';
+import { beatAlive, registerWorker, type WorkerRecord } from '../../core/store/workers.js';
 import type { TaskLimits } from '../../core/policy/flow.js';
 import { contract } from '../helpers/databases.js';
 import { manualClockSuite } from '../helpers/manual-clock.js';
@@ -75,6 +75,19 @@ contract('why (explain)', (db) => {
     const r = reason(await explain(ref.id), 'running');
     expect(r.details.workerState).to.equal('lost');
     expect(r.message).to.contain(`recoverable from ${iso(T0 + 60_000)}`);
+  });
+
+  it('running on a worker whose event loop is blocked (heartbeat stale, liveness beat fresh): says the process lives', async () => {
+    const ref = await plain(1);
+    await claimAs('w1');
+    clock.advance(45);
+    await beatAlive(db.store, 'w1', clock.now() - 1000, 12_000);
+    const r = reason(await explain(ref.id), 'running');
+    expect(r.details.workerState).to.equal('blocked');
+    expect(r.message).to.contain(`its liveness beat landed at ${iso(clock.now() - 1000)}, so its process lives`);
+    // Once the beat too is older than the worker's livenessTimeout, it is lost.
+    clock.advance(12);
+    expect(reason(await explain(ref.id), 'running').details.workerState).to.equal('lost');
   });
 
   it('cancel-requested: a RUNNING task with a cancel request', async () => {

@@ -8,6 +8,7 @@ import { ManualClock, systemClock } from '../../core/base/clock.js';
 import { parseDatabase } from '../../core/config/database-spec.js';
 import { isSilent, livenessBeatMs, livenessFenceMs, livenessGapMs, mayJudgeSilence, MIN_LIVENESS_TIMEOUT } from '../../core/policy/liveness.js';
 import { livenessUnavailable } from '../../core/worker/liveness.js';
+import { isLiveState, workerState } from '../../core/policy/status.js';
 
 describe('liveness beat (policy)', () => {
   it('beats every 2 s with the default 12 s timeout, fences after 8 s, and judges with gaps of at most 4 s', () => {
@@ -55,5 +56,26 @@ describe('liveness beat (policy)', () => {
     }
     const withHook = parseDatabase({ client: 'pg', connection: 'postgres://u@db.example/app', pool: { afterCreate: (_c: unknown, done: () => void) => done() } }, '/tmp', 'test');
     expect(livenessUnavailable(withHook, 12_000, systemClock)).to.match(/holds functions/);
+  });
+});
+
+describe('workerState (policy)', () => {
+  const T = 1_000_000;
+  const row = { heartbeatAt: T - 30_000, heartbeatMs: 3000, stoppedAt: null };
+  it('is alive while the heartbeat arrives, whatever the liveness beat', () => {
+    expect(workerState({ ...row, heartbeatAt: T - 8000 }, T)).to.equal('alive');
+    expect(workerState({ ...row, heartbeatAt: T - 8000, aliveAt: T - 60_000, livenessMs: 12_000 }, T)).to.equal('alive');
+  });
+  it('is blocked when the heartbeat stopped but the liveness beat is within its livenessTimeout, lost once it is not', () => {
+    expect(workerState({ ...row, aliveAt: T - 11_999, livenessMs: 12_000 }, T)).to.equal('blocked');
+    expect(workerState({ ...row, aliveAt: T - 12_000, livenessMs: 12_000 }, T)).to.equal('lost');
+  });
+  it('is lost without a liveness beat, and stopped after a goodbye', () => {
+    expect(workerState(row, T)).to.equal('lost');
+    expect(workerState({ ...row, aliveAt: null, livenessMs: null }, T)).to.equal('lost');
+    expect(workerState({ ...row, stoppedAt: T - 1, aliveAt: T, livenessMs: 12_000 }, T)).to.equal('stopped');
+  });
+  it('counts alive and blocked workers as live', () => {
+    expect(['alive', 'blocked', 'stopped', 'lost'].filter((s) => isLiveState(s as never))).to.deep.equal(['alive', 'blocked']);
   });
 });
