@@ -5,14 +5,18 @@
  * and duration of every enqueue, and counting helpers.
  */
 import { expect } from 'chai';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Spawned } from '../helpers/project.js';
 
 /**
  * `effect(n)` waits `EFFECT_MS` (default 20) and then inserts `(n, pid)` into EFFECTS_TABLE at
  * EFFECTS_URL. Its effects pool is separate from bgtasks' own, in another database on servers, so
- * a scenario can kill bgtasks' connections without touching the effect's.
+ * a scenario can kill bgtasks' connections without touching the effect's. A failed effect write
+ * is noted in effect-errors.txt in the working directory (failedEffectWrites).
  */
 export const EFFECT_TASKS = `
+import { appendFileSync } from 'node:fs';
 import knexFactory from 'knex';
 import { background } from 'bgtasks';
 
@@ -31,7 +35,14 @@ const ms = Number(process.env.EFFECT_MS ?? 20);
 
 export const effect = background({ name: 'effect' }, async function effect(n: number) {
   await new Promise((r) => setTimeout(r, ms));
-  await db(process.env.EFFECTS_TABLE!).insert({ n, pid: process.pid });
+  try {
+    await db(process.env.EFFECTS_TABLE!).insert({ n, pid: process.pid });
+  } catch (e) {
+    // A server that goes away may have committed the row before its answer was lost: noted in
+    // effect-errors.txt, so that the retry of this failed attempt is told from a task run twice.
+    appendFileSync('effect-errors.txt', String(n) + '\\n');
+    throw e;
+  }
   return n;
 });
 `;
@@ -93,6 +104,28 @@ export function runsPerTask(rows: Array<{ n: unknown }>): Map<number, number> {
   const runs = new Map<number, number>();
   for (const r of rows) runs.set(Number(r.n), (runs.get(Number(r.n)) ?? 0) + 1);
   return runs;
+}
+
+/**
+ * How many times each n's effect write failed in the task (EFFECT_TASKS notes them in
+ * `effect-errors.txt` in the project directory): each may have committed all the same.
+ */
+export function failedEffectWrites(projectDir: string): Map<number, number> {
+  const file = path.join(projectDir, 'effect-errors.txt');
+  const counts = new Map<number, number>();
+  if (!existsSync(file)) return counts;
+  for (const l of readFileSync(file, 'utf8').split('\n').filter(Boolean)) counts.set(Number(l), (counts.get(Number(l)) ?? 0) + 1);
+  return counts;
+}
+
+/**
+ * The n that ran more than once where the task's own failed effect writes do not account for the
+ * extra runs: a write that failed and was retried (the task threw, as it should) may have
+ * committed before the server went away, which is the effect database's ambiguity, not a task
+ * the queue ran twice.
+ */
+export function unexplainedDuplicates(runs: Map<number, number>, failedWrites: Map<number, number>): Array<[number, number]> {
+  return duplicates(runs).filter(([n, c]) => c - 1 > (failedWrites.get(n) ?? 0));
 }
 
 /** The n that ran more than once, with their counts (empty when every task ran once). */
