@@ -141,17 +141,23 @@ async function lockIdempotencyKeys(store: Store, trx: Knex.Transaction, keys: re
  * The tasks that hold these keys: pending ones first, then finished ones whose results are kept.
  * A task that finishes meanwhile moves in one transaction, so it is found in one table or the
  * other (read committed: the second read sees the move).
+ *
+ * On MySQL/MariaDB the reads lock (shared): a plain read in REPEATABLE READ, the default, sees
+ * the transaction's snapshot, and inside an application's transaction that snapshot may predate
+ * the commit the key lock waited for; the insert would then meet the key's unique index. A
+ * locking read sees the latest commit. PostgreSQL reads committed data at each statement.
  */
 async function keyHolders(store: Store, trx: Db, keys: readonly string[]): Promise<Map<string, KeyHolder>> {
   const found = new Map<string, KeyHolder>();
   const unique = [...new Set(keys)];
+  const latest = (q: Knex.QueryBuilder) => (store.dialect.name === 'mysql' ? q.forShare() : q);
   for (let i = 0; i < unique.length; i += KEY_CHUNK) {
     const part = unique.slice(i, i + KEY_CHUNK);
-    const pending = (await trx(store.tables.tasks).select('id', 'name', 'hash', 'run_at', 'idempotency_key').whereIn('idempotency_key', part)) as Array<Record<string, unknown>>;
+    const pending = (await latest(trx(store.tables.tasks).select('id', 'name', 'hash', 'run_at', 'idempotency_key').whereIn('idempotency_key', part))) as Array<Record<string, unknown>>;
     for (const r of pending) found.set(String(r.idempotency_key), { id: String(r.id), name: String(r.name), hash: String(r.hash), runAt: Number(r.run_at) });
     const rest = part.filter((k) => !found.has(k));
     if (rest.length === 0) continue;
-    const done = (await trx(store.tables.completed).select('task_id', 'name', 'hash', 'run_at', 'idempotency_key').whereIn('idempotency_key', rest)) as Array<Record<string, unknown>>;
+    const done = (await latest(trx(store.tables.completed).select('task_id', 'name', 'hash', 'run_at', 'idempotency_key').whereIn('idempotency_key', rest))) as Array<Record<string, unknown>>;
     for (const r of done) found.set(String(r.idempotency_key), { id: String(r.task_id), name: String(r.name), hash: String(r.hash), runAt: Number(r.run_at) });
   }
   return found;

@@ -7,7 +7,8 @@
 import { expect } from 'chai';
 import { background, getResult, idempotencyKey, schedule, ValidationError } from '../../core/index.js';
 import { pruneResults } from '../../core/store/prune.js';
-import { contract } from '../helpers/databases.js';
+import knexFactory, { type Knex } from 'knex';
+import { contract, settingsFor } from '../helpers/databases.js';
 import { manualClockSuite } from '../helpers/manual-clock.js';
 import { countRows, taskRows } from '../helpers/stored-rows.js';
 
@@ -133,4 +134,26 @@ contract('idempotency keys', (db) => {
     expect(rows[0]!.idempotency_key).to.equal(null);
     expect((await charge(9, idempotencyKey('repeating'))).id).to.equal(ref.id);
   });
+  if (db.name !== 'sqlite') {
+    // SQLite has one writer: an application transaction that has read cannot write after another
+    // connection's commit at all (SQLITE_BUSY_SNAPSHOT), key or no key.
+    it('inside the application\'s transaction, whose snapshot predates another enqueue of the key: gets that task ("existing"), not a duplicate-key error', async () => {
+      const s = await settingsFor(db.url, db.settings.tablePrefix, db.dir);
+      const appKnex: Knex = knexFactory({ ...(s.database.config as Knex.Config), pool: { min: 0, max: 1 } });
+      try {
+        let first = '';
+        const inside = await appKnex.transaction(async (trx) => {
+          // The application's transaction reads first: on MySQL/MariaDB (REPEATABLE READ) that
+          // fixes its snapshot.
+          await trx(db.store.tables.tasks).count({ n: '*' });
+          first = (await charge(5, idempotencyKey('in-app-trx'))).id;
+          return charge(5, schedule(0, { idempotencyKey: 'in-app-trx', db: trx }));
+        });
+        expect(inside).to.include({ id: first, outcome: 'existing' });
+        expect(await keyed('in-app-trx')).to.have.length(1);
+      } finally {
+        await appKnex.destroy();
+      }
+    });
+  }
 });
