@@ -192,6 +192,8 @@ export function workerHelpers(
   // The liveness beat right after the registry row it beats on (its thread starts in the
   // background), and it stops after every helper but the registration: until the last result is
   // written, other workers must not take this worker for dead.
-  const services = new Services([c.clockSync, [registration, flow], liveness, leases, settler, maintenance], [wakeup]);
+  const services = new Services([c.clockSync, [registration, flow], liveness, leases, settler, maintenance], [wakeup], (err) =>
+    c.log.warn('could not start listening for new tasks; finding them by polling', { error: err instanceof Error ? err.message : String(err) }),
+  );
   return { settler, leases, maintenance, flow, liveness, services };
 }

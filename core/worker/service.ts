@@ -25,6 +25,8 @@ export class Services {
   constructor(
     private readonly list: ReadonlyArray<Service | readonly Service[]>,
     private readonly deferred: readonly Service[] = [],
+    /** Told of a deferred service that failed to start (the worker runs on without it). */
+    private readonly onDeferredFailure: (err: unknown) => void = () => {},
   ) {}
 
   async start(): Promise<void> {
@@ -47,8 +49,9 @@ export class Services {
         try {
           await s.start();
           this.started.push(s);
-        } catch {
-          // Nothing the first claim needed: the worker runs on without it (Wakeup never throws).
+        } catch (err) {
+          // Nothing the first claim needed: the worker runs on without it, and says so.
+          this.onDeferredFailure(err);
         }
       }
     })();
