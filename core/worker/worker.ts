@@ -678,6 +678,8 @@ export class Worker {
       await this.health.guard(() => this.store.release(unstarted), 0);
       this.summary.released += unstarted.length;
     }
+    // So are the tasks of a claim the database did not answer, if it committed.
+    if (this.unanswered.size > 0) this.summary.released += (await this.health.guard(() => this.unanswered.giveBack(), 0));
     // Running tasks finish (or are aborted by the grace timer and settle as released/failed).
     while (this.slots.size > 0) await this.idle(50);
     this.graceTimer?.clear();

@@ -254,6 +254,30 @@ contract('workers coming back after their leases expired', (db) => {
         }
       });
 
+      it('a worker stopping after a claim the server committed but never answered gives its tasks back, attempt returned', async function () {
+        this.timeout(30_000);
+        for (const tag of ['a', 'b']) await held(tag);
+        const log = recordingLogger();
+        proxy.blackHoleAfter(...(db.name === 'postgres' ? [/SET locked_by = \$\d+, claim_token/] : [/claim_token` = CONCAT\(/, /COMMIT/]));
+        // A long poll: after the failed claim the worker waits, and the stop comes before its next claim.
+        const w = await new Worker(workerOptions({ concurrency: 4, sleep: 30, logger: log })).start(cutSettings);
+        const rows = () => db.store.knex(db.store.tables.tasks).select('locked_by', 'attempts');
+        try {
+          await waitUntil(async () => proxy.blackHoling && (await rows()).every((r) => r.locked_by !== null), 'the claim to commit on the server, unanswered');
+          proxy.cut();
+          await waitUntil(() => log.find('warn', /database unreachable/).length === 1, 'the worker to see its claim fail');
+          proxy.restore();
+        } finally {
+          await w.stop(0);
+        }
+        expect(runs.size, 'tasks started').to.equal(0);
+        expect((await rows()).map((r) => [r.locked_by, Number(r.attempts)])).to.deep.equal([
+          [null, 0],
+          [null, 0],
+        ]);
+        expect(log.find('warn', /a claim the database did not answer had taken tasks/), 'the give-back line').to.have.length(1);
+      });
+
       it('two workers cut by the same outage: the first one back leaves the other time to renew, no task runs twice', async function () {
         this.timeout(30_000);
         const refs = [];
