@@ -189,6 +189,8 @@ contract('workers coming back after their leases expired', (db) => {
     describe('through a TCP proxy that is cut', () => {
       let proxy: TcpProxy;
       let cutSettings: Settings;
+      // The claim's last request: PostgreSQL's one statement, MySQL/MariaDB's COMMIT after its UPDATE.
+      const claimRequests = db.name === 'postgres' ? [/SET locked_by = \$\d+, claim_token/] : [/claim_token` = CONCAT\(/, /COMMIT/];
       beforeEach(async () => {
         const u = new URL(db.url);
         proxy = new TcpProxy(u.hostname, Number(u.port));
@@ -234,8 +236,8 @@ contract('workers coming back after their leases expired', (db) => {
         for (const tag of tags) refs.push(await held(tag));
         openAll();
         const log = recordingLogger();
-        // Dark just after the claim (PostgreSQL: one statement) or its COMMIT (MySQL/MariaDB) left.
-        proxy.blackHoleAfter(...(db.name === 'postgres' ? [/SET locked_by = \$\d+, claim_token/] : [/claim_token` = CONCAT\(/, /COMMIT/]));
+        // Dark just after the claim left.
+        proxy.blackHoleAfter(...claimRequests);
         // The manual clock never reaches the lease's end: only the give-back can free the tasks.
         const w = await new Worker(workerOptions({ concurrency: 4, logger: log })).start(cutSettings);
         try {
@@ -258,7 +260,7 @@ contract('workers coming back after their leases expired', (db) => {
         this.timeout(30_000);
         for (const tag of ['a', 'b']) await held(tag);
         const log = recordingLogger();
-        proxy.blackHoleAfter(...(db.name === 'postgres' ? [/SET locked_by = \$\d+, claim_token/] : [/claim_token` = CONCAT\(/, /COMMIT/]));
+        proxy.blackHoleAfter(...claimRequests);
         // A long poll: after the failed claim the worker waits, and the stop comes before its next claim.
         const w = await new Worker(workerOptions({ concurrency: 4, sleep: 30, logger: log })).start(cutSettings);
         const rows = () => db.store.knex(db.store.tables.tasks).select('locked_by', 'attempts');
