@@ -34,6 +34,7 @@ export const TARGETS: Target[] = [
   { label: '/metrics queue gauges, cached scrape (ms)', scenario: 'metrics', key: 'depth-scrape', bound: ALL_DBS(20), direction: '<=' },
   { label: 'Cold start, process start → first claim (ms)', scenario: 'cold-start', key: 'first-claim', bound: ALL_DBS(400), direction: '<=' },
   // Issue 19.
+  { label: 'Cold start, process start → first claim (ms; issue 19)', scenario: 'cold-start', key: 'first-claim', bound: ALL_DBS(250), direction: '<=' },
   { label: 'worker.start() → first claim (ms)', scenario: 'startup', key: 'start-to-claim', bound: ALL_DBS(50), direction: '<=' },
   { label: 'CLI as typed (--batch --concurrency 16, default logging) ÷ the worker in process', scenario: 'startup', key: 'cli-ratio', bound: ALL_DBS(0.9), direction: '>=' },
   // Issue 18's soak LONGTX-01 (only with --soak).

@@ -129,6 +129,11 @@ export function background(a: unknown, b?: unknown): TaskDefinition<unknown[], u
   if (name.length > 190) throw new ValidationError(`background(): task name is ${name.length} characters — expected at most 190`);
   checkValidator(options.validate, `background() "${name}"`);
   const schedules = declaredSchedules(name, options);
+  // The call site is captured now and its stack formatted only when read (a name registered
+  // twice): formatting runs through the source maps that tsx turns on, and was most of the cost
+  // of a worker's first background() call.
+  const site = new Error();
+  let origin: string | null | undefined;
   const internals: DefinitionInternals = {
     schedules,
     name,
@@ -136,7 +141,10 @@ export function background(a: unknown, b?: unknown): TaskDefinition<unknown[], u
     options: Object.freeze({ ...options }),
     using: Object.freeze({}),
     takesContext: options.context === true,
-    origin: callerOrigin(),
+    get origin() {
+      if (origin === undefined) origin = callerOrigin(site);
+      return origin;
+    },
   };
   register(internals);
   return makeDefinition(internals);

@@ -6,8 +6,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../errors.js';
 import type { App, DashboardLogger } from './context.js';
-import { dispatch } from './dispatch.js';
-import { handleNode } from './node.js';
 import { jsonError } from './responses.js';
 import { digestOf, Signer } from './security.js';
 import type { DashboardSource } from './source.js';
@@ -88,15 +86,23 @@ export function resolveOptions(o: DashboardOptions): App {
   };
 }
 
+/**
+ * The pages, routes and assets, loaded by the first request: every importer of bgtasks (a worker's
+ * task files among them) loads this file, and loading them was ~25 ms of each cold start.
+ */
+const dispatcher = () => import('./dispatch.js');
+const nodeHandler = () => import('./node.js');
+
 export function createDashboard(options: DashboardOptions): Dashboard {
   const app = resolveOptions(options);
   const fetchHandler = async (request: Request): Promise<Response> => {
+    const { dispatch } = await dispatcher();
     const res = await dispatch(app, request, app.base);
     return res ?? jsonError(404, 'not_found', `not a dashboard path: the dashboard is served under '${app.base || '/'}'`);
   };
   return {
     basePath: app.base,
     fetch: fetchHandler,
-    handle: (req, res, next) => handleNode(app, req, res, next),
+    handle: async (req, res, next) => (await nodeHandler()).handleNode(app, req, res, next),
   };
 }

@@ -20,7 +20,30 @@ export async function findTaskFiles(globs: readonly string[], base: string): Pro
   return files.map((f) => path.resolve(f)).sort();
 }
 
+let tsxApi: Promise<typeof import('tsx/esm/api')> | null = null;
 let tsxRegistered: Promise<void> | null = null;
+
+/** tsx's API module, imported once (importing it registers nothing). */
+function loadTsxApi(): Promise<typeof import('tsx/esm/api')> {
+  tsxApi ??= import('tsx/esm/api');
+  return tsxApi;
+}
+
+/**
+ * Starts finding the task files, and importing tsx's API as soon as one of them is TypeScript, so
+ * that both overlap what the caller awaits meanwhile (opening the database). Pass the result to
+ * discoverTasks(); a failure surfaces there, not here.
+ */
+export function startFindingTasks(globs: readonly string[], base: string): Promise<string[]> {
+  const found = findTaskFiles(globs, base);
+  found.then(
+    (files) => {
+      if (files.some((f) => TS_EXT.test(f))) loadTsxApi().catch(() => {});
+    },
+    () => {},
+  );
+  return found;
+}
 
 /**
  * tsx's hooks, registered once for the process (not tsImport's per-call namespace): a task file's
@@ -29,7 +52,7 @@ let tsxRegistered: Promise<void> | null = null;
  * database driver) does not pass through the hooks.
  */
 function registerTsx(): Promise<void> {
-  tsxRegistered ??= import('tsx/esm/api').then(({ register }) => {
+  tsxRegistered ??= loadTsxApi().then(({ register }) => {
     register();
   });
   return tsxRegistered;
@@ -58,7 +81,7 @@ async function importFile(file: string): Promise<Record<string, unknown>> {
     if (!isEsm(file)) {
       // A TypeScript file in a CommonJS package: tsImport compiles it to CommonJS in a scope of
       // its own (global hooks would make Node load it as both kinds at once).
-      const { tsImport } = await import('tsx/esm/api');
+      const { tsImport } = await loadTsxApi();
       return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
     }
     await registerTsx();
@@ -174,9 +197,13 @@ export function syntaxErrorReport(err: unknown, file: string): string | null {
   return `syntax error at ${p.file}:${p.line}:${p.column + 1}: ${p.text}\n\n${frame.join('\n')}`;
 }
 
-/** Finds the files, fails when there are none, and imports them. */
-export async function discoverTasks(globs: readonly string[], base: string): Promise<{ files: string[]; names: string[] }> {
-  const files = await findTaskFiles(globs, base);
+/** Finds the files (or takes those startFindingTasks() found), fails when there are none, and imports them. */
+export async function discoverTasks(
+  globs: readonly string[],
+  base: string,
+  found: Promise<string[]> = findTaskFiles(globs, base),
+): Promise<{ files: string[]; names: string[] }> {
+  const files = await found;
   if (files.length === 0) {
     throw new TaskLoadError(
       `No task files found: no file under ${base} matches ${globs.join(', ')} (node_modules, dist and .git are skipped). Set taskFiles or pass --task-files.`,

@@ -72,9 +72,12 @@ export function isInternalFrame(line: string): boolean {
   return line.includes('node:internal') || OWN_PREFIXES.some((p) => line.includes(p));
 }
 
-/** The first stack frame that is not bgtasks' own (nor Node's): the task file's line. */
-export function callerOrigin(): string | null {
-  const stack = new Error().stack?.split('\n').slice(1) ?? [];
+/**
+ * The first stack frame of `site` (an Error made where a task is defined) that is not bgtasks'
+ * own (nor Node's): the task file's line.
+ */
+export function callerOrigin(site: Error = new Error()): string | null {
+  const stack = site.stack?.split('\n').slice(1) ?? [];
   for (const line of stack) {
     if (isInternalFrame(line)) continue;
     const m = /\(?((?:file:\/\/)?[^()\s]+:\d+:\d+)\)?\s*$/.exec(line);

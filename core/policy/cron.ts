@@ -19,8 +19,8 @@
  *
  * Offsets come from Intl, so nothing depends on the process's own TZ.
  */
-import { CronExpressionParser, type CronExpression } from 'cron-parser';
-import { cronFields } from './cron-check.js';
+import type { CronExpression } from 'cron-parser';
+import { cronFields, cronParser } from './cron-check.js';
 
 const DAY_MS = 86_400_000;
 
@@ -99,7 +99,7 @@ function matchAfter(expression: string, wallMs: number): number {
   let rule = rules.get(expression);
   if (rule === undefined) {
     if (rules.size >= MAX_RULES) rules.clear();
-    rule = CronExpressionParser.parse(expression, { tz: 'UTC' });
+    rule = cronParser().parse(expression, { tz: 'UTC' });
     rules.set(expression, rule);
   }
   // The iterator is reset on every call, so the cached object holds no state between calls.

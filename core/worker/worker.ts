@@ -135,12 +135,17 @@ export class Worker {
     this.store = await reachableStore(s, o.connection);
     this.health = new DatabaseHealth(this.store, this.log);
     this.unanswered = new UnansweredClaims(this.store, this.id, this.log);
-    // Before anything is written or claimed: a schema of another version is never touched.
-    await ensureMigrated(this.store.conn, s.tablePrefix);
     const clockSync = new ClockSync({ store: this.store, clock: this.clock, log: this.log, isDbDown: () => this.health.down });
     // Before anything reads the clock for the database: the first lease, the first recovery pass,
-    // the registry row and a duration run's end are all on the database's time.
-    await clockSync.measure();
+    // the registry row and a duration run's end are all on the database's time. It only reads
+    // (and never rejects), so it runs beside the schema check, which still ends before anything
+    // is written or claimed: a schema of another version is never touched.
+    const measured = clockSync.measure();
+    try {
+      await ensureMigrated(this.store.conn, s.tablePrefix);
+    } finally {
+      await measured;
+    }
     this.slots = new Slots(this.concurrency);
     const prefetch = o.prefetch ?? s.prefetch;
     this.fixedPrefetch = prefetch === 'auto' ? null : prefetch;
