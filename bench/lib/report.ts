@@ -169,13 +169,25 @@ export function soakReport(input: ReportInput): string {
 }
 
 /**
- * The page from its two parts: the main report and the soak section, each from its own kind of
- * run. A part that this run did not write (null) is kept from the page as it was.
+ * The heading of the side-by-side section: written by hand from a run of ../shared/peer-bench
+ * (issue 19), never by this bench, and kept where a run rewrites the page.
+ */
+const PEERS_HEADING = '## Side by side with peers';
+
+/**
+ * The page from its parts: the main report, the side-by-side section and the soak section, the
+ * first and last each from its own kind of run. A part that this run did not write (null), and
+ * the side-by-side section always, are kept from the page as it was.
  */
 export function mergeReport(existing: string | null, main: string | null, soaks: string | null): string {
-  const at = existing === null ? -1 : existing.search(new RegExp(`^${SOAK_HEADING}$`, 'm'));
-  const oldMain = existing === null ? null : at < 0 ? existing : existing.slice(0, at);
-  const oldSoaks = existing !== null && at >= 0 ? existing.slice(at) : null;
-  const parts = [main ?? oldMain ?? '# Benchmarks\n', soaks ?? oldSoaks].filter((p): p is string => p !== null);
+  const find = (heading: string) => (existing === null ? -1 : existing.search(new RegExp(`^${heading}`, 'm')));
+  const soakAt = find(SOAK_HEADING);
+  const peersAt = find(PEERS_HEADING);
+  const end = existing === null ? 0 : existing.length;
+  const mainEnd = Math.min(...[soakAt, peersAt, end].filter((i) => i >= 0));
+  const oldMain = existing === null ? null : existing.slice(0, mainEnd);
+  const oldPeers = existing !== null && peersAt >= 0 ? existing.slice(peersAt, soakAt > peersAt ? soakAt : end) : null;
+  const oldSoaks = existing !== null && soakAt >= 0 ? existing.slice(soakAt, peersAt > soakAt ? peersAt : end) : null;
+  const parts = [main ?? oldMain ?? '# Benchmarks\n', oldPeers, soaks ?? oldSoaks].filter((p): p is string => p !== null);
   return `${parts.map((p) => p.trimEnd()).join('\n\n')}\n`;
 }
