@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../base/log.js';
+import { isStatementTimeout } from '../store/dialects/timeouts.js';
 import type { Store } from '../store/store.js';
 
 /** Tokens kept at most: a database away for a long time fails claims at each backoff. */
@@ -31,16 +32,20 @@ export class UnansweredClaims {
   }
 
   /**
-   * Runs `claim` with a fresh token; when it fails, the token is kept for `giveBack`. The
-   * oldest is dropped past MAX_KEPT: its lease ends it.
+   * Runs `claim` with a fresh token; when it fails without an answer (a lost connection, a
+   * statement timeout), the token is kept for `giveBack`. An error the database answered with
+   * (a deadlock, a missing table, a refused statement) rolled the claim back: nothing to look for.
+   * The oldest token is dropped past MAX_KEPT: its lease ends it.
    */
   async track<T>(claim: (token: string) => Promise<T>): Promise<T> {
     const token = randomUUID();
     try {
       return await claim(token);
     } catch (err) {
-      this.tokens.push(token);
-      if (this.tokens.length > MAX_KEPT) this.tokens.shift();
+      if (this.store.dialect.classifyError(err) === 'connection' || isStatementTimeout(err)) {
+        this.tokens.push(token);
+        if (this.tokens.length > MAX_KEPT) this.tokens.shift();
+      }
       throw err;
     }
   }

@@ -683,8 +683,17 @@ export class Worker {
       await this.health.guard(() => this.store.release(unstarted), 0);
       this.summary.released += unstarted.length;
     }
-    // So are the tasks of a claim the database did not answer, if it committed.
-    if (this.unanswered.size > 0) this.summary.released += (await this.health.guard(() => this.unanswered.giveBack(), 0));
+    // So are the tasks of a claim the database did not answer, if it committed. Never in the way
+    // of the stop: what cannot be given back now waits for its lease.
+    if (this.unanswered.size > 0) {
+      try {
+        this.summary.released += await this.unanswered.giveBack();
+      } catch (err) {
+        this.log.warn('could not give back the tasks of a claim the database did not answer; their lease will expire and they will be recovered', {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
     // Running tasks finish (or are aborted by the grace timer and settle as released/failed).
     while (this.slots.size > 0) await this.idle(50);
     this.graceTimer?.clear();
