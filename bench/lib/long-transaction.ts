@@ -23,6 +23,15 @@ export interface Holder {
   release(): Promise<void>;
 }
 
+/** Ends the held transaction: COMMIT, then the connection is closed whatever the COMMIT did. */
+async function commitAndClose(c: { query(sql: string): Promise<unknown>; end(): Promise<void> }): Promise<void> {
+  try {
+    await c.query('COMMIT');
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
 /** Opens the long transaction on `url`: it reads the completed table once and stays open. */
 export async function holdTransaction(db: 'mysql' | 'postgres', url: string, readTable: string): Promise<Holder> {
   if (db === 'postgres') {
@@ -51,13 +60,7 @@ export async function holdTransaction(db: 'mysql' | 'postgres', url: string, rea
           await o.end().catch(() => {});
         }
       },
-      async release() {
-        try {
-          await c.query('COMMIT');
-        } finally {
-          await c.end().catch(() => {});
-        }
-      },
+      release: () => commitAndClose(c),
     };
   }
   const c = await mysql.createConnection({ uri: url });
@@ -81,13 +84,7 @@ export async function holdTransaction(db: 'mysql' | 'postgres', url: string, rea
         await o.end().catch(() => {});
       }
     },
-    async release() {
-      try {
-        await c.query('COMMIT');
-      } finally {
-        await c.end().catch(() => {});
-      }
-    },
+    release: () => commitAndClose(c),
   };
 }
 
