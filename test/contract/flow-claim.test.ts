@@ -372,6 +372,27 @@ contract('flow-control claims', (db) => {
     });
   });
 
+  if (db.name === 'mysql') {
+    it('MySQL/MariaDB: the due keys are listed with a seek per key, not by reading every waiting task', async () => {
+      // 2,000 waiting tasks over 10 keys. Through the claim index (or any walk MariaDB runs as a
+      // scan) the list reads every entry; through tasks_keys (migration 011) a few per key.
+      for (let k = 0; k < 10; k++) await add(200, { key: `k${k}` });
+      await db.store.knex.raw(`ANALYZE TABLE ${db.store.tables.tasks}`);
+      const dueKeys = db.store.dialect.dueKeys!;
+      const reads = async (trx: Parameters<typeof dueKeys>[0]) => {
+        const [rows] = (await trx.raw(`SHOW SESSION STATUS LIKE 'Handler_read%'`)) as [Array<{ Variable_name: string; Value: string }>];
+        return rows.reduce((sum, r) => sum + Number(r.Value), 0);
+      };
+      await db.store.tx(async (trx) => {
+        const before = await reads(trx);
+        const keys = await dueKeys.call(db.store.dialect, trx, db.store.tables.tasks, 'k3', null, 500, clock.now());
+        const read = (await reads(trx)) - before;
+        expect(keys).to.deep.equal(['k4', 'k5', 'k6', 'k7', 'k8', 'k9']);
+        expect(read, 'index entries read').to.be.below(100);
+      });
+    });
+  }
+
   describe('paused queues', () => {
     it('keyed tasks of other queues are claimed even when more keys than one claim looks at are in a paused queue', async () => {
       for (let i = 0; i < 40; i++) await add(1, { queue: 'p', key: `a${String(i).padStart(2, '0')}` });

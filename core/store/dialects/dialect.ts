@@ -73,6 +73,12 @@ export interface Dialect {
   claim(knex: Knex, table: string, candidates: ClaimCandidates, set: ClaimSet): Promise<Record<string, unknown>[]>;
   /** The rows of every member query (each ordered and limited on its own), in one round trip. */
   unionAll(db: Db, members: readonly Knex.QueryBuilder[]): Promise<Record<string, unknown>[]>;
+  /**
+   * The keys of unlocked tasks due by `nowMs`, in key order: after `after` (from the first key
+   * when null), up to `upTo` (inclusive) when given; at most `limit`. Absent where the portable
+   * walk of store/claim.ts (a recursive statement, one index seek per key) is fast.
+   */
+  dueKeys?(db: Db, table: string, after: string | null, upTo: string | null, limit: number, nowMs: number): Promise<string[]>;
   /** An identifier quoted for this database. */
   quote(identifier: string): string;
   /** The rows of a `knex.raw` result. */
