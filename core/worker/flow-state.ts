@@ -2,6 +2,10 @@
  * What the worker knows of flow control when it claims: the limits its task files declare, and
  * the paused and limited queues, read from the queues table at most once per poll (at once on
  * PostgreSQL, told by a notification). The claim itself enforces them (store/claim.ts).
+ *
+ * While notifications are heard (PostgreSQL, listening, self-test passed), a change is known at
+ * once, so the table is read at most every HEARD_READ_MS even under a short poll: at
+ * `--sleep 0.01` the read came before every claim, in the path of each task's start.
  */
 import type { Logger } from '../base/log.js';
 import { getRegistered } from '../definition/registry.js';
@@ -11,6 +15,9 @@ import { queueRecords, setQueueLimits } from '../store/queues.js';
 import type { Settings } from '../config/settings.js';
 import type { Store } from '../store/store.js';
 import type { Service } from './service.js';
+
+/** How long a reading holds while changes are heard at once (the default poll). */
+const HEARD_READ_MS = 5000;
 
 export class FlowState implements Service {
   readonly plan: FlowPlan = emptyFlowPlan();
@@ -28,6 +35,8 @@ export class FlowState implements Service {
       declared: Settings['queues'];
       workerId: string;
       nowMs: () => number;
+      /** Whether changes are notified at once now (Wakeup.hearing). */
+      hearing?: () => boolean;
     },
   ) {}
 
@@ -62,9 +71,10 @@ export class FlowState implements Service {
     this.plan.keyedSeenAt = -Infinity;
   }
 
-  /** Reads the queues table again when the last reading is older than one poll. */
+  /** Reads the queues table again when the last reading is older than one poll (see above). */
   async refresh(): Promise<void> {
-    if (Date.now() - this.readAt < this.o.everyMs) return;
+    const holdMs = this.o.hearing?.() ? Math.max(this.o.everyMs, HEARD_READ_MS) : this.o.everyMs;
+    if (Date.now() - this.readAt < holdMs) return;
     this.reading ??= this.read().finally(() => (this.reading = null));
     await this.reading;
   }

@@ -151,6 +151,15 @@ export function workerHelpers(
       graceMs: Math.max(c.settings.cronGrace * 1000, 3 * c.sleepMs),
     }),
   });
+  // Wakes the worker on inserts (and tells the flow state, made next, what changed).
+  const wakeup = new Wakeup(
+    c.store,
+    hooks.wake,
+    c.log,
+    () => flow.invalidate(),
+    () => flow.tasksCreated(),
+    { listenUrl: c.settings.listenUrl, sleepMs: c.sleepMs },
+  );
   // Queue states are read at most once per poll, and at once when PostgreSQL says they changed.
   const flow = new FlowState({
     store: c.store,
@@ -160,15 +169,8 @@ export function workerHelpers(
     declared: c.settings.queues,
     workerId: c.workerId,
     nowMs: () => c.clock.now(),
+    hearing: () => wakeup.hearing,
   });
-  const wakeup = new Wakeup(
-    c.store,
-    hooks.wake,
-    c.log,
-    () => flow.invalidate(),
-    () => flow.tasksCreated(),
-    { listenUrl: c.settings.listenUrl, sleepMs: c.sleepMs },
-  );
   const registration = new Registration({
     store: c.store,
     clock: c.clock,

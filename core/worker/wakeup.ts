@@ -51,6 +51,14 @@ export class Wakeup implements Service {
     private readonly o: WakeupOptions = {},
   ) {}
 
+  /**
+   * Whether a change is heard at once: listening, on a connection whose self-test notification
+   * arrived. What a worker reads to learn of changes may then be read less often (flow-state.ts).
+   */
+  get hearing(): boolean {
+    return this.stopListening !== null && this.delivery === 'arrived';
+  }
+
   private readonly notified = (payload: string): void => {
     if (payload.startsWith(SELF_TEST_PREFIX)) {
       if (this.selfTest?.token === payload) this.selfTest.arrived();
@@ -85,7 +93,12 @@ export class Wakeup implements Service {
         return;
       }
       this.stopListening = stop;
-      if (this.warned) this.log.info('listening for new tasks again');
+      if (this.warned) {
+        this.log.info('listening for new tasks again');
+        // What was notified while nobody listened is lost: read it all again.
+        this.queuesChanged();
+        this.tasksCreated();
+      }
       this.warned = false;
       if (!this.selfTested) {
         this.selfTested = true;
@@ -154,6 +167,8 @@ export class Wakeup implements Service {
     if (this.stopped) return;
     const stop = this.stopListening;
     this.stopListening = null;
+    // Not hearing any more: the queue states last read may be older than a poll now.
+    this.queuesChanged();
     if (stop) void stop().catch(() => {});
     if (!this.warned) {
       this.warned = true;

@@ -58,6 +58,33 @@ contract('wake-up listener', (db) => {
     await waitUntil(async () => (await listeners()) === before, 'the private LISTEN connection to close', 5_000);
   });
 
+  it('hears while its LISTEN is up and its self-test arrived; a lost connection and a new LISTEN each say the queues may have changed', async function () {
+    this.timeout(30_000);
+    const u = new URL(db.url);
+    const proxy = new TcpProxy(u.hostname, Number(u.port));
+    await proxy.start();
+    const conn = await connectPrivate(parseDatabase(throughProxy(db.url, proxy.port), db.dir, 'database'), DEFAULT_TIMEOUTS);
+    let queuesChanged = 0;
+    const w = new Wakeup(new Store(conn, db.settings.tablePrefix), () => {}, recordingLogger(), () => queuesChanged++, undefined, { sleepMs: 5000 });
+    try {
+      expect(w.hearing, 'before it listens').to.equal(false);
+      await w.start();
+      await waitUntil(() => w.delivery !== 'pending', 'the self-test to end', 10_000);
+      expect(w.hearing).to.equal(true);
+      proxy.cut();
+      await waitUntil(() => !w.hearing, 'the lost LISTEN connection to be noticed', 10_000);
+      expect(queuesChanged, 'once the connection is lost').to.equal(1);
+      proxy.restore();
+      // It listens again after a pause (5 s).
+      await waitUntil(() => w.hearing, 'the worker to listen again', 20_000);
+      expect(queuesChanged, 'again once it listens again: changes notified meanwhile were missed').to.equal(2);
+    } finally {
+      await w.stop();
+      await settles(closeConnection(conn), 10_000);
+      await proxy.stop();
+    }
+  });
+
   it('a LISTEN whose connection is lost before its answer gives the connection back: nothing stays in use and the pool closes', async function () {
     this.timeout(30_000);
     const u = new URL(db.url);
