@@ -61,10 +61,28 @@ export interface FlowPlan {
   keysFit: boolean;
   /** How many keys the last look found. */
   keysFound: number;
+  /**
+   * The queues the last look found holding unlocked unkeyed tasks (the plain path's per-queue
+   * claim), and when it looked (epoch ms, real clock).
+   */
+  queuesSeen: string[];
+  queuesSeenAt: number;
 }
 
 export function emptyFlowPlan(): FlowPlan {
-  return { pausedQueues: new Set(), queueLimits: new Map(), taskLimits: new Map(), keyCursor: null, flowFirst: false, keyedSeenAt: -Infinity, keyed: false, keysFit: false, keysFound: 0 };
+  return {
+    pausedQueues: new Set(),
+    queueLimits: new Map(),
+    taskLimits: new Map(),
+    keyCursor: null,
+    flowFirst: false,
+    keyedSeenAt: -Infinity,
+    keyed: false,
+    keysFit: false,
+    keysFound: 0,
+    queuesSeen: [],
+    queuesSeenAt: -Infinity,
+  };
 }
 
 /** The time left to a duration run, and the run-time limits its task definitions declare (ms). */
@@ -118,6 +136,8 @@ function dueBase(q: Knex.QueryBuilder, a: ClaimArgs): Knex.QueryBuilder {
 
 /** How often a claim looks whether keyed tasks wait (one index probe). */
 const KEYED_LOOK_EVERY_MS = 250;
+/** How often the plain path lists the queues holding tasks, when some queue is skipped. */
+const QUEUES_LOOK_EVERY_MS = 250;
 /** Keys looked at per flow claim, at most: bounds the work of one claim whatever the key count. */
 const MAX_KEYS_PER_CLAIM = 500;
 
@@ -189,6 +209,21 @@ async function queuesWithTasks(store: Store, db: Knex): Promise<string[]> {
   return rows.map((r) => String(r.name));
 }
 
+/**
+ * The queues holding unlocked unkeyed tasks, looked up at most every QUEUES_LOOK_EVERY_MS (and
+ * again once tasks were inserted, FlowState.tasksCreated): the look was a second statement in
+ * every claim beside a paused queue, as costly as the claim. Tasks that another process puts in
+ * a queue the last look did not find wait for the next look (a quarter of a second), as keyed
+ * tasks wait for theirs.
+ */
+async function queuesInTurn(store: Store, db: Knex, plan: FlowPlan): Promise<string[]> {
+  const now = Date.now();
+  if (now - plan.queuesSeenAt < QUEUES_LOOK_EVERY_MS) return plan.queuesSeen;
+  plan.queuesSeen = await queuesWithTasks(store, db);
+  plan.queuesSeenAt = now;
+  return plan.queuesSeen;
+}
+
 /** Plain tasks: unkeyed, of names without limits, in queues neither paused nor limited. */
 async function plainClaim(store: Store, a: ClaimArgs, want: number): Promise<Record<string, unknown>[]> {
   const names = a.names.filter((n) => !limitedName(a.plan, n));
@@ -202,7 +237,7 @@ async function plainClaim(store: Store, a: ClaimArgs, want: number): Promise<Rec
   }
   // Some queues are skipped: one ordered scan per queue claimed from, so a skipped queue's
   // backlog is never read (an exclusion in one scan would walk past all of it).
-  const queues: Array<string | null> = a.queues ? [...a.queues] : [null, ...(await queuesWithTasks(store, knex))];
+  const queues: Array<string | null> = a.queues ? [...a.queues] : [null, ...(await queuesInTurn(store, knex, a.plan))];
   const members = queues
     .filter((q) => q === null || !skip.includes(q))
     .filter((q) => q === null || !(a.excludeQueues ?? []).includes(q))

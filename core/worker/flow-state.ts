@@ -64,11 +64,12 @@ export class FlowState implements Service {
   }
 
   /**
-   * New tasks were inserted: the next claim looks for keyed tasks again, rather than trusting a
-   * look of up to 250 ms ago (a keyed task enqueued just after it would wait a whole poll).
+   * New tasks were inserted: the next claim looks for keyed tasks, and for the queues holding
+   * tasks, again, rather than trusting a look of up to 250 ms ago.
    */
   tasksCreated(): void {
     this.plan.keyedSeenAt = -Infinity;
+    this.plan.queuesSeenAt = -Infinity;
   }
 
   /** Reads the queues table again when the last reading is older than one poll (see above). */

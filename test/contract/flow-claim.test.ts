@@ -59,8 +59,10 @@ contract('flow-control claims', (db) => {
   };
 
   const claim = (p: FlowPlan, limit = 50, workerId = 'w1', leaseMs = 60_000): Promise<TaskRow[]> => {
-    // Each claim looks for keyed tasks afresh (a worker looks at most every 250 ms of real time).
+    // Each claim looks for keyed tasks and for queues afresh (a worker looks at most every 250 ms
+    // of real time, and after its process inserted tasks).
     p.keyedSeenAt = -Infinity;
+    p.queuesSeenAt = -Infinity;
     return db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId, nowMs: clock.now(), leaseMs, limit, flow: p });
   };
 
@@ -411,6 +413,41 @@ contract('flow-control claims', (db) => {
       rows.push(...(await claimBoth(p)));
       expect(rows.filter((t) => t.queue === 'p')).to.deep.equal([]);
       expect(rows).to.have.length(5);
+    });
+
+    it('beside a paused queue, the queues holding tasks are listed at most once per 250 ms, and again once inserts were heard', async () => {
+      await add(20, { queue: 'p' });
+      await add(5, { queue: 'q' });
+      const p = plan({ paused: ['p'] });
+      // The list of queues: a recursive statement, or on MySQL/MariaDB a seek per queue.
+      const isList = (sql: string) => /WITH RECURSIVE q\(name\)/.test(sql) || /^select `queue` from .* order by `queue` asc limit/i.test(sql);
+      let lists = 0;
+      const onQuery = (q: { sql: string }) => {
+        if (isList(q.sql)) lists++;
+      };
+      const knex = db.store.knex;
+      knex.on('query', onQuery);
+      try {
+        const started = Date.now();
+        const claimed: TaskRow[] = [];
+        for (let i = 0; i < 5; i++) {
+          p.flowFirst = false; // the plain path, which lists the queues
+          claimed.push(...(await db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId: 'w1', nowMs: clock.now(), leaseMs: 60_000, limit: 1, flow: p })));
+        }
+        const elapsed = Date.now() - started;
+        expect(claimed.map((t) => t.queue)).to.deep.equal(['q', 'q', 'q', 'q', 'q']);
+        // On MySQL/MariaDB one list is a statement per queue (and one more that finds none).
+        const perList = db.name === 'mysql' ? 3 : 1;
+        expect(lists / perList, `lists in ${elapsed} ms of claims`).to.be.at.least(1).and.at.most(1 + Math.floor(elapsed / 250));
+        // Tasks of a queue the last list did not hold: found once the worker hears of inserts.
+        const [r] = await add(1, { queue: 'r', priority: 5 });
+        p.queuesSeenAt = -Infinity; // what FlowState.tasksCreated() does
+        p.flowFirst = false;
+        const next = await db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId: 'w1', nowMs: clock.now(), leaseMs: 60_000, limit: 1, flow: p });
+        expect(next.map((t) => t.id)).to.deep.equal([r]);
+      } finally {
+        knex.off('query', onQuery);
+      }
     });
   });
 });
