@@ -182,25 +182,12 @@ function plainBase(store: Store, db: Knex, a: ClaimArgs): Knex.QueryBuilder {
 
 /**
  * The distinct queues of unlocked, unkeyed tasks (a skip scan of the per-queue claim index: one
- * seek per queue, however many tasks each holds). Tasks without a queue are not listed.
- * MySQL/MariaDB answer the recursive form's MIN() by reading every index entry of the queues it
- * passes (a paused queue's whole backlog; measured by bench/scenarios/flow.ts), so there each step
- * is its own `ORDER BY queue LIMIT 1` seek, and queues of keyed tasks are listed too (their member
- * of the claim finds nothing).
+ * seek per queue, however many tasks each holds), unless the dialect lists them its own way
+ * (`queuesWithTasks`). Tasks without a queue are not listed.
  */
 async function queuesWithTasks(store: Store, db: Knex): Promise<string[]> {
   const t = store.tables.tasks;
-  if (store.dialect.name === 'mysql') {
-    const out: string[] = [];
-    for (let after: string | null = null; ; ) {
-      const q = db(t).select('queue').whereNull('locked_by').orderBy('queue').limit(1);
-      if (after === null) q.whereNotNull('queue');
-      else q.where('queue', '>', after);
-      const row = (await q.first()) as { queue: string } | undefined;
-      if (!row) return out;
-      out.push((after = String(row.queue)));
-    }
-  }
+  if (store.dialect.queuesWithTasks) return store.dialect.queuesWithTasks(db, t);
   const step = `SELECT MIN(queue) FROM ${store.dialect.quote(t)} WHERE locked_by IS NULL AND concurrency_key IS NULL AND queue > q.name`;
   const sql =
     `WITH RECURSIVE q(name) AS (SELECT MIN(queue) FROM ${store.dialect.quote(t)} WHERE locked_by IS NULL AND concurrency_key IS NULL AND queue IS NOT NULL ` +

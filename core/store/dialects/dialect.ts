@@ -79,6 +79,12 @@ export interface Dialect {
    * walk of store/claim.ts (a recursive statement, one index seek per key) is fast.
    */
   dueKeys?(db: Db, table: string, after: string | null, upTo: string | null, limit: number, nowMs: number): Promise<string[]>;
+  /**
+   * The distinct queues of unlocked tasks (those of unkeyed tasks at least; a queue listed in
+   * excess only costs the claim an empty member). Absent where the portable walk of
+   * store/claim.ts (a recursive statement, one index seek per queue) is fast.
+   */
+  queuesWithTasks?(db: Db, table: string): Promise<string[]>;
   /** An identifier quoted for this database. */
   quote(identifier: string): string;
   /** The rows of a `knex.raw` result. */

@@ -206,6 +206,21 @@ export const mysqlDialect: Dialect = {
     return rawRows('mysql', await db.raw(sql, bindings)).map((r) => String(r.ck));
   },
 
+  async queuesWithTasks(db, table) {
+    // MySQL/MariaDB answer the recursive walk's MIN() by reading every index entry of the queues
+    // it passes (a paused queue's whole backlog; measured by bench/scenarios/flow.ts), so each
+    // step is its own `ORDER BY queue LIMIT 1` seek, and queues of keyed tasks are listed too.
+    const out: string[] = [];
+    for (let after: string | null = null; ; ) {
+      const query = db(table).select('queue').whereNull('locked_by').orderBy('queue').limit(1);
+      if (after === null) query.whereNotNull('queue');
+      else query.where('queue', '>', after);
+      const row = (await query.first()) as { queue: string } | undefined;
+      if (!row) return out;
+      out.push((after = String(row.queue)));
+    }
+  },
+
   quote: q,
 
   rows: (result) => rawRows('mysql', result),
