@@ -24,6 +24,15 @@ contract('wake-up listener', (db) => {
     // Only this suite's channel: other suites may listen on the same server.
     Number(((await db.store.knex.raw("SELECT count(*) AS n FROM pg_stat_activity WHERE query = ? AND state = 'idle'", [`LISTEN "${db.store.tables.tasks}"`])) as { rows: Array<{ n: unknown }> }).rows[0]!.n);
 
+  /** A private connection to the database through a TCP proxy the test can cut. */
+  const proxiedConnection = async () => {
+    const u = new URL(db.url);
+    const proxy = new TcpProxy(u.hostname, Number(u.port));
+    await proxy.start();
+    const conn = await connectPrivate(parseDatabase(throughProxy(db.url, proxy.port), db.dir, 'database'), DEFAULT_TIMEOUTS);
+    return { proxy, conn };
+  };
+
   it('the first LISTEN hears its own test notification on a direct connection, and says nothing', async () => {
     const log = recordingLogger();
     let wakes = 0;
@@ -60,10 +69,7 @@ contract('wake-up listener', (db) => {
 
   it('hears while its LISTEN is up and its self-test arrived; a lost connection and a new LISTEN each say the queues may have changed', async function () {
     this.timeout(30_000);
-    const u = new URL(db.url);
-    const proxy = new TcpProxy(u.hostname, Number(u.port));
-    await proxy.start();
-    const conn = await connectPrivate(parseDatabase(throughProxy(db.url, proxy.port), db.dir, 'database'), DEFAULT_TIMEOUTS);
+    const { proxy, conn } = await proxiedConnection();
     let queuesChanged = 0;
     const w = new Wakeup(new Store(conn, db.settings.tablePrefix), () => {}, recordingLogger(), () => queuesChanged++, undefined, { sleepMs: 5000 });
     try {
@@ -87,10 +93,7 @@ contract('wake-up listener', (db) => {
 
   it('a LISTEN whose connection is lost before its answer gives the connection back: nothing stays in use and the pool closes', async function () {
     this.timeout(30_000);
-    const u = new URL(db.url);
-    const proxy = new TcpProxy(u.hostname, Number(u.port));
-    await proxy.start();
-    const conn = await connectPrivate(parseDatabase(throughProxy(db.url, proxy.port), db.dir, 'database'), DEFAULT_TIMEOUTS);
+    const { proxy, conn } = await proxiedConnection();
     const inUse = () => (conn.knex.client as { pool: { numUsed(): number } }).pool.numUsed();
     const log = recordingLogger();
     const w = new Wakeup(new Store(conn, db.settings.tablePrefix), () => {}, log, undefined, undefined, { sleepMs: 5000 });
