@@ -91,7 +91,7 @@ export function markdownReport(input: ReportInput): string {
     `Written by \`${r.command}\` (${r.mode} mode, ${plural(r.runs, 'run')} per figure, ${Math.round(r.durationS)} s) on ${m.date}. ` +
       'Do not edit by hand: run the suite again. `npm run bench` measures every scenario on SQLite and, when ' +
       '`BGTASKS_TEST_MYSQL_URL` / `BGTASKS_TEST_PG_URL` are set, on MariaDB/MySQL and PostgreSQL, and rewrites this page but for ' +
-      `its [soak section](#soaks), which \`npm run bench -- --soak\` writes; ` +
+      'two sections it keeps: "Side by side with peers" (from `../shared/peer-bench/`) and the soaks, which `npm run bench -- --soak` writes; ' +
       '`npm run bench -- --quick` is the CI smoke run (small N, no soaks, writes nothing). See bench/README.md.',
     '',
     '## Machine',
