@@ -12,7 +12,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../base/log.js';
-import { isStatementTimeout } from '../store/dialects/timeouts.js';
 import type { Store } from '../store/store.js';
 
 /** Tokens kept at most: a database away for a long time fails claims at each backoff. */
@@ -42,7 +41,8 @@ export class UnansweredClaims {
     try {
       return await claim(token);
     } catch (err) {
-      if (this.store.dialect.classifyError(err) === 'connection' || isStatementTimeout(err)) {
+      // 'connection' covers our statement timeout too (dialect.ts, isConnectionFailure).
+      if (this.store.dialect.classifyError(err) === 'connection') {
         this.tokens.push(token);
         if (this.tokens.length > MAX_KEPT) this.tokens.shift();
       }
