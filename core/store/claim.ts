@@ -134,10 +134,12 @@ function dueBase(q: Knex.QueryBuilder, a: ClaimArgs): Knex.QueryBuilder {
   return applyBudget(q, a.budget);
 }
 
-/** How often a claim looks whether keyed tasks wait (one index probe). */
-const KEYED_LOOK_EVERY_MS = 250;
-/** How often the plain path lists the queues holding tasks, when some queue is skipped. */
-const QUEUES_LOOK_EVERY_MS = 250;
+/**
+ * How long a claim trusts its last look at what waits: whether keyed tasks do (one index probe),
+ * and which queues hold tasks when some queue is skipped. Looked at again sooner once the worker
+ * hears of inserts (FlowState.tasksCreated).
+ */
+const LOOK_EVERY_MS = 250;
 /** Keys looked at per flow claim, at most: bounds the work of one claim whatever the key count. */
 const MAX_KEYS_PER_CLAIM = 500;
 
@@ -197,15 +199,14 @@ async function queuesWithTasks(store: Store, db: Knex): Promise<string[]> {
 }
 
 /**
- * The queues holding unlocked unkeyed tasks, looked up at most every QUEUES_LOOK_EVERY_MS (and
- * again once tasks were inserted, FlowState.tasksCreated): the look was a second statement in
- * every claim beside a paused queue, as costly as the claim. Tasks that another process puts in
- * a queue the last look did not find wait for the next look (a quarter of a second), as keyed
+ * The queues holding unlocked unkeyed tasks, as looked up at most every LOOK_EVERY_MS: the look
+ * was a second statement in every claim beside a paused queue, as costly as the claim. Tasks that
+ * another process puts in a queue the last look did not find wait for the next look, as keyed
  * tasks wait for theirs.
  */
-async function queuesInTurn(store: Store, db: Knex, plan: FlowPlan): Promise<string[]> {
+async function knownQueues(store: Store, db: Knex, plan: FlowPlan): Promise<string[]> {
   const now = Date.now();
-  if (now - plan.queuesSeenAt < QUEUES_LOOK_EVERY_MS) return plan.queuesSeen;
+  if (now - plan.queuesSeenAt < LOOK_EVERY_MS) return plan.queuesSeen;
   plan.queuesSeen = await queuesWithTasks(store, db);
   plan.queuesSeenAt = now;
   return plan.queuesSeen;
@@ -224,7 +225,7 @@ async function plainClaim(store: Store, a: ClaimArgs, want: number): Promise<Rec
   }
   // Some queues are skipped: one ordered scan per queue claimed from, so a skipped queue's
   // backlog is never read (an exclusion in one scan would walk past all of it).
-  const queues: Array<string | null> = a.queues ? [...a.queues] : [null, ...(await queuesInTurn(store, knex, a.plan))];
+  const queues: Array<string | null> = a.queues ? [...a.queues] : [null, ...(await knownQueues(store, knex, a.plan))];
   const members = queues
     .filter((q) => q === null || !skip.includes(q))
     .filter((q) => q === null || !(a.excludeQueues ?? []).includes(q))
@@ -238,10 +239,10 @@ async function plainClaim(store: Store, a: ClaimArgs, want: number): Promise<Rec
   return store.retrying(() => store.dialect.claim(knex, store.tables.tasks, { members, limit: want, ordering: a.ordering }, a.set));
 }
 
-/** Whether keyed tasks wait (looked at most every KEYED_LOOK_EVERY_MS; an index probe). */
+/** Whether keyed tasks wait (looked at most every LOOK_EVERY_MS; an index probe). */
 async function keyedWaiting(store: Store, plan: FlowPlan): Promise<boolean> {
   const now = Date.now();
-  if (now - plan.keyedSeenAt < KEYED_LOOK_EVERY_MS) return plan.keyed;
+  if (now - plan.keyedSeenAt < LOOK_EVERY_MS) return plan.keyed;
   const row = await store.knex(store.tables.tasks).select('id').whereNull('locked_by').whereNotNull('concurrency_key').first();
   plan.keyed = row !== undefined;
   plan.keyedSeenAt = now;
@@ -265,9 +266,8 @@ function nextKey(table: string, where: string): string {
  */
 async function keysInTurn(store: Store, trx: Knex.Transaction, cursor: string | null, max: number, nowMs: number): Promise<string[]> {
   const t = store.dialect.quote(store.tables.tasks);
-  const dueKeys = store.dialect.dueKeys;
   const scan = async (after: string | null, upTo: string | null, limit: number): Promise<string[]> => {
-    if (dueKeys) return dueKeys.call(store.dialect, trx, store.tables.tasks, after, upTo, limit, nowMs);
+    if (store.dialect.dueKeys) return store.dialect.dueKeys(trx, store.tables.tasks, after, upTo, limit, nowMs);
     const first = after === null ? 'concurrency_key IS NOT NULL' : 'concurrency_key > ?';
     const sql =
       `WITH RECURSIVE k(name) AS (SELECT (${nextKey(t, first)}) ` +
@@ -461,17 +461,18 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
     let cursor = plan.keyCursor;
     let lastSeen: string | undefined;
     const firstOf = () => base().clearSelect().select('id').orderBy(order(dir)).limit(1);
+    // Whether each key's first task may be found by a correlated subquery. Not where the dialect
+    // lists the keys its own way (MySQL/MariaDB): MariaDB runs those seeks, like the key walk, as
+    // reads of every unlocked entry once its statistics favour that (measured: 20-40 ms per claim
+    // over 100 keys in 5,000 tasks), so there each key gets a member of its own, an index seek.
+    const correlatedSeeks = !store.dialect.dueKeys;
     for (;;) {
       let scanned: string[] = [];
       let firsts: Candidate[] = [];
       // When the last look found at least as many keys as this claim wants, it takes one task
       // per key (see perKey): the keys and their first tasks come in one statement (two when the
-      // turn wraps past the last key), through the recursive walk. Where the dialect lists the
-      // keys its own way (MySQL/MariaDB), the keys come first, then a member per key: MariaDB
-      // answers the correlated first-of-each-key by reading every unlocked entry of the claim
-      // index for each key once its statistics favour that (measured: 20-40 ms per claim over
-      // 100 keys in 5,000 tasks), where a member per key is an index seek.
-      const oneStatement = keyed && !store.dialect.dueKeys && plan.keysFound >= want - admitted.length;
+      // turn wraps past the last key), through the recursive walk (correlated seeks).
+      const oneStatement = keyed && correlatedSeeks && plan.keysFound >= want - admitted.length;
       if (oneStatement) {
         // When the last look from the first key found all due keys within one window, look from
         // the first key again and start the turn after the cursor here: one statement, where a
@@ -500,7 +501,7 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
       for (const k of keys) seen.add(k);
       if (oneStatement && perKey === 1) {
         // Read above. (With fewer keys than the claim wants, each key is read deeper below.)
-      } else if (perKey === 1 && keys.length > 0 && store.dialect.name !== 'mysql') {
+      } else if (perKey === 1 && keys.length > 0 && correlatedSeeks) {
         const ids = await firstOfEachKey(store, trx, keys, firstOf);
         if (ids.length > 0) members.push(base().whereIn('id', ids));
       } else {

@@ -76,7 +76,8 @@ export interface Dialect {
   /**
    * The keys of unlocked tasks due by `nowMs`, in key order: after `after` (from the first key
    * when null), up to `upTo` (inclusive) when given; at most `limit`. Absent where the portable
-   * walk of store/claim.ts (a recursive statement, one index seek per key) is fast.
+   * walk of store/claim.ts (a recursive statement, one index seek per key) is fast. Present, it
+   * also tells the keyed claim to find each key's first task without correlated subqueries.
    */
   dueKeys?(db: Db, table: string, after: string | null, upTo: string | null, limit: number, nowMs: number): Promise<string[]>;
   /**
