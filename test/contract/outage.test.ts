@@ -163,7 +163,9 @@ contract('workers coming back after their leases expired', (db) => {
   it('a late result is still fenced when another worker recovered and re-claimed the task', async () => {
     const ref = await held('a');
     const log = recordingLogger();
-    const w = await new Worker(workerOptions({ heartbeatInterval: 2, logger: log })).start(db.settings);
+    // No prefetch: with its one slot busy the first worker claims nothing, so it cannot take the
+    // recovered task itself between the recovery and the other worker's claim below.
+    const w = await new Worker(workerOptions({ heartbeatInterval: 2, prefetch: 0, logger: log })).start(db.settings);
     try {
       await waitUntil(() => running() === 1, 'the task to start');
       // Recovered and claimed again between two heartbeats of the first worker (every 2 s).
