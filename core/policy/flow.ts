@@ -84,9 +84,16 @@ export function limitersFor(t: Omit<FlowCandidate, 'id'>, task: TaskLimits | und
       out.push(limiter('rate', scope, task.rateLimit.limit, Math.round(task.rateLimit.period * 1000)));
     }
   }
-  if (t.key !== null) out.push(limiter('concurrency', `task ${t.name} key ${t.key}`, task?.concurrencyLimit ?? DEFAULT_KEY_LIMIT));
+  if (t.key !== null) out.push(limiter('concurrency', keyScope(t.name, t.key), task?.concurrencyLimit ?? DEFAULT_KEY_LIMIT));
   return out;
 }
+
+/** Whether `l` is the per-key concurrency limit of `t` (its name's limit for its key). */
+export function isKeyLimit(l: Limiter, t: Omit<FlowCandidate, 'id'>): boolean {
+  return t.key !== null && l.kind === 'concurrency' && l.scope === keyScope(t.name, t.key);
+}
+
+const keyScope = (name: string, key: string) => `task ${name} key ${key}`;
 
 /** Usage per limiter id: RUNNING tasks (concurrency) or starts within the window (rate). */
 export type Usage = Map<string, number>;

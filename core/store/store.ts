@@ -36,6 +36,11 @@ export interface ClaimRequest extends ClaimFilter {
   budget?: RunBudget;
   /** Only tasks whose priority ranks strictly above this one (in the filter's ordering). */
   above?: number;
+  /**
+   * Claim tokens of tasks whose attempts ended on this worker but whose results are not written
+   * yet, by task id: they count against no concurrency limit of this worker's claims.
+   */
+  ended?: ReadonlyMap<string, string>;
   /** The claim token (default: a fresh one): a caller that chose it can find the tasks of a claim whose answer it lost. */
   token?: string;
 }

@@ -45,6 +45,7 @@ export class FlowState implements Service {
     for (const name of this.o.names) {
       const o = getRegistered(name)?.options;
       if (!o) continue;
+      if (o.concurrencyKey || o.concurrencyLimit) this.plan.keyedNames.add(name);
       if (o.concurrency || o.rateLimit || o.concurrencyLimit) {
         limits.set(name, { concurrency: o.concurrency ?? null, rateLimit: o.rateLimit ?? null, concurrencyLimit: o.concurrencyLimit ?? null });
       }
@@ -70,6 +71,7 @@ export class FlowState implements Service {
   tasksCreated(): void {
     this.plan.keyedSeenAt = -Infinity;
     this.plan.queuesSeenAt = -Infinity;
+    this.plan.plainEmptyAt = -Infinity;
   }
 
   /** Reads the queues table again when the last reading is older than one poll (see above). */

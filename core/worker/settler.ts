@@ -109,9 +109,13 @@ export class Settler implements Service {
     return this.queue.length;
   }
 
+  /** Claim tokens, by task id, of the tasks whose results are queued or being written. */
+  readonly ended = new Map<string, string>();
+
   /** Queues a decision for `task`; onSettled reports it once written (or found to be lost). */
   settle(task: TaskRow, decision: Decision, returnValue: string | null = null, durationMs: number | null = null): void {
     this.queue.push({ task, decision, returnValue, durationMs, finishedAt: this.o.now() });
+    if (task.claimToken !== null) this.ended.set(task.id, task.claimToken);
     const batched = decision.type === 'complete';
     if (!batched || this.queue.length >= this.maxBatch) this.kick(0);
     else this.kick(this.flushMs);
@@ -372,6 +376,7 @@ export class Settler implements Service {
   }
 
   private report(w: PendingWrite, outcome: SettledOutcome): void {
+    this.ended.delete(w.task.id);
     if (outcome === 'lost' && w.decision.type !== 'none') {
       this.o.log.warn('lease lost before the result was recorded; another worker owns the task now, so this result is discarded', {
         id: w.task.id,

@@ -17,7 +17,7 @@ import { decide, decideCancelledBeforeStart, type Decision, type Execution } fro
 import { registeredNames, getRegistered } from '../definition/registry.js';
 import type { Settler, SettleReport } from './settler.js';
 import { claimOrder, type ClaimFilter, type Store } from '../store/store.js';
-import { underFlowControl, type RunBudget } from '../store/claim.js';
+import { onlyOnePerKey, underFlowControl, type RunBudget } from '../store/claim.js';
 import { reachableStore } from '../store/open.js';
 import type { TaskRow } from '../types.js';
 import type { Services } from './service.js';
@@ -514,11 +514,16 @@ export class Worker {
           const nowMs = this.clock.now();
           // Keyed and limited tasks are claimed for the free slots and at most `concurrency` ahead:
           // a prefetched task holds its limit's slot and its rate-window start while it waits, and
-          // a deep buffer of one key's tasks would run ahead of a key enqueued after them.
+          // a deep buffer of one key's tasks would run ahead of a key enqueued after them. Not
+          // where the only limit is one task per key: the buffer then holds at most one task of
+          // each key, which holds no slot but its own key's, so they are prefetched like others.
           const plan = this.flow.plan;
           const flowHeld = this.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
-          const flowLimit = Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
-          const request = { ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs) };
+          const flowLimit = onlyOnePerKey(plan, this.filter.names) ? limit : Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
+          // Tasks that ended here but whose results wait to be written hold no slot in this
+          // worker's claims: a key of limit 1 is served again as soon as its task ends.
+          const ended = this.settler.ended;
+          const request = { ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs), ended };
           const metrics = this.metrics;
           if (!metrics) return this.unanswered.track((token) => this.store.claim({ ...request, token }));
           const started = performance.now();

@@ -6,6 +6,7 @@
  * both paths, and tasks held back left READY with no attempt counted.
  */
 import { expect } from 'chai';
+import type { Knex } from 'knex';
 import { ManualClock, resetClock, setClock } from '../../core/base/clock.js';
 import { emptyFlowPlan, type FlowPlan } from '../../core/store/claim.js';
 import type { QueueLimits, TaskLimits } from '../../core/policy/flow.js';
@@ -63,7 +64,15 @@ contract('flow-control claims', (db) => {
     // of real time, and after its process inserted tasks).
     p.keyedSeenAt = -Infinity;
     p.queuesSeenAt = -Infinity;
+    p.plainEmptyAt = -Infinity;
     return db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId, nowMs: clock.now(), leaseMs, limit, flow: p });
+  };
+
+  /** A claim through the flow path first, with `ended` as the worker passes it. */
+  const claimWith = (p: FlowPlan, workerId: string, o: { ended: ReadonlyMap<string, string> }): Promise<TaskRow[]> => {
+    p.keyedSeenAt = -Infinity;
+    p.flowFirst = true;
+    return db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId, nowMs: clock.now(), leaseMs: 60_000, limit: 50, flow: p, ended: o.ended });
   };
 
   /** Claims through both paths (plain first, then flow first), as a worker's alternating claims do. */
@@ -90,6 +99,25 @@ contract('flow-control claims', (db) => {
       await complete(first.filter((t) => t.queue === 'mail').slice(0, 1));
       const next = await claimBoth(p, 50, 'w2');
       expect(next.map((t) => t.queue)).to.deep.equal(['mail']);
+    });
+
+    it('a task that ended on the claiming worker, its result not yet written, holds no slot of that worker\'s claims', async () => {
+      await add(3, { key: 'user:1' });
+      const p = plan();
+      const [first] = await claim(p, 50, 'w1');
+      expect(first).to.not.equal(undefined);
+      // Still RUNNING in the table: no other task of its key for anyone.
+      expect(await claimBoth(p, 50, 'w1')).to.deep.equal([]);
+      // Another worker does not know it ended: the slot stays held for it.
+      const ended = new Map([[first!.id, first!.claimToken!]]);
+      expect(await claimWith(p, 'w2', { ended })).to.deep.equal([]);
+      // A claim token that is not the lease's own (an older claim of the task) frees nothing.
+      expect(await claimWith(p, 'w1', { ended: new Map([[first!.id, 'another-claim:1']]) })).to.deep.equal([]);
+      const next = await claimWith(p, 'w1', { ended });
+      expect(next.map((t) => t.concurrencyKey)).to.deep.equal(['user:1']);
+      expect(next[0]!.id).to.not.equal(first!.id);
+      // Both now hold the key in the table: the next one waits for either end to be written.
+      expect(await claimWith(p, 'w1', { ended })).to.deep.equal([]);
     });
 
     it('counts only live leases: a slot held by an expired lease is free again', async () => {
@@ -380,14 +408,14 @@ contract('flow-control claims', (db) => {
       // scan) the list reads every entry; through tasks_keys (migration 011) a few per key.
       for (let k = 0; k < 10; k++) await add(200, { key: `k${k}` });
       await db.store.knex.raw(`ANALYZE TABLE ${db.store.tables.tasks}`);
-      const dueKeys = db.store.dialect.dueKeys!;
-      const reads = async (trx: Parameters<typeof dueKeys>[0]) => {
+      const reads = async (trx: Knex.Transaction) => {
         const [rows] = (await trx.raw(`SHOW SESSION STATUS LIKE 'Handler_read%'`)) as [Array<{ Variable_name: string; Value: string }>];
         return rows.reduce((sum, r) => sum + Number(r.Value), 0);
       };
       await db.store.tx(async (trx) => {
         const before = await reads(trx);
-        const keys = await dueKeys.call(db.store.dialect, trx, db.store.tables.tasks, 'k3', null, 500, clock.now());
+        const listed = db.store.dialect.dueKeys!(db.store.tables.tasks, 'k3', null, 500, clock.now());
+        const keys = db.store.dialect.rows(await trx.raw(listed.sql, listed.bindings)).map((r) => String(r.name));
         const read = (await reads(trx)) - before;
         expect(keys).to.deep.equal(['k4', 'k5', 'k6', 'k7', 'k8', 'k9']);
         expect(read, 'index entries read').to.be.below(100);

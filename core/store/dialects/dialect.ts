@@ -74,12 +74,19 @@ export interface Dialect {
   /** The rows of every member query (each ordered and limited on its own), in one round trip. */
   unionAll(db: Db, members: readonly Knex.QueryBuilder[]): Promise<Record<string, unknown>[]>;
   /**
-   * The keys of unlocked tasks due by `nowMs`, in key order: after `after` (from the first key
-   * when null), up to `upTo` (inclusive) when given; at most `limit`. Absent where the portable
-   * walk of store/claim.ts (a recursive statement, one index seek per key) is fast. Present, it
-   * also tells the keyed claim to find each key's first task without correlated subqueries.
+   * A statement listing the keys of unlocked tasks due by `nowMs` (one column, `name`), in key
+   * order: after `after` (from the first key when null), up to `upTo` (inclusive) when given; at
+   * most `limit`. Absent where the portable walk of store/claim.ts (a recursive statement, one
+   * index seek per key) is fast.
    */
-  dueKeys?(db: Db, table: string, after: string | null, upTo: string | null, limit: number, nowMs: number): Promise<string[]>;
+  dueKeys?(table: string, after: string | null, upTo: string | null, limit: number, nowMs: number): { sql: string; bindings: Knex.RawBinding[] };
+  /** Whether the database has `LEFT JOIN LATERAL` (the keyed claim joins each key's first task so). */
+  lateralJoins?: boolean;
+  /**
+   * What the keyed claim's seek for each key's first task reads from, where the table's name
+   * alone lets the optimizer pick a scan (an index hint). Absent: the table.
+   */
+  keySeekSource?(db: Db, table: string): Knex.Raw;
   /**
    * The distinct queues of unlocked tasks (those of unkeyed tasks at least; a queue listed in
    * excess only costs the claim an empty member). Absent where the portable walk of

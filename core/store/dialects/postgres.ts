@@ -36,6 +36,7 @@ const CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '
 
 export const postgresDialect: Dialect = {
   name: 'postgres',
+  lateralJoins: true,
 
   prepareConfig(config, timeouts) {
     const pool = { ...(config.pool ?? {}) };
