@@ -142,6 +142,8 @@ export interface ClaimArgs extends ClaimFilter {
   flowLimit?: number;
   /** Tasks whose attempts ended on this worker, results not yet written: id → claim token (see usageOf). */
   ended?: ReadonlyMap<string, string>;
+  /** Up to this many tasks of a key no other worker holds (see ClaimRequest.keyChain). */
+  keyChain?: number;
 }
 
 /** Due and unlocked, within the run budget and above the priority asked for. */
@@ -177,11 +179,12 @@ function keyLimitOf(plan: FlowPlan, names: readonly string[]): number {
 }
 
 /**
- * Whether the only limit over `names` is a per-key limit of 1 (no queue limit, no task
- * concurrency or rate limit).
+ * Whether the only limit on the tasks `f` claims is a per-key limit of 1: no limit on a queue it
+ * claims from, no task concurrency or rate limit, no per-key limit above 1.
  */
-export function onlyOnePerKey(plan: FlowPlan, names: readonly string[]): boolean {
-  return plan.queueLimits.size === 0 && names.every((n) => !limitedName(plan, n)) && keyLimitOf(plan, names) === 1;
+export function onlyOnePerKey(plan: FlowPlan, f: Pick<ClaimFilter, 'names' | 'queues' | 'excludeQueues'>): boolean {
+  const served = (q: string) => (f.queues ? f.queues.includes(q) : !(f.excludeQueues ?? []).includes(q));
+  return [...plan.queueLimits.keys()].every((q) => !served(q)) && f.names.every((n) => !limitedName(plan, n)) && keyLimitOf(plan, f.names) === 1;
 }
 
 /** Whether a name's unkeyed tasks go through the flow path (a concurrency or rate limit of its own). */
@@ -367,35 +370,48 @@ async function keysWithFirsts(
   nowMs: number,
   first: () => Knex.QueryBuilder,
   running: Knex.QueryBuilder,
+  /** Tasks read per key (its first ones in claim order). */
+  depth = 1,
 ): Promise<{ keys: string[]; firsts: Candidate[]; running: RunningRow[] }> {
   const t = store.dialect.quote(store.tables.tasks);
   const limit = Math.max(1, Math.floor(max));
-  const seek = first().whereRaw('concurrency_key = ks.name');
-  // PostgreSQL plans `f.id = (seek)` as a hash join over a sequential scan of the whole table
-  // (measured: 5 ms against 1.8 ms over 7,000 tasks, and growing with them); a lateral join reads
-  // each key's first row by the seek itself. Elsewhere the join is a primary-key look-up.
-  const lateral = store.dialect.lateralJoins === true;
-  const inner = (lateral ? seek.clearSelect().select('id', 'name', 'queue', 'concurrency_key', 'priority', 'run_at') : seek).toSQL();
   const also = running.toSQL();
   const bindings: Knex.RawBinding[] = [];
   const keyList = store.dialect.dueKeys ? listedKeys(store, bindings, after, wrap, limit, nowMs) : walkedKeys(t, bindings, after, wrap, limit, nowMs);
-  bindings.push(...(inner.bindings as Knex.RawBinding[]), ...(also.bindings as Knex.RawBinding[]));
+  const cols = 'f.id, f.name, f.queue, f.concurrency_key, f.priority, f.run_at, NULL AS locked_by, NULL AS claim_token';
+  const branches: string[] = [];
+  if (store.dialect.lateralJoins) {
+    // PostgreSQL plans `f.id = (seek)` as a hash join over a sequential scan of the whole table
+    // (measured: 5 ms against 1.8 ms over 7,000 tasks, and growing with them); a lateral join
+    // reads each key's first rows by the seek itself.
+    const seek = first().whereRaw('concurrency_key = ks.name').clearSelect().select('id', 'name', 'queue', 'concurrency_key', 'priority', 'run_at').limit(depth).toSQL();
+    bindings.push(...(seek.bindings as Knex.RawBinding[]));
+    branches.push(`SELECT 0 AS kind, ks.part AS part, ks.n AS n, ROW_NUMBER() OVER (PARTITION BY ks.part, ks.n ORDER BY f.priority) - 1 AS depth, ks.name AS scan_key, ${cols} FROM ks LEFT JOIN LATERAL (${seek.sql}) f ON true`);
+  } else {
+    // Elsewhere a primary-key look-up of each key's first task, its second, …: one branch each.
+    for (let d = 0; d < depth; d++) {
+      const seek = first().whereRaw('concurrency_key = ks.name').offset(d).toSQL();
+      bindings.push(...(seek.bindings as Knex.RawBinding[]));
+      branches.push(`SELECT 0 AS kind, ks.part AS part, ks.n AS n, ${d} AS depth, ks.name AS scan_key, ${cols} FROM ks ${d === 0 ? 'LEFT ' : ''}JOIN ${t} f ON f.id = (${seek.sql})`);
+    }
+  }
+  bindings.push(...(also.bindings as Knex.RawBinding[]));
   // The running tasks the limits count come in the same statement (kind 1): one round trip less
   // in every keyed claim.
   const sql =
-    `${keyList} SELECT 0 AS kind, ks.part AS part, ks.n AS n, ks.name AS scan_key, f.id, f.name, f.queue, f.concurrency_key, f.priority, f.run_at, NULL AS locked_by, NULL AS claim_token ` +
-    `FROM ks ${lateral ? `LEFT JOIN LATERAL (${inner.sql}) f ON true` : `LEFT JOIN ${t} f ON f.id = (${inner.sql})`} ` +
-    `UNION ALL SELECT 1, NULL, NULL, NULL, r.id, r.name, r.queue, r.concurrency_key, NULL, NULL, r.locked_by, r.claim_token FROM (${also.sql}) r ` +
-    `ORDER BY kind, part, n`;
+    `${keyList} ${branches.join(' UNION ALL ')} ` +
+    `UNION ALL SELECT 1, NULL, NULL, NULL, NULL, r.id, r.name, r.queue, r.concurrency_key, NULL, NULL, r.locked_by, r.claim_token FROM (${also.sql}) r ` +
+    `ORDER BY kind, part, n, depth`;
   const all = store.dialect.rows(await trx.raw(sql, bindings));
-  const rows = all.filter((r) => Number(r.kind) === 0).slice(0, limit);
+  const keys = all.filter((r) => Number(r.kind) === 0 && Number(r.depth) === 0).slice(0, limit).map((r) => String(r.scan_key));
+  const looked = new Set(keys);
   const firsts: Candidate[] = [];
-  for (const r of rows) {
-    if (r.id === null || r.id === undefined) continue;
+  for (const r of all) {
+    if (Number(r.kind) !== 0 || r.id === null || r.id === undefined || !looked.has(String(r.scan_key))) continue;
     firsts.push({ id: String(r.id), name: String(r.name), queue: r.queue === null ? null : String(r.queue), key: String(r.concurrency_key), priority: Number(r.priority), runAt: Number(r.run_at) });
   }
   const runningRows = all.filter((r) => Number(r.kind) === 1) as unknown as RunningRow[];
-  return { keys: rows.map((r) => String(r.scan_key)), firsts, running: runningRows };
+  return { keys, firsts, running: runningRows };
 }
 
 /**
@@ -437,12 +453,18 @@ function listedKeys(store: Store, bindings: Knex.RawBinding[], after: string | n
 }
 
 /** The limits of one candidate. */
-function limitersOf(plan: FlowPlan): (t: FlowCandidate) => Limiter[] {
+function limitersOf(plan: FlowPlan, chain: number): (t: FlowCandidate) => Limiter[] {
   const cache = new Map<string, Limiter[]>();
   return (t) => {
     const k = `${t.name}\u0000${t.queue ?? ''}\u0000${t.key ?? ''}\u0000${t.queue === null ? 0 : 1}`;
     let ls = cache.get(k);
-    if (!ls) cache.set(k, (ls = limitersFor(t, plan.taskLimits.get(t.name), t.queue === null ? undefined : plan.queueLimits.get(t.queue))));
+    if (!ls) {
+      ls = limitersFor(t, plan.taskLimits.get(t.name), t.queue === null ? undefined : plan.queueLimits.get(t.queue));
+      // A chain: the key admits `chain` of this worker's tasks (usageOf fills it when another
+      // worker holds the key); the worker starts them one at a time.
+      if (chain > 1) ls = ls.map((l) => (isKeyLimit(l, t) ? { ...l, limit: chain } : l));
+      cache.set(k, ls);
+    }
     return ls;
   };
 }
@@ -484,18 +506,25 @@ async function usageOf(
   limiters: Limiter[],
   of: (t: FlowCandidate) => Limiter[],
   rateNow: () => Promise<number>,
-  ended: { workerId: string; ids: ReadonlyMap<string, string> } | undefined,
+  mine: { workerId: string; ended: ReadonlyMap<string, string> | undefined; chain: number },
   /** runningQuery's rows, read in this transaction once the lock was held. */
   running: readonly RunningRow[],
 ): Promise<Usage> {
   const usage: Usage = new Map();
+  const heldElsewhere: Limiter[] = [];
+  const ended = mine.ended;
   for (const r of running) {
     // Ended on this worker (its own lease, the same claim), its result not yet written.
-    if (ended !== undefined && ended.ids.size > 0 && r.locked_by === ended.workerId && r.claim_token !== null && ended.ids.get(String(r.id)) === r.claim_token) continue;
-    for (const l of of({ id: String(r.id), name: r.name, queue: r.queue, key: r.concurrency_key })) {
-      if (l.kind === 'concurrency') usage.set(l.id, (usage.get(l.id) ?? 0) + 1);
+    if (ended !== undefined && ended.size > 0 && r.locked_by === mine.workerId && r.claim_token !== null && ended.get(String(r.id)) === r.claim_token) continue;
+    const t = { id: String(r.id), name: r.name, queue: r.queue, key: r.concurrency_key };
+    for (const l of of(t)) {
+      if (l.kind !== 'concurrency') continue;
+      usage.set(l.id, (usage.get(l.id) ?? 0) + 1);
+      if (mine.chain > 1 && r.locked_by !== mine.workerId && isKeyLimit(l, t)) heldElsewhere.push(l);
     }
   }
+  // A key another worker holds is full for a chain (its limit is 1 across workers).
+  for (const l of heldElsewhere) usage.set(l.id, l.limit);
   const rates = limiters.filter((l) => l.kind === 'rate');
   if (rates.length > 0) {
     const atMs = await rateNow();
@@ -533,7 +562,9 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
   const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
   const sign = dir === 'asc' ? 1 : -1;
   const cols = ['id', 'name', 'queue', 'concurrency_key', 'priority', 'run_at'];
-  const of = limitersOf(plan);
+  // A chain only where the only limit is one per key (the worker asks for it only then).
+  const chain = a.keyChain !== undefined && a.keyChain > 1 && onlyOnePerKey(plan, a) ? Math.floor(a.keyChain) : 1;
+  const of = limitersOf(plan, chain);
   return store.tx(async (trx) => {
     // Every flow claim of every worker takes this lock first: usage read here stays true until
     // this transaction commits the claims counted against it.
@@ -596,7 +627,7 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
         // the first key again and start the turn after the cursor here: one statement, where a
         // look from the cursor would wrap past the last key into a second.
         const whole = plan.keysFit || cursor === null;
-        const found = await keysWithFirsts(store, trx, whole ? null : cursor, !whole, window, a.nowMs, firstOf, runningQuery(store, trx, plan, a.nowMs));
+        const found = await keysWithFirsts(store, trx, whole ? null : cursor, !whole, window, a.nowMs, firstOf, runningQuery(store, trx, plan, a.nowMs), chain);
         running ??= found.running;
         if (whole) {
           plan.keysFit = found.keys.length < window;
@@ -631,7 +662,7 @@ async function flowClaim(store: Store, a: ClaimArgs, want: number): Promise<Reco
           for (const c of candidates) if (c.key !== null) plan.keyedNames.add(c.name);
           const turns = takeTurns(candidates, cursor);
           const limiters = [...new Map(candidates.flatMap(of).map((l) => [l.id, l])).values()];
-          const usage = count(await usageOf(store, trx, limiters, of, rateNow, a.ended && { workerId: a.workerId, ids: a.ended }, await runningNow()));
+          const usage = count(await usageOf(store, trx, limiters, of, rateNow, { workerId: a.workerId, ended: a.ended, chain }, await runningNow()));
           const round = admit(turns.order, of, usage, want - admitted.length);
           admitted.push(...round.admitted);
           if (deeper || admitted.length >= want || plan.keyedNames.size < 2) break;

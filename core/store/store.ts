@@ -41,6 +41,11 @@ export interface ClaimRequest extends ClaimFilter {
    * yet, by task id: they count against no concurrency limit of this worker's claims.
    */
   ended?: ReadonlyMap<string, string>;
+  /**
+   * Where the only limit is one task per key (onlyOnePerKey): up to this many tasks of a key no
+   * other worker holds, for a worker that starts them one at a time.
+   */
+  keyChain?: number;
   /** The claim token (default: a fresh one): a caller that chose it can find the tasks of a claim whose answer it lost. */
   token?: string;
 }

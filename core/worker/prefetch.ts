@@ -82,6 +82,19 @@ export class PrefetchBuffer {
     return this.fifo.shift();
   }
 
+  /** Takes out the first buffered task (in claim order) that `ok` accepts, if any. */
+  shiftFirst(ok: (t: TaskRow) => boolean): TaskRow | undefined {
+    for (let i = 0; i < this.fifo.length; i++) {
+      if (!ok(this.fifo.at(i)!)) continue;
+      if (i === 0) return this.fifo.shift();
+      const before = this.fifo.take(i);
+      const found = this.fifo.shift();
+      this.fifo.unshiftAll(before);
+      return found;
+    }
+    return undefined;
+  }
+
   take(n: number): TaskRow[] {
     return this.fifo.take(n);
   }

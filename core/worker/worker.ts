@@ -46,6 +46,14 @@ export type { StopReason, WorkerSummary };
 /** How long a claimed task that this worker cannot run is left before it is due again. */
 const UNRUNNABLE_DELAY_MS = 60_000;
 
+/**
+ * Where the only limit is one task per key: how many tasks of one key a claim may take while no
+ * other worker holds the key. They wait in the buffer and start one at a time, each as soon as
+ * the one before it ends, without a claim in between (a claim takes at most one task per key
+ * otherwise, and a key's next task waited for the next claim).
+ */
+const KEY_CHAIN = 4;
+
 export class Worker {
   readonly id: string;
   private settings!: Settings;
@@ -345,11 +353,14 @@ export class Worker {
       }
       if (this.stopping) break;
       const free = this.concurrency - this.slots.size;
-      const want = free + this.prefetch - this.buffer.length;
+      // Tasks waiting behind a running task of their key (a chain) do not fill the buffer: they
+      // cannot take a free slot.
+      const buffered = this.startable();
+      const want = free + this.prefetch - buffered;
       // Claim in batches: refill once the buffer is at or below half the prefetch, and not while
       // too many results wait to be written (the database is slow or away).
       // Nor while the liveness fence holds: nothing claimed could start.
-      const refill = want > 0 && this.buffer.length <= this.prefetch / 2 && this.settler.size < this.settleBacklog && !this.liveness.fenced;
+      const refill = want > 0 && buffered <= this.prefetch / 2 && this.settler.size < this.settleBacklog && !this.liveness.fenced;
       if (refill) {
         const rows = await this.claim(want);
         this.buffer.add(rows);
@@ -451,9 +462,29 @@ export class Worker {
       return;
     }
     while (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && !this.maxTasksReached()) {
+      // A task whose key already runs here at its limit waits in the buffer (see keyChain).
+      const next = this.keysRunning.size === 0 ? this.buffer.shift() : this.buffer.shiftFirst((t) => !this.keyFull(t));
+      if (!next) break;
       this.dispatched++;
-      this.run(this.buffer.shift()!);
+      this.run(next);
     }
+  }
+
+  /** Running attempts of this worker per task name and key. */
+  private readonly keysRunning = new Map<string, number>();
+
+  /** Buffered tasks that could start now (not waiting behind a running task of their key). */
+  private startable(): number {
+    if (this.keysRunning.size === 0) return this.buffer.length;
+    let n = 0;
+    for (let i = 0; i < this.buffer.length; i++) if (!this.keyFull(this.buffer.at(i)!)) n++;
+    return n;
+  }
+
+  private keyFull(t: TaskRow): boolean {
+    if (t.concurrencyKey === null) return false;
+    const limit = this.flow.plan.taskLimits.get(t.name)?.concurrencyLimit ?? 1;
+    return (this.keysRunning.get(keyOf(t)) ?? 0) >= limit;
   }
 
   /**
@@ -519,11 +550,12 @@ export class Worker {
           // each key, which holds no slot but its own key's, so they are prefetched like others.
           const plan = this.flow.plan;
           const flowHeld = this.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
-          const flowLimit = onlyOnePerKey(plan, this.filter.names) ? limit : Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
+          const chain = onlyOnePerKey(plan, this.filter);
+          const flowLimit = chain ? limit : Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
           // Tasks that ended here but whose results wait to be written hold no slot in this
           // worker's claims: a key of limit 1 is served again as soon as its task ends.
           const ended = this.settler.ended;
-          const request = { ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs), ended };
+          const request = { ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs), ended, keyChain: chain ? KEY_CHAIN : undefined };
           const metrics = this.metrics;
           if (!metrics) return this.unanswered.track((token) => this.store.claim({ ...request, token }));
           const started = performance.now();
@@ -588,9 +620,16 @@ export class Worker {
   private run(task: TaskRow): void {
     const stop = new AttemptControl();
     const slot = this.slots.add({ task, stop });
+    const key = task.concurrencyKey === null ? null : keyOf(task);
+    if (key !== null) this.keysRunning.set(key, (this.keysRunning.get(key) ?? 0) + 1);
     this.metrics?.attemptStarted();
     void this.attempt(task, stop).finally(() => {
       this.metrics?.attemptEnded();
+      if (key !== null) {
+        const n = this.keysRunning.get(key)! - 1;
+        if (n > 0) this.keysRunning.set(key, n);
+        else this.keysRunning.delete(key);
+      }
       this.slots.remove(slot);
       this.dispatch();
       this.poke();
@@ -726,3 +765,7 @@ export function createWorker(options: WorkerOptions = {}): Worker {
   return new Worker(options);
 }
 
+/** A keyed task's name and key, as one map key. */
+function keyOf(t: TaskRow): string {
+  return `${t.name}\u0000${t.concurrencyKey}`;
+}

@@ -41,6 +41,12 @@ export const limited = background({ name: 'limited', queue: 'lim', concurrencyKe
   log('E', 'lim/' + key + '/' + n);
 });
 
+export const keyed = background({ name: 'keyed', queue: 'keys', concurrencyKey: (key: string) => key }, async function keyed(key: string, n: number, ms: number) {
+  log('S', 'key/' + key + '/' + n);
+  await sleep(ms);
+  log('E', 'key/' + key + '/' + n);
+});
+
 export const quick = background({ name: 'quick' }, async function quick(tag: string, ms: number) {
   log('S', tag);
   await sleep(ms);
@@ -150,6 +156,35 @@ for (const t of cliTargets()) {
       forgetStores();
       await closeConnections();
       project.remove();
+    });
+
+    describe('with three workers of concurrency 8 and no limit but one task per key', () => {
+      let workers: Spawned[] = [];
+      before(() => {
+        workers = Array.from({ length: 3 }, () => worker('--concurrency', '8', '--sleep', '0.05', '--lock-timeout', '10', '--exclude-queues', 'solo,paused'));
+      });
+      after(async () => {
+        await stop(workers);
+      });
+
+      it('never runs two tasks of a key at once, while a worker takes several tasks of a key and runs them one after another', async () => {
+        const calls = [];
+        for (let k = 0; k < 20; k++) for (let i = 0; i < 12; i++) calls.push({ args: [`k${String(k).padStart(2, '0')}`, k * 100 + i, 2 + ((k * 7 + i * 13) % 10)], queue: 'keys', key: `k${String(k).padStart(2, '0')}` });
+        await insert('keyed', calls);
+        await waitUntil(async () => (await count(store.tables.completed, 'keys')) === 240, '240 completed tasks', 60_000, 50);
+        const evs = events(logFile).filter((e) => e.tag.startsWith('key/'));
+        expect(evs.filter((e) => e.kind === 'S')).to.have.length(240);
+        expect(maxOpen(evs, (tag) => tag.split('/')[1]!).perGroup, 'tasks of one key running at once').to.equal(1);
+        const rows = (await store.knex(store.tables.completed).where('queue', 'keys').select('worker_id', 'started_at', 'concurrency_key', 'failed_at', 'attempts')) as Array<Record<string, unknown>>;
+        expect(rows.every((r) => r.failed_at === null && Number(r.attempts) === 1)).to.equal(true);
+        // Claimed together (one claim: one worker, one claim time) and of one key: a chain.
+        const groups = new Map<string, number>();
+        for (const r of rows) {
+          const g = `${String(r.worker_id)}/${String(r.started_at)}/${String(r.concurrency_key)}`;
+          groups.set(g, (groups.get(g) ?? 0) + 1);
+        }
+        expect(Math.max(...groups.values()), 'tasks of one key in one claim').to.be.within(2, 4);
+      });
     });
 
     describe('with four workers of concurrency 8', () => {

@@ -69,10 +69,10 @@ contract('flow-control claims', (db) => {
   };
 
   /** A claim through the flow path first, with `ended` as the worker passes it. */
-  const claimWith = (p: FlowPlan, workerId: string, o: { ended: ReadonlyMap<string, string> }): Promise<TaskRow[]> => {
+  const claimWith = (p: FlowPlan, workerId: string, o: { ended: ReadonlyMap<string, string>; keyChain?: number }): Promise<TaskRow[]> => {
     p.keyedSeenAt = -Infinity;
     p.flowFirst = true;
-    return db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId, nowMs: clock.now(), leaseMs: 60_000, limit: 50, flow: p, ended: o.ended });
+    return db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId, nowMs: clock.now(), leaseMs: 60_000, limit: 50, flow: p, ended: o.ended, keyChain: o.keyChain });
   };
 
   /** Claims through both paths (plain first, then flow first), as a worker's alternating claims do. */
@@ -118,6 +118,30 @@ contract('flow-control claims', (db) => {
       expect(next[0]!.id).to.not.equal(first!.id);
       // Both now hold the key in the table: the next one waits for either end to be written.
       expect(await claimWith(p, 'w1', { ended })).to.deep.equal([]);
+    });
+
+    it('a chain (keyChain): up to that many tasks of a key no other worker holds, none of a key another worker holds', async () => {
+      await add(6, { key: 'a' });
+      await add(6, { key: 'b' });
+      await add(2, { key: 'c' });
+      const p = plan();
+      // Another worker holds key a (its first task).
+      const [held] = await claim(plan(), 1, 'w2');
+      expect(held!.concurrencyKey).to.equal('a');
+      const other = await claimWith(p, 'w3', { ended: new Map(), keyChain: 4 });
+      const by = (rows: TaskRow[], key: string) => rows.filter((t) => t.concurrencyKey === key).length;
+      // a is held by w2: nothing of it; b and c: up to 4 each, in turns.
+      expect([by(other, 'a'), by(other, 'b'), by(other, 'c')]).to.deep.equal([0, 4, 2]);
+      // w3 holds 4 of b: the chain is full for it, and b is held for everyone else.
+      expect(by(await claimWith(p, 'w3', { ended: new Map(), keyChain: 4 }), 'b')).to.equal(0);
+      expect(await claimWith(plan(), 'w4', { ended: new Map(), keyChain: 4 })).to.deep.equal([]);
+      // Two of b ended on w3: two more for it.
+      const ended = new Map(other.filter((t) => t.concurrencyKey === 'b').slice(0, 2).map((t) => [t.id, t.claimToken!] as [string, string]));
+      expect(by(await claimWith(p, 'w3', { ended, keyChain: 4 }), 'b')).to.equal(2);
+      // No chain where another limit applies (here a limit on the task name): one per key.
+      const limited = plan({ tasks: { 'flow.b': { concurrency: 10 } } });
+      await add(3, { key: 'd' });
+      expect(by(await claimWith(limited, 'w5', { ended: new Map(), keyChain: 4 }), 'd')).to.equal(1);
     });
 
     it('counts only live leases: a slot held by an expired lease is free again', async () => {
