@@ -69,10 +69,13 @@ async function plainClaim(store: Store, a: ClaimArgs, want: number): Promise<Rec
   // While the flow path claims, a plain claim that found nothing is not tried again for
   // LOOK_EVERY_MS (nor sooner once inserts are heard): it was one more statement in each of a
   // busy keyed worker's claims. An idle worker tries at every poll.
+  // (Only a claim of every priority counts: one above a priority, the prefetch's check, finding
+  // nothing says nothing of the rest.)
   const plan = a.plan;
-  if (plan.flowClaimed && Date.now() - plan.plainEmptyAt < LOOK_EVERY_MS) return [];
+  const whole = a.above === undefined;
+  if (whole && plan.flowClaimed && Date.now() - plan.plainEmptyAt < LOOK_EVERY_MS) return [];
   const rows = await plainRows(store, a, names, want);
-  plan.plainEmptyAt = rows.length === 0 && plan.flowClaimed ? Date.now() : -Infinity;
+  if (whole) plan.plainEmptyAt = rows.length === 0 && plan.flowClaimed ? Date.now() : -Infinity;
   return rows;
 }
 

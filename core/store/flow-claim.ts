@@ -148,9 +148,9 @@ export async function flowClaim(store: Store, a: ClaimArgs, want: number): Promi
     for (;;) {
       let scanned: string[] = [];
       let firsts: Candidate[] = [];
-      // When the last look found at least as many keys as this claim wants, it takes one task
-      // per key (see perKey): the keys and their first tasks come in one statement (two when the
-      // turn wraps past the last key), through the recursive walk (correlated seeks).
+      // When every key limit is 1, or the last look found at least as many keys as this claim
+      // wants, it takes one task per key (see perKey; a chain's worth with keyChain): the keys,
+      // their first tasks and what runs now come in one statement (keysWithFirsts).
       const oneStatement = keyed && (keyDepth === 1 || plan.keysFound >= want - admitted.length);
       if (oneStatement) {
         // When the last look from the first key found all due keys within one window, look from

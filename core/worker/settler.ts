@@ -109,7 +109,10 @@ export class Settler implements Service {
     return this.queue.length;
   }
 
-  /** Claim tokens, by task id, of the tasks whose results are queued or being written. */
+  /**
+   * Claim tokens, by task id, of the tasks whose results are queued or being written (an entry
+   * goes when its write is reported, or given up on).
+   */
   readonly ended = new Map<string, string>();
 
   /** Queues a decision for `task`; onSettled reports it once written (or found to be lost). */
@@ -219,6 +222,7 @@ export class Settler implements Service {
         error: driverMessage(failed.error),
         ids: writes.map((w) => w.task.id).join(','),
       });
+      for (const w of writes) this.ended.delete(w.task.id);
       return true;
     }
     for (let i = 0; i < writes.length; i++) {
@@ -254,6 +258,7 @@ export class Settler implements Service {
     if (d.type === 'release' || d.type === 'none') {
       // Giving a task back stores nothing of the attempt: no reason to fail the task for it.
       this.o.log.error('could not give a task back; its lease will expire and the task will be recovered', { id: t.id, error: driverMessage(err) });
+      this.ended.delete(t.id);
       return null;
     }
     const why = reason ?? `the database refused it: ${driverMessage(err)}`;
@@ -283,6 +288,7 @@ export class Settler implements Service {
         id: t.id,
         error: driverMessage(e),
       });
+      this.ended.delete(t.id);
       return null;
     }
   }

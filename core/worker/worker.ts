@@ -546,12 +546,14 @@ export class Worker {
           // Keyed and limited tasks are claimed for the free slots and at most `concurrency` ahead:
           // a prefetched task holds its limit's slot and its rate-window start while it waits, and
           // a deep buffer of one key's tasks would run ahead of a key enqueued after them. Not
-          // where the only limit is one task per key: the buffer then holds at most one task of
-          // each key, which holds no slot but its own key's, so they are prefetched like others.
+          // where the only limit is one task per key: a buffered task then holds no slot but its
+          // own key's, and the buffer at most a chain (KEY_CHAIN) of each key, taken in turns, so
+          // they are prefetched like others. No chains for a worker that prefetches nothing.
           const plan = this.flow.plan;
           const flowHeld = this.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
-          const chain = onlyOnePerKey(plan, this.filter);
-          const flowLimit = chain ? limit : Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
+          const onePerKey = onlyOnePerKey(plan, this.filter);
+          const chain = onePerKey && this.prefetch > 0;
+          const flowLimit = onePerKey ? limit : Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
           // Tasks that ended here but whose results wait to be written hold no slot in this
           // worker's claims: a key of limit 1 is served again as soon as its task ends.
           const ended = this.settler.ended;

@@ -158,10 +158,17 @@ for (const t of cliTargets()) {
       project.remove();
     });
 
+    // Runs after this file's outer tests (mocha runs a describe's own tests first), which may
+    // leave a limit on the queue `solo`: these workers exclude it, so the only limit on what they
+    // claim is one task per key, and they take chains.
     describe('with three workers of concurrency 8 and no limit but one task per key', () => {
       let workers: Spawned[] = [];
-      before(() => {
+      before(async function () {
+        this.timeout(60_000);
         workers = Array.from({ length: 3 }, () => worker('--concurrency', '8', '--sleep', '0.05', '--lock-timeout', '10', '--exclude-queues', 'solo,paused'));
+        // All three running before the tasks come: one still starting when the others have run
+        // them all would be stopped before it could handle the signal.
+        for (const w of workers) await waitUntil(() => /worker started/.test(w.stdout() + w.stderr()), 'the worker to start', 30_000);
       });
       after(async () => {
         await stop(workers);
@@ -189,8 +196,10 @@ for (const t of cliTargets()) {
 
     describe('with four workers of concurrency 8', () => {
       let workers: Spawned[] = [];
-      before(() => {
+      before(async function () {
+        this.timeout(60_000);
         workers = Array.from({ length: 4 }, () => worker('--concurrency', '8', '--sleep', '0.05', '--lock-timeout', '10', '--exclude-queues', 'solo,paused'));
+        for (const w of workers) await waitUntil(() => /worker started/.test(w.stdout() + w.stderr()), 'the worker to start', 30_000);
       });
       after(async () => {
         await stop(workers);

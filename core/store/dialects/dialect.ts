@@ -76,7 +76,7 @@ export interface Dialect {
   /**
    * A statement listing the keys of unlocked tasks due by `nowMs` (one column, `name`), in key
    * order: after `after` (from the first key when null), up to `upTo` (inclusive) when given; at
-   * most `limit`. Absent where the portable walk of store/claim.ts (a recursive statement, one
+   * most `limit`. Absent where the portable walk of store/key-walk.ts (a recursive statement, one
    * index seek per key) is fast.
    */
   dueKeys?(table: string, after: string | null, upTo: string | null, limit: number, nowMs: number): { sql: string; bindings: Knex.RawBinding[] };
