@@ -120,6 +120,15 @@ for (const t of cliTargets()) {
       children.push(w);
       return w;
     };
+    /**
+     * `n` workers of concurrency 8, each waited for until it has started: one still starting when
+     * the others have run every task would be stopped before it could handle the signal.
+     */
+    const startWorkers = async (n: number): Promise<Spawned[]> => {
+      const ws = Array.from({ length: n }, () => worker('--concurrency', '8', '--sleep', '0.05', '--lock-timeout', '10', '--exclude-queues', 'solo,paused'));
+      for (const w of ws) await waitUntil(() => /worker started/.test(w.stdout() + w.stderr()), 'the worker to start', 30_000);
+      return ws;
+    };
     const stop = async (ws: Spawned[]) => {
       for (const w of ws) w.child.kill('SIGTERM');
       for (const w of ws) {
@@ -165,10 +174,7 @@ for (const t of cliTargets()) {
       let workers: Spawned[] = [];
       before(async function () {
         this.timeout(60_000);
-        workers = Array.from({ length: 3 }, () => worker('--concurrency', '8', '--sleep', '0.05', '--lock-timeout', '10', '--exclude-queues', 'solo,paused'));
-        // All three running before the tasks come: one still starting when the others have run
-        // them all would be stopped before it could handle the signal.
-        for (const w of workers) await waitUntil(() => /worker started/.test(w.stdout() + w.stderr()), 'the worker to start', 30_000);
+        workers = await startWorkers(3);
       });
       after(async () => {
         await stop(workers);
@@ -198,8 +204,7 @@ for (const t of cliTargets()) {
       let workers: Spawned[] = [];
       before(async function () {
         this.timeout(60_000);
-        workers = Array.from({ length: 4 }, () => worker('--concurrency', '8', '--sleep', '0.05', '--lock-timeout', '10', '--exclude-queues', 'solo,paused'));
-        for (const w of workers) await waitUntil(() => /worker started/.test(w.stdout() + w.stderr()), 'the worker to start', 30_000);
+        workers = await startWorkers(4);
       });
       after(async () => {
         await stop(workers);
