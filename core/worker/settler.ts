@@ -65,7 +65,16 @@ export interface SettlerOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Tries of one write that the server answers by dropping the connection, before it counts as refused. */
-const DROPPED_TRIES = 2;
+const DROPPED_TRIES = 3;
+
+/**
+ * Milliseconds before trying again a write whose connection was dropped, times the tries so far.
+ * A server that kills every connection of the pool at once (KILL CONNECTION, a restart) leaves
+ * the others dead in the pool until their close events are handled: tried at once, the write took
+ * the next dead one, and two drops in a row recorded a 2-byte result as refused (seen once in
+ * KILLCONN-01 on MariaDB). The pause lets the pool drop them first.
+ */
+const DROPPED_PAUSE_MS = 100;
 
 /** Writes of a batch that were not made, and the error that stopped them. */
 interface Unwritten {
@@ -236,6 +245,7 @@ export class Settler implements Service {
           if (away) return this.keep(writes.slice(i), away.error, startedAt);
           break;
         }
+        if (dropped) await sleep(DROPPED_PAUSE_MS * tries);
         const again = await this.write([w]);
         if (!again) break;
         tries++;

@@ -275,13 +275,13 @@ for (const target of TARGETS) {
       for (const w of ws) expectRunning(w, 'a worker');
       await stopWorkers(ws);
       const runs = runsPerTask(await effectRows());
-      const completed = (await server!.query(`SELECT failed_at, attempts FROM ${COMPLETED}`)) as Array<Record<string, unknown>>;
+      const completed = (await server!.query(`SELECT failed_at, attempts, errors FROM ${COMPLETED}`)) as Array<Record<string, unknown>>;
       process.stdout.write(`      ${target.name}: ${rounds} rounds killed ${killed} connections; ${completed.filter((c) => Number(c.attempts) > 1).length} tasks claimed again\n`);
       expect(rounds, 'kill rounds during the run').to.be.at.least(6);
       expect(killed, 'connections killed').to.be.at.least(rounds);
       expect(runs.size).to.equal(total);
       expect(duplicates(runs), 'tasks that ran more than once').to.deep.equal([]);
-      expect(completed.filter((c) => c.failed_at !== null), 'failed tasks').to.deep.equal([]);
+      expect(completed.filter((c) => c.failed_at !== null), 'failed tasks (with their errors)').to.deep.equal([]);
       expect(await count(`SELECT count(*) AS n FROM ${TASKS}`)).to.equal(0);
     });
 
