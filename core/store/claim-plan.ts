@@ -66,6 +66,11 @@ export interface FlowPlan {
    * key or a per-key limit, and those of the keyed tasks its claims have read.
    */
   keyedNames: Set<string>;
+  /**
+   * The end of this worker's claim under way without the flow lock (see flowClaim): such claims
+   * of one worker run one at a time, so each reads what the one before it claimed.
+   */
+  unlockedClaim: Promise<unknown>;
 }
 
 export function emptyFlowPlan(): FlowPlan {
@@ -84,6 +89,7 @@ export function emptyFlowPlan(): FlowPlan {
     plainEmptyAt: -Infinity,
     flowClaimed: false,
     keyedNames: new Set(),
+    unlockedClaim: Promise.resolve(),
   };
 }
 

@@ -95,10 +95,24 @@ export async function flowClaim(store: Store, a: ClaimArgs, want: number): Promi
   // A chain only where the only limit is one per key (the worker asks for it only then).
   const chain = a.keyChain !== undefined && a.keyChain > 1 && onlyOnePerKey(plan, a) ? Math.floor(a.keyChain) : 1;
   const of = limitersOf(plan, chain);
-  return store.tx(async (trx) => {
+  // Where one statement writes at a time across the whole database (SQLite, every process), each
+  // on the latest committed state, and the only limit is one per key, a claim takes neither the
+  // flow lock nor a transaction: its reads only propose tasks, and the claiming statement itself
+  // leaves out each task whose name and key a live lease of another worker holds by then. This
+  // worker's own holdings read here stay true or shrink: its tasks end, and its claims of this
+  // kind run one at a time (plan.unlockedClaim; the priority check claims beside the loop). The
+  // lock and the transaction's three more round trips were half of such a claim's time there.
+  const guarded = store.dialect.oneWriter === true && onlyOnePerKey(plan, a);
+  const inTransaction = async (fn: (trx: Knex.Transaction) => Promise<Record<string, unknown>[]>) => {
+    if (!guarded) return store.tx(fn);
+    const mine = plan.unlockedClaim.then(() => store.retrying(() => fn(store.knex as Knex.Transaction)));
+    plan.unlockedClaim = mine.catch(() => undefined);
+    return mine;
+  };
+  return inTransaction(async (trx) => {
     // Every flow claim of every worker takes this lock first: usage read here stays true until
     // this transaction commits the claims counted against it.
-    await lockFlow(trx, store.tables, a.nowMs);
+    if (!guarded) await lockFlow(trx, store.tables, a.nowMs);
     // Rate windows end at the flow time, read once: a start another claim dropped from its window
     // (or the prune deleted) since this worker read its clock is out of this window too.
     let rateNowMs: number | undefined;
@@ -157,7 +171,10 @@ export async function flowClaim(store: Store, a: ClaimArgs, want: number): Promi
         // the first key again and start the turn after the cursor here: one statement, where a
         // look from the cursor would wrap past the last key into a second.
         const whole = plan.keysFit || cursor === null;
-        const found = await keysWithFirsts(store, trx, whole ? null : cursor, !whole, window, a.nowMs, firstOf, runningQuery(store, trx, plan, a.nowMs), chain);
+        // A chain's depth: no more of each key than the keys the last look found need between
+        // them for this claim (each deeper read seeks past the ones before it).
+        const depth = chain > 1 && plan.keysFound > 0 ? Math.min(chain, Math.ceil((want - admitted.length) / plan.keysFound)) : chain;
+        const found = await keysWithFirsts(store, trx, whole ? null : cursor, !whole, window, a.nowMs, firstOf, runningQuery(store, trx, plan, a.nowMs), depth);
         running ??= found.running;
         if (whole) {
           plan.keysFit = found.keys.length < window;
@@ -227,7 +244,16 @@ export async function flowClaim(store: Store, a: ClaimArgs, want: number): Promi
     const rated = admitted.some((t) => of(t).some((l) => l.kind === 'rate'));
     const atMs = rated ? await rateNow() : a.nowMs;
     const set = atMs === a.nowMs ? a.set : { ...a.set, nowMs: atMs, leaseUntilMs: a.set.leaseUntilMs + atMs - a.nowMs };
-    const claimed = await store.dialect.claim(trx, store.tables.tasks, trx(store.tables.tasks).select('id').whereIn('id', admitted.map((t) => t.id)).whereNull('locked_by'), set);
+    const ids = trx(store.tables.tasks).select('id').whereIn('id', admitted.map((t) => t.id)).whereNull('locked_by');
+    if (guarded) {
+      ids.where((b) =>
+        b.whereNull('concurrency_key').orWhereNotIn(
+          ['name', 'concurrency_key'],
+          trx(store.tables.tasks).select('name', 'concurrency_key').whereNotNull('locked_by').whereNot('locked_by', a.workerId).where('locked_until', '>', a.nowMs).whereNotNull('concurrency_key'),
+        ),
+      );
+    }
+    const claimed = await store.dialect.claim(trx, store.tables.tasks, ids, set);
     const starts = claimed.flatMap((r) =>
       of(candidateOf(r))
         .filter((l) => l.kind === 'rate')

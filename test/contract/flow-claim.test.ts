@@ -144,6 +144,41 @@ contract('flow-control claims', (db) => {
       expect(by(await claimWith(limited, 'w5', { ended: new Map(), keyChain: 4 }), 'd')).to.equal(1);
     });
 
+    if (db.name === 'sqlite') {
+      it('SQLite: without the flow lock, a claim leaves out a task whose name and key another worker came to hold after its reads', async () => {
+        // SQLite writes one statement at a time, so where the only limit is one per key the claim
+        // takes no lock (store/flow-claim.ts): its reads propose, its claiming statement decides.
+        // Here w2 claims a task of key a between w1's reads and w1's claiming statement.
+        const [a1] = await add(1, { key: 'a', priority: 5 });
+        const [a2] = await add(1, { key: 'a', priority: 0 });
+        const [b1] = await add(1, { key: 'b' });
+        let interjected: TaskRow[] | null = null;
+        const store = Object.create(db.store) as typeof db.store;
+        Object.defineProperty(store, 'dialect', {
+          value: {
+            ...db.store.dialect,
+            claim: async (...args: Parameters<typeof db.store.dialect.claim>) => {
+              if (interjected === null) {
+                // w2 takes key a through its own claim, lowest priority first: a2, not a1.
+                const other = plan();
+                other.keyedSeenAt = -Infinity;
+                other.flowFirst = true;
+                interjected = await db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'ASC', workerId: 'w2', nowMs: clock.now(), leaseMs: 60_000, limit: 1, flow: other });
+              }
+              return db.store.dialect.claim(...args);
+            },
+          },
+        });
+        const p = plan();
+        p.flowFirst = true;
+        const mine = await store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId: 'w1', nowMs: clock.now(), leaseMs: 60_000, limit: 50, flow: p });
+        expect(interjected!.map((t) => t.id), 'w2 holds a2').to.deep.equal([a2]);
+        expect(mine.map((t) => t.id), 'w1 proposed a1 and b1, and claimed only b1').to.deep.equal([b1]);
+        const a1Row = (await db.store.knex(db.store.tables.tasks).where('id', a1).first()) as { locked_by: unknown; attempts: unknown };
+        expect([a1Row.locked_by, Number(a1Row.attempts)], 'a1 stays READY, no attempt counted').to.deep.equal([null, 0]);
+      });
+    }
+
     it('counts only live leases: a slot held by an expired lease is free again', async () => {
       await add(3, { queue: 'mail' });
       const p = plan({ queues: { mail: { concurrency: 1 } } });

@@ -80,6 +80,12 @@ export interface Dialect {
    * index seek per key) is fast.
    */
   dueKeys?(table: string, after: string | null, upTo: string | null, limit: number, nowMs: number): { sql: string; bindings: Knex.RawBinding[] };
+  /**
+   * Whether one statement writes at a time across the whole database, every connection and
+   * process, each on the latest committed state (SQLite's single writer): a condition in a
+   * claiming statement then holds for the rows it claims with no lock taken before it.
+   */
+  oneWriter?: boolean;
   /** Whether the database has `LEFT JOIN LATERAL` (the keyed claim joins each key's first task so). */
   lateralJoins?: boolean;
   /**

@@ -48,6 +48,7 @@ function setUp(conn: SqliteConn, done: (err: Error | null, conn: unknown) => voi
 
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
+  oneWriter: true,
 
   // SQLite: no server, so no connect or statement bound; a statement waits at most the busy
   // timeout for another process's write lock.
