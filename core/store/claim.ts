@@ -5,7 +5,8 @@
  *   ordered scan, or, when some queues must be skipped, through the per-queue claim index, one
  *   ordered scan per queue (so a paused queue's backlog is never read);
  * - the flow path claims keyed tasks and tasks under a concurrency or rate limit, inside one
- *   transaction serialised by a lock row shared by every worker of the database: it reads what
+ *   transaction serialised by a lock row shared by every worker of the database (on SQLite, where
+ *   the only limit is one per key, without either: store/flow-claim.ts): it reads what
  *   runs now and what started within each rate window, lets keys take turns (policy/flow.ts),
  *   admits what every limit has room for, claims exactly those rows and records their starts;
  *   rate windows are counted at the flow time (store/flow-clock.ts), read once the lock is held.

@@ -1,7 +1,7 @@
 /**
  * The flow path of a claim (store/claim.ts): keyed tasks and tasks under a concurrency or rate
- * limit, inside one transaction serialised by a lock row shared by every worker of the database.
- * It reads what runs now and what started within each rate window, lets keys take turns
+ * limit, inside one transaction serialised by a lock row shared by every worker of the database
+ * (on SQLite, where the only limit is one per key, without either: see flowClaim). It reads what runs now and what started within each rate window, lets keys take turns
  * (policy/flow.ts), admits what every limit has room for, claims exactly those rows and records
  * their starts; rate windows are counted at the flow time (store/flow-clock.ts), read once the
  * lock is held. Tasks held back stay READY: no attempt is counted and no error recorded.
@@ -39,7 +39,7 @@ async function usageOf(
   of: (t: FlowCandidate) => Limiter[],
   rateNow: () => Promise<number>,
   mine: { workerId: string; ended: ReadonlyMap<string, string> | undefined; chain: number },
-  /** runningQuery's rows, read in this transaction once the lock was held. */
+  /** runningQuery's rows, read in this claim (once the lock was held, where it is taken). */
   running: readonly RunningRow[],
 ): Promise<Usage> {
   const usage: Usage = new Map();
@@ -98,10 +98,12 @@ export async function flowClaim(store: Store, a: ClaimArgs, want: number): Promi
   // Where one statement writes at a time across the whole database (SQLite, every process), each
   // on the latest committed state, and the only limit is one per key, a claim takes neither the
   // flow lock nor a transaction: its reads only propose tasks, and the claiming statement itself
-  // leaves out each task whose name and key a live lease of another worker holds by then. This
-  // worker's own holdings read here stay true or shrink: its tasks end, and its claims of this
-  // kind run one at a time (plan.unlockedClaim; the priority check claims beside the loop). The
-  // lock and the transaction's three more round trips were half of such a claim's time there.
+  // leaves out each task no longer due and unlocked, and each whose name and key a live lease of
+  // another worker holds by then. This worker's claims of this kind run one at a time
+  // (plan.unlockedClaim; the priority check claims beside the loop), so its own holdings read
+  // here hold or shrink as its tasks end (where they grew, a lease retaken, it may take more of a
+  // key than its chain: its dispatch still starts one task of a key at a time). The lock and the
+  // transaction's three more round trips were half of such a claim's time there.
   const guarded = store.dialect.oneWriter === true && onlyOnePerKey(plan, a);
   const inTransaction = async (fn: (trx: Knex.Transaction) => Promise<Record<string, unknown>[]>) => {
     if (!guarded) return store.tx(fn);
@@ -110,8 +112,8 @@ export async function flowClaim(store: Store, a: ClaimArgs, want: number): Promi
     return mine;
   };
   return inTransaction(async (trx) => {
-    // Every flow claim of every worker takes this lock first: usage read here stays true until
-    // this transaction commits the claims counted against it.
+    // Every other flow claim of every worker takes this lock first: usage read here stays true
+    // until this transaction commits the claims counted against it.
     if (!guarded) await lockFlow(trx, store.tables, a.nowMs);
     // Rate windows end at the flow time, read once: a start another claim dropped from its window
     // (or the prune deleted) since this worker read its clock is out of this window too.
@@ -155,7 +157,8 @@ export async function flowClaim(store: Store, a: ClaimArgs, want: number): Promi
       return seekFrom ? q.from(seekFrom) : q;
     };
     const keyDepth = keyLimitOf(plan, a.names);
-    // What runs now, read once per claim (the lock keeps it true), often with the keys.
+    // What runs now, read once per claim (the lock keeps it true; without the lock, the claiming
+    // statement checks it again), often with the keys.
     let running: RunningRow[] | undefined;
     const runningNow = async () => (running ??= (await runningQuery(store, trx, plan, a.nowMs)) as RunningRow[]);
     for (const [n, l] of plan.taskLimits) if (l.concurrencyLimit) plan.keyedNames.add(n);
@@ -244,7 +247,9 @@ export async function flowClaim(store: Store, a: ClaimArgs, want: number): Promi
     const rated = admitted.some((t) => of(t).some((l) => l.kind === 'rate'));
     const atMs = rated ? await rateNow() : a.nowMs;
     const set = atMs === a.nowMs ? a.set : { ...a.set, nowMs: atMs, leaseUntilMs: a.set.leaseUntilMs + atMs - a.nowMs };
-    const ids = trx(store.tables.tasks).select('id').whereIn('id', admitted.map((t) => t.id)).whereNull('locked_by');
+    // Still due and unlocked, of this worker's names and queues: without the flow lock (below),
+    // another worker may have claimed, snoozed or retried a chosen task since the reads.
+    const ids = dueBase(applyQueues(applyNames(trx(store.tables.tasks).select('id').whereIn('id', admitted.map((t) => t.id)), a.names), a, skipPaused), a);
     if (guarded) {
       ids.where((b) =>
         b.whereNull('concurrency_key').orWhereNotIn(

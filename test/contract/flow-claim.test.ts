@@ -177,6 +177,37 @@ contract('flow-control claims', (db) => {
         const a1Row = (await db.store.knex(db.store.tables.tasks).where('id', a1).first()) as { locked_by: unknown; attempts: unknown };
         expect([a1Row.locked_by, Number(a1Row.attempts)], 'a1 stays READY, no attempt counted').to.deep.equal([null, 0]);
       });
+
+      it('SQLite: without the flow lock, a claim leaves out a task another worker claimed and snoozed after its reads', async () => {
+        const [a1] = await add(1, { key: 'a' });
+        let snoozed = false;
+        const store = Object.create(db.store) as typeof db.store;
+        Object.defineProperty(store, 'dialect', {
+          value: {
+            ...db.store.dialect,
+            claim: async (...args: Parameters<typeof db.store.dialect.claim>) => {
+              if (!snoozed) {
+                snoozed = true;
+                // w2 claims a1 and its attempt snoozes for an hour: READY again, due later.
+                const other = plan();
+                other.keyedSeenAt = -Infinity;
+                other.flowFirst = true;
+                const [row] = await db.store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId: 'w2', nowMs: clock.now(), leaseMs: 60_000, limit: 1, flow: other });
+                expect(row?.id).to.equal(a1);
+                expect(await db.store.snooze(row!, clock.now() + 3_600_000)).to.equal('ok');
+              }
+              return db.store.dialect.claim(...args);
+            },
+          },
+        });
+        const p = plan();
+        p.flowFirst = true;
+        const mine = await store.claim({ names: NAMES, queues: null, excludeQueues: null, ordering: 'DESC', workerId: 'w1', nowMs: clock.now(), leaseMs: 60_000, limit: 50, flow: p });
+        expect(snoozed, 'the snooze came between the read and the claim').to.equal(true);
+        expect(mine.map((t) => t.id), 'the snoozed task is not due').to.deep.equal([]);
+        const row = (await db.store.knex(db.store.tables.tasks).where('id', a1).first()) as { locked_by: unknown; run_at: unknown };
+        expect([row.locked_by, Number(row.run_at)]).to.deep.equal([null, clock.now() + 3_600_000]);
+      });
     }
 
     it('counts only live leases: a slot held by an expired lease is free again', async () => {
