@@ -3,6 +3,7 @@
  * refusal of bad values naming the source, and the knex configs the dialects build from them. The
  * bounds themselves, on real servers through a black-holing proxy, are test/scenarios/timeouts.test.ts.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,5 +60,38 @@ describe('connectTimeout and statementTimeout', () => {
     expect(my.acquireConnectionTimeout).to.equal(900);
     const myUrl = mysqlDialect.prepareConfig({ client: 'mysql2', connection: 'mysql://u@h/db' }, t);
     expect(myUrl.connection).to.deep.equal({ uri: 'mysql://u@h/db', connectTimeout: 1500 });
+  });
+});
+
+describe('the statement-timeout exemption of migrations', () => {
+  let dir: string;
+  before(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'bgtasks-exempt-unit-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('leaves no promise hook on once migrate() returned (a worker in the same process runs at full speed)', function () {
+    this.timeout(30_000);
+    // In a fresh process: another test (or OpenTelemetry's context manager) may have turned hooks
+    // on in this one. A promise reaction runs under async id 0 while no hook watches promises.
+    const core = new URL('../../core/index.ts', import.meta.url).href;
+    const script = `
+      import { AsyncLocalStorage, executionAsyncId } from 'node:async_hooks';
+      const { configure, migrate, closeConnections } = await import(${JSON.stringify(core)});
+      const probe = () => new Promise((r) => setImmediate(() => Promise.resolve().then(() => r(executionAsyncId()))));
+      configure({ database: ${JSON.stringify(`sqlite:${path.join(dir, 'exempt.sqlite3')}`)} });
+      const before = await probe();
+      const applied = (await migrate()).length;
+      const afterMigrate = await probe();
+      await closeConnections();
+      // The probe sees a hook when one is on: an AsyncLocalStorage left running turns one on.
+      await new AsyncLocalStorage().run(1, async () => {});
+      console.log(JSON.stringify({ before, applied, afterMigrate, withHook: await probe() }));
+    `;
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--conditions=bgtasks-source', '--input-type=module', '-e', script], { env, encoding: 'utf8' });
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { before: number; applied: number; afterMigrate: number; withHook: number };
+    expect(r.applied, 'migrations applied').to.be.above(0);
+    expect([r.before, r.afterMigrate]).to.deep.equal([0, 0]);
+    expect(r.withHook).to.not.equal(0);
   });
 });
