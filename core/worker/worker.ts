@@ -24,6 +24,7 @@ import type { Services } from './service.js';
 import type { FlowState } from './flow-state.js';
 import { workerHelpers } from './helpers.js';
 import { PrefetchBuffer, PRIORITY_RECHECK_MS } from './prefetch.js';
+import { KeyGate } from './key-gate.js';
 import { Slots } from './slots.js';
 import { AttemptControl } from '../definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
@@ -355,7 +356,7 @@ export class Worker {
       const free = this.concurrency - this.slots.size;
       // Tasks waiting behind a running task of their key (a chain) do not fill the buffer: they
       // cannot take a free slot.
-      const buffered = this.startable();
+      const buffered = this.keyGate.startable(this.buffer);
       const want = free + this.prefetch - buffered;
       // Claim in batches: refill once the buffer is at or below half the prefetch, and not while
       // too many results wait to be written (the database is slow or away).
@@ -463,29 +464,15 @@ export class Worker {
     }
     while (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && !this.maxTasksReached()) {
       // A task whose key already runs here at its limit waits in the buffer (see keyChain).
-      const next = this.keysRunning.size === 0 ? this.buffer.shift() : this.buffer.shiftFirst((t) => !this.keyFull(t));
+      const next = this.keyGate.open ? this.buffer.shift() : this.buffer.shiftFirst((t) => !this.keyGate.full(t));
       if (!next) break;
       this.dispatched++;
       this.run(next);
     }
   }
 
-  /** Running attempts of this worker per task name and key. */
-  private readonly keysRunning = new Map<string, number>();
-
-  /** Buffered tasks that could start now (not waiting behind a running task of their key). */
-  private startable(): number {
-    if (this.keysRunning.size === 0) return this.buffer.length;
-    let n = 0;
-    for (let i = 0; i < this.buffer.length; i++) if (!this.keyFull(this.buffer.at(i)!)) n++;
-    return n;
-  }
-
-  private keyFull(t: TaskRow): boolean {
-    if (t.concurrencyKey === null) return false;
-    const limit = this.flow.plan.taskLimits.get(t.name)?.concurrencyLimit ?? 1;
-    return (this.keysRunning.get(keyOf(t)) ?? 0) >= limit;
-  }
+  /** Keyed attempts running here: a key's task waits in the buffer while its key is full. */
+  private readonly keyGate = new KeyGate((name) => this.flow.plan.taskLimits.get(name)?.concurrencyLimit ?? 1);
 
   /**
    * Before starting tasks claimed a while ago: claims the due tasks that rank above those about to
@@ -622,16 +609,11 @@ export class Worker {
   private run(task: TaskRow): void {
     const stop = new AttemptControl();
     const slot = this.slots.add({ task, stop });
-    const key = task.concurrencyKey === null ? null : keyOf(task);
-    if (key !== null) this.keysRunning.set(key, (this.keysRunning.get(key) ?? 0) + 1);
+    const leaveKey = this.keyGate.enter(task);
     this.metrics?.attemptStarted();
     void this.attempt(task, stop).finally(() => {
       this.metrics?.attemptEnded();
-      if (key !== null) {
-        const n = this.keysRunning.get(key)! - 1;
-        if (n > 0) this.keysRunning.set(key, n);
-        else this.keysRunning.delete(key);
-      }
+      leaveKey();
       this.slots.remove(slot);
       this.dispatch();
       this.poke();
@@ -765,9 +747,4 @@ export class Worker {
 /** Creates a worker; call `start()` to run it. */
 export function createWorker(options: WorkerOptions = {}): Worker {
   return new Worker(options);
-}
-
-/** A keyed task's name and key, as one map key. */
-function keyOf(t: TaskRow): string {
-  return `${t.name}\u0000${t.concurrencyKey}`;
 }
