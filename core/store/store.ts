@@ -183,11 +183,18 @@ export class Store {
    */
   async outranked(f: ClaimFilter, nowMs: number, priority: number, paused: ReadonlySet<string> = new Set()): Promise<boolean> {
     if (f.names.length === 0) return false;
-    const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
-    this.applyFilter(q, f);
-    if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
-    q.where('priority', f.ordering === 'ASC' ? '<' : '>', priority).limit(1);
-    const rows = (await this.retrying(() => q)) as unknown[];
+    // Unkeyed and keyed tasks apart, each where a claim index holds them: the unkeyed ones in
+    // priority order, so the look is one seek however many due tasks rank below. (One look at
+    // both read every due task of a large backlog, the claim indexes being partial on the key.)
+    const look = (keyed: boolean) => {
+      const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
+      if (keyed) q.whereNotNull('concurrency_key');
+      else q.whereNull('concurrency_key');
+      this.applyFilter(q, f);
+      if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
+      return q.where('priority', f.ordering === 'ASC' ? '<' : '>', priority).limit(1);
+    };
+    const rows = await this.retrying(() => this.dialect.unionAll(this.knex, [look(false), look(true)]));
     return rows.length > 0;
   }
 

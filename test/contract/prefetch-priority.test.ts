@@ -10,6 +10,8 @@ import { background, getResult, schedule } from '../../core/index.js';
 import { ManualClock, resetClock, setClock } from '../../core/base/clock.js';
 import { Worker } from '../../core/worker/worker.js';
 import { contract, waitUntil } from '../helpers/databases.js';
+import { plainTask } from '../../core/store/rows.js';
+import { taskHash } from '../../core/base/json.js';
 import { recordingLogger } from '../helpers/log.js';
 
 const started: string[] = [];
@@ -93,4 +95,32 @@ contract('prefetch and priorities', (db) => {
       }
     });
   }
+
+  it('the look for due tasks that rank above the prefetched ones (Store.outranked) sees unkeyed and keyed tasks, due and in unpaused queues only', async () => {
+    const add = (o: { priority: number; key?: string; queue?: string; runAt?: number }) => {
+      const args = JSON.stringify([o.priority, o.key ?? null, o.queue ?? null, o.runAt ?? 0]);
+      return db.store.insertTasks([
+        plainTask({ name: 'prio.quick', args, hash: taskHash('prio.quick', args), runAt: o.runAt ?? clock.now(), enqueuedAt: clock.now(), queue: o.queue ?? null, priority: o.priority, concurrencyKey: o.key ?? null }),
+      ]);
+    };
+    const f = (ordering: 'ASC' | 'DESC') => ({ names: ['prio.quick'], queues: null, excludeQueues: null, ordering });
+    const above = (floor: number, ordering: 'ASC' | 'DESC' = 'DESC', paused = new Set<string>()) => db.store.outranked(f(ordering), clock.now(), floor, paused);
+    // A backlog at priority 0, keyed and unkeyed: nothing ranks above 0.
+    for (let i = 0; i < 20; i++) await add({ priority: 0 });
+    await add({ priority: 0, key: 'k' });
+    expect(await above(0)).to.equal(false);
+    // Above it but not due, or in a paused queue: still nothing.
+    await add({ priority: 5, runAt: clock.now() + 60_000 });
+    await add({ priority: 5, key: 'k', queue: 'p' });
+    expect(await above(0, 'DESC', new Set(['p']))).to.equal(false);
+    // The keyed one in the queue once it is not paused.
+    expect(await above(0)).to.equal(true);
+    expect(await above(5)).to.equal(false);
+    // An unkeyed one above 0 (and, with ASC ordering, one below 0 ranks above).
+    await add({ priority: 3 });
+    expect(await above(0, 'DESC', new Set(['p']))).to.equal(true);
+    expect(await above(0, 'ASC')).to.equal(false);
+    await add({ priority: -1, key: 'k2' });
+    expect(await above(0, 'ASC')).to.equal(true);
+  });
 });
