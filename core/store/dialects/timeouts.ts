@@ -62,10 +62,9 @@ let exemptRuns = 0;
  * than a slow one.
  *
  * Once the last such call ends, the storage is disabled again: on Node 20 an AsyncLocalStorage
- * that has run once hooks every promise the process makes from then on, and a worker in a process
- * that had migrated (`migrate()` at an application's start, `process-tasks --migrate`) ran its
- * first 10,000 no-op tasks at 0.53-0.68 of the rate it reached without (measured on all three
- * databases).
+ * that has run once hooks every promise the process makes from then on: a worker in a process
+ * that had migrated (`migrate()` at an application's start, `process-tasks --migrate`) ran 4-8 %
+ * slower (measured on SQLite and PostgreSQL, 10,000 no-op tasks at concurrency 16).
  */
 export async function withoutStatementTimeout<T>(fn: () => Promise<T>): Promise<T> {
   exemptRuns++;
