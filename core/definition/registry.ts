@@ -54,13 +54,15 @@ export function clearRegistry(): void {
 
 /**
  * Where bgtasks' own frames live. This file is core/definition/registry.ts in the source tree (run
- * through tsx) and dist/core/definition/registry.js in a build or an installed package; with
+ * through tsx), dist/core/definition/registry.js as tsc emits it, and part of a chunk under
+ * dist/chunks/ once the build has bundled it (what an installed package runs); with
  * source maps (tsx, `node --enable-source-maps`) a build's frames name the .ts sources under
  * core/, beside dist/. So every frame under the package's core/, dist/ or cli/ is ours, whichever
  * of these runs, and whether it is reached as a path or as a file URL.
  */
 const HERE = fileURLToPath(import.meta.url);
-const PACKAGE_ROOT = HERE.replace(/[\\/](?:dist[\\/])?core[\\/]definition[\\/]registry\.[cm]?[jt]s$/, '');
+const PACKAGE_ROOT = HERE.replace(/[\\/](?:dist[\\/])?core[\\/]definition[\\/]registry\.[cm]?[jt]s$/, '')
+  .replace(/[\\/]dist[\\/]chunks[\\/][^\\/]+\.js$/, '');
 const OWN_PREFIXES = [
   ...(PACKAGE_ROOT !== HERE ? ['core', 'dist', 'cli'].map((d) => path.join(PACKAGE_ROOT, d)) : []),
   // This file's own room, if it was ever moved or bundled so the pattern above does not match.

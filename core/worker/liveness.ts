@@ -83,7 +83,12 @@ export function livenessUnavailable(spec: DatabaseSpec, timeoutMs: number, clock
  * inherit the loader hooks of the process) and then imports the source.
  */
 function threadModule(): URL {
-  if (!import.meta.url.endsWith('.ts')) return new URL('./liveness-thread.js', import.meta.url);
+  if (!import.meta.url.endsWith('.ts')) {
+    // Found from dist/, not from this module: the build bundles this code into a shared chunk
+    // (dist/chunks/), and the thread's own entry stays at core/worker/liveness-thread.js.
+    const dist = import.meta.url.slice(0, import.meta.url.lastIndexOf('/dist/') + '/dist/'.length);
+    return new URL('core/worker/liveness-thread.js', dist);
+  }
   const source = new URL('./liveness-thread.ts', import.meta.url).href;
   const code = `const { register } = await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}); register(); await import(${JSON.stringify(source)});`;
   return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
