@@ -41,7 +41,7 @@ const RESTART_CAP_MS = 30_000;
 /**
  * The thread starts this long after the worker. Starting it costs about 100 ms of CPU (a fresh
  * isolate loading knex and the driver, then connecting), which a short run would pay on the same
- * cores as its own first claims: 10,000 no-op tasks on PostgreSQL ran 17 % slower with the
+ * cores as its own first claims: 10,000 no-op tasks on PostgreSQL ran 16 % slower with the
  * thread started at once. A worker that dies before its first beat lands is recovered when its
  * lease runs out, as one without a beat is.
  */
