@@ -3,8 +3,9 @@
  * limit, inside one transaction serialised by a lock row shared by every worker of the database
  * (on SQLite, where the only limit is one per key, without either: see flowClaim). It reads
  * what runs now and what started within each rate window, lets keys take turns (policy/flow.ts),
- * admits what every limit has room for, claims exactly those rows and records their starts; rate windows are counted at the flow time (store/flow-clock.ts), read once the
- * lock is held. Tasks held back stay READY: no attempt is counted and no error recorded.
+ * admits what every limit has room for, claims exactly those rows and records their starts;
+ * rate windows are counted at the flow time (store/flow-clock.ts), read once the lock is held.
+ * Tasks held back stay READY: no attempt is counted and no error recorded.
  */
 import type { Knex } from 'knex';
 import { admit, isKeyLimit, limitersFor, rateWindow, takeTurns, type FlowCandidate, type Limiter, type Usage } from '../policy/flow.js';

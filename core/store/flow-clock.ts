@@ -3,7 +3,8 @@
  * (store/claim.ts), so the flow path claims one worker at a time (except SQLite's claims where
  * the only limit is one per key, which need no lock: store/flow-claim.ts); the row's
  * `locked_at` keeps the flow time: the latest time that rate-limit starts were recorded at
- * (policy/flow.ts flowTime) or that the prune deleted up to. Taking the lock moves it forward, never back.
+ * (policy/flow.ts flowTime) or that the prune deleted up to. Taking the lock moves it forward,
+ * never back.
  */
 import type { Knex } from 'knex';
 import { flowTime } from '../policy/flow.js';

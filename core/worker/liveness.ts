@@ -120,7 +120,10 @@ export class Liveness implements Service {
     this.gapMs = livenessGapMs(o.timeoutMs);
   }
 
-  /** Starts the thread without waiting for it: until its first beat lands, the row has none. */
+  /**
+   * Starts the thread SPAWN_DELAY_MS from now, without waiting for it: until its first beat
+   * lands, the row has none.
+   */
   start(): void {
     if (this.unavailable) {
       // Said (with -v) only where a beat could be expected: a server database, a timeout, a real clock.
