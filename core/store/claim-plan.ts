@@ -71,6 +71,17 @@ export interface FlowPlan {
    * of one worker run one at a time, so each reads what the one before it claimed.
    */
   unlockedClaim: Promise<unknown>;
+  /** Where the plain claim's scans have reached, and when and how fast one last read from the start (store/claim-cursor.ts). */
+  claimCursor: ClaimPosition | null;
+  fullClaimAt: number;
+  fullClaimMs: number;
+}
+
+/** A place in the claim order: a task's priority, run time and id. */
+export interface ClaimPosition {
+  priority: number;
+  runAt: number;
+  id: string;
 }
 
 export function emptyFlowPlan(): FlowPlan {
@@ -90,6 +101,9 @@ export function emptyFlowPlan(): FlowPlan {
     flowClaimed: false,
     keyedNames: new Set(),
     unlockedClaim: Promise.resolve(),
+    claimCursor: null,
+    fullClaimAt: -Infinity,
+    fullClaimMs: 0,
   };
 }
 

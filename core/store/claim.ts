@@ -2,7 +2,8 @@
  * Claiming, with flow control. Two paths share each claim:
  * - the plain path claims unkeyed tasks of unlimited task names in queues that are neither paused
  *   nor limited, as one statement per database (dialects/): through the claim index in one
- *   ordered scan, or, when some queues must be skipped, through the per-queue claim index, one
+ *   ordered scan (on PostgreSQL and MySQL/MariaDB from where this worker's last claim ended:
+ *   claim-cursor.ts), or, when some queues must be skipped, through the per-queue claim index, one
  *   ordered scan per queue (so a paused queue's backlog is never read);
  * - the flow path claims keyed tasks and tasks under a concurrency or rate limit, inside one
  *   transaction serialised by a lock row shared by every worker of the database (on SQLite, where
@@ -16,6 +17,7 @@
 import type { Knex } from 'knex';
 import type { TaskRow } from '../types.js';
 import { applyNames, applyQueues, dueBase, limitedName, LOOK_EVERY_MS, order, type ClaimArgs, type ClaimFilter, type ClaimStore as Store, type FlowPlan } from './claim-plan.js';
+import { claimAlongCursor } from './claim-cursor.js';
 import { flowClaim } from './flow-claim.js';
 import { toTaskRow } from './rows.js';
 
@@ -84,10 +86,7 @@ async function plainRows(store: Store, a: ClaimArgs, names: string[], want: numb
   const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
   const skip = skippedQueues(a, a.plan);
   const knex = store.knex;
-  if (skip.length === 0) {
-    const q = applyQueues(applyNames(plainBase(store, knex, a).select('id'), names), a, []).orderBy(order(dir)).limit(want);
-    return store.retrying(() => store.dialect.claim(knex, store.tables.tasks, q, a.set));
-  }
+  if (skip.length === 0) return claimAlongCursor(store, a, want, () => applyQueues(applyNames(plainBase(store, knex, a).select('id'), names), a, []));
   // Some queues are skipped: one ordered scan per queue claimed from, so a skipped queue's
   // backlog is never read (an exclusion in one scan would walk past all of it).
   const queues: Array<string | null> = a.queues ? [...a.queues] : [null, ...(await knownQueues(store, knex, a.plan))];

@@ -152,7 +152,7 @@ export async function flowClaim(store: Store, a: ClaimArgs, want: number): Promi
     let lastSeen: string | undefined;
     // Each key's first task is found by a seek correlated to the list of keys, in the index the
     // dialect names where the optimizer might scan instead (MariaDB).
-    const seekFrom = store.dialect.keySeekSource?.(trx, store.tables.tasks);
+    const seekFrom = store.dialect.claimIndexSource?.(trx, store.tables.tasks);
     const firstOf = () => {
       const q = base().clearSelect().select('id').orderBy(order(dir)).limit(1);
       return seekFrom ? q.from(seekFrom) : q;

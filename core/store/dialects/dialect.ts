@@ -32,9 +32,12 @@ export type ErrorKind = 'retry' | 'connection' | 'unique' | 'missing-table';
 /**
  * What a claim takes: one query of candidate ids (in claim order, limited), or several ordered,
  * limited queries (`members`, each selecting id, priority and run_at) whose union the dialect
- * orders and cuts to `limit` (a per-queue claim, one index scan per queue).
+ * orders and cuts to `limit` (a per-queue claim, one index scan per queue). `consecutive`
+ * members are ranges of the claim order, in that order (a claim from the cursor,
+ * store/claim-cursor.ts): the dialect takes from each in turn, and stops reading once it has
+ * `limit` rows.
  */
-export type ClaimCandidates = Knex.QueryBuilder | { members: Knex.QueryBuilder[]; limit: number; ordering: 'ASC' | 'DESC' };
+export type ClaimCandidates = Knex.QueryBuilder | { members: Knex.QueryBuilder[]; limit: number; ordering: 'ASC' | 'DESC'; consecutive?: boolean };
 
 export function isUnion(c: ClaimCandidates): c is Exclude<ClaimCandidates, Knex.QueryBuilder> {
   return 'members' in c && Array.isArray((c as { members?: unknown }).members);
@@ -86,13 +89,28 @@ export interface Dialect {
    * claiming statement then holds for the rows it claims with no lock taken before it.
    */
   oneWriter?: boolean;
+  /**
+   * Whether the claim index keeps the entries of claimed and finished tasks until the server
+   * cleans them up (PostgreSQL's vacuum, InnoDB's purge), which an old transaction can hold off
+   * for as long as it stays open: the plain claim then reads on from where its last one ended
+   * rather than from the start of the index (store/claim-cursor.ts).
+   */
+  claimFromCursor?: boolean;
   /** Whether the database has `LEFT JOIN LATERAL` (the keyed claim joins each key's first task so). */
   lateralJoins?: boolean;
   /**
-   * What the keyed claim's seek for each key's first task reads from, where the table's name
-   * alone lets the optimizer pick a scan (an index hint). Absent: the table.
+   * The table pinned to its claim index (an index hint), for the reads that must go through it in
+   * claim order where the table's name alone lets the optimizer pick another index or a scan: the
+   * keyed claim's seek for each key's first task, the claim from the cursor. Absent: the table.
    */
-  keySeekSource?(db: Db, table: string): Knex.Raw;
+  claimIndexSource?(db: Db, table: string): Knex.Raw;
+  /**
+   * Whether a range read of an index goes on past the range's end through entries that wait for
+   * clean-up (InnoDB checks the end only on a live entry): then a range that ends where such
+   * entries begin reads them all, and the claim from the cursor first asks which of its ranges
+   * hold anything (store/claim-cursor.ts).
+   */
+  readsPastRangeEnd?: boolean;
   /**
    * The distinct queues of unlocked tasks (those of unkeyed tasks at least; a queue listed in
    * excess only costs the claim an empty member). Absent where the portable walk of

@@ -37,6 +37,7 @@ const CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '
 export const postgresDialect: Dialect = {
   name: 'postgres',
   lateralJoins: true,
+  claimFromCursor: true,
 
   prepareConfig(config, timeouts) {
     const pool = { ...(config.pool ?? {}) };
@@ -62,11 +63,14 @@ export const postgresDialect: Dialect = {
 
   async claim(knex, table, candidates, set: ClaimSet) {
     // A union (per-queue claim) locks inside each member: FOR UPDATE is not allowed on a UNION.
+    // Consecutive members need no sort: Append reads them in order, and LIMIT stops it reading
+    // (and locking) once it has enough.
     const sub = isUnion(candidates)
       ? (() => {
           const parts = candidates.members.map((m) => m.forUpdate().skipLocked().toSQL());
+          const orderBy = candidates.consecutive ? '' : `${claimOrderSql(candidates.ordering)} `;
           return {
-            sql: `SELECT id FROM (${parts.map((p, i) => `SELECT * FROM (${p.sql}) m${i}`).join(' UNION ALL ')}) u ${claimOrderSql(candidates.ordering)} LIMIT ${Math.floor(candidates.limit)}`,
+            sql: `SELECT id FROM (${parts.map((p, i) => `SELECT * FROM (${p.sql}) m${i}`).join(' UNION ALL ')}) u ${orderBy}LIMIT ${Math.floor(candidates.limit)}`,
             bindings: parts.flatMap((p) => p.bindings),
           };
         })()

@@ -1,0 +1,109 @@
+/**
+ * Store conformance: the plain claim read on from its cursor (store/claim-cursor.ts), on every
+ * database, through Store.claim() with one FlowPlan kept across claims as a worker keeps it.
+ * Where the dialect claims from a cursor (PostgreSQL, MySQL/MariaDB), it must lose nothing: a
+ * task of higher or lower priority is found at once, one behind the cursor as soon as the claim
+ * from the cursor comes back short or a claim from the start is due. SQLite claims from the start
+ * every time, and every case holds there too.
+ */
+import { expect } from 'chai';
+import { emptyFlowPlan, type FlowPlan } from '../../../core/store/claim.js';
+import { FULL_EVERY_MS, furthest } from '../../../core/store/claim-cursor.js';
+import { contract } from '../../helpers/databases.js';
+import { claimReq, newTask, seed, T0 } from '../../helpers/store-fixtures.js';
+
+contract('store: the claim from its cursor', (db) => {
+  let plan: FlowPlan;
+  beforeEach(async () => {
+    await db.reset();
+    plan = emptyFlowPlan();
+  });
+
+  const claim = async (limit: number, workerId = 'worker-a', p: FlowPlan = plan) => (await db.store.claim(claimReq({ limit, workerId, flow: p }))).map((t) => t.id);
+  /** As if the last claim from the start were long ago. */
+  const fullDue = () => (plan.fullClaimAt = -Infinity);
+  const cursorUsed = () => db.store.dialect.claimFromCursor === true;
+
+  it('claims one priority in order across claims, the cursor following the last task claimed', async () => {
+    const ids = await seed(db, Array.from({ length: 10 }, (_, i) => newTask({ runAt: T0 - 100 + i })));
+    const got = [...(await claim(3)), ...(await claim(3)), ...(await claim(3)), ...(await claim(3))];
+    expect(got).to.deep.equal(ids);
+    if (cursorUsed()) expect(plan.claimCursor).to.deep.include({ id: ids[9], runAt: T0 - 91, priority: 0 });
+  });
+
+  it('claims a task of higher priority enqueued behind the cursor at the next claim', async () => {
+    const first = await seed(db, Array.from({ length: 6 }, (_, i) => newTask({ runAt: T0 - 100 + i })));
+    expect(await claim(2)).to.deep.equal(first.slice(0, 2));
+    // Earlier run time and higher priority: it ranks before the cursor's priority.
+    const [urgent] = await seed(db, [newTask({ runAt: T0 - 500, priority: 5 })]);
+    expect(await claim(2)).to.deep.equal([urgent, first[2]]);
+  });
+
+  it('claims tasks of lower priority once the cursor priority is used up, in the same claim', async () => {
+    const high = await seed(db, Array.from({ length: 3 }, (_, i) => newTask({ runAt: T0 - 100 + i, priority: 2 })));
+    const low = await seed(db, Array.from({ length: 3 }, (_, i) => newTask({ runAt: T0 - 300 + i, priority: -1 })));
+    expect(await claim(2)).to.deep.equal(high.slice(0, 2));
+    expect(await claim(3)).to.deep.equal([high[2], low[0], low[1]]);
+  });
+
+  it('finds a task behind the cursor when the claim from the cursor comes back short', async () => {
+    const first = await seed(db, Array.from({ length: 4 }, (_, i) => newTask({ runAt: T0 - 100 + i })));
+    expect(await claim(3)).to.deep.equal(first.slice(0, 3));
+    // Same priority, an earlier run time: behind the cursor (an enqueue that committed late).
+    const [late] = await seed(db, [newTask({ runAt: T0 - 1_000 })]);
+    expect(await claim(3)).to.have.members([first[3], late]);
+  });
+
+  it('leaves a task behind the cursor to the next claim from the start while the claims from the cursor are full', async () => {
+    const first = await seed(db, Array.from({ length: 8 }, (_, i) => newTask({ runAt: T0 - 100 + i })));
+    expect(await claim(2)).to.deep.equal(first.slice(0, 2));
+    const [late] = await seed(db, [newTask({ runAt: T0 - 1_000 })]);
+    if (cursorUsed()) {
+      // From the cursor: the next two of the first batch, not the late task, which ranks first.
+      expect(await claim(2)).to.deep.equal(first.slice(2, 4));
+      fullDue();
+    }
+    // A claim from the start: the late task comes first.
+    expect(await claim(2)).to.deep.equal(cursorUsed() ? [late, first[4]] : [late, first[2]]);
+  });
+
+  it('reads from the start at least every FULL_EVERY_MS', async () => {
+    await seed(db, Array.from({ length: 4 }, (_, i) => newTask({ runAt: T0 - 100 + i })));
+    const before = Date.now();
+    await claim(1);
+    if (!cursorUsed()) return expect(plan.claimCursor).to.equal(null);
+    expect(plan.fullClaimAt).to.be.at.least(before);
+    const at = plan.fullClaimAt;
+    await claim(1);
+    expect(plan.fullClaimAt, 'the second claim, within the interval, read from the cursor').to.equal(at);
+    plan.fullClaimAt = Date.now() - FULL_EVERY_MS;
+    await claim(1);
+    expect(plan.fullClaimAt).to.be.above(at);
+  });
+
+  it('two workers with their own cursors claim every task once', async () => {
+    const ids = await seed(db, Array.from({ length: 40 }, (_, i) => newTask({ runAt: T0 - 100 + (i % 7), priority: i % 3 })));
+    const other = emptyFlowPlan();
+    const got: string[] = [];
+    for (let round = 0; round < 20 && got.length < ids.length; round++) {
+      const [a, b] = await Promise.all([claim(3, 'worker-a'), claim(4, 'worker-b', other)]);
+      got.push(...a, ...b);
+      // Tasks keep arriving behind both cursors.
+      if (round === 2) ids.push(...(await seed(db, [newTask({ runAt: T0 - 5_000 }), newTask({ runAt: T0 - 5_000, priority: 1 })])));
+    }
+    expect(got).to.have.length(ids.length);
+    expect(new Set(got)).to.have.lengthOf(ids.length);
+    expect(got).to.have.members(ids);
+  });
+});
+
+describe('claim cursor: furthest', () => {
+  const row = (priority: number, runAt: number, id: string) => ({ priority, run_at: runAt, id });
+  it('takes the furthest position in claim order, never moving back', () => {
+    const at = furthest(null, [row(1, 5, '9'), row(0, 1, '2'), row(0, 1, '10')], 'DESC');
+    expect(at).to.deep.equal({ priority: 0, runAt: 1, id: '10' });
+    expect(furthest(at, [row(3, 0, '1')], 'DESC')).to.equal(at);
+    expect(furthest(null, [row(1, 5, '9'), row(0, 1, '2')], 'ASC')).to.deep.equal({ priority: 1, runAt: 5, id: '9' });
+    expect(furthest(null, [], 'DESC')).to.equal(null);
+  });
+});
