@@ -12,7 +12,7 @@ import { ManualClock } from '../../core/base/clock.js';
 import { DEAD_WORKER_FLOOR_MS, deadWorkerAfterMs, registryBeatMs } from '../../core/policy/status.js';
 import { Maintenance } from '../../core/worker/maintenance.js';
 import { pidNamespace, processGoneHere } from '../../core/worker/process-identity.js';
-import { beatWorker, registerWorker } from '../../core/store/workers.js';
+import { beatWorker, registerWorker, stopWorker } from '../../core/store/workers.js';
 import type { TaskRow } from '../../core/types.js';
 import { contract } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
@@ -78,6 +78,20 @@ contract('dead workers found in seconds', (db) => {
 
   const maintenance = (log = recordingLogger()) =>
     new Maintenance({ store: db.store, clock, log, workerId: 'observer', names: [], maxAttemptsFor: () => 25, everyMs: 1000 });
+
+  it('leaves a task of a worker that stopped cleanly to its lease, though its process is gone', async () => {
+    const t = await workerWithTask('w-stopped', { pid: deadPid(), beatAt: T0 });
+    // Its goodbye: a clean stop whose giving back failed leaves the task to its lease, as it logs.
+    await stopWorker(db.store, 'w-stopped', T0);
+    clock.set(T0 + BOUND_MS + 1_000);
+    expect(await db.store.deadWorkerLeases(clock.now())).to.deep.equal([]);
+    expect(await maintenance().recoverDeadWorkers()).to.equal(0);
+    expect(await db.store.findPending(t.id)).to.deep.include({ lockedBy: 'w-stopped', claimToken: t.claimToken });
+    // Nor does the guarded write take it, were a pass to try with what it read before the goodbye.
+    const e = errorAt('gone', 1, clock.now());
+    expect(await db.store.recoverLease(t, clock.now(), e, clock.now(), { deadWorker: 'gone' })).to.equal('lost');
+    expect(await db.store.findPending(t.id)).to.deep.include({ lockedBy: 'w-stopped' });
+  });
 
   it("recovers a gone worker's task once its registry heartbeat is stale, long before its lease runs out", async () => {
     const t = await workerWithTask('w-dead', { pid: deadPid(), beatAt: T0 });
