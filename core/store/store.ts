@@ -315,10 +315,12 @@ export class Store {
 
   /**
    * Running tasks whose lease expired before `nowMs` (their worker stopped renewing it), oldest
-   * first; only those of worker `lockedBy`, or only those of other workers (`notLockedBy`).
+   * first; only those of worker `lockedBy`, or only those of other workers (`notLockedBy`); only
+   * those that expired at or after `since`.
    */
-  async expiredLeases(nowMs: number, o: { limit?: number; lockedBy?: string; notLockedBy?: string } = {}): Promise<TaskRow[]> {
+  async expiredLeases(nowMs: number, o: { limit?: number; lockedBy?: string; notLockedBy?: string; since?: number } = {}): Promise<TaskRow[]> {
     const q = this.knex(this.tables.tasks).select('*').whereNotNull('locked_by').where('locked_until', '<', nowMs);
+    if (o.since !== undefined) q.where('locked_until', '>=', o.since);
     if (o.lockedBy !== undefined) q.where('locked_by', o.lockedBy);
     if (o.notLockedBy !== undefined) q.whereNot('locked_by', o.notLockedBy);
     const rows = await this.retrying(() => q.orderBy('locked_until').limit(o.limit ?? 100));

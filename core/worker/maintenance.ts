@@ -55,12 +55,25 @@ export interface MaintenanceOptions {
    * .continuousMs); absent or 0: it has no beat, and judges no other worker silent.
    */
   livenessContinuousMs?: () => number;
+  /** Real time (epoch ms) for the lease reads' schedule; tests inject one. Default Date.now. */
+  realTime?: () => number;
 }
 
 const UNKNOWN_NAMES_EVERY_MS = 60_000;
 
+/**
+ * Lease recovery reads only the leases that expired since its last complete read (less this
+ * margin, for a lease written just before that read and committed after it), and all of them
+ * at least this often (real time): see recoverExpiredLeases.
+ */
+export const LEASE_READ_MARGIN_MS = 10_000;
+export const ALL_LEASES_EVERY_MS = 60_000;
+
 export class Maintenance implements Service {
   private lastRecovery = 0;
+  /** The clock's time of the last complete read of expired leases (null: none yet), and when the last one of all of them was (real time). */
+  private leasesReadTo: number | null = null;
+  private allLeasesAt = -Infinity;
   private lastUnknownCheck = 0;
   private inFlight: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -115,19 +128,38 @@ export class Maintenance implements Service {
    * leases renews them, or takes them back, with its next heartbeat. Its own expired leases that
    * it no longer holds (a result it gave up writing; a previous process with the same worker id)
    * are recovered like anyone's.
+   *
+   * The read goes through the lease index from its oldest entry, and that index also holds the
+   * entries of finished tasks until vacuum or purge removes them, which a long transaction holds
+   * off: beside one (LONGTX-01), every pass read every task run since it began. So a pass reads
+   * only the leases that expired since the last complete pass (less LEASE_READ_MARGIN_MS), and
+   * all of them every ALL_LEASES_EVERY_MS: a lease that expired earlier and was left alone (its
+   * worker held it then, or another worker's write won) waits for that.
    */
   async recoverExpiredLeases(): Promise<number> {
     const now = this.o.clock.now();
     const held = new Set(this.o.heldTokens?.() ?? []);
+    const real = (this.o.realTime ?? Date.now)();
+    const all = this.leasesReadTo === null || now < this.leasesReadTo || real - this.allLeasesAt >= ALL_LEASES_EVERY_MS;
+    const since = all ? undefined : this.leasesReadTo! - LEASE_READ_MARGIN_MS;
+    const limit = 100;
     let expired: TaskRow[];
+    let complete: boolean;
     if (held.size === 0) {
-      expired = await this.o.store.expiredLeases(now);
+      expired = await this.o.store.expiredLeases(now, { limit, since });
+      complete = expired.length < limit;
     } else {
       // Two reads, so that leases this worker holds (after an outage, many may have expired) never
       // crowd the other workers' out of a pass.
-      const others = await this.o.store.expiredLeases(now, { notLockedBy: this.o.workerId });
-      const own = await this.o.store.expiredLeases(now, { lockedBy: this.o.workerId });
+      const others = await this.o.store.expiredLeases(now, { limit, since, notLockedBy: this.o.workerId });
+      const own = await this.o.store.expiredLeases(now, { limit, since, lockedBy: this.o.workerId });
+      complete = others.length < limit && own.length < limit;
       expired = [...others, ...own.filter((t) => !held.has(t.claimToken!))];
+    }
+    // A read cut by its limit goes on from the same place next time.
+    if (complete) {
+      this.leasesReadTo = now;
+      if (all) this.allLeasesAt = real;
     }
     let n = 0;
     for (const t of expired) {

@@ -8,7 +8,7 @@ import { background, cancel, getResult, schedule, Repeat, TaskNotFoundError, Val
 import { ManualClock } from '../../core/base/clock.js';
 import { setClock, resetClock } from '../../core/base/clock.js';
 import { Worker, type WorkerOptions } from '../../core/worker/worker.js';
-import { Maintenance } from '../../core/worker/maintenance.js';
+import { ALL_LEASES_EVERY_MS, LEASE_READ_MARGIN_MS, Maintenance } from '../../core/worker/maintenance.js';
 import { contract, waitUntil } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
 import type { ClaimRequest } from '../../core/store/store.js';
@@ -105,6 +105,35 @@ contract('reliability in one process', (db) => {
     expect(r.errors).to.have.length(1);
     expect(r.errors[0]!.exceptionClass).to.equal('WorkerLostError');
     expect(r.errors[0]!.message).to.match(/worker dead-host:123:abcd stopped renewing its lease/);
+  });
+
+  it('reads the leases that expired since its last complete pass, and all of them every ALL_LEASES_EVERY_MS', async () => {
+    let real = 1_000_000;
+    const m = new Maintenance({ store: db.store, clock, log: recordingLogger(), workerId: 'maint', names: [], maxAttemptsFor: () => 25, everyMs: 1000, realTime: () => real });
+    await quick(1);
+    await quick(2);
+    await quick(3);
+    const [old] = await db.store.claim(claimReq('old-worker'));
+    expect(await m.recoverExpiredLeases()).to.equal(0); // a complete pass at T0: nothing expired
+    // A lease that ran out long before that pass, written after it (the row of another program,
+    // or a write that stalled): beyond the margin, so the next passes do not read it ...
+    await db.store.knex(db.store.tables.tasks).where('id', old!.id).update({ locked_until: T0 - LEASE_READ_MARGIN_MS - 1 });
+    // ... while a lease that runs out after the last pass is read and recovered.
+    const [recent] = await db.store.claim(claimReq('recent-worker'));
+    clock.advance(5.001);
+    expect(await m.recoverExpiredLeases()).to.equal(1);
+    expect(await db.store.findPending(recent!.id)).to.deep.include({ lockedBy: null });
+    expect(await db.store.findPending(old!.id)).to.deep.include({ lockedBy: 'old-worker' });
+    real += ALL_LEASES_EVERY_MS - 1;
+    expect(await m.recoverExpiredLeases()).to.equal(0);
+    // Every ALL_LEASES_EVERY_MS (real time) a pass reads them all.
+    real += 1;
+    expect(await m.recoverExpiredLeases()).to.equal(1);
+    expect(await db.store.findPending(old!.id)).to.deep.include({ lockedBy: null });
+    // A fresh recovering worker reads them all at its first pass.
+    const [third] = await db.store.claim(claimReq('third-worker'));
+    await db.store.knex(db.store.tables.tasks).where('id', third!.id).update({ locked_until: T0 - 60_000 });
+    expect(await maintenance().recoverExpiredLeases()).to.equal(1);
   });
 
   it('does not recover a lease that has not expired yet', async () => {
