@@ -236,8 +236,9 @@ export class Store {
     if (tasks.length === 0) return { lost: [], cancelled: [], retaken: [] };
     const ids = tasks.map((t) => t.id);
     const tokens = tasks.map((t) => t.claimToken!);
+    const byId = this.dialect.byIdSource?.(this.knex, this.tables.tasks) ?? this.tables.tasks;
     await this.retrying(() =>
-      this.knex(this.tables.tasks)
+      this.knex(byId)
         .whereIn('id', ids)
         .whereIn('claim_token', tokens)
         .where('locked_by', workerId)

@@ -105,6 +105,12 @@ export interface Dialect {
    */
   claimIndexSource?(db: Db, table: string): Knex.Raw;
   /**
+   * The table pinned to its primary key, for writes to listed ids whose other conditions an index
+   * also serves (a lease renewal's `locked_by`): the optimizer must not read that index instead.
+   * Absent: the table.
+   */
+  byIdSource?(db: Db, table: string): Knex.Raw;
+  /**
    * Whether a range read of an index goes on past the range's end through entries that wait for
    * clean-up (InnoDB checks the end only on a live entry): then a range that ends where such
    * entries begin reads them all, and the claim from the cursor first asks which of its ranges

@@ -227,6 +227,13 @@ export const mysqlDialect: Dialect = {
     return db.raw('?? FORCE INDEX (??)', [table, `${table}_claim`]);
   },
 
+  byIdSource(db, table) {
+    // A lease renewal (ids, their tokens and the worker) was read through the claim index, which
+    // leads with locked_by: every entry of the worker's tasks, with those of the tasks it finished
+    // while InnoDB's purge is held off (LONGTX-01: 1.9 s a renewal, its rows locked meanwhile).
+    return db.raw('?? FORCE INDEX (PRIMARY)', [table]);
+  },
+
   async queuesWithTasks(db, table) {
     // MySQL/MariaDB answer the recursive walk's MIN() by reading every index entry of the queues
     // it passes (a paused queue's whole backlog; measured by bench/scenarios/flow.ts), so each
