@@ -15,6 +15,6 @@ import * as m008 from './008_worker_pid_namespace.js';
 import * as m009 from './009_idempotency_key.js';
 import * as m010 from './010_worker_liveness.js';
 import * as m011 from './011_key_walk_index.js';
-import * as m012 from './012_short_hash_index.js';
+import * as m012 from './012_hot_path_indexes.js';
 
 export const MIGRATIONS: readonly Migration[] = [m001, m002, m003, m004, m005, m006, m007, m008, m009, m010, m011, m012];

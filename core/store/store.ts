@@ -241,7 +241,10 @@ export class Store {
       this.knex(byId)
         .whereIn('id', ids)
         .whereIn('claim_token', tokens)
-        .where('locked_by', workerId)
+        // PostgreSQL: a null-safe comparison, which does not imply `locked_by IS NOT NULL`, so
+        // the planner cannot read the partial lease index instead of the primary key (it read
+        // all of it, 0.6 s a renewal, when its statistics said the table was nearly empty).
+        .where((b) => (this.dialect.name === 'postgres' ? b.whereRaw('locked_by IS NOT DISTINCT FROM ?', [workerId]) : b.where('locked_by', workerId)))
         .update({ locked_until: leaseUntilMs }),
     );
     const rows = (await this.retrying(() =>

@@ -124,6 +124,9 @@ function sides(store: Store): Side[] {
  */
 function applyFilter(store: Store, side: Side, q: Knex.QueryBuilder, f: PageFilter, nowMs: number): boolean {
   const statuses = f.statuses && f.statuses.length > 0 ? f.statuses : null;
+  // Always true (NOT NULL): it lets PostgreSQL use the partial (enqueued_at, id) index, which
+  // only a query that says so may use (migration 012: no lookup by id reads it).
+  if (side.pending) q.whereNotNull('enqueued_at');
   if (side.pending) {
     const ready = !statuses || statuses.includes('READY');
     const running = !statuses || statuses.includes('RUNNING');

@@ -62,23 +62,29 @@ export const postgresDialect: Dialect = {
   prepareExternal() {},
 
   async claim(knex, table, candidates, set: ClaimSet) {
+    // The rows are updated where the locking read found them (their ctid), never looked up again
+    // by id: joined on id, the planner once chose, after an autovacuum, to answer each of the 256
+    // lookups with a full scan of the (enqueued_at, id) index, whose second column is the id
+    // (LONGTX-01, clean run: 10 s a claim, 3 million buffers). A row locked by this statement
+    // cannot move before the update that follows in it.
+    const tid = knex.raw('ctid AS bg_tid');
     // A union (per-queue claim) locks inside each member: FOR UPDATE is not allowed on a UNION.
     // Consecutive members need no sort: Append reads them in order, and LIMIT stops it reading
     // (and locking) once it has enough.
     const sub = isUnion(candidates)
       ? (() => {
-          const parts = candidates.members.map((m) => m.forUpdate().skipLocked().toSQL());
+          const parts = candidates.members.map((m) => m.clone().select(tid).forUpdate().skipLocked().toSQL());
           const orderBy = candidates.consecutive ? '' : `${claimOrderSql(candidates.ordering)} `;
           return {
-            sql: `SELECT id FROM (${parts.map((p, i) => `SELECT * FROM (${p.sql}) m${i}`).join(' UNION ALL ')}) u ${orderBy}LIMIT ${Math.floor(candidates.limit)}`,
+            sql: `SELECT bg_tid FROM (${parts.map((p, i) => `SELECT * FROM (${p.sql}) m${i}`).join(' UNION ALL ')}) u ${orderBy}LIMIT ${Math.floor(candidates.limit)}`,
             bindings: parts.flatMap((p) => p.bindings),
           };
         })()
-      : candidates.forUpdate().skipLocked().toSQL();
+      : candidates.clone().select(tid).forUpdate().skipLocked().toSQL();
     const result = await knex.raw(
       `WITH c AS (${sub.sql})
        UPDATE ?? AS t SET locked_by = ?, claim_token = ? || t.id::text, locked_at = ?, locked_until = ?, attempts = t.attempts + 1
-       FROM c WHERE t.id = c.id
+       WHERE t.ctid = ANY (ARRAY(SELECT bg_tid FROM c))
        RETURNING t.*`,
       [...sub.bindings, table, set.workerId, `${set.token}:`, set.nowMs, set.leaseUntilMs],
     );
@@ -104,11 +110,18 @@ export const postgresDialect: Dialect = {
 
   async completeMany(knex, tables, items) {
     // PostgreSQL: one statement, atomic on its own: the DELETE's RETURNING feeds the INSERT, and
-    // the inputs arrive as five arrays (one bound parameter each).
-    const sql = `WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::text[]) AS v(id, token, finished_at, rv, worker_id)),
-      t AS (DELETE FROM ${q(tables.tasks)} d USING v WHERE d.id = v.id AND d.claim_token = v.token RETURNING d.*, v.finished_at AS bg_finished_at, v.rv AS bg_rv, v.worker_id AS bg_worker_id)
+    // the inputs arrive as arrays (one bound parameter each). The DELETE finds its rows through
+    // the primary key (`id = ANY`), not by joining the inputs: joined, the planner read the whole
+    // primary key index for each settle when its statistics said the table was nearly empty
+    // (LONGTX-01: 0.9 s a settle). Each row deleted is then paired with its input by its claim
+    // token, which is unique to one claim of one task.
+    const unique = [...new Map(items.map((i) => [i.token, i])).values()];
+    const sql = `WITH v AS (SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[]) AS v(token, finished_at, rv, worker_id)),
+      d AS (DELETE FROM ${q(tables.tasks)} WHERE id = ANY (?::bigint[]) AND claim_token = ANY (?::text[]) RETURNING *),
+      t AS (SELECT d.*, v.finished_at AS bg_finished_at, v.rv AS bg_rv, v.worker_id AS bg_worker_id FROM d JOIN v ON v.token = d.claim_token)
       ${completedInsertSelect(tables.completed, q, { finishedAt: 't.bg_finished_at', returnValue: 't.bg_rv', workerId: 't.bg_worker_id' })} FROM t RETURNING task_id`;
-    const arrays = [items.map((i) => i.id), items.map((i) => i.token), items.map((i) => i.finishedAt), items.map((i) => i.returnValue), items.map((i) => i.workerId)];
+    const tokens = unique.map((i) => i.token);
+    const arrays = [tokens, unique.map((i) => i.finishedAt), unique.map((i) => i.returnValue), unique.map((i) => i.workerId), unique.map((i) => i.id), tokens];
     const r = await knex.raw(sql, arrays as unknown as Knex.RawBinding[]);
     return (r as { rows: Array<{ task_id: unknown }> }).rows.map((x) => String(x.task_id));
   },
