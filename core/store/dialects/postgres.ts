@@ -110,11 +110,12 @@ export const postgresDialect: Dialect = {
 
   async completeMany(knex, tables, items) {
     // PostgreSQL: one statement, atomic on its own: the DELETE's RETURNING feeds the INSERT, and
-    // the inputs arrive as arrays (one bound parameter each). The DELETE finds its rows through
-    // the primary key (`id = ANY`), not by joining the inputs: joined, the planner read the whole
-    // primary key index for each settle when its statistics said the table was nearly empty
-    // (LONGTX-01: 0.9 s a settle). Each row deleted is then paired with its input by its claim
-    // token, which is unique to one claim of one task.
+    // the inputs arrive as arrays (one bound parameter each). The DELETE names its ids (`= ANY`),
+    // which only the primary key can serve (migration 012 made the (enqueued_at, id) index
+    // partial), rather than joining the inputs: joined, the planner read the whole primary key
+    // index for a settle when its statistics said the table was nearly empty (LONGTX-01: 0.9 s a
+    // settle). Each row deleted is then paired with its input by its claim token, unique to one
+    // claim of one task.
     const unique = [...new Map(items.map((i) => [i.token, i])).values()];
     const sql = `WITH v AS (SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[]) AS v(token, finished_at, rv, worker_id)),
       d AS (DELETE FROM ${q(tables.tasks)} WHERE id = ANY (?::bigint[]) AND claim_token = ANY (?::text[]) RETURNING *),
