@@ -206,7 +206,12 @@ for (const t of cliTargets()) {
       await waitUntil(async () => (await getResult(id)).status === 'RUNNING', 'worker-a to start the task');
       a.child.kill('SIGSTOP');
       const b = worker('--worker-id', 'worker-b', '--lock-timeout', '2', '--heartbeat-interval', '0.5');
-      await waitUntil(async () => (await getResult(id)).isFinished, 'worker-b to finish the task', 20_000);
+      try {
+        await waitUntil(async () => (await getResult(id)).isFinished, 'worker-b to finish the task', 20_000);
+      } catch (err) {
+        a.child.kill('SIGCONT');
+        throw new Error(`${(err as Error).message}\nworker-a printed:\n${a.stdout()}${a.stderr()}\nworker-b printed:\n${b.stdout()}${b.stderr()}`, { cause: err });
+      }
       a.child.kill('SIGCONT');
       try {
         await waitUntil(() => /lease lost/.test(a.stdout()), 'worker-a to notice its lost lease', 15_000);
