@@ -90,7 +90,7 @@ const TARGETS = [
       await s.query('CREATE TABLE effects (n int NOT NULL, pid int NOT NULL)', 'fx');
     },
     // The success write: one autocommit statement (core/store/dialects/postgres.ts completeMany).
-    settleRequests: [/AS \(DELETE FROM "sc_tasks" d USING v/],
+    settleRequests: [/AS \(DELETE FROM "sc_tasks" WHERE id = ANY/],
   },
   {
     name: 'mariadb',

@@ -17,7 +17,7 @@ import { emptyFlowPlan } from '../../../core/store/claim.js';
 import { contract } from '../../helpers/databases.js';
 import { claimReq, newTask, seed, success, T0 } from '../../helpers/store-fixtures.js';
 
-contract('store: PostgreSQL plans of the writes by id', (db) => {
+contract('plans of the writes by id (PostgreSQL)', (db) => {
   if (db.name !== 'postgres') return;
 
   beforeEach(() => db.reset());
