@@ -16,5 +16,6 @@ import * as m009 from './009_idempotency_key.js';
 import * as m010 from './010_worker_liveness.js';
 import * as m011 from './011_key_walk_index.js';
 import * as m012 from './012_hot_path_indexes.js';
+import * as m013 from './013_claim_index_unlocked_last.js';
 
-export const MIGRATIONS: readonly Migration[] = [m001, m002, m003, m004, m005, m006, m007, m008, m009, m010, m011, m012];
+export const MIGRATIONS: readonly Migration[] = [m001, m002, m003, m004, m005, m006, m007, m008, m009, m010, m011, m012, m013];
