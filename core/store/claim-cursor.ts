@@ -11,11 +11,17 @@
  * the claim order, in order: tasks that rank above the cursor's priority (new urgent work is never
  * behind it), those of its priority after it, those below it. What the cursor skips are tasks of
  * its priority that became claimable behind it: an enqueue that committed late, a task scheduled
- * in the past, a task given back with its old run time. A claim from the start finds them: when
- * the claim from the cursor comes back short (the worker is never left waiting while such tasks
- * are due), and at least every FULL_EVERY_MS, or less often when reading from the start is slow
- * (at most 1/FULL_SHARE of the time). A task behind the cursor thus waits at most that long for
- * a busy worker, and the order of tasks of one priority is kept within that bound.
+ * in the past, a task given back with its old run time. A claim from the start finds them: at
+ * least every FULL_EVERY_MS, or less often when reading from the start is slow (at most
+ * 1/FULL_SHARE of the time); and when the claim from the cursor comes back short, at once unless
+ * that too would read from the start more than 1/FULL_SHARE of the time. A task behind the cursor
+ * thus waits at most max(FULL_EVERY_MS, FULL_SHARE × the last read from the start) for a busy
+ * worker, and FULL_SHARE × that read for one that runs short (milliseconds on a table that is
+ * cleaned up, so at once in practice); the order of tasks of one priority is kept within that
+ * bound. The short case is bounded too because it is the costly one: the read from the start
+ * walks the entries left at the front, and a worker that keeps up with its enqueuers runs short
+ * at nearly every claim (LONGTX-01: two seconds a claim after a few minutes beside a held
+ * transaction, had it read from the start each time).
  */
 import type { Knex } from 'knex';
 import { order, type ClaimArgs, type ClaimPosition, type ClaimStore as Store } from './claim-plan.js';
@@ -25,12 +31,18 @@ type Row = Record<string, unknown>;
 /** A claim from the start at least this often (ms), while reading from the start is cheap. */
 export const FULL_EVERY_MS = 1_000;
 /** Reading from the start may take at most 1/FULL_SHARE of the time. */
-const FULL_SHARE = 50;
+export const FULL_SHARE = 50;
 
 /** The next claim from the start is due (epoch ms, real clock). */
 function fullDue(a: ClaimArgs): boolean {
   const p = a.plan;
   return p.claimCursor === null || Date.now() - p.fullClaimAt >= Math.max(FULL_EVERY_MS, FULL_SHARE * p.fullClaimMs);
+}
+
+/** After a short claim from the cursor: a claim from the start keeps within its share of the time. */
+function shortFullDue(a: ClaimArgs): boolean {
+  const p = a.plan;
+  return Date.now() - p.fullClaimAt >= FULL_SHARE * p.fullClaimMs;
 }
 
 /** -1, 0, 1: whether position x comes before, with or after y in claim order. */
@@ -99,11 +111,12 @@ export async function claimAlongCursor(store: Store, a: ClaimArgs, want: number,
   if (!store.dialect.claimFromCursor || a.above !== undefined) return claim(candidates().orderBy(order(dir)).limit(want));
   const plan = a.plan;
   const rows: Row[] = [];
-  if (!fullDue(a)) {
+  const fromCursor = !fullDue(a);
+  if (fromCursor) {
     const members = await afterCursor(store, candidates, plan.claimCursor!, a, want);
     rows.push(...(await claim({ members, limit: want, ordering: a.ordering, consecutive: true })));
   }
-  if (rows.length < want) {
+  if (rows.length < want && (!fromCursor || shortFullDue(a))) {
     const started = performance.now();
     try {
       rows.push(...(await claim(candidates().orderBy(order(dir)).limit(want - rows.length))));

@@ -2,13 +2,14 @@
  * Store conformance: the plain claim read on from its cursor (store/claim-cursor.ts), on every
  * database, through Store.claim() with one FlowPlan kept across claims as a worker keeps it.
  * Where the dialect claims from a cursor (PostgreSQL, MySQL/MariaDB), it must lose nothing: a
- * task of higher or lower priority is found at once, one behind the cursor as soon as the claim
- * from the cursor comes back short or a claim from the start is due. SQLite claims from the start
- * every time, and every case holds there too.
+ * task of higher or lower priority is found at once, one behind the cursor as soon as a claim
+ * from the start is due: at once when the claim from the cursor comes back short and reading from
+ * the start is cheap, else within its share of the time. SQLite claims from the start every time,
+ * and every case holds there too (but the one about the cursor).
  */
 import { expect } from 'chai';
 import { emptyFlowPlan, type FlowPlan } from '../../../core/store/claim.js';
-import { FULL_EVERY_MS, furthest } from '../../../core/store/claim-cursor.js';
+import { FULL_EVERY_MS, FULL_SHARE, furthest } from '../../../core/store/claim-cursor.js';
 import { contract } from '../../helpers/databases.js';
 import { claimReq, newTask, seed, T0 } from '../../helpers/store-fixtures.js';
 
@@ -46,12 +47,30 @@ contract('store: the claim from its cursor', (db) => {
     expect(await claim(3)).to.deep.equal([high[2], low[0], low[1]]);
   });
 
-  it('finds a task behind the cursor when the claim from the cursor comes back short', async () => {
+  it('finds a task behind the cursor when the claim from the cursor comes back short and reading from the start is cheap', async () => {
     const first = await seed(db, Array.from({ length: 4 }, (_, i) => newTask({ runAt: T0 - 100 + i })));
     expect(await claim(3)).to.deep.equal(first.slice(0, 3));
     // Same priority, an earlier run time: behind the cursor (an enqueue that committed late).
     const [late] = await seed(db, [newTask({ runAt: T0 - 1_000 })]);
+    plan.fullClaimMs = 0;
     expect(await claim(3)).to.have.members([first[3], late]);
+  });
+
+  it('leaves a task behind the cursor when the claim from the cursor comes back short but reading from the start would exceed its share of the time', async () => {
+    const first = await seed(db, Array.from({ length: 4 }, (_, i) => newTask({ runAt: T0 - 100 + i })));
+    expect(await claim(3)).to.deep.equal(first.slice(0, 3));
+    const [late] = await seed(db, [newTask({ runAt: T0 - 1_000 })]);
+    // The last read from the start took 1 s and has just ended: the next may come FULL_SHARE s later.
+    plan.fullClaimAt = Date.now();
+    plan.fullClaimMs = 1_000;
+    if (!cursorUsed()) {
+      // SQLite reads from the start every time.
+      expect(await claim(3)).to.deep.equal([late, first[3]]);
+      return;
+    }
+    expect(await claim(3)).to.deep.equal([first[3]]);
+    plan.fullClaimAt = Date.now() - FULL_SHARE * 1_000;
+    expect(await claim(3)).to.deep.equal([late]);
   });
 
   it('leaves a task behind the cursor to the next claim from the start while the claims from the cursor are full', async () => {
