@@ -156,9 +156,13 @@ async function main(): Promise<number> {
   const project = makeProject();
   const cleanUp = async () => {
     killChildren();
-    await dropAllLive();
-    project.remove();
-    rmSync(workDir, { recursive: true, force: true });
+    try {
+      await dropAllLive();
+    } finally {
+      // Also when dropping failed: an interrupted run must not leave its project copy behind.
+      project.remove();
+      rmSync(workDir, { recursive: true, force: true });
+    }
   };
   let interrupted = false;
   const onSignal = () => {
