@@ -22,8 +22,8 @@ contract('plans of the writes by id (PostgreSQL)', (db) => {
 
   beforeEach(() => db.reset());
 
-  /** The claim's statement as sent, with its bindings, captured from knex's query events. */
-  async function claimStatement(run: () => Promise<unknown>, pattern = /^\s*WITH c AS/): Promise<{ sql: string; bindings: unknown[] }> {
+  /** The last statement matching `pattern` that the store sent while `run` ran, with its bindings (knex's query events). */
+  async function sentStatement(run: () => Promise<unknown>, pattern = /^\s*WITH c AS/): Promise<{ sql: string; bindings: unknown[] }> {
     const seen: Array<{ sql: string; bindings: unknown[] }> = [];
     const listen = (q: { sql: string; bindings?: unknown[] }) => {
       if (pattern.test(q.sql)) seen.push({ sql: q.sql, bindings: q.bindings ?? [] });
@@ -53,9 +53,9 @@ contract('plans of the writes by id (PostgreSQL)', (db) => {
     await seed(db, Array.from({ length: 3000 }, (_, i) => newTask({ runAt: T0 - 10_000 + i })));
     await db.store.knex.raw(`ANALYZE ${db.store.dialect.quote(db.store.tables.tasks)}`);
     const plan = emptyFlowPlan();
-    const first = await claimStatement(() => db.store.claim(claimReq({ limit: 3, flow: plan })));
+    const first = await sentStatement(() => db.store.claim(claimReq({ limit: 3, flow: plan })));
     // The next claim reads on from the cursor the first one left (a union of three ranges).
-    const second = await claimStatement(() => db.store.claim(claimReq({ limit: 3, flow: plan })));
+    const second = await sentStatement(() => db.store.claim(claimReq({ limit: 3, flow: plan })));
     expect(second.sql).to.match(/UNION ALL/);
     await db.store.knex(db.store.tables.tasks).update({ locked_by: null, claim_token: null, locked_until: null });
     for (const st of [first, second]) {
@@ -72,8 +72,8 @@ contract('plans of the writes by id (PostgreSQL)', (db) => {
     const tasks = await db.store.claim(claimReq({ limit: 200 }));
     expect(tasks).to.have.length(200);
     await db.store.knex.raw(`ANALYZE ${db.store.dialect.quote(db.store.tables.tasks)}`);
-    const renewal = await claimStatement(() => db.store.heartbeat('worker-a', tasks, T0 + 60_000), /^update .* set "locked_until"/i);
-    const settle = await claimStatement(() => db.store.completeMany(tasks.map((t) => success(t, T0 + 1, null)), T0 + 1), /DELETE FROM/);
+    const renewal = await sentStatement(() => db.store.heartbeat('worker-a', tasks, T0 + 60_000), /^update .* set "locked_until"/i);
+    const settle = await sentStatement(() => db.store.completeMany(tasks.map((t) => success(t, T0 + 1, null)), T0 + 1), /DELETE FROM/);
     const tasksTable = db.store.tables.tasks;
     for (const st of [renewal, settle]) {
       const text = await planOf(st);
