@@ -33,16 +33,14 @@ export const FULL_EVERY_MS = 1_000;
 /** Reading from the start may take at most 1/FULL_SHARE of the time. */
 export const FULL_SHARE = 50;
 
-/** The next claim from the start is due (epoch ms, real clock). */
-function fullDue(a: ClaimArgs): boolean {
+/**
+ * The next claim from the start is due (epoch ms, real clock): it keeps within its share of the
+ * time, and comes at least `floorMs` after the last one (FULL_EVERY_MS for a busy worker's claim,
+ * 0 after a short claim from the cursor).
+ */
+function fullDue(a: ClaimArgs, floorMs: number): boolean {
   const p = a.plan;
-  return p.claimCursor === null || Date.now() - p.fullClaimAt >= Math.max(FULL_EVERY_MS, FULL_SHARE * p.fullClaimMs);
-}
-
-/** After a short claim from the cursor: a claim from the start keeps within its share of the time. */
-function shortFullDue(a: ClaimArgs): boolean {
-  const p = a.plan;
-  return Date.now() - p.fullClaimAt >= FULL_SHARE * p.fullClaimMs;
+  return p.claimCursor === null || Date.now() - p.fullClaimAt >= Math.max(floorMs, FULL_SHARE * p.fullClaimMs);
 }
 
 /** -1, 0, 1: whether position x comes before, with or after y in claim order. */
@@ -111,12 +109,12 @@ export async function claimAlongCursor(store: Store, a: ClaimArgs, want: number,
   if (!store.dialect.claimFromCursor || a.above !== undefined) return claim(candidates().orderBy(order(dir)).limit(want));
   const plan = a.plan;
   const rows: Row[] = [];
-  const fromCursor = !fullDue(a);
+  const fromCursor = !fullDue(a, FULL_EVERY_MS);
   if (fromCursor) {
     const members = await afterCursor(store, candidates, plan.claimCursor!, a, want);
     rows.push(...(await claim({ members, limit: want, ordering: a.ordering, consecutive: true })));
   }
-  if (rows.length < want && (!fromCursor || shortFullDue(a))) {
+  if (rows.length < want && (!fromCursor || fullDue(a, 0))) {
     const started = performance.now();
     try {
       rows.push(...(await claim(candidates().orderBy(order(dir)).limit(want - rows.length))));
