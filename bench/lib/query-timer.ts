@@ -4,6 +4,10 @@
  * included). It times the round trip as the caller sees it: driver, network, server, and the
  * event-loop delay before the result is handled. Used by the profile and, through
  * query-timer-preload.ts, inside spawned CLI processes.
+ *
+ * SQLite's one-row inserts bypass `query` (statements prepared once per connection,
+ * core/store/dialects/sqlite-prepared.ts) and only announce themselves with knex's `query` and
+ * `query-response` events, marked `prepared`; those are timed from one event to the other.
  */
 import { createRequire } from 'node:module';
 
@@ -71,6 +75,19 @@ export function queryTimer(): QueryTimer {
   const require = createRequire(import.meta.url);
   const Client = require('knex/lib/client.js') as { prototype: { query: QueryFn } };
   const original = Client.prototype.query;
+  const emit = (Client.prototype as unknown as { emit: (this: unknown, event: string, ...args: unknown[]) => boolean }).emit;
+  const sentAt = new WeakMap<object, number>();
+  (Client.prototype as unknown as { emit: typeof emit }).emit = function (this: unknown, event: string, ...args: unknown[]) {
+    const q = (event === 'query' ? args[0] : event === 'query-response' ? args[1] : null) as { sql?: string; bindings?: unknown[]; prepared?: boolean } | null;
+    if (q?.prepared === true) {
+      if (event === 'query') sentAt.set(q, performance.now());
+      else {
+        const at = sentAt.get(q) ?? performance.now();
+        timer.observe(String(q.sql ?? ''), q.bindings ?? [], at, performance.now() - at);
+      }
+    }
+    return emit.call(this, event, ...args);
+  };
   Client.prototype.query = function (this: unknown, connection: unknown, query: unknown) {
     const at = performance.now();
     const q = query as { sql?: string; bindings?: unknown[] } | string;

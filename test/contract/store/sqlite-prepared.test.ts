@@ -1,0 +1,159 @@
+/**
+ * SQLite's one-row insert outside the query builder (core/store/dialects/sqlite-prepared.ts), on
+ * both drivers knex knows: node-sqlite3, which bgtasks' own pools use, and better-sqlite3, which an
+ * application's knex instance may use (a devDependency here, so CI runs it; without it those
+ * tests print a notice and skip). Each test opens its own knex on a file of its own.
+ */
+import { readdirSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { expect } from 'chai';
+import knexFactory, { type Knex } from 'knex';
+import { insertPrepared, MAX_STATEMENTS } from '../../../core/store/dialects/sqlite-prepared.js';
+import { sqliteDialect } from '../../../core/store/dialects/sqlite.js';
+import { DEFAULT_TIMEOUTS } from '../../../core/store/connection.js';
+import { AVAILABLE, makeTempDir, removeTempDir, skipUnless, unavailable, type Availability } from '../../helpers/processes.js';
+import { contract, waitUntil } from '../../helpers/databases.js';
+import { newTask, seed } from '../../helpers/store-fixtures.js';
+
+function driverAvailable(client: string): Availability {
+  try {
+    createRequire(import.meta.url).resolve(client);
+    return AVAILABLE;
+  } catch {
+    return unavailable(`the ${client} package is not installed (npm ci installs it as a devDependency)`);
+  }
+}
+
+/** How many of this process's file descriptors are open on `file`. */
+function openDescriptors(file: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === file;
+    } catch {
+      return false; // closed between the listing and the read
+    }
+  }).length;
+}
+
+for (const client of ['sqlite3', 'better-sqlite3']) {
+  describe(`SQLite prepared one-row insert (${client})`, function () {
+    let dir = '';
+    const opened: Knex[] = [];
+
+    before(function () {
+      skipUnless(this, driverAvailable(client), `SQLite prepared insert on ${client}`);
+    });
+    beforeEach(() => {
+      dir = makeTempDir('prepared');
+    });
+    afterEach(async () => {
+      for (const k of opened.splice(0)) await k.destroy();
+      removeTempDir(dir);
+    });
+
+    /** A knex set up as bgtasks sets up its own SQLite pools (one connection, its pragmas). */
+    async function open(): Promise<Knex> {
+      const config = sqliteDialect.prepareConfig({ client, connection: { filename: path.join(dir, 'p.sqlite3') } }, DEFAULT_TIMEOUTS);
+      const knex = knexFactory(config);
+      opened.push(knex);
+      await knex.schema.createTable('t', (t) => {
+        t.increments('id');
+        t.string('a');
+        t.integer('b');
+        t.boolean('flag').notNullable().defaultTo(true);
+      });
+      return knex;
+    }
+
+    it('stores the row and returns its id, converting booleans as knex stores them', async () => {
+      const knex = await open();
+      expect(await insertPrepared(knex, 't', { a: 'x', b: 1 })).to.equal('1');
+      expect(await insertPrepared(knex, 't', { a: 'y', b: 2, flag: false })).to.equal('2');
+      expect(await insertPrepared(knex, 't', { a: 'z', b: undefined })).to.equal('3');
+      expect(await knex('t').select('id', 'a', 'b', 'flag').orderBy('id')).to.deep.equal([
+        { id: 1, a: 'x', b: 1, flag: 1 },
+        { id: 2, a: 'y', b: 2, flag: 0 },
+        { id: 3, a: 'z', b: null, flag: 1 },
+      ]);
+    });
+
+    it("is seen by knex's query and query-response events", async () => {
+      const knex = await open();
+      const seen: string[] = [];
+      knex.on('query', (q: { sql: string; bindings: unknown[] }) => seen.push(`query ${q.sql} ${JSON.stringify(q.bindings)}`));
+      knex.on('query-response', (r: unknown) => seen.push(`response ${String(r)}`));
+      await insertPrepared(knex, 't', { a: 'x', flag: true });
+      expect(seen).to.deep.equal(['query INSERT INTO "t" ("a", "flag") VALUES (?, ?) ["x",1]', 'response 1']);
+    });
+
+    it('waits for the connection while a transaction holds it, and never writes inside that transaction', async () => {
+      const knex = await open();
+      const trx = await knex.transaction();
+      await trx('t').insert({ a: 'in the transaction' });
+      let done = false;
+      const outside = insertPrepared(knex, 't', { a: 'outside' }).then((id) => ((done = true), id));
+      const pool = (knex.client as { pool: { numPendingAcquires(): number } }).pool;
+      await waitUntil(() => pool.numPendingAcquires() === 1, 'the insert asking the pool for its one connection');
+      expect(done, 'the insert waits for the pool').to.equal(false);
+      await trx.rollback();
+      expect(await outside).to.equal('1');
+      expect(await knex('t').pluck('a')).to.deep.equal(['outside']);
+    });
+
+    it('reports a failed prepare (no such table) and prepares again once the table exists', async () => {
+      const knex = await open();
+      let err: unknown = null;
+      await insertPrepared(knex, 'later', { a: 'x' }).catch((e: unknown) => (err = e));
+      expect(String((err as Error | null)?.message)).to.match(/no such table: later/);
+      await knex.schema.createTable('later', (t) => {
+        t.increments('id');
+        t.string('a');
+      });
+      expect(await insertPrepared(knex, 'later', { a: 'x' })).to.equal('1');
+    });
+
+    it(`prepares a statement for each of more column lists than the ${MAX_STATEMENTS} it keeps, and the connection still closes`, async () => {
+      const knex = await open();
+      await knex.schema.alterTable('t', (t) => {
+        for (let i = 0; i < 6; i++) t.integer(`c${i}`);
+      });
+      // 2^6 = 64 column lists, each a statement of its own: twice what a connection keeps.
+      for (let mask = 0; mask < 64; mask++) {
+        const row: Record<string, unknown> = { a: `m${mask}` };
+        for (let i = 0; i < 6; i++) if (mask & (1 << i)) row[`c${i}`] = i;
+        await insertPrepared(knex, 't', row);
+      }
+      await insertPrepared(knex, 't', { a: 'again' });
+      expect(await knex('t').count({ n: '*' })).to.deep.equal([{ n: 65 }]);
+      // node-sqlite3 refuses to close a connection with statements not finalized (SQLITE_BUSY), and
+      // knex's pool does not pass that on: the file would stay open.
+      const file = path.join(dir, 'p.sqlite3');
+      expect(openDescriptors(file), 'descriptors open on the database file before the close').to.be.above(0);
+      opened.splice(opened.indexOf(knex), 1);
+      await knex.destroy();
+      expect(openDescriptors(file), 'descriptors open on the database file after the close').to.equal(0);
+    });
+  });
+}
+
+contract('the store inserts one task through the prepared insert (SQLite)', (db) => {
+  if (db.name !== 'sqlite') return;
+
+  beforeEach(() => db.reset());
+
+  it('outside a transaction; inside one, through the transaction', async () => {
+    const seen: Array<{ sql: string; prepared?: boolean }> = [];
+    const listen = (q: { sql: string; prepared?: boolean }) => seen.push(q);
+    db.store.knex.on('query', listen);
+    try {
+      const [id] = await seed(db, [newTask()]);
+      const inTrx = await db.store.knex.transaction(async (trx) => db.store.insertTasks([newTask()], trx));
+      const inserts = seen.filter((q) => /^insert into/i.test(q.sql)).map((q) => q.prepared === true);
+      expect(inserts).to.deep.equal([true, false]);
+      expect(await db.store.knex(db.store.tables.tasks).orderBy('id').pluck('id')).to.deep.equal([Number(id), Number(inTrx[0])]);
+    } finally {
+      db.store.knex.off('query', listen);
+    }
+  });
+});
