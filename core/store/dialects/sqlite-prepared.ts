@@ -58,7 +58,7 @@ function isSync(conn: object): conn is SyncDb {
  * close finalize them first, whoever closes it.
  */
 function statementsOf(db: AsyncDb): Map<string, Promise<AsyncStatement>> {
-  let stmts = asyncCache.get(db);
+  const stmts = asyncCache.get(db);
   if (stmts) return stmts;
   const own = new Map<string, Promise<AsyncStatement>>();
   asyncCache.set(db, own);
