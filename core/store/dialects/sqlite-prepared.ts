@@ -118,7 +118,7 @@ async function runAsync(db: AsyncDb, sql: string, params: Binding[]): Promise<nu
   });
 }
 
-/** Values as both drivers bind them (better-sqlite3 refuses booleans; knex stores them as 1 and 0). */
+/** Values as both drivers bind them: better-sqlite3 refuses booleans, which knex stores as 1 and 0. */
 function binding(v: unknown): Binding {
   if (typeof v === 'boolean') return v ? 1 : 0;
   if (v === undefined) return null;

@@ -1,8 +1,9 @@
 /**
- * SQLite's one-row insert outside the query builder (core/store/dialects/sqlite-prepared.ts), on
- * both drivers knex knows: node-sqlite3, which bgtasks' own pools use, and better-sqlite3, which an
- * application's knex instance may use (a devDependency here, so CI runs it; without it those
- * tests print a notice and skip). Each test opens its own knex on a file of its own.
+ * SQLite's connection set-up and its one-row insert outside the query builder
+ * (core/store/dialects/sqlite-prepared.ts): the paths that differ by driver, on both drivers knex
+ * knows. node-sqlite3 is the one bgtasks' own pools use; better-sqlite3 is one an application's
+ * knex instance may use (a devDependency here, so CI runs it; without it those tests print a
+ * notice and skip). Each test opens its own knex on a file of its own.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { createRequire } from 'node:module';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
 import { insertPrepared, MAX_STATEMENTS } from '../../../core/store/dialects/sqlite-prepared.js';
-import { sqliteDialect } from '../../../core/store/dialects/sqlite.js';
+import { SQLITE_BUSY_TIMEOUT_MS, sqliteDialect } from '../../../core/store/dialects/sqlite.js';
 import { DEFAULT_TIMEOUTS } from '../../../core/store/connection.js';
 import { AVAILABLE, makeTempDir, removeTempDir, skipUnless, unavailable, type Availability } from '../../helpers/processes.js';
 import { contract, waitUntil } from '../../helpers/databases.js';
@@ -37,7 +38,7 @@ function openDescriptors(file: string): number {
 }
 
 for (const client of ['sqlite3', 'better-sqlite3']) {
-  describe(`SQLite prepared one-row insert (${client})`, function () {
+  describe(`SQLite on ${client}: connection set-up and the prepared one-row insert`, function () {
     let dir = '';
     const opened: Knex[] = [];
 
@@ -65,6 +66,15 @@ for (const client of ['sqlite3', 'better-sqlite3']) {
       });
       return knex;
     }
+
+    it("gets bgtasks' connection set-up: WAL, the busy timeout, foreign keys", async () => {
+      const knex = await open();
+      const pragma = async (name: string) => Object.values(((await knex.raw(`PRAGMA ${name}`)) as Array<Record<string, unknown>>)[0]!)[0];
+      expect(await pragma('journal_mode')).to.equal('wal');
+      expect(await pragma('busy_timeout')).to.equal(SQLITE_BUSY_TIMEOUT_MS);
+      expect(await pragma('foreign_keys')).to.equal(1);
+      expect(await pragma('synchronous')).to.equal(1); // NORMAL
+    });
 
     it('stores the row and returns its id, converting booleans as knex stores them', async () => {
       const knex = await open();
