@@ -75,6 +75,10 @@ export interface FlowPlan {
   claimCursor: ClaimPosition | null;
   fullClaimAt: number;
   fullClaimMs: number;
+  /** How long the last claim from the cursor took (ms; 0 before the first). */
+  cursorClaimMs: number;
+  /** Whether the last plain claim came back with fewer tasks than it wanted. */
+  claimShort: boolean;
 }
 
 /** A place in the claim order: a task's priority, run time and id. */
@@ -104,6 +108,8 @@ export function emptyFlowPlan(): FlowPlan {
     claimCursor: null,
     fullClaimAt: -Infinity,
     fullClaimMs: 0,
+    cursorClaimMs: 0,
+    claimShort: false,
   };
 }
 

@@ -10,6 +10,7 @@
 import { expect } from 'chai';
 import { emptyFlowPlan, type FlowPlan } from '../../../core/store/claim.js';
 import { FULL_EVERY_MS, FULL_SHARE, furthest } from '../../../core/store/claim-cursor.js';
+import { isUnion } from '../../../core/store/dialects/dialect.js';
 import { contract } from '../../helpers/databases.js';
 import { claimReq, newTask, seed, T0 } from '../../helpers/store-fixtures.js';
 
@@ -84,6 +85,30 @@ contract('store: the claim from its cursor', (db) => {
     }
     // A claim from the start: the late task comes first.
     expect(await claim(2)).to.deep.equal(cursorUsed() ? [late, first[4]] : [late, first[2]]);
+  });
+
+  it('after a short claim, reads from the start alone when that read is due: one claim statement, not two', async () => {
+    const first = await seed(db, [newTask({ runAt: T0 - 100 }), newTask({ runAt: T0 - 99 })]);
+    expect(await claim(3)).to.deep.equal(first);
+    if (cursorUsed()) expect(plan.claimShort, 'two of three').to.equal(true);
+    const [late] = await seed(db, [newTask({ runAt: T0 - 1_000 })]);
+    const [next] = await seed(db, [newTask({ runAt: T0 - 50 })]);
+    // Reading from the start is cheap (it is due at once), and the last one has just ended.
+    plan.fullClaimAt = Date.now();
+    plan.fullClaimMs = 0;
+    const dialect = db.store.dialect;
+    const claim0 = dialect.claim;
+    const reads: string[] = [];
+    dialect.claim = function (...args: Parameters<typeof claim0>) {
+      reads.push(isUnion(args[2]) ? 'from the cursor' : 'from the start');
+      return claim0.apply(this, args);
+    };
+    try {
+      expect(await claim(3)).to.deep.equal([late, next]);
+    } finally {
+      dialect.claim = claim0;
+    }
+    expect(reads).to.deep.equal(['from the start']);
   });
 
   it('reads from the start at least every FULL_EVERY_MS', async () => {
