@@ -2,13 +2,13 @@
  * One-row inserts on SQLite through statements prepared once per connection, outside the query
  * builder. A single enqueue is one autocommit INSERT, and building, compiling and preparing it
  * each time cost more than SQLite's own work: measured on this project's bench machine, 8.8k
- * single enqueues a second through knex against 24.9k for the same INSERT prepared once
- * (docs/databases.md, "SQLite drivers and prepared statements").
+ * single enqueues a second through knex, 11-12k this way, and 16-25k for the bare INSERT prepared
+ * once (docs/databases.md, "Drivers: sqlite3 and better-sqlite3").
  *
  * Both drivers knex knows are served: node-sqlite3 (asynchronous statements; our own pools use it)
  * and better-sqlite3 (synchronous; an application's own knex instance may use it). The connection
  * is taken from knex's pool for the statement, so it never runs inside someone else's transaction,
- * and knex's `query` and `query-response` events still see it.
+ * and knex's `query`, `query-response` and `query-error` events still see it.
  */
 import type { Knex } from 'knex';
 
@@ -120,9 +120,7 @@ async function runAsync(db: AsyncDb, sql: string, params: Binding[]): Promise<nu
 
 /** Values as both drivers bind them: better-sqlite3 refuses booleans, which knex stores as 1 and 0. */
 function binding(v: unknown): Binding {
-  if (typeof v === 'boolean') return v ? 1 : 0;
-  if (v === undefined) return null;
-  return v as Binding;
+  return typeof v === 'boolean' ? (v ? 1 : 0) : (v as Binding);
 }
 
 const quote = (id: string) => `"${id.replace(/"/g, '""')}"`;
@@ -143,6 +141,9 @@ export async function insertPrepared(knex: Knex, table: string, row: Record<stri
     const id = isSync(conn) ? runSync(conn, sql, bindings) : await runAsync(conn as unknown as AsyncDb, sql, bindings);
     client.emit('query-response', id, query);
     return String(id);
+  } catch (err) {
+    client.emit('query-error', err, query);
+    throw err;
   } finally {
     client.releaseConnection(conn);
   }

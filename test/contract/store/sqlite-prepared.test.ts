@@ -111,11 +111,14 @@ for (const client of ['sqlite3', 'better-sqlite3']) {
       expect(await knex('t').pluck('a')).to.deep.equal(['outside']);
     });
 
-    it('reports a failed prepare (no such table) and prepares again once the table exists', async () => {
+    it('reports a failed prepare (no such table), to knex\'s query-error event too, and prepares again once the table exists', async () => {
       const knex = await open();
       let err: unknown = null;
+      const reported: unknown[] = [];
+      knex.on('query-error', (e: unknown) => reported.push(e));
       await insertPrepared(knex, 'later', { a: 'x' }).catch((e: unknown) => (err = e));
       expect(String((err as Error | null)?.message)).to.match(/no such table: later/);
+      expect(reported).to.deep.equal([err]);
       await knex.schema.createTable('later', (t) => {
         t.increments('id');
         t.string('a');
