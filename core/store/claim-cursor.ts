@@ -14,8 +14,7 @@
  * in the past, a task given back with its old run time. A claim from the start finds them: at
  * least every FULL_EVERY_MS, or less often when reading from the start is slow (at most
  * 1/FULL_SHARE of the time); and when the claim from the cursor comes back short, at once unless
- * that too would read from the start more than 1/FULL_SHARE of the time (and the claim after a
- * short one reads from the start first, alone, under that same rule). A task behind the cursor
+ * that too would read from the start more than 1/FULL_SHARE of the time. A task behind the cursor
  * thus waits at most max(FULL_EVERY_MS, FULL_SHARE × the last read from the start) for a busy
  * worker, and FULL_SHARE × that read for one that runs short (milliseconds on a table that is
  * cleaned up, so at once in practice); the order of tasks of one priority is kept within that
@@ -23,6 +22,17 @@
  * walks the entries left at the front, and a worker that keeps up with its enqueuers runs short
  * at nearly every claim (LONGTX-01: two seconds a claim after a few minutes beside a held
  * transaction, had it read from the start each time).
+ *
+ * The claim after a short one reads from the start first, and alone: when that read is due by the
+ * rule above, or when the last one took no longer than the last read from the cursor, timed
+ * within FULL_EVERY_MS (on a table that is cleaned up the cursor's three ranges cost more to plan
+ * than they save). Such reads cost no more than the reads from the cursor they replace, so the
+ * bound on the time spent reading from the start beyond them stays 1/FULL_SHARE. Reading first
+ * and alone matters for start latency: a worker that keeps up is nearly always short again, and
+ * its read from the cursor was followed by the one from the start whenever that was due, two
+ * statements between a task's enqueue and its start. A busy worker keeps to the cursor: the
+ * front of the claim order fills with the entries of the tasks it claims (MariaDB ran 5 % slower
+ * at concurrency 16 reading from the start whenever that was no slower).
  */
 import type { Knex } from 'knex';
 import { order, type ClaimArgs, type ClaimPosition, type ClaimStore as Store } from './claim-plan.js';
@@ -37,7 +47,7 @@ export const FULL_SHARE = 50;
 /**
  * The next claim from the start is due (epoch ms, real clock): it keeps within its share of the
  * time, and comes at least `floorMs` after the last one (FULL_EVERY_MS for a busy worker's claim,
- * 0 after a short claim from the cursor).
+ * 0 after a short claim).
  */
 function fullDue(a: ClaimArgs, floorMs: number): boolean {
   const p = a.plan;
@@ -105,33 +115,32 @@ async function afterCursor(store: Store, candidates: () => Knex.QueryBuilder, c:
  */
 export async function claimAlongCursor(store: Store, a: ClaimArgs, want: number, candidates: () => Knex.QueryBuilder): Promise<Row[]> {
   const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
-  const claim = (c: Parameters<Store['dialect']['claim']>[2]) => store.retrying(() => store.dialect.claim(store.knex, store.tables.tasks, c, a.set));
+  /** Claims, again after a deadlock; `took` gets the time of the attempt that succeeded, without the back-off. */
+  const claim = (c: Parameters<Store['dialect']['claim']>[2], took: (ms: number) => void = () => {}) =>
+    store.retrying(async () => {
+      const started = performance.now();
+      const rows = await store.dialect.claim(store.knex, store.tables.tasks, c, a.set);
+      took(performance.now() - started);
+      return rows;
+    });
   // The prefetch's check (`above`) reads only what outranks the floor: from the start is right.
   if (!store.dialect.claimFromCursor || a.above !== undefined) return claim(candidates().orderBy(order(dir)).limit(want));
   const plan = a.plan;
   const rows: Row[] = [];
-  // After a short claim (a worker that keeps up with its enqueuers, whose next claim is nearly
-  // always short again), a read from the cursor would be followed by one from the start whenever
-  // that is due: the read from the start comes first and alone, one statement between a task's
-  // enqueue and its start instead of two. It also comes whenever it took no longer than the last
-  // read from the cursor (a table that is cleaned up, where the cursor's three ranges cost more to
-  // plan than they save). A busy worker keeps to the cursor: there the front of the claim order
-  // fills with the entries of the tasks it claims (MariaDB ran 5 % slower reading from the start
-  // whenever that was no slower, at concurrency 16).
-  const cheap = plan.claimShort && plan.fullClaimMs <= plan.cursorClaimMs;
+  // After a short claim, the read from the start first and alone (see the header).
+  const cheap = plan.claimShort && plan.fullClaimMs <= plan.cursorClaimMs && Date.now() - plan.cursorClaimAt < FULL_EVERY_MS;
   const fromCursor = !cheap && !fullDue(a, plan.claimShort ? 0 : FULL_EVERY_MS);
   if (fromCursor) {
     const started = performance.now();
     const members = await afterCursor(store, candidates, plan.claimCursor!, a, want);
-    rows.push(...(await claim({ members, limit: want, ordering: a.ordering, consecutive: true })));
-    plan.cursorClaimMs = performance.now() - started;
+    const probed = performance.now() - started;
+    rows.push(...(await claim({ members, limit: want, ordering: a.ordering, consecutive: true }, (ms) => (plan.cursorClaimMs = probed + ms))));
+    plan.cursorClaimAt = Date.now();
   }
   if (rows.length < want && (!fromCursor || fullDue(a, 0))) {
-    const started = performance.now();
     try {
-      rows.push(...(await claim(candidates().orderBy(order(dir)).limit(want - rows.length))));
+      rows.push(...(await claim(candidates().orderBy(order(dir)).limit(want - rows.length), (ms) => (plan.fullClaimMs = ms))));
       plan.fullClaimAt = Date.now();
-      plan.fullClaimMs = performance.now() - started;
     } catch (err) {
       // What the claim from the cursor took is held now and must reach the worker; the error
       // comes back at the next claim.

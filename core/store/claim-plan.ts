@@ -75,8 +75,9 @@ export interface FlowPlan {
   claimCursor: ClaimPosition | null;
   fullClaimAt: number;
   fullClaimMs: number;
-  /** How long the last claim from the cursor took (ms; 0 before the first). */
+  /** How long the last claim from the cursor took (ms; 0 before the first), and when it ended (epoch ms). */
   cursorClaimMs: number;
+  cursorClaimAt: number;
   /** Whether the last plain claim came back with fewer tasks than it wanted. */
   claimShort: boolean;
 }
@@ -109,6 +110,7 @@ export function emptyFlowPlan(): FlowPlan {
     fullClaimAt: -Infinity,
     fullClaimMs: 0,
     cursorClaimMs: 0,
+    cursorClaimAt: -Infinity,
     claimShort: false,
   };
 }

@@ -87,15 +87,8 @@ contract('store: the claim from its cursor', (db) => {
     expect(await claim(2)).to.deep.equal(cursorUsed() ? [late, first[4]] : [late, first[2]]);
   });
 
-  it('after a short claim, reads from the start alone when that read is due: one claim statement, not two', async () => {
-    const first = await seed(db, [newTask({ runAt: T0 - 100 }), newTask({ runAt: T0 - 99 })]);
-    expect(await claim(3)).to.deep.equal(first);
-    if (cursorUsed()) expect(plan.claimShort, 'two of three').to.equal(true);
-    const [late] = await seed(db, [newTask({ runAt: T0 - 1_000 })]);
-    const [next] = await seed(db, [newTask({ runAt: T0 - 50 })]);
-    // Reading from the start is cheap (it is due at once), and the last one has just ended.
-    plan.fullClaimAt = Date.now();
-    plan.fullClaimMs = 0;
+  /** What each claim statement of `fn` read: from the cursor (a union of its ranges) or from the start. */
+  async function readsOf(fn: () => Promise<unknown>): Promise<string[]> {
     const dialect = db.store.dialect;
     const claim0 = dialect.claim;
     const reads: string[] = [];
@@ -104,11 +97,73 @@ contract('store: the claim from its cursor', (db) => {
       return claim0.apply(this, args);
     };
     try {
-      expect(await claim(3)).to.deep.equal([late, next]);
+      await fn();
     } finally {
       dialect.claim = claim0;
     }
-    expect(reads).to.deep.equal(['from the start']);
+    return reads;
+  }
+
+  /** Two tasks claimed by a claim of three (short), then a late task behind the cursor and one after it. */
+  async function afterShortClaim(): Promise<{ late: string; next: string }> {
+    const first = await seed(db, [newTask({ runAt: T0 - 100 }), newTask({ runAt: T0 - 99 })]);
+    expect(await claim(3)).to.deep.equal(first);
+    if (cursorUsed()) expect(plan.claimShort, 'two of three').to.equal(true);
+    const [late] = await seed(db, [newTask({ runAt: T0 - 1_000 })]);
+    const [next] = await seed(db, [newTask({ runAt: T0 - 50 })]);
+    return { late: late!, next: next! };
+  }
+
+  it('after a short claim, reads from the start alone when its share allows: one claim statement, not two', async () => {
+    const { late, next } = await afterShortClaim();
+    // Due by its share (10 ms since a read of 0.01 ms), and never timed against the cursor.
+    plan.fullClaimAt = Date.now() - 10;
+    plan.fullClaimMs = 0.01;
+    plan.cursorClaimMs = 0;
+    let got: string[] = [];
+    expect(await readsOf(async () => (got = await claim(3)))).to.deep.equal(['from the start']);
+    expect(got).to.deep.equal([late, next]);
+  });
+
+  it('after a short claim, reads from the start alone when that took no longer than reading from the cursor, its share not yet due', async () => {
+    const { late, next } = await afterShortClaim();
+    plan.fullClaimAt = Date.now();
+    plan.fullClaimMs = 1;
+    plan.cursorClaimMs = 5;
+    plan.cursorClaimAt = Date.now();
+    let got: string[] = [];
+    expect(await readsOf(async () => (got = await claim(3)))).to.deep.equal(['from the start']);
+    expect(got).to.deep.equal([late, next]);
+  });
+
+  it(`after a short claim, reads from the cursor when its timing of the cursor is older than FULL_EVERY_MS`, async () => {
+    const { late, next } = await afterShortClaim();
+    plan.fullClaimAt = Date.now();
+    plan.fullClaimMs = 1;
+    plan.cursorClaimMs = 5;
+    plan.cursorClaimAt = Date.now() - FULL_EVERY_MS;
+    let got: string[] = [];
+    const reads = await readsOf(async () => (got = await claim(3)));
+    if (!cursorUsed()) return expect([reads, got]).to.deep.equal([['from the start'], [late, next]]);
+    // Short, but the read from the start is not due (50 ms after one of 1 ms): the late task waits.
+    expect(reads).to.deep.equal(['from the cursor']);
+    expect(got).to.deep.equal([next]);
+    expect(plan.cursorClaimAt, 'timed again').to.be.above(Date.now() - FULL_EVERY_MS);
+  });
+
+  it('a busy worker (its last claim full) keeps to the cursor though reading from the start was no slower', async () => {
+    const first = await seed(db, Array.from({ length: 4 }, (_, i) => newTask({ runAt: T0 - 100 + i })));
+    expect(await claim(2)).to.deep.equal(first.slice(0, 2));
+    const [late] = await seed(db, [newTask({ runAt: T0 - 1_000 })]);
+    plan.fullClaimAt = Date.now();
+    plan.fullClaimMs = 1;
+    plan.cursorClaimMs = 5;
+    plan.cursorClaimAt = Date.now();
+    let got: string[] = [];
+    const reads = await readsOf(async () => (got = await claim(2)));
+    if (!cursorUsed()) return expect([reads, got]).to.deep.equal([['from the start'], [late, first[2]]]);
+    expect(reads).to.deep.equal(['from the cursor']);
+    expect(got).to.deep.equal(first.slice(2, 4));
   });
 
   it('reads from the start at least every FULL_EVERY_MS', async () => {
