@@ -123,23 +123,36 @@ function binding(v: unknown): Binding {
   return typeof v === 'boolean' ? (v ? 1 : 0) : (v as Binding);
 }
 
+/**
+ * Whether the row holds only values both drivers bind as knex would (strings, numbers, bigints,
+ * booleans, null), at least one. A task row always does; anything else (a Date, a Buffer, an
+ * object, undefined, no column at all) goes through knex, which knows its conversions.
+ */
+export function preparable(row: Record<string, unknown>): boolean {
+  const values = Object.values(row);
+  return values.length > 0 && values.every((v) => v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean');
+}
+
+let queries = 0;
+
 const quote = (id: string) => `"${id.replace(/"/g, '""')}"`;
 
 /**
  * Inserts one row in autocommit and returns its id. `knex` is an instance, never a transaction:
- * its pool lends the connection for this statement alone.
+ * its pool lends the connection for this statement alone. The row must be `preparable`.
  */
 export async function insertPrepared(knex: Knex, table: string, row: Record<string, unknown>): Promise<string> {
-  const columns = Object.keys(row).filter((c) => row[c] !== undefined);
+  const columns = Object.keys(row);
   const sql = `INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
   const bindings = columns.map((c) => binding(row[c]));
   const client = knex.client as unknown as PoolClient;
   const conn = await client.acquireConnection();
-  const query = { __knexUid: conn.__knexUid, method: 'insert', sql, bindings, prepared: true };
+  // As knex's own: a query id pairs the events of one statement; the response is the insert's.
+  const query = { __knexUid: conn.__knexUid, __knexQueryUid: `bgtasks-prepared-${++queries}`, method: 'insert', sql, bindings, prepared: true };
   try {
     client.emit('query', query);
     const id = isSync(conn) ? runSync(conn, sql, bindings) : await runAsync(conn as unknown as AsyncDb, sql, bindings);
-    client.emit('query-response', id, query);
+    client.emit('query-response', [id], query);
     return String(id);
   } catch (err) {
     client.emit('query-error', err, query);

@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import { errorCode, isUnion, rawRows, unionSql, type ClaimSet, type Db, type Dialect, type ErrorKind } from './dialect.js';
 import { completedInsertSelect, itemsJson } from './complete-sql.js';
 import { chunks, splitChunk, uniformRows } from './insert-rows.js';
-import { insertPrepared } from './sqlite-prepared.js';
+import { insertPrepared, preparable } from './sqlite-prepared.js';
 import { TASK_COLUMNS, taskRecord } from '../rows.js';
 
 const q = (id: string) => `"${id}"`;
@@ -148,7 +148,7 @@ export const sqliteDialect: Dialect = {
     if (Array.isArray(rows) && rows.length === 1) {
       // SQLite: the driver reports the new row id; RETURNING would cost more. Outside a
       // transaction the statement is prepared once per connection (sqlite-prepared.ts).
-      if (!(db as Knex.Transaction).isTransaction) return [await insertPrepared(db as Knex, table, rows[0]!)];
+      if (!(db as Knex.Transaction).isTransaction && preparable(rows[0]!)) return [await insertPrepared(db as Knex, table, rows[0]!)];
       const [id] = (await db(table).insert(rows[0]!)) as number[];
       return [String(id)];
     }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { expect } from 'chai';
 import knexFactory, { type Knex } from 'knex';
-import { insertPrepared, MAX_STATEMENTS } from '../../../core/store/dialects/sqlite-prepared.js';
+import { insertPrepared, MAX_STATEMENTS, preparable } from '../../../core/store/dialects/sqlite-prepared.js';
 import { SQLITE_BUSY_TIMEOUT_MS, sqliteDialect } from '../../../core/store/dialects/sqlite.js';
 import { DEFAULT_TIMEOUTS } from '../../../core/store/connection.js';
 import { AVAILABLE, makeTempDir, removeTempDir, skipUnless, unavailable, type Availability } from '../../helpers/processes.js';
@@ -76,11 +76,19 @@ for (const client of ['sqlite3', 'better-sqlite3']) {
       expect(await pragma('synchronous')).to.equal(1); // NORMAL
     });
 
+    it("sets bgtasks' busy timeout on the connections an application's own knex opens (prepareExternal)", async () => {
+      const knex = knexFactory({ client, connection: { filename: path.join(dir, 'app.sqlite3') }, useNullAsDefault: true, pool: { min: 0, max: 1 } });
+      opened.push(knex);
+      sqliteDialect.prepareExternal(knex);
+      const [row] = (await knex.raw('PRAGMA busy_timeout')) as Array<Record<string, unknown>>;
+      expect(Object.values(row!)[0]).to.equal(SQLITE_BUSY_TIMEOUT_MS);
+    });
+
     it('stores the row and returns its id, converting booleans as knex stores them', async () => {
       const knex = await open();
       expect(await insertPrepared(knex, 't', { a: 'x', b: 1 })).to.equal('1');
       expect(await insertPrepared(knex, 't', { a: 'y', b: 2, flag: false })).to.equal('2');
-      expect(await insertPrepared(knex, 't', { a: 'z', b: undefined })).to.equal('3');
+      expect(await insertPrepared(knex, 't', { a: 'z', b: null, flag: true })).to.equal('3');
       expect(await knex('t').select('id', 'a', 'b', 'flag').orderBy('id')).to.deep.equal([
         { id: 1, a: 'x', b: 1, flag: 1 },
         { id: 2, a: 'y', b: 2, flag: 0 },
@@ -88,13 +96,35 @@ for (const client of ['sqlite3', 'better-sqlite3']) {
       ]);
     });
 
-    it("is seen by knex's query and query-response events", async () => {
+    it('takes only rows of strings, numbers, bigints, booleans and nulls (the rest goes through knex)', () => {
+      expect(preparable({ a: 'x', b: 1, c: 2n, d: true, e: null })).to.equal(true);
+      for (const odd of [{ a: new Date(0) }, { a: Buffer.from('x') }, { a: { b: 1 } }, { a: undefined }, {}]) {
+        expect(preparable(odd), JSON.stringify(odd)).to.equal(false);
+      }
+    });
+
+    it("is seen by knex's query and query-response events, paired by a query id as knex pairs its own", async () => {
       const knex = await open();
       const seen: string[] = [];
-      knex.on('query', (q: { sql: string; bindings: unknown[] }) => seen.push(`query ${q.sql} ${JSON.stringify(q.bindings)}`));
-      knex.on('query-response', (r: unknown) => seen.push(`response ${String(r)}`));
+      const ids: unknown[] = [];
+      knex.on('query', (q: { sql: string; bindings: unknown[]; __knexQueryUid: unknown }) => {
+        seen.push(`query ${q.sql} ${JSON.stringify(q.bindings)}`);
+        ids.push(q.__knexQueryUid);
+      });
+      knex.on('query-response', (r: unknown, q: { __knexQueryUid: unknown }) => {
+        seen.push(`response ${JSON.stringify(r)}`);
+        ids.push(q.__knexQueryUid);
+      });
       await insertPrepared(knex, 't', { a: 'x', flag: true });
-      expect(seen).to.deep.equal(['query INSERT INTO "t" ("a", "flag") VALUES (?, ?) ["x",1]', 'response 1']);
+      await insertPrepared(knex, 't', { a: 'y', flag: true });
+      expect(seen).to.deep.equal([
+        'query INSERT INTO "t" ("a", "flag") VALUES (?, ?) ["x",1]',
+        'response [1]',
+        'query INSERT INTO "t" ("a", "flag") VALUES (?, ?) ["y",1]',
+        'response [2]',
+      ]);
+      expect(ids[0]).to.be.a('string').and.equal(ids[1]);
+      expect(ids[2]).to.equal(ids[3]).and.not.equal(ids[0]);
     });
 
     it('waits for the connection while a transaction holds it, and never writes inside that transaction', async () => {
