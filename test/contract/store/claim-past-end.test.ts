@@ -41,14 +41,19 @@ contract('a short claim beside a transaction held open (MySQL/MariaDB)', (db) =>
         await db.store.completeMany(got.map((t) => success(t, T0 + 1, null)), T0 + 1);
         finished += got.length;
       }
-      const fresh = await seed(db, [1, 2, 3].map((i) => newTask({ runAt: T0 - 10 + i })));
-      // Only the claim from the cursor: the one from the start is not due (as if it had just run, slowly).
-      plan.fullClaimAt = Date.now();
-      plan.fullClaimMs = 60_000;
-      const before = await pageReads();
-      const got = await db.store.claim(claimReq({ limit: 10, flow: plan }));
-      const shortClaim = (await pageReads()) - before;
-      expect(got.map((t) => t.id)).to.deep.equal(fresh);
+      // The counter is the server's: purge of other suites' tables may add to it. Each of three
+      // short claims from the cursor gets fresh tasks; the least they read is this claim's cost.
+      let shortClaim = Infinity;
+      for (let round = 0; round < 3; round++) {
+        const fresh = await seed(db, [1, 2, 3].map((i) => newTask({ runAt: T0 - 10 + 3 * round + i })));
+        // Only the claim from the cursor: the one from the start is not due (as if it had just run, slowly).
+        plan.fullClaimAt = Date.now();
+        plan.fullClaimMs = 60_000;
+        const before = await pageReads();
+        const got = await db.store.claim(claimReq({ limit: 10, flow: plan }));
+        shortClaim = Math.min(shortClaim, (await pageReads()) - before);
+        expect(got.map((t) => t.id)).to.deep.equal(fresh);
+      }
 
       // The entries are there: a claim from the start walks past the claimed tasks' ones.
       plan.fullClaimAt = -Infinity;
@@ -57,7 +62,7 @@ contract('a short claim beside a transaction held open (MySQL/MariaDB)', (db) =>
       const fromStart = (await pageReads()) - before2;
       expect(fromStart, 'page reads of a claim from the start past the entries of 3,000 claimed tasks').to.be.above(FINISHED);
 
-      expect(shortClaim, `page reads of the short claim from the cursor (${FINISHED} finished tasks' entries wait for purge)`).to.be.below(1_000);
+      expect(shortClaim, `page reads of the least of three short claims from the cursor (${FINISHED} finished tasks' entries wait for purge)`).to.be.below(1_000);
     } finally {
       await held.rollback();
     }
