@@ -104,6 +104,9 @@ contract('store: the claim from its cursor', (db) => {
     return reads;
   }
 
+  /** The last read from the start has just ended after 1 ms; the last from the cursor took 5 ms, `cursorAgeMs` ago. */
+  const startCheaperThanCursor = (cursorAgeMs = 0) => Object.assign(plan, { fullClaimAt: Date.now(), fullClaimMs: 1, cursorClaimMs: 5, cursorClaimAt: Date.now() - cursorAgeMs });
+
   /** Two tasks claimed by a claim of three (short), then a late task behind the cursor and one after it. */
   async function afterShortClaim(): Promise<{ late: string; next: string }> {
     const first = await seed(db, [newTask({ runAt: T0 - 100 }), newTask({ runAt: T0 - 99 })]);
@@ -127,10 +130,7 @@ contract('store: the claim from its cursor', (db) => {
 
   it('after a short claim, reads from the start alone when that took no longer than reading from the cursor, its share not yet due', async () => {
     const { late, next } = await afterShortClaim();
-    plan.fullClaimAt = Date.now();
-    plan.fullClaimMs = 1;
-    plan.cursorClaimMs = 5;
-    plan.cursorClaimAt = Date.now();
+    startCheaperThanCursor();
     let got: string[] = [];
     expect(await readsOf(async () => (got = await claim(3)))).to.deep.equal(['from the start']);
     expect(got).to.deep.equal([late, next]);
@@ -138,10 +138,7 @@ contract('store: the claim from its cursor', (db) => {
 
   it(`after a short claim, reads from the cursor when its timing of the cursor is older than FULL_EVERY_MS`, async () => {
     const { late, next } = await afterShortClaim();
-    plan.fullClaimAt = Date.now();
-    plan.fullClaimMs = 1;
-    plan.cursorClaimMs = 5;
-    plan.cursorClaimAt = Date.now() - FULL_EVERY_MS;
+    startCheaperThanCursor(FULL_EVERY_MS);
     let got: string[] = [];
     const reads = await readsOf(async () => (got = await claim(3)));
     if (!cursorUsed()) return expect([reads, got]).to.deep.equal([['from the start'], [late, next]]);
@@ -155,10 +152,7 @@ contract('store: the claim from its cursor', (db) => {
     const first = await seed(db, Array.from({ length: 4 }, (_, i) => newTask({ runAt: T0 - 100 + i })));
     expect(await claim(2)).to.deep.equal(first.slice(0, 2));
     const [late] = await seed(db, [newTask({ runAt: T0 - 1_000 })]);
-    plan.fullClaimAt = Date.now();
-    plan.fullClaimMs = 1;
-    plan.cursorClaimMs = 5;
-    plan.cursorClaimAt = Date.now();
+    startCheaperThanCursor();
     let got: string[] = [];
     const reads = await readsOf(async () => (got = await claim(2)));
     if (!cursorUsed()) return expect([reads, got]).to.deep.equal([['from the start'], [late, first[2]]]);
