@@ -60,12 +60,13 @@ async function templateOf(t: BenchTables): Promise<ColumnExprs> {
 
 /**
  * `count` pending tasks that are not due: run times spread over the next days, distinct
- * arguments and hashes, so the indexes look like a real backlog of scheduled work.
+ * arguments and hashes, so the indexes look like a real backlog of scheduled work; of `priority`.
  */
-export async function insertNotDue(t: BenchTables, count: number, nowMs: number): Promise<void> {
+export async function insertNotDue(t: BenchTables, count: number, nowMs: number, priority = 0): Promise<void> {
   const exprs = await templateOf(t);
   const runAt = `${nowMs + 86_400_000} + 600 * {n}`;
   Object.assign(exprs, {
+    priority: String(priority),
     args: concat(t, `'['`, '{n}', `']'`),
     hash: concat(t, `'bench'`, '{n}'),
     run_at: runAt,
