@@ -36,6 +36,7 @@
  */
 import type { Knex } from 'knex';
 import { order, type ClaimArgs, type ClaimPosition, type ClaimStore as Store } from './claim-plan.js';
+import { knownPriorities, splitByPriority } from './claim-priorities.js';
 
 type Row = Record<string, unknown>;
 
@@ -113,7 +114,10 @@ async function afterCursor(store: Store, candidates: () => Knex.QueryBuilder, c:
  * Claims up to `want` plain tasks, `candidates` being their due, unlocked ids (filters applied,
  * not ordered nor limited). From the cursor where the dialect asks for it, else from the start.
  */
-export async function claimAlongCursor(store: Store, a: ClaimArgs, want: number, candidates: () => Knex.QueryBuilder): Promise<Row[]> {
+export async function claimAlongCursor(store: Store, a: ClaimArgs, want: number, unsplit: () => Knex.QueryBuilder): Promise<Row[]> {
+  // Where a read across priorities walks their not-due tasks, one range per priority (claim-priorities.ts).
+  const known = store.dialect.seeksPerPriority ? await knownPriorities(store, a.plan) : [];
+  const candidates = () => splitByPriority(unsplit(), known);
   const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
   /** Claims, again after a deadlock; `took` gets the time of the attempt that succeeded, without the back-off. */
   const claim = (c: Parameters<Store['dialect']['claim']>[2], took: (ms: number) => void = () => {}) =>

@@ -80,6 +80,13 @@ export interface FlowPlan {
   cursorClaimAt: number;
   /** Whether the last plain claim came back with fewer tasks than it wanted. */
   claimShort: boolean;
+  /**
+   * The priorities of unlocked unkeyed tasks (ascending) as the last walk found them, when it
+   * ended (epoch ms) and how long it took (ms): store/claim-priorities.ts.
+   */
+  priorities: number[];
+  prioritiesAt: number;
+  prioritiesMs: number;
 }
 
 /** A place in the claim order: a task's priority, run time and id. */
@@ -112,6 +119,9 @@ export function emptyFlowPlan(): FlowPlan {
     cursorClaimMs: 0,
     cursorClaimAt: -Infinity,
     claimShort: false,
+    priorities: [],
+    prioritiesAt: -Infinity,
+    prioritiesMs: 0,
   };
 }
 

@@ -118,6 +118,13 @@ export interface Dialect {
    */
   readsPastRangeEnd?: boolean;
   /**
+   * Whether the plain claim splits its reads by priority (store/claim-priorities.ts): where a
+   * read across priorities walks every not-due task of those it passes (beside a million not-due
+   * tasks of a higher priority: MariaDB 610 ms a claim, PostgreSQL 26 ms; SQLite 0.9 ms, where
+   * the split costs more than it saves).
+   */
+  seeksPerPriority?: boolean;
+  /**
    * The distinct queues of unlocked tasks (those of unkeyed tasks at least; a queue listed in
    * excess only costs the claim an empty member). Absent where the portable walk of
    * store/claim.ts (a recursive statement, one index seek per queue) is fast.

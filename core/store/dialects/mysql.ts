@@ -119,6 +119,7 @@ export const mysqlDialect: Dialect = {
   name: 'mysql',
   claimFromCursor: true,
   readsPastRangeEnd: true,
+  seeksPerPriority: true,
 
   prepareConfig(config, timeouts) {
     const pool = { ...(config.pool ?? {}) };

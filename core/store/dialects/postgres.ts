@@ -38,6 +38,7 @@ export const postgresDialect: Dialect = {
   name: 'postgres',
   lateralJoins: true,
   claimFromCursor: true,
+  seeksPerPriority: true,
 
   prepareConfig(config, timeouts) {
     const pool = { ...(config.pool ?? {}) };

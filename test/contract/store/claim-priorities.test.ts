@@ -1,0 +1,126 @@
+/**
+ * Store conformance: the plain claim's reads split by priority (store/claim-priorities.ts). The
+ * split is used where the dialect asks for it (PostgreSQL, MySQL/MariaDB); its two parts, the
+ * condition and the walk, are checked on every database, and so is every claim through a plan
+ * that holds a walk's findings. On MySQL/MariaDB the cost is checked too: a claim beside not-due tasks of a
+ * higher priority must not read them (the server's count of page reads, as in
+ * claim-past-end.test.ts).
+ */
+import { expect } from 'chai';
+import { emptyFlowPlan, type FlowPlan } from '../../../core/store/claim.js';
+import { knownPriorities, PRIORITY_WALK_MAX, splitByPriority, WALK_EVERY_MS } from '../../../core/store/claim-priorities.js';
+import { contract } from '../../helpers/databases.js';
+import { claimReq, newTask, seed, T0 } from '../../helpers/store-fixtures.js';
+
+contract('store: the claim split by priority', (db) => {
+  let plan: FlowPlan;
+  beforeEach(async () => {
+    await db.reset();
+    plan = emptyFlowPlan();
+  });
+
+  const claim = async (limit: number, p: FlowPlan = plan) => (await db.store.claim(claimReq({ limit, flow: p }))).map((t) => t.id);
+  const walk = () => knownPriorities(db.store, plan);
+
+  it('selects every task whatever priorities it is split by, known or stale', async () => {
+    const ids = await seed(db, [-3, -2, -1, 0, 2, 5, 6, 9].map((priority, i) => newTask({ priority, runAt: T0 - 10 + i })));
+    const splits: number[][] = [[], [0], [5, 6], [-10, 100], [2, 3, 4, 5], [-3, -2, -1, 0, 2, 5, 6, 9], [-3, -1, 0, 2, 5, 6, 9], [1, 7]];
+    for (const known of splits) {
+      const rows = (await splitByPriority(db.store.knex(db.store.tables.tasks).select('id'), known)) as Array<{ id: unknown }>;
+      expect(rows.map((r) => String(r.id)).sort(), `split by [${known.join(', ')}]`).to.have.members(ids);
+    }
+  });
+
+  it('walks the priorities of unlocked unkeyed tasks, ascending, not those of claimed or keyed ones', async () => {
+    const [running] = await seed(db, [newTask({ priority: 50, runAt: T0 - 100 })]);
+    expect(await claim(1)).to.deep.equal([running]);
+    await seed(db, [
+      newTask({ priority: 3, runAt: T0 + 60_000 }),
+      newTask({ priority: -2 }),
+      newTask({ priority: 3 }),
+      newTask({ priority: 7, runAt: T0 + 1 }),
+      newTask({ priority: 100, concurrencyKey: 'k' }),
+    ]);
+    plan.prioritiesAt = -Infinity;
+    expect(await walk()).to.deep.equal([-2, 3, 7]);
+  });
+
+  it('walks again every WALK_EVERY_MS, and when a walk was slow within its share of the time', async () => {
+    await seed(db, [newTask({ priority: 1 })]);
+    expect(await walk()).to.deep.equal([1]);
+    await seed(db, [newTask({ priority: 4 })]);
+    expect(await walk(), 'just walked').to.deep.equal([1]);
+    plan.prioritiesAt = Date.now() - WALK_EVERY_MS;
+    expect(await walk(), 'WALK_EVERY_MS later').to.deep.equal([1, 4]);
+    await seed(db, [newTask({ priority: 8 })]);
+    // A walk of 100 ms may come 50 × 100 ms after it.
+    plan.prioritiesMs = 100;
+    plan.prioritiesAt = Date.now() - 2 * WALK_EVERY_MS;
+    expect(await walk(), 'slow: not yet').to.deep.equal([1, 4]);
+    plan.prioritiesMs = 100;
+    plan.prioritiesAt = Date.now() - 5_000;
+    expect(await walk(), 'slow: its share later').to.deep.equal([1, 4, 8]);
+  });
+
+  it(`names at most ${PRIORITY_WALK_MAX} priorities, the lowest; a claim still takes the highest first`, async () => {
+    const ids = await seed(db, Array.from({ length: PRIORITY_WALK_MAX + 8 }, (_, priority) => newTask({ priority, runAt: T0 - 100 })));
+    plan.prioritiesAt = -Infinity;
+    expect(await walk()).to.deep.equal(Array.from({ length: PRIORITY_WALK_MAX }, (_, p) => p));
+    expect(await claim(3)).to.deep.equal(ids.slice(-3).reverse());
+  });
+
+  it('claims in claim order through a plan holding a walk, tasks of priorities the walk did not find included', async () => {
+    const base = await seed(db, [0, 0, 0, 0].map((priority, i) => newTask({ priority, runAt: T0 - 100 + i })));
+    await seed(db, [newTask({ priority: 9, runAt: T0 + 60_000 }), newTask({ priority: -5, runAt: T0 + 60_000 })]);
+    expect(await claim(1)).to.deep.equal([base[0]]);
+    if (db.store.dialect.seeksPerPriority) expect(plan.priorities, 'walked').to.deep.equal([-5, 0, 9]);
+    // New priorities the walk has not seen: above the cursor (in a gap and beside a known one) and below.
+    const [urgent, beside, low] = await seed(db, [newTask({ priority: 5, runAt: T0 - 1 }), newTask({ priority: 9, runAt: T0 - 1 }), newTask({ priority: -2, runAt: T0 - 1 })]);
+    expect(await claim(3)).to.deep.equal([beside, urgent, base[1]]);
+    expect(await claim(4)).to.deep.equal([base[2], base[3], low]);
+  });
+
+  describe('beside not-due tasks of a higher priority (MySQL/MariaDB)', () => {
+    if (db.name !== 'mysql') return;
+    const NOT_DUE = 3_000;
+
+    async function pageReads(): Promise<number> {
+      const [rows] = (await db.store.knex.raw(`SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_read_requests'`)) as [Array<{ Value: string }>];
+      return Number(rows[0]!.Value);
+    }
+
+    /** The least page reads of three claims of one due task each, from the cursor (the counter is the server's). */
+    async function claimReads(p: FlowPlan, firstRunAt: number): Promise<number> {
+      let least = Infinity;
+      for (let round = 0; round < 3; round++) {
+        // After the cursor: found by the claim from the cursor alone.
+        const [due] = await seed(db, [newTask({ runAt: firstRunAt + round })]);
+        p.fullClaimAt = Date.now();
+        p.fullClaimMs = 60_000;
+        const before = await pageReads();
+        const got = await claim(5, p);
+        least = Math.min(least, (await pageReads()) - before);
+        expect(got).to.deep.equal([due]);
+      }
+      return least;
+    }
+
+    it('does not read them', async function () {
+      this.timeout(60_000);
+      await seed(db, Array.from({ length: NOT_DUE }, (_, i) => newTask({ priority: 1, runAt: T0 + 60_000 + i })));
+      const [first] = await seed(db, [newTask({ runAt: T0 - 100 })]);
+      expect(await claim(5)).to.deep.equal([first]);
+      expect(plan.priorities).to.deep.equal([0, 1]);
+      const split = await claimReads(plan, T0 - 50);
+
+      // They are there to be read: a plan that knows no priorities reads past them.
+      const unsplit = emptyFlowPlan();
+      unsplit.claimCursor = plan.claimCursor;
+      unsplit.prioritiesAt = Infinity;
+      const ranged = await claimReads(unsplit, T0 - 40);
+      expect(ranged, `page reads of a claim past ${NOT_DUE} not-due tasks`).to.be.above(NOT_DUE);
+
+      expect(split, `page reads of the least of three claims split by priority (${NOT_DUE} not-due tasks above)`).to.be.below(200);
+    });
+  });
+});
