@@ -11,6 +11,7 @@ import type { UniformRows } from './dialects/insert-rows.js';
 import { NotMigratedError } from '../errors.js';
 import { lastErrorClass, newTaskRow, toCompletedRow, toTaskRow, type NewTask } from './rows.js';
 import { applyBudget, claimTasks, emptyFlowPlan, type ClaimFilter, type FlowPlan, type RunBudget } from './claim.js';
+import { splitByPriority } from './claim-priorities.js';
 import { tablesFor, type Tables } from './tables.js';
 import { deadWorkerLeases, type DeadWorkerLease } from './dead-workers.js';
 import { storableRecord } from './storable.js';
@@ -178,50 +179,69 @@ export class Store {
   }
 
   /**
+   * Due, unlocked tasks, unkeyed and keyed apart, each where an index holds them bounded by now:
+   * the unkeyed ones split by `priorities` (store/claim-priorities.ts; the walk's findings, from
+   * the worker's flow plan), the keyed ones through a claim index of their own. One read of both
+   * walked every task not yet due: beside a million, 0.8 s on MariaDB (a full scan) and 0.12 s on
+   * PostgreSQL, where the two reads take under a millisecond.
+   */
+  private dueParts(priorities: readonly number[], shape: (q: Knex.QueryBuilder) => void): Knex.QueryBuilder[] {
+    return [false, true].map((keyed) => {
+      const q = this.knex(this.tables.tasks).whereNull('locked_by');
+      if (keyed) q.whereNotNull('concurrency_key');
+      else splitByPriority(q.whereNull('concurrency_key'), priorities);
+      shape(q);
+      return q;
+    });
+  }
+
+  /** Filters `q` to what a worker of filter `f` may claim, paused queues skipped. */
+  private claimable(q: Knex.QueryBuilder, f: ClaimFilter, nowMs: number, paused: ReadonlySet<string>): void {
+    q.where('run_at', '<=', nowMs);
+    this.applyFilter(q, f);
+    if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
+  }
+
+  /**
    * Whether a due, unlocked task this worker could claim ranks strictly above `priority`: a read
    * (no lock taken), so that a worker can check cheaply before it starts a task it claimed ahead.
    */
-  async outranked(f: ClaimFilter, nowMs: number, priority: number, paused: ReadonlySet<string> = new Set()): Promise<boolean> {
+  async outranked(f: ClaimFilter, nowMs: number, priority: number, paused: ReadonlySet<string> = new Set(), priorities: readonly number[] = []): Promise<boolean> {
     if (f.names.length === 0) return false;
-    // Unkeyed and keyed tasks apart, each where a claim index holds them: the unkeyed ones in
-    // priority order, so the look is one seek however many due tasks rank below. (One look at
-    // both read every due task of a large backlog, the claim indexes being partial on the key.)
-    const look = (keyed: boolean) => {
-      const q = this.knex(this.tables.tasks).select('id').whereNull('locked_by').where('run_at', '<=', nowMs);
-      if (keyed) q.whereNotNull('concurrency_key');
-      else q.whereNull('concurrency_key');
-      this.applyFilter(q, f);
-      if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
-      return q.where('priority', f.ordering === 'ASC' ? '<' : '>', priority).limit(1);
-    };
-    const rows = await this.retrying(() => this.dialect.unionAll(this.knex, [look(false), look(true)]));
+    // The unkeyed part in priority order is one seek however many due tasks rank below. (One
+    // look at both read every due task of a large backlog, the claim indexes being partial on
+    // the key.)
+    const parts = this.dueParts(priorities, (q) => {
+      this.claimable(q.select('id'), f, nowMs, paused);
+      q.where('priority', f.ordering === 'ASC' ? '<' : '>', priority).limit(1);
+    });
+    const rows = await this.retrying(() => this.dialect.unionAll(this.knex, parts));
     return rows.length > 0;
   }
 
   /** A non-locking count of due, unlocked tasks this worker could claim (SKIP LOCKED can't tell). */
-  async countReady(f: ClaimFilter, nowMs: number, paused: ReadonlySet<string> = new Set(), budget?: RunBudget): Promise<number> {
+  async countReady(f: ClaimFilter, nowMs: number, paused: ReadonlySet<string> = new Set(), budget?: RunBudget, priorities: readonly number[] = []): Promise<number> {
     if (f.names.length === 0) return 0;
-    const q = this.knex(this.tables.tasks).whereNull('locked_by').where('run_at', '<=', nowMs);
-    this.applyFilter(q, f);
-    // A paused queue's tasks will not run before it is resumed, and a task whose run-time limit
-    // does not fit the run budget will not fit it later: neither keeps a batch going.
-    if (paused.size > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', [...paused]));
-    applyBudget(q, budget);
-    const [row] = (await this.retrying(() => q.count({ n: '*' }))) as Array<{ n: unknown }>;
-    return Number(row?.n ?? 0);
+    const parts = this.dueParts(priorities, (q) => {
+      this.claimable(q, f, nowMs, paused);
+      // A paused queue's tasks will not run before it is resumed, and a task whose run-time limit
+      // does not fit the run budget will not fit it later: neither keeps a batch going.
+      applyBudget(q, budget);
+      q.count({ n: '*' });
+    });
+    const rows = await this.retrying(() => this.dialect.unionAll(this.knex, parts));
+    return rows.reduce((sum, r) => sum + Number(r.n ?? 0), 0);
   }
 
   /** Due, unlocked tasks whose names this worker has not registered: name → count. */
-  async unknownReady(names: readonly string[], nowMs: number): Promise<Map<string, number>> {
-    const q = this.knex(this.tables.tasks)
-      .select('name')
-      .count({ n: '*' })
-      .whereNull('locked_by')
-      .where('run_at', '<=', nowMs)
-      .groupBy('name');
-    if (names.length > 0) q.whereNotIn('name', names as string[]);
-    const rows = (await this.retrying(() => q)) as Array<{ name: string; n: unknown }>;
-    return new Map(rows.map((r) => [r.name, Number(r.n)]));
+  async unknownReady(names: readonly string[], nowMs: number, priorities: readonly number[] = []): Promise<Map<string, number>> {
+    const parts = this.dueParts(priorities, (q) => {
+      q.select('name').count({ n: '*' }).where('run_at', '<=', nowMs).groupBy('name');
+      if (names.length > 0) q.whereNotIn('name', names as string[]);
+    });
+    const out = new Map<string, number>();
+    for (const r of await this.retrying(() => this.dialect.unionAll(this.knex, parts))) out.set(String(r.name), (out.get(String(r.name)) ?? 0) + Number(r.n));
+    return out;
   }
 
   /**

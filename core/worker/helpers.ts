@@ -139,6 +139,7 @@ export function workerHelpers(
     onRecovered: metrics ? (outcome) => metrics.leaseRecovered(outcome) : undefined,
     onAnyRecovered: hooks.wake,
     livenessContinuousMs: () => liveness.continuousMs(),
+    priorities: () => flow.plan.priorities,
     scheduler: schedulerFor({
       store: c.store,
       clock: c.clock,

@@ -48,6 +48,8 @@ export interface MaintenanceOptions {
   onRecovered?: (outcome: 'retried' | 'failed') => void;
   /** Called after a pass recovered tasks, so that this worker claims them without waiting for its next poll. */
   onAnyRecovered?: () => void;
+  /** The priorities of waiting tasks as the claim's last walk found them (store/claim-priorities.ts): the unknown-name look reads by them. */
+  priorities?: () => readonly number[];
   /** Whether a worker process is known to be gone (tests inject one; the default asks this machine's kernel). */
   processGone?: (p: ProcessPlace) => boolean;
   /**
@@ -246,7 +248,7 @@ export class Maintenance implements Service {
   }
 
   async warnUnknownNames(): Promise<void> {
-    const unknown = await this.o.store.unknownReady(this.o.names, this.o.clock.now());
+    const unknown = await this.o.store.unknownReady(this.o.names, this.o.clock.now(), this.o.priorities?.() ?? []);
     for (const [name, count] of unknown) {
       this.o.log.warn('due tasks have a name no loaded task file registers; this worker leaves them for one that does', { name, count });
     }

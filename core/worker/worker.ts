@@ -388,7 +388,7 @@ export class Worker {
         await this.maintenance.tick(this.health.down);
         await this.settler.flush();
         // An empty SKIP LOCKED claim proves nothing; a non-locking count does.
-        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now(), this.flow.plan.pausedQueues, this.budget(this.clock.now())), 0)) === 0) {
+        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now(), this.flow.plan.pausedQueues, this.budget(this.clock.now()), this.flow.plan.priorities), 0)) === 0) {
           this.requestStop('batch');
           break;
         }
@@ -485,7 +485,7 @@ export class Worker {
     if (starting <= 0) return;
     const floor = this.buffer.at(starting - 1)!.priority;
     const nowMs = this.clock.now();
-    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor, this.flow.plan.pausedQueues), false))) return;
+    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor, this.flow.plan.pausedQueues, this.flow.plan.priorities), false))) return;
     // The same claim as the loop's: paused queues, limits and the run budget hold here too.
     const started = performance.now();
     const rows = await this.health.guard(

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { emptyFlowPlan, type FlowPlan } from '../../../core/store/claim.js';
 import { knownPriorities, PRIORITY_WALK_MAX, splitByPriority, WALK_EVERY_MS } from '../../../core/store/claim-priorities.js';
 import { contract } from '../../helpers/databases.js';
-import { claimReq, newTask, seed, T0 } from '../../helpers/store-fixtures.js';
+import { claimReq, JOB, newTask, seed, T0 } from '../../helpers/store-fixtures.js';
 
 contract('store: the claim split by priority', (db) => {
   let plan: FlowPlan;
@@ -80,6 +80,44 @@ contract('store: the claim split by priority', (db) => {
     expect(await claim(4)).to.deep.equal([base[2], base[3], low]);
   });
 
+  describe("the worker's reads of what waits (countReady, outranked, unknownReady)", () => {
+    const splits: number[][] = [[], [0], [3, 5], [-1, 0, 3, 5], [1, 4, 8]];
+
+    it('count, and look above a priority, keyed and unkeyed tasks alike, whatever priorities they are split by', async () => {
+      await seed(db, [
+        newTask({ priority: -1 }),
+        newTask({ priority: 0 }),
+        newTask({ priority: 3 }),
+        newTask({ priority: 5, runAt: T0 + 1 }),
+        newTask({ priority: 2, concurrencyKey: 'k' }),
+        newTask({ priority: 7, concurrencyKey: 'k2' }),
+        newTask({ priority: 9, concurrencyKey: 'k', runAt: T0 + 1 }),
+      ]);
+      for (const known of splits) {
+        const at = `split by [${known.join(', ')}]`;
+        expect(await db.store.countReady(claimReq(), T0, new Set(), undefined, known), at).to.equal(5);
+        expect(await db.store.countReady(claimReq(), T0 + 1, new Set(), undefined, known), at).to.equal(7);
+        expect(await db.store.outranked(claimReq(), T0, 2, new Set(), known), `${at}: above 2 (unkeyed 3, keyed 7)`).to.equal(true);
+        expect(await db.store.outranked(claimReq(), T0, 3, new Set(), known), `${at}: above 3 (keyed 7)`).to.equal(true);
+        expect(await db.store.outranked(claimReq(), T0, 7, new Set(), known), `${at}: above 7 (9 is not due)`).to.equal(false);
+        expect(await db.store.outranked(claimReq({ ordering: 'ASC' }), T0, 0, new Set(), known), `${at}: below 0, ascending`).to.equal(true);
+      }
+    });
+
+    it('count the due tasks of names not registered, keyed and unkeyed together', async () => {
+      await seed(db, [
+        newTask({ name: 'x.one', priority: 4 }),
+        newTask({ name: 'x.one' }),
+        newTask({ name: 'x.one', concurrencyKey: 'k' }),
+        newTask({ name: 'x.one', concurrencyKey: 'k', runAt: T0 + 1 }),
+        newTask({ name: 'x.two', concurrencyKey: 'k' }),
+      ]);
+      for (const known of splits) {
+        expect(Object.fromEntries(await db.store.unknownReady([JOB], T0, known)), `split by [${known.join(', ')}]`).to.deep.equal({ 'x.one': 3, 'x.two': 1 });
+      }
+    });
+  });
+
   describe('beside not-due tasks of a higher priority (MySQL/MariaDB)', () => {
     if (db.name !== 'mysql') return;
     const NOT_DUE = 3_000;
@@ -121,6 +159,33 @@ contract('store: the claim split by priority', (db) => {
       expect(ranged, `page reads of a claim past ${NOT_DUE} not-due tasks`).to.be.above(NOT_DUE);
 
       expect(split, `page reads of the least of three claims split by priority (${NOT_DUE} not-due tasks above)`).to.be.below(200);
+    });
+
+    async function rowsRead(fn: () => Promise<unknown>): Promise<number> {
+      // Rows the server's handlers read, every way (server-wide; nothing else runs meanwhile).
+      const read = async () => {
+        const [rows] = (await db.store.knex.raw(`SHOW GLOBAL STATUS LIKE 'Handler_read%'`)) as [Array<{ Variable_name: string; Value: string }>];
+        return rows.filter((r) => r.Variable_name !== 'Handler_read_rnd_deleted').reduce((sum, r) => sum + Number(r.Value), 0);
+      };
+      const before = await read();
+      await fn();
+      return (await read()) - before;
+    }
+
+    it("nor do the worker's reads of what waits", async function () {
+      this.timeout(60_000);
+      await seed(db, Array.from({ length: NOT_DUE }, (_, i) => newTask({ priority: 1, runAt: T0 + 60_000 + i })));
+      await seed(db, [newTask({ runAt: T0 - 100 }), newTask({ runAt: T0 - 99 })]);
+      expect(await claim(1)).to.have.length(1);
+      const known = plan.priorities;
+      expect(known).to.deep.equal([0, 1]);
+      const f = claimReq();
+      expect(await rowsRead(() => db.store.countReady(f, T0, new Set(), undefined, known)), 'countReady').to.be.below(20);
+      expect(await rowsRead(() => db.store.unknownReady([JOB], T0, known)), 'unknownReady').to.be.below(20);
+      expect(await rowsRead(() => db.store.outranked(f, T0, 0, new Set(), known)), 'outranked').to.be.below(20);
+      // They are there to be read: one read of keyed and unkeyed tasks together reads them all.
+      const together = () => db.store.knex(db.store.tables.tasks).whereNull('locked_by').where('run_at', '<=', T0).whereIn('name', f.names as string[]).count({ n: '*' });
+      expect(await rowsRead(together), 'one read of both').to.be.above(NOT_DUE);
     });
   });
 });
