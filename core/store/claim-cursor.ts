@@ -36,7 +36,7 @@
  */
 import type { Knex } from 'knex';
 import { order, type ClaimArgs, type ClaimPosition, type ClaimStore as Store } from './claim-plan.js';
-import { knownPriorities, splitByPriority } from './claim-priorities.js';
+import { priorities, splitByPriority } from './claim-priorities.js';
 
 type Row = Record<string, unknown>;
 
@@ -116,7 +116,7 @@ async function afterCursor(store: Store, candidates: () => Knex.QueryBuilder, c:
  */
 export async function claimAlongCursor(store: Store, a: ClaimArgs, want: number, unsplit: () => Knex.QueryBuilder): Promise<Row[]> {
   // Where a read across priorities walks their not-due tasks, one range per priority (claim-priorities.ts).
-  const known = store.dialect.seeksPerPriority ? await knownPriorities(store, a.plan) : [];
+  const known = store.dialect.seeksPerPriority ? priorities(store, a.plan) : [];
   const candidates = () => splitByPriority(unsplit(), known);
   const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
   /** Claims, again after a deadlock; `took` gets the time of the attempt that succeeded, without the back-off. */

@@ -87,6 +87,8 @@ export interface FlowPlan {
   priorities: number[];
   prioritiesAt: number;
   prioritiesMs: number;
+  /** The walk under way, if one is. */
+  prioritiesWalk: Promise<readonly number[]> | null;
 }
 
 /** A place in the claim order: a task's priority, run time and id. */
@@ -122,6 +124,7 @@ export function emptyFlowPlan(): FlowPlan {
     priorities: [],
     prioritiesAt: -Infinity,
     prioritiesMs: 0,
+    prioritiesWalk: null,
   };
 }
 

@@ -16,9 +16,10 @@
  * ranges. Its truth never depends on what the walk found, so nothing is missed when a task of a
  * new priority arrives: its gap holds it, read as a range until the next walk names it.
  *
- * The walk runs at most every WALK_EVERY_MS, and when it is slow (beside a transaction held open,
- * clean-up waits, and a seek may pass many entries) within 1/WALK_SHARE of the time, as the
- * claim's read from the start does (claim-cursor.ts).
+ * The walk runs beside the claims, not in them, at most every WALK_EVERY_MS, and when it is slow
+ * (beside a transaction held open, clean-up waits, and a seek may pass many entries) within
+ * 1/WALK_SHARE of the time, as the claim's read from the start does (claim-cursor.ts). Until the
+ * first walk ends, reads are not split.
  */
 import type { Knex } from 'knex';
 import type { ClaimStore as Store, FlowPlan } from './claim-plan.js';
@@ -41,20 +42,46 @@ async function nextPriority(store: Store, after: number | null): Promise<number 
   return rows.length === 0 ? null : Number(rows[0]!.priority);
 }
 
-/** The priorities of unlocked unkeyed tasks, ascending, as the last walk found them; walks again when due. */
+/**
+ * The priorities of unlocked unkeyed tasks, ascending, as the last walk found them; walks again
+ * first when due. The walk only makes reads cheaper: when it fails (the database is away, a
+ * statement timed out), the last findings stay, and its time still counts against its share.
+ */
 export async function knownPriorities(store: Store, plan: FlowPlan): Promise<readonly number[]> {
+  // One walk at a time: a claim beside this one (the prefetch's) waits for the same walk.
+  if (plan.prioritiesWalk) return plan.prioritiesWalk;
   if (Date.now() - plan.prioritiesAt < Math.max(WALK_EVERY_MS, WALK_SHARE * plan.prioritiesMs)) return plan.priorities;
   const started = performance.now();
-  const found: number[] = [];
-  for (let p = await store.retrying(() => nextPriority(store, null)); p !== null && found.length < PRIORITY_WALK_MAX; ) {
-    found.push(p);
-    const after = p;
-    p = found.length < PRIORITY_WALK_MAX ? await store.retrying(() => nextPriority(store, after)) : null;
-  }
-  plan.priorities = found;
-  plan.prioritiesMs = performance.now() - started;
-  plan.prioritiesAt = Date.now();
-  return found;
+  const walk = async (): Promise<readonly number[]> => {
+    try {
+      const found: number[] = [];
+      for (let p = await store.retrying(() => nextPriority(store, null)); p !== null; ) {
+        found.push(p);
+        const after = p;
+        p = found.length < PRIORITY_WALK_MAX ? await store.retrying(() => nextPriority(store, after)) : null;
+      }
+      plan.priorities = found;
+    } catch {
+      // Kept: the findings before (see above).
+    } finally {
+      plan.prioritiesMs = performance.now() - started;
+      plan.prioritiesAt = Date.now();
+      plan.prioritiesWalk = null;
+    }
+    return plan.priorities;
+  };
+  // Started once it is recorded, so that its end always clears it.
+  plan.prioritiesWalk = Promise.resolve().then(walk);
+  return plan.prioritiesWalk;
+}
+
+/**
+ * The last walk's findings, a walk started beside the caller when due (not awaited: its seeks,
+ * one per priority, would otherwise stand between a task's enqueue and its claim once a second).
+ */
+export function priorities(store: Store, plan: FlowPlan): readonly number[] {
+  if (!plan.prioritiesWalk) void knownPriorities(store, plan);
+  return plan.priorities;
 }
 
 /**
@@ -69,8 +96,9 @@ export function splitByPriority(q: Knex.QueryBuilder, known: readonly number[]):
     b.orWhere('priority', '<', known[0]!);
     for (let i = 1; i < known.length; i++) {
       const [lo, hi] = [known[i - 1]!, known[i]!];
-      // Priorities are integers: no gap between neighbours.
-      if (hi - lo > 1) b.orWhere((g) => g.where('priority', '>', lo).where('priority', '<', hi));
+      // Priorities are integers: no gap between neighbours (a fraction, which the column
+      // cannot hold, keeps its gap so that the condition stays true of every value).
+      if (hi - lo > 1 || !Number.isInteger(lo) || !Number.isInteger(hi)) b.orWhere((g) => g.where('priority', '>', lo).where('priority', '<', hi));
     }
     b.orWhere('priority', '>', known[known.length - 1]!);
   });

@@ -175,7 +175,9 @@ export class Store {
       nowMs: req.nowMs,
       leaseUntilMs: req.nowMs + req.leaseMs,
     };
-    return claimTasks(this, { ...req, set, plan: req.flow ?? emptyFlowPlan() });
+    // A claim without a plan kept across claims does not walk the priorities (claim-priorities.ts):
+    // what the walk finds would be lost, and the walk would outlive the claim.
+    return claimTasks(this, { ...req, set, plan: req.flow ?? { ...emptyFlowPlan(), prioritiesAt: Infinity } });
   }
 
   /**

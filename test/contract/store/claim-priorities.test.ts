@@ -7,6 +7,7 @@
  * claim-past-end.test.ts).
  */
 import { expect } from 'chai';
+import knexFactory, { type Knex } from 'knex';
 import { emptyFlowPlan, type FlowPlan } from '../../../core/store/claim.js';
 import { knownPriorities, PRIORITY_WALK_MAX, splitByPriority, WALK_EVERY_MS } from '../../../core/store/claim-priorities.js';
 import { contract } from '../../helpers/databases.js';
@@ -21,6 +22,12 @@ contract('store: the claim split by priority', (db) => {
 
   const claim = async (limit: number, p: FlowPlan = plan) => (await db.store.claim(claimReq({ limit, flow: p }))).map((t) => t.id);
   const walk = () => knownPriorities(db.store, plan);
+  /** A walk now: after the one a claim may have started, one more. */
+  const walkNow = async () => {
+    await walk();
+    plan.prioritiesAt = -Infinity;
+    return walk();
+  };
 
   it('selects every task whatever priorities it is split by, known or stale', async () => {
     const ids = await seed(db, [-3, -2, -1, 0, 2, 5, 6, 9].map((priority, i) => newTask({ priority, runAt: T0 - 10 + i })));
@@ -41,14 +48,16 @@ contract('store: the claim split by priority', (db) => {
       newTask({ priority: 7, runAt: T0 + 1 }),
       newTask({ priority: 100, concurrencyKey: 'k' }),
     ]);
-    plan.prioritiesAt = -Infinity;
-    expect(await walk()).to.deep.equal([-2, 3, 7]);
+    expect(await walkNow()).to.deep.equal([-2, 3, 7]);
   });
 
   it('walks again every WALK_EVERY_MS, and when a walk was slow within its share of the time', async () => {
     await seed(db, [newTask({ priority: 1 })]);
     expect(await walk()).to.deep.equal([1]);
+    expect(plan.prioritiesAt, 'when it ended').to.be.within(Date.now() - 100, Date.now());
     await seed(db, [newTask({ priority: 4 })]);
+    plan.prioritiesAt = Date.now();
+    plan.prioritiesMs = 0;
     expect(await walk(), 'just walked').to.deep.equal([1]);
     plan.prioritiesAt = Date.now() - WALK_EVERY_MS;
     expect(await walk(), 'WALK_EVERY_MS later').to.deep.equal([1, 4]);
@@ -62,10 +71,50 @@ contract('store: the claim split by priority', (db) => {
     expect(await walk(), 'slow: its share later').to.deep.equal([1, 4, 8]);
   });
 
+  it('walks once for claims beside each other, and a claim starts a walk when one is due', async () => {
+    await seed(db, [newTask({ priority: 1 }), newTask({ priority: 2 })]);
+    const steps: string[] = [];
+    const count = (q: { sql: string }) => {
+      if (/^select .priority. from/i.test(q.sql)) steps.push(q.sql);
+    };
+    db.store.knex.on('query', count);
+    try {
+      const [a, b] = await Promise.all([walk(), walk()]);
+      expect(a).to.deep.equal([1, 2]);
+      expect(b).to.deep.equal([1, 2]);
+      expect(steps, 'one seek per priority and one past the last').to.have.length(3);
+    } finally {
+      db.store.knex.off('query', count);
+    }
+    if (!db.store.dialect.seeksPerPriority) return;
+    // Due again: the claim starts the next walk beside it (and reads with what the last one
+    // found meanwhile). It claims nothing here, so the walk sees every task.
+    await seed(db, [newTask({ priority: 3 })]);
+    plan.prioritiesAt = -Infinity;
+    expect(await db.store.claim(claimReq({ names: ['store.none'], flow: plan }))).to.have.length(0);
+    expect(plan.prioritiesWalk !== null || plan.prioritiesAt > -Infinity, 'a walk started').to.equal(true);
+    expect(await walk()).to.deep.equal([1, 2, 3]);
+    expect(plan.prioritiesWalk).to.equal(null);
+  });
+
+  it('keeps what it found when a walk fails, and waits its turn before the next', async () => {
+    await seed(db, [newTask({ priority: 6 })]);
+    plan.priorities = [1, 4];
+    // A store whose connection pool is closed: every statement of the walk fails.
+    const closed = knexFactory(db.store.knex.client.config as Knex.Config);
+    await closed.destroy();
+    const broken = Object.create(db.store, { knex: { value: closed } }) as typeof db.store;
+    expect(await knownPriorities(broken, plan)).to.deep.equal([1, 4]);
+    expect(plan.prioritiesWalk).to.equal(null);
+    expect(plan.prioritiesAt, 'timed').to.be.within(Date.now() - 1_000, Date.now());
+    expect(await walk(), 'not due again at once').to.deep.equal([1, 4]);
+    plan.prioritiesAt = -Infinity;
+    expect(await walk(), 'the next walk').to.deep.equal([6]);
+  });
+
   it(`names at most ${PRIORITY_WALK_MAX} priorities, the lowest; a claim still takes the highest first`, async () => {
     const ids = await seed(db, Array.from({ length: PRIORITY_WALK_MAX + 8 }, (_, priority) => newTask({ priority, runAt: T0 - 100 })));
-    plan.prioritiesAt = -Infinity;
-    expect(await walk()).to.deep.equal(Array.from({ length: PRIORITY_WALK_MAX }, (_, p) => p));
+    expect(await walkNow()).to.deep.equal(Array.from({ length: PRIORITY_WALK_MAX }, (_, p) => p));
     expect(await claim(3)).to.deep.equal(ids.slice(-3).reverse());
   });
 
@@ -73,7 +122,7 @@ contract('store: the claim split by priority', (db) => {
     const base = await seed(db, [0, 0, 0, 0].map((priority, i) => newTask({ priority, runAt: T0 - 100 + i })));
     await seed(db, [newTask({ priority: 9, runAt: T0 + 60_000 }), newTask({ priority: -5, runAt: T0 + 60_000 })]);
     expect(await claim(1)).to.deep.equal([base[0]]);
-    if (db.store.dialect.seeksPerPriority) expect(plan.priorities, 'walked').to.deep.equal([-5, 0, 9]);
+    expect(await walkNow(), 'walked').to.deep.equal([-5, 0, 9]);
     // New priorities the walk has not seen: above the cursor (in a gap and beside a known one) and below.
     const [urgent, beside, low] = await seed(db, [newTask({ priority: 5, runAt: T0 - 1 }), newTask({ priority: 9, runAt: T0 - 1 }), newTask({ priority: -2, runAt: T0 - 1 })]);
     expect(await claim(3)).to.deep.equal([beside, urgent, base[1]]);
@@ -148,7 +197,8 @@ contract('store: the claim split by priority', (db) => {
       await seed(db, Array.from({ length: NOT_DUE }, (_, i) => newTask({ priority: 1, runAt: T0 + 60_000 + i })));
       const [first] = await seed(db, [newTask({ runAt: T0 - 100 })]);
       expect(await claim(5)).to.deep.equal([first]);
-      expect(plan.priorities).to.deep.equal([0, 1]);
+      // The claim started a walk beside it.
+      expect(await walk()).to.deep.equal([0, 1]);
       const split = await claimReads(plan, T0 - 50);
 
       // They are there to be read: a plan that knows no priorities reads past them.
@@ -177,7 +227,7 @@ contract('store: the claim split by priority', (db) => {
       await seed(db, Array.from({ length: NOT_DUE }, (_, i) => newTask({ priority: 1, runAt: T0 + 60_000 + i })));
       await seed(db, [newTask({ runAt: T0 - 100 }), newTask({ runAt: T0 - 99 })]);
       expect(await claim(1)).to.have.length(1);
-      const known = plan.priorities;
+      const known = await walk();
       expect(known).to.deep.equal([0, 1]);
       const f = claimReq();
       expect(await rowsRead(() => db.store.countReady(f, T0, new Set(), undefined, known)), 'countReady').to.be.below(20);
