@@ -116,7 +116,7 @@ async function afterCursor(store: Store, candidates: () => Knex.QueryBuilder, c:
  */
 export async function claimAlongCursor(store: Store, a: ClaimArgs, want: number, unsplit: () => Knex.QueryBuilder): Promise<Row[]> {
   // Where a read across priorities walks their not-due tasks, one range per priority (claim-priorities.ts).
-  const known = store.dialect.seeksPerPriority ? priorities(store, a.plan) : [];
+  const known = store.dialect.seeksPerPriority ? priorities(store, a.plan, a.nowMs) : [];
   const candidates = () => splitByPriority(unsplit(), known);
   const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
   /** Claims, again after a deadlock; `took` gets the time of the attempt that succeeded, without the back-off. */

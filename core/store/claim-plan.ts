@@ -81,8 +81,8 @@ export interface FlowPlan {
   /** Whether the last plain claim came back with fewer tasks than it wanted. */
   claimShort: boolean;
   /**
-   * The priorities of unlocked unkeyed tasks (ascending) as the last walk found them, when it
-   * ended (epoch ms) and how long it took (ms): store/claim-priorities.ts.
+   * The priorities of unlocked unkeyed tasks that hold tasks not yet due (ascending) as the last
+   * walk found them, when it ended (epoch ms) and how long it took (ms): store/claim-priorities.ts.
    */
   priorities: number[];
   prioritiesAt: number;

@@ -10,11 +10,14 @@
  * a backward read); PostgreSQL 26 ms. Split: 2.8 and 2.4 ms.
  *
  * Split into one range per priority, each is bounded by `now` and its due tasks are one seek
- * away. The priorities are found by a walk of the claim index (one seek per priority, from its
- * lowest; `PRIORITY_WALK_MAX` at most) and remembered. The reads then add a condition that holds
- * for every priority: those known one by one (`priority IN (…)`), and the gaps between them as
- * ranges. Its truth never depends on what the walk found, so nothing is missed when a task of a
- * new priority arrives: its gap holds it, read as a range until the next walk names it.
+ * away. Only the priorities that hold tasks not yet due need it: a walk of the claim index (one
+ * seek per priority, from its lowest, landing on each one's last task by run time;
+ * `PRIORITY_WALK_MAX` at most) finds those whose last task is not due, and they are remembered.
+ * The reads then add a condition that holds for every priority: those known one by one
+ * (`priority IN (…)`), and the gaps between them as ranges. Its truth never depends on what the
+ * walk found, so nothing is missed when a task of a new priority arrives: its gap holds it, read
+ * as a range until the next walk names it. Where no priority holds tasks not yet due (a queue of
+ * work to do now), nothing is split: the split cost PostgreSQL's planner 0.1-0.3 ms a claim.
  *
  * The walk runs beside the claims, not in them, at most every WALK_EVERY_MS, and when it is slow
  * (beside a transaction held open, clean-up waits, and a seek may pass many entries) within
@@ -24,30 +27,34 @@
 import type { Knex } from 'knex';
 import type { ClaimStore as Store, FlowPlan } from './claim-plan.js';
 
-/** The walk names at most this many priorities; those after them stay in the last gap. */
+/** The walk looks at most at this many priorities; those after them stay in the last gap. */
 export const PRIORITY_WALK_MAX = 32;
 /** A walk at most this often (ms)… */
 export const WALK_EVERY_MS = 1_000;
 /** …and within 1/WALK_SHARE of the time. */
 const WALK_SHARE = 50;
 
-/** The next priority of unlocked unkeyed tasks above `after` (from the lowest when null): one backward seek of the claim index. */
-async function nextPriority(store: Store, after: number | null): Promise<number | null> {
+/**
+ * The next priority of unlocked unkeyed tasks above `after` (from the lowest when null), and the
+ * run time of its last task: one backward seek of the claim index.
+ */
+async function nextPriority(store: Store, after: number | null): Promise<{ priority: number; lastRunAt: number } | null> {
   const from = store.dialect.claimIndexSource?.(store.knex, store.tables.tasks) ?? store.tables.tasks;
-  const q = store.knex.select('priority').from(from).whereNull('locked_by').whereNull('concurrency_key');
+  const q = store.knex.select('priority', 'run_at').from(from).whereNull('locked_by').whereNull('concurrency_key');
   if (after !== null) q.where('priority', '>', after);
   // Backwards in the index (it orders priority DESC, run_at, id): the seek lands on the last
   // entry of the next priority and never reads into the priorities after it.
-  const rows = (await q.orderBy([{ column: 'priority', order: 'asc' }, { column: 'run_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(1)) as Array<{ priority: unknown }>;
-  return rows.length === 0 ? null : Number(rows[0]!.priority);
+  const rows = (await q.orderBy([{ column: 'priority', order: 'asc' }, { column: 'run_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(1)) as Array<{ priority: unknown; run_at: unknown }>;
+  return rows.length === 0 ? null : { priority: Number(rows[0]!.priority), lastRunAt: Number(rows[0]!.run_at) };
 }
 
 /**
- * The priorities of unlocked unkeyed tasks, ascending, as the last walk found them; walks again
- * first when due. The walk only makes reads cheaper: when it fails (the database is away, a
- * statement timed out), the last findings stay, and its time still counts against its share.
+ * The priorities of unlocked unkeyed tasks that hold tasks not due at `nowMs` (the claim's clock),
+ * ascending, as the last walk found them; walks again first when due. The walk only makes reads
+ * cheaper: when it fails (the database is away, a statement timed out), the last findings stay,
+ * and its time still counts against its share.
  */
-export async function knownPriorities(store: Store, plan: FlowPlan): Promise<readonly number[]> {
+export async function knownPriorities(store: Store, plan: FlowPlan, nowMs: number): Promise<readonly number[]> {
   // One walk at a time: a claim beside this one (the prefetch's) waits for the same walk.
   if (plan.prioritiesWalk) return plan.prioritiesWalk;
   if (Date.now() - plan.prioritiesAt < Math.max(WALK_EVERY_MS, WALK_SHARE * plan.prioritiesMs)) return plan.priorities;
@@ -55,10 +62,11 @@ export async function knownPriorities(store: Store, plan: FlowPlan): Promise<rea
   const walk = async (): Promise<readonly number[]> => {
     try {
       const found: number[] = [];
+      let walked = 0;
       for (let p = await store.retrying(() => nextPriority(store, null)); p !== null; ) {
-        found.push(p);
-        const after = p;
-        p = found.length < PRIORITY_WALK_MAX ? await store.retrying(() => nextPriority(store, after)) : null;
+        if (p.lastRunAt > nowMs) found.push(p.priority);
+        const after = p.priority;
+        p = ++walked < PRIORITY_WALK_MAX ? await store.retrying(() => nextPriority(store, after)) : null;
       }
       plan.priorities = found;
     } catch {
@@ -79,8 +87,8 @@ export async function knownPriorities(store: Store, plan: FlowPlan): Promise<rea
  * The last walk's findings, a walk started beside the caller when due (not awaited: its seeks,
  * one per priority, would otherwise stand between a task's enqueue and its claim once a second).
  */
-export function priorities(store: Store, plan: FlowPlan): readonly number[] {
-  if (!plan.prioritiesWalk) void knownPriorities(store, plan);
+export function priorities(store: Store, plan: FlowPlan, nowMs: number): readonly number[] {
+  if (!plan.prioritiesWalk) void knownPriorities(store, plan, nowMs);
   return plan.priorities;
 }
 
@@ -90,16 +98,18 @@ export function priorities(store: Store, plan: FlowPlan): readonly number[] {
  * priorities, the query as it is.
  */
 export function splitByPriority(q: Knex.QueryBuilder, known: readonly number[]): Knex.QueryBuilder {
-  if (known.length === 0) return q;
+  // Priorities are integers (the column's type); the gaps' bounds below rely on it.
+  if (known.length === 0 || !known.every(Number.isSafeInteger)) return q;
   return q.where((b) => {
     b.whereIn('priority', known as number[]);
-    b.orWhere('priority', '<', known[0]!);
+    // Closed bounds one off each known priority: MariaDB's range optimizer merged an open gap
+    // ending at a known priority (`priority < 1`) with that priority's range, and so lost its
+    // bound on run_at (measured: 106 ms against 0.2 beside 100,000 tasks not yet due).
+    b.orWhere('priority', '<=', known[0]! - 1);
     for (let i = 1; i < known.length; i++) {
       const [lo, hi] = [known[i - 1]!, known[i]!];
-      // Priorities are integers: no gap between neighbours (a fraction, which the column
-      // cannot hold, keeps its gap so that the condition stays true of every value).
-      if (hi - lo > 1 || !Number.isInteger(lo) || !Number.isInteger(hi)) b.orWhere((g) => g.where('priority', '>', lo).where('priority', '<', hi));
+      if (hi - lo >= 2) b.orWhere((g) => g.where('priority', '>=', lo + 1).where('priority', '<=', hi - 1));
     }
-    b.orWhere('priority', '>', known[known.length - 1]!);
+    b.orWhere('priority', '>=', known[known.length - 1]! + 1);
   });
 }

@@ -21,7 +21,7 @@ contract('store: the claim split by priority', (db) => {
   });
 
   const claim = async (limit: number, p: FlowPlan = plan) => (await db.store.claim(claimReq({ limit, flow: p }))).map((t) => t.id);
-  const walk = () => knownPriorities(db.store, plan);
+  const walk = () => knownPriorities(db.store, plan, T0);
   /** A walk now: after the one a claim may have started, one more. */
   const walkNow = async () => {
     await walk();
@@ -31,14 +31,14 @@ contract('store: the claim split by priority', (db) => {
 
   it('selects every task whatever priorities it is split by, known or stale', async () => {
     const ids = await seed(db, [-3, -2, -1, 0, 2, 5, 6, 9].map((priority, i) => newTask({ priority, runAt: T0 - 10 + i })));
-    const splits: number[][] = [[], [0], [5, 6], [-10, 100], [2, 3, 4, 5], [-3, -2, -1, 0, 2, 5, 6, 9], [-3, -1, 0, 2, 5, 6, 9], [1, 7]];
+    const splits: number[][] = [[], [0], [5, 6], [-10, 100], [2, 3, 4, 5], [-3, -2, -1, 0, 2, 5, 6, 9], [-3, -1, 0, 2, 5, 6, 9], [1, 7], [0.5, 2.5]];
     for (const known of splits) {
       const rows = (await splitByPriority(db.store.knex(db.store.tables.tasks).select('id'), known)) as Array<{ id: unknown }>;
       expect(rows.map((r) => String(r.id)).sort(), `split by [${known.join(', ')}]`).to.have.members(ids);
     }
   });
 
-  it('walks the priorities of unlocked unkeyed tasks, ascending, not those of claimed or keyed ones', async () => {
+  it('walks to the priorities that hold unlocked unkeyed tasks not yet due, ascending, not those of claimed or keyed ones', async () => {
     const [running] = await seed(db, [newTask({ priority: 50, runAt: T0 - 100 })]);
     expect(await claim(1)).to.deep.equal([running]);
     await seed(db, [
@@ -46,22 +46,24 @@ contract('store: the claim split by priority', (db) => {
       newTask({ priority: -2 }),
       newTask({ priority: 3 }),
       newTask({ priority: 7, runAt: T0 + 1 }),
-      newTask({ priority: 100, concurrencyKey: 'k' }),
+      newTask({ priority: -4, runAt: T0 + 5 }),
+      newTask({ priority: 100, concurrencyKey: 'k', runAt: T0 + 1 }),
     ]);
-    expect(await walkNow()).to.deep.equal([-2, 3, 7]);
+    // -2: all due; 50: claimed; 100: keyed.
+    expect(await walkNow()).to.deep.equal([-4, 3, 7]);
   });
 
   it('walks again every WALK_EVERY_MS, and when a walk was slow within its share of the time', async () => {
-    await seed(db, [newTask({ priority: 1 })]);
+    await seed(db, [newTask({ priority: 1, runAt: T0 + 10 })]);
     expect(await walk()).to.deep.equal([1]);
     expect(plan.prioritiesAt, 'when it ended').to.be.within(Date.now() - 100, Date.now());
-    await seed(db, [newTask({ priority: 4 })]);
+    await seed(db, [newTask({ priority: 4, runAt: T0 + 10 })]);
     plan.prioritiesAt = Date.now();
     plan.prioritiesMs = 0;
     expect(await walk(), 'just walked').to.deep.equal([1]);
     plan.prioritiesAt = Date.now() - WALK_EVERY_MS;
     expect(await walk(), 'WALK_EVERY_MS later').to.deep.equal([1, 4]);
-    await seed(db, [newTask({ priority: 8 })]);
+    await seed(db, [newTask({ priority: 8, runAt: T0 + 10 })]);
     // A walk of 100 ms may come 50 × 100 ms after it.
     plan.prioritiesMs = 100;
     plan.prioritiesAt = Date.now() - 2 * WALK_EVERY_MS;
@@ -72,24 +74,24 @@ contract('store: the claim split by priority', (db) => {
   });
 
   it('walks once for claims beside each other, and a claim starts a walk when one is due', async () => {
-    await seed(db, [newTask({ priority: 1 }), newTask({ priority: 2 })]);
+    await seed(db, [newTask({ priority: 1, runAt: T0 + 10 }), newTask({ priority: 2, runAt: T0 + 10 }), newTask({ priority: 0 })]);
     const steps: string[] = [];
     const count = (q: { sql: string }) => {
-      if (/^select .priority. from/i.test(q.sql)) steps.push(q.sql);
+      if (/^select .priority., .run_at. from/i.test(q.sql)) steps.push(q.sql);
     };
     db.store.knex.on('query', count);
     try {
       const [a, b] = await Promise.all([walk(), walk()]);
       expect(a).to.deep.equal([1, 2]);
       expect(b).to.deep.equal([1, 2]);
-      expect(steps, 'one seek per priority and one past the last').to.have.length(3);
+      expect(steps, 'one seek per priority and one past the last').to.have.length(4);
     } finally {
       db.store.knex.off('query', count);
     }
     if (!db.store.dialect.seeksPerPriority) return;
     // Due again: the claim starts the next walk beside it (and reads with what the last one
     // found meanwhile). It claims nothing here, so the walk sees every task.
-    await seed(db, [newTask({ priority: 3 })]);
+    await seed(db, [newTask({ priority: 3, runAt: T0 + 10 })]);
     plan.prioritiesAt = -Infinity;
     expect(await db.store.claim(claimReq({ names: ['store.none'], flow: plan }))).to.have.length(0);
     expect(plan.prioritiesWalk !== null || plan.prioritiesAt > -Infinity, 'a walk started').to.equal(true);
@@ -98,13 +100,13 @@ contract('store: the claim split by priority', (db) => {
   });
 
   it('keeps what it found when a walk fails, and waits its turn before the next', async () => {
-    await seed(db, [newTask({ priority: 6 })]);
+    await seed(db, [newTask({ priority: 6, runAt: T0 + 10 })]);
     plan.priorities = [1, 4];
     // A store whose connection pool is closed: every statement of the walk fails.
     const closed = knexFactory(db.store.knex.client.config as Knex.Config);
     await closed.destroy();
     const broken = Object.create(db.store, { knex: { value: closed } }) as typeof db.store;
-    expect(await knownPriorities(broken, plan)).to.deep.equal([1, 4]);
+    expect(await knownPriorities(broken, plan, T0)).to.deep.equal([1, 4]);
     expect(plan.prioritiesWalk).to.equal(null);
     expect(plan.prioritiesAt, 'timed').to.be.within(Date.now() - 1_000, Date.now());
     expect(await walk(), 'not due again at once').to.deep.equal([1, 4]);
@@ -112,7 +114,8 @@ contract('store: the claim split by priority', (db) => {
     expect(await walk(), 'the next walk').to.deep.equal([6]);
   });
 
-  it(`names at most ${PRIORITY_WALK_MAX} priorities, the lowest; a claim still takes the highest first`, async () => {
+  it(`looks at ${PRIORITY_WALK_MAX} priorities at most, the lowest; a claim still takes the highest first`, async () => {
+    await seed(db, Array.from({ length: PRIORITY_WALK_MAX + 8 }, (_, priority) => newTask({ priority, runAt: T0 + 100 })));
     const ids = await seed(db, Array.from({ length: PRIORITY_WALK_MAX + 8 }, (_, priority) => newTask({ priority, runAt: T0 - 100 })));
     expect(await walkNow()).to.deep.equal(Array.from({ length: PRIORITY_WALK_MAX }, (_, p) => p));
     expect(await claim(3)).to.deep.equal(ids.slice(-3).reverse());
@@ -122,7 +125,8 @@ contract('store: the claim split by priority', (db) => {
     const base = await seed(db, [0, 0, 0, 0].map((priority, i) => newTask({ priority, runAt: T0 - 100 + i })));
     await seed(db, [newTask({ priority: 9, runAt: T0 + 60_000 }), newTask({ priority: -5, runAt: T0 + 60_000 })]);
     expect(await claim(1)).to.deep.equal([base[0]]);
-    expect(await walkNow(), 'walked').to.deep.equal([-5, 0, 9]);
+    // 0 holds only due tasks.
+    expect(await walkNow(), 'walked').to.deep.equal([-5, 9]);
     // New priorities the walk has not seen: above the cursor (in a gap and beside a known one) and below.
     const [urgent, beside, low] = await seed(db, [newTask({ priority: 5, runAt: T0 - 1 }), newTask({ priority: 9, runAt: T0 - 1 }), newTask({ priority: -2, runAt: T0 - 1 })]);
     expect(await claim(3)).to.deep.equal([beside, urgent, base[1]]);
@@ -198,7 +202,7 @@ contract('store: the claim split by priority', (db) => {
       const [first] = await seed(db, [newTask({ runAt: T0 - 100 })]);
       expect(await claim(5)).to.deep.equal([first]);
       // The claim started a walk beside it.
-      expect(await walk()).to.deep.equal([0, 1]);
+      expect(await walk()).to.deep.equal([1]);
       const split = await claimReads(plan, T0 - 50);
 
       // They are there to be read: a plan that knows no priorities reads past them.
@@ -228,7 +232,7 @@ contract('store: the claim split by priority', (db) => {
       await seed(db, [newTask({ runAt: T0 - 100 }), newTask({ runAt: T0 - 99 })]);
       expect(await claim(1)).to.have.length(1);
       const known = await walk();
-      expect(known).to.deep.equal([0, 1]);
+      expect(known).to.deep.equal([1]);
       const f = claimReq();
       expect(await rowsRead(() => db.store.countReady(f, T0, new Set(), undefined, known)), 'countReady').to.be.below(20);
       expect(await rowsRead(() => db.store.unknownReady([JOB], T0, known)), 'unknownReady').to.be.below(20);
