@@ -7,7 +7,7 @@
  * So a claim beside many not-due tasks of a priority that ranks above the due work walked them
  * all. Beside a million (the scale bench's "higher priority" case): MariaDB 610 ms a claim, its
  * cursor's backward check of the range above fetching every row (no index condition pushdown on
- * a backward read); PostgreSQL 26 ms. Split: 2.8 and 2.4 ms.
+ * a backward read); PostgreSQL 26 ms. Split: about 2 and 2-3 ms.
  *
  * Split into one range per priority, each is bounded by `now` and its due tasks are one seek
  * away. Only the priorities that hold tasks not yet due need it: a walk of the claim index (one
