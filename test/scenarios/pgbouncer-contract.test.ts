@@ -14,6 +14,7 @@ import { readFileSync, statSync } from 'node:fs';
 // The store suites register themselves with contract() when loaded (here or by mocha first).
 import '../contract/store/claim.test.js';
 import '../contract/store/claim-cursor.test.js';
+import '../contract/store/claim-priorities.test.js';
 import '../contract/store/insert.test.js';
 import '../contract/store/lease.test.js';
 import '../contract/store/ops.test.js';
@@ -61,8 +62,17 @@ describe('store contract through pgbouncer in transaction mode [postgres]', func
 
   const target: ContractTarget = { name: 'postgres', label: 'PgBouncer', tag: 'postgres via pgbouncer', url: () => bouncer!.url };
   const suites = registeredContracts('store: ');
-  it('has the seven store suites to run', () => {
-    expect(suites.map((s) => s.title).sort()).to.deep.equal(['store: claim', 'store: insert', 'store: lease', 'store: ops', 'store: recover', 'store: settle', 'store: the claim from its cursor']);
+  it('has the eight store suites to run', () => {
+    expect(suites.map((s) => s.title).sort()).to.deep.equal([
+      'store: claim',
+      'store: insert',
+      'store: lease',
+      'store: ops',
+      'store: recover',
+      'store: settle',
+      'store: the claim from its cursor',
+      'store: the claim split by priority',
+    ]);
   });
   for (const suite of suites) describeOn(target, suite);
 
