@@ -48,7 +48,7 @@ export interface MaintenanceOptions {
   onRecovered?: (outcome: 'retried' | 'failed') => void;
   /** Called after a pass recovered tasks, so that this worker claims them without waiting for its next poll. */
   onAnyRecovered?: () => void;
-  /** The priorities of waiting tasks as the claim's last walk found them (store/claim-priorities.ts): the unknown-name look reads by them. */
+  /** The priorities the claim's last walk named (those holding tasks not yet due; store/claim-priorities.ts): the unknown-name look reads by them. */
   priorities?: () => readonly number[];
   /** Whether a worker process is known to be gone (tests inject one; the default asks this machine's kernel). */
   processGone?: (p: ProcessPlace) => boolean;
