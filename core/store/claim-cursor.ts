@@ -35,7 +35,7 @@
  * at concurrency 16 reading from the start whenever that was no slower).
  */
 import type { Knex } from 'knex';
-import { order, type ClaimArgs, type ClaimPosition, type ClaimStore as Store } from './claim-plan.js';
+import { COSTLY_SHARE, dueAgain, order, type ClaimArgs, type ClaimPosition, type ClaimStore as Store } from './claim-plan.js';
 import { priorities, splitByPriority } from './claim-priorities.js';
 
 type Row = Record<string, unknown>;
@@ -43,7 +43,7 @@ type Row = Record<string, unknown>;
 /** A claim from the start at least this often (ms), while reading from the start is cheap. */
 export const FULL_EVERY_MS = 1_000;
 /** Reading from the start may take at most 1/FULL_SHARE of the time. */
-export const FULL_SHARE = 50;
+export const FULL_SHARE = COSTLY_SHARE;
 
 /**
  * The next claim from the start is due (epoch ms, real clock): it keeps within its share of the
@@ -52,7 +52,7 @@ export const FULL_SHARE = 50;
  */
 function fullDue(a: ClaimArgs, floorMs: number): boolean {
   const p = a.plan;
-  return p.claimCursor === null || Date.now() - p.fullClaimAt >= Math.max(floorMs, FULL_SHARE * p.fullClaimMs);
+  return p.claimCursor === null || dueAgain(p.fullClaimAt, p.fullClaimMs, floorMs);
 }
 
 /** -1, 0, 1: whether position x comes before, with or after y in claim order. */

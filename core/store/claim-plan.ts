@@ -182,6 +182,20 @@ export function dueBase(q: Knex.QueryBuilder, a: ClaimArgs): Knex.QueryBuilder {
 }
 
 /**
+ * A claim's reads that may be slow beside a transaction held open (the read from the start, the
+ * walk of priorities) take at most 1/COSTLY_SHARE of the time each.
+ */
+export const COSTLY_SHARE = 50;
+
+/**
+ * Whether such a read is due again (epoch ms, real clock): at least `floorMs` after the last one
+ * ended (`at`), and COSTLY_SHARE times what it took (`tookMs`).
+ */
+export function dueAgain(at: number, tookMs: number, floorMs: number): boolean {
+  return Date.now() - at >= Math.max(floorMs, COSTLY_SHARE * tookMs);
+}
+
+/**
  * How long a claim trusts its last look at what waits: whether keyed tasks do (one index probe),
  * and which queues hold tasks when some queue is skipped. Looked at again sooner once the worker
  * hears of inserts (FlowState.tasksCreated).

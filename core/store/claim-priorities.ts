@@ -21,18 +21,16 @@
  *
  * The walk runs beside the claims, not in them, at most every WALK_EVERY_MS, and when it is slow
  * (beside a transaction held open, clean-up waits, and a seek may pass many entries) within
- * 1/WALK_SHARE of the time, as the claim's read from the start does (claim-cursor.ts). Until the
+ * 1/COSTLY_SHARE of the time, as the claim's read from the start does (claim-cursor.ts). Until the
  * first walk ends, reads are not split.
  */
 import type { Knex } from 'knex';
-import type { ClaimStore as Store, FlowPlan } from './claim-plan.js';
+import { dueAgain, type ClaimStore as Store, type FlowPlan } from './claim-plan.js';
 
 /** The walk looks at most at this many priorities; those after them stay in the last gap. */
 export const PRIORITY_WALK_MAX = 32;
-/** A walk at most this often (ms)… */
+/** A walk at most this often (ms), and within 1/COSTLY_SHARE of the time (claim-plan.ts). */
 export const WALK_EVERY_MS = 1_000;
-/** …and within 1/WALK_SHARE of the time. */
-const WALK_SHARE = 50;
 
 /**
  * The next priority of unlocked unkeyed tasks above `after` (from the lowest when null), and the
@@ -57,7 +55,7 @@ async function nextPriority(store: Store, after: number | null): Promise<{ prior
 export async function knownPriorities(store: Store, plan: FlowPlan, nowMs: number): Promise<readonly number[]> {
   // One walk at a time: a claim beside this one (the prefetch's) waits for the same walk.
   if (plan.prioritiesWalk) return plan.prioritiesWalk;
-  if (Date.now() - plan.prioritiesAt < Math.max(WALK_EVERY_MS, WALK_SHARE * plan.prioritiesMs)) return plan.priorities;
+  if (!dueAgain(plan.prioritiesAt, plan.prioritiesMs, WALK_EVERY_MS)) return plan.priorities;
   const started = performance.now();
   const walk = async (): Promise<readonly number[]> => {
     try {
