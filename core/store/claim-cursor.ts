@@ -36,7 +36,7 @@
  */
 import type { Knex } from 'knex';
 import { COSTLY_SHARE, dueAgain, order, type ClaimArgs, type ClaimPosition, type ClaimStore as Store } from './claim-plan.js';
-import { priorities, splitByPriority } from './claim-priorities.js';
+import { splitByPriority, walkWhenDue } from './claim-priorities.js';
 
 type Row = Record<string, unknown>;
 
@@ -115,8 +115,9 @@ async function afterCursor(store: Store, candidates: () => Knex.QueryBuilder, c:
  * not ordered nor limited). From the cursor where the dialect asks for it, else from the start.
  */
 export async function claimAlongCursor(store: Store, a: ClaimArgs, want: number, unsplit: () => Knex.QueryBuilder): Promise<Row[]> {
-  // Where a read across priorities walks their not-due tasks, one range per priority (claim-priorities.ts).
-  const known = store.dialect.seeksPerPriority ? priorities(store, a.plan, a.nowMs) : [];
+  // Where a read across priorities walks their not-due tasks, one range per priority, as the last
+  // walk found them (claim-priorities.ts; the next starts after this claim when due).
+  const known = store.dialect.seeksPerPriority ? a.plan.priorities : [];
   const candidates = () => splitByPriority(unsplit(), known);
   const dir = a.ordering === 'ASC' ? 'asc' : 'desc';
   /** Claims, again after a deadlock; `took` gets the time of the attempt that succeeded, without the back-off. */
@@ -153,5 +154,6 @@ export async function claimAlongCursor(store: Store, a: ClaimArgs, want: number,
   }
   plan.claimCursor = furthest(plan.claimCursor, rows, a.ordering);
   plan.claimShort = rows.length < want;
+  if (store.dialect.seeksPerPriority) walkWhenDue(store, plan, a.nowMs);
   return rows;
 }

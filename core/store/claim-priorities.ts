@@ -82,12 +82,12 @@ export async function knownPriorities(store: Store, plan: FlowPlan, nowMs: numbe
 }
 
 /**
- * The last walk's findings, a walk started beside the caller when due (not awaited: its seeks,
- * one per priority, would otherwise stand between a task's enqueue and its claim once a second).
+ * Starts a walk when one is due, after a claim (not awaited: its seeks, one per priority, would
+ * otherwise stand between a task's enqueue and its claim once a second, and the first would
+ * compete with a worker's first claim for a connection).
  */
-export function priorities(store: Store, plan: FlowPlan, nowMs: number): readonly number[] {
+export function walkWhenDue(store: Store, plan: FlowPlan, nowMs: number): void {
   if (!plan.prioritiesWalk) void knownPriorities(store, plan, nowMs);
-  return plan.priorities;
 }
 
 /**
