@@ -14,6 +14,7 @@ import path from 'node:path';
 import { background, DatabaseUnavailableError, idempotencyKey } from '../../core/index.js';
 import { configure, resetConfiguration } from '../../core/config/settings.js';
 import { closeConnection, closeConnections, connectPrivate } from '../../core/store/connection.js';
+import { isStatementTimeout } from '../../core/store/dialects/timeouts.js';
 import { rollbackMigrations, runMigrations } from '../../core/store/migrate.js';
 import { forgetStores } from '../../core/store/open.js';
 import { Store } from '../../core/store/store.js';
@@ -105,6 +106,29 @@ for (const name of ['mysql', 'postgres'] as const) {
       expect((await order(4)).outcome).to.equal('created');
       const stored = (await direct!.knex(direct!.tables.tasks).where('name', 'timeouts.order').select('args')).map((r: { args: string }) => r.args).sort();
       expect(stored, 'the two failed enqueues stored nothing').to.deep.equal(['[1]', '[4]']);
+    });
+
+    it('a statement answered within statementTimeout clears its bound: statements each shorter than the bound, together longer, all succeed on one connection; a longer one fails', async () => {
+      // Straight to the server, one connection, a 1 s bound. Were a statement's timer left running
+      // once answered, it would close the connection under the second or third sleep.
+      const spec = (await settingsFor(url!, prefix, dir!)).database;
+      const one = await connectPrivate({ ...spec, config: { ...spec.config, pool: { min: 0, max: 1 } } }, { connectMs: 2000, statementMs: 1000 });
+      try {
+        const sleep = name === 'mysql' ? 'SELECT SLEEP(0.4) AS s' : 'SELECT pg_sleep(0.4) AS s';
+        for (let i = 0; i < 3; i++) await one.knex.raw(sleep);
+        await one.knex.transaction(async (trx) => {
+          await trx.raw(sleep);
+          await trx.raw(sleep);
+          await trx.raw(sleep);
+        });
+        const err = await one.knex.raw(name === 'mysql' ? 'SELECT SLEEP(3) AS s' : 'SELECT pg_sleep(3) AS s').then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(isStatementTimeout(err), `the bound is on: ${String(err)}`).to.equal(true);
+      } finally {
+        await closeConnection(one);
+      }
     });
 
     it('TIMEOUT-01: an enqueue whose COMMIT reached the server but whose answer was lost fails, yet is stored; retried with its idempotency key after the outage, it gets that task, not a twin', async () => {

@@ -106,35 +106,46 @@ export interface WatchedConnection {
  * such as PostgreSQL's LISTEN connection between notifications, has none). When it fires, the
  * connection is marked for the pool to destroy and its socket is destroyed with the timeout error,
  * which the driver hands to the waiting statement (and to any queued behind it).
+ *
+ * The functions made per statement are made outside `watchedQuery`, each holding only the timer
+ * and the callback: a callback wrapper made inside it tripled what each scavenge moved to the old
+ * generation (PostgreSQL, 30,000 no-op tasks in process: 570 KB a scavenge against 217 KB with no
+ * watchdog or with the wrapper made here), and with it the worker's resident memory.
  */
 export function watchStatements(conn: WatchedConnection, statementMs: number, socketOf: () => { destroy(err?: Error): unknown } | undefined): void {
   const query = conn.query;
+  const expire = () => {
+    const err = statementTimeoutError(statementMs);
+    conn.__knex__disposed = err;
+    socketOf()?.destroy(err);
+  };
   conn.query = function watchedQuery(this: unknown, ...args: unknown[]) {
     if (exempt.getStore() === true) return query.apply(this, args);
-    let timer: NodeJS.Timeout | undefined = setTimeout(() => {
-      timer = undefined;
-      const err = statementTimeoutError(statementMs);
-      conn.__knex__disposed = err;
-      socketOf()?.destroy(err);
-    }, statementMs);
-    const settled = () => {
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-    };
+    const timer = setTimeout(expire, statementMs);
     // The callback is the last function argument (pg and mysql2 alike); without one, pg returns a promise.
     let at = args.length - 1;
     while (at >= 0 && typeof args[at] !== 'function') at--;
     if (at >= 0) {
-      const cb = args[at] as Callback;
-      args[at] = (...result: unknown[]) => {
-        settled();
-        cb(...result);
-      };
+      args[at] = clearingFirst(timer, args[at] as Callback);
       return query.apply(this, args);
     }
     const out = query.apply(this, args);
-    if (out instanceof Promise) out.then(settled, settled);
-    else settled();
+    if (out instanceof Promise) {
+      const clear = clearing(timer);
+      out.then(clear, clear);
+    } else clearTimeout(timer);
     return out;
   };
+}
+
+/** `cb`, clearing `timer` before it runs. (Clearing a timer that has fired does nothing.) */
+function clearingFirst(timer: NodeJS.Timeout, cb: Callback): Callback {
+  return (...result: unknown[]) => {
+    clearTimeout(timer);
+    cb(...result);
+  };
+}
+
+function clearing(timer: NodeJS.Timeout): () => void {
+  return () => clearTimeout(timer);
 }
