@@ -24,6 +24,7 @@
  */
 import { Worker as Thread } from 'node:worker_threads';
 import type { Clock } from '../base/clock.js';
+import { threadOnline } from '../base/threads.js';
 import type { Logger } from '../base/log.js';
 import type { DatabaseSpec } from '../config/database-spec.js';
 import { WorkerStoppedError } from '../errors.js';
@@ -187,6 +188,7 @@ export class Liveness implements Service {
       return;
     }
     thread.unref();
+    thread.once('online', threadOnline);
     this.thread = thread;
     let failure: unknown = null;
     thread.on('message', (m: LivenessThreadMessage) => (this.lastFailure = m.failed));

@@ -10,6 +10,7 @@
  */
 import { expect } from 'chai';
 import { ManualClock, systemClock } from '../../core/base/clock.js';
+import { onThreadOnline } from '../../core/base/threads.js';
 import { WorkerStoppedError } from '../../core/errors.js';
 import { livenessFenceMs } from '../../core/policy/liveness.js';
 import { beatAlive, registerWorker } from '../../core/store/workers.js';
@@ -192,6 +193,24 @@ contract('silent workers found in seconds on any host', (db) => {
     });
 
     if (db.name === 'sqlite') return;
+    it("tells the thread-online listeners once its thread is up (the CLI's young-generation keeper sets its heap flag again then)", async function () {
+      this.timeout(30_000);
+      await register('w-online', Date.now(), 'this-machine');
+      let told = 0;
+      const off = onThreadOnline(() => told++);
+      const l = liveness('w-online', TIMEOUT_MS);
+      try {
+        expect(told, 'nothing before the thread starts').to.equal(0);
+        l.start();
+        await waitUntil(async () => told > 0, 'the thread online', 15_000, 20);
+        await waitUntil(async () => (await row('w-online'))!.alive_at !== null, 'the first beat', 15_000, 50);
+        expect(told, 'once per thread').to.equal(1);
+      } finally {
+        off();
+        await l.stop();
+      }
+    });
+
     it('fences the worker when its beats stop landing, and resumes when they land again', async function () {
       this.timeout(40_000);
       const timeoutMs = 9000;

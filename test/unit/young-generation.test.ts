@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { HOLD_YOUNG_BYTES, userSizesYoungGeneration, youngGrowthFactor } from '../../cli/young-generation.js';
+import v8 from 'node:v8';
+import { HOLD_YOUNG_BYTES, holdYoungGeneration, userSizesYoungGeneration, youngGrowthFactor } from '../../cli/young-generation.js';
+import { threadOnline } from '../../core/base/threads.js';
 
 describe('young generation hold (process-tasks)', () => {
   it('lets V8 grow the young generation below the held size and stops it at or above', () => {
@@ -18,6 +20,30 @@ describe('young generation hold (process-tasks)', () => {
     expect(userSizesYoungGeneration([], '--min_semi_space_size=2')).to.equal(true);
     expect(userSizesYoungGeneration(['--import', 'tsx'], '--max-old-space-size=512')).to.equal(false);
     expect(userSizesYoungGeneration([], undefined)).to.equal(false);
+  });
+
+  it('sets its growth factor again as soon as a thread of the worker comes online, and no more once released', () => {
+    // Making a thread's isolate puts V8's factor back to 2: the keeper must not wait for a collection.
+    const set: string[] = [];
+    const original = v8.setFlagsFromString;
+    v8.setFlagsFromString = (flags: string) => {
+      set.push(flags);
+      original(flags);
+    };
+    try {
+      const release = holdYoungGeneration(1);
+      const held = set.length;
+      expect(set.at(-1)).to.equal('--semi-space-growth-factor=1');
+      threadOnline();
+      expect(set.length, 'set again when a thread came online').to.equal(held + 1);
+      expect(set.at(-1)).to.equal('--semi-space-growth-factor=1');
+      release();
+      const released = set.length;
+      threadOnline();
+      expect(set.length, 'nothing after release').to.equal(released);
+    } finally {
+      v8.setFlagsFromString = original;
+    }
   });
 
   it('lets the young generation grow to the held size, then keeps it there (fresh process)', () => {
