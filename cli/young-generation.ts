@@ -21,7 +21,7 @@
  */
 import v8 from 'node:v8';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { onThreadOnline } from '../core/base/threads.js';
+import { whileThreadsStart } from '../core/base/threads.js';
 
 /** Total young-generation size (both semi-spaces) held once reached. */
 export const HOLD_YOUNG_BYTES = 16 * 1024 * 1024;
@@ -60,10 +60,11 @@ export function holdYoungGeneration(holdBytes = HOLD_YOUNG_BYTES): () => void {
   // between two ticks 100 ms apart).
   const observer = new PerformanceObserver(apply);
   observer.observe({ entryTypes: ['gc'] });
-  // And as soon as a thread of the worker's own (its liveness beat) is up: making its isolate set
-  // the factor back to 2, and the next collection grew the young generation to 32 MiB in 1 of 4
-  // PostgreSQL runs (RSS +16 MiB) before the observer above could set it again.
-  const offThreads = onThreadOnline(apply);
+  // And on every turn of the event loop while a thread of the worker (its liveness beat) comes
+  // up: making its isolate sets the factor back to 2, and a collection before the observer above
+  // could set it again grew the young generation to 32 MiB in about 1 of 5 PostgreSQL runs (RSS
+  // +16 MiB), even when it was set again at the thread's `online` event.
+  const offThreads = whileThreadsStart(apply);
   return () => {
     offThreads();
     observer.disconnect();

@@ -24,7 +24,7 @@
  */
 import { Worker as Thread } from 'node:worker_threads';
 import type { Clock } from '../base/clock.js';
-import { threadOnline } from '../base/threads.js';
+import { threadStarting } from '../base/threads.js';
 import type { Logger } from '../base/log.js';
 import type { DatabaseSpec } from '../config/database-spec.js';
 import { WorkerStoppedError } from '../errors.js';
@@ -188,7 +188,7 @@ export class Liveness implements Service {
       return;
     }
     thread.unref();
-    thread.once('online', threadOnline);
+    threadStarting(thread);
     this.thread = thread;
     let failure: unknown = null;
     thread.on('message', (m: LivenessThreadMessage) => (this.lastFailure = m.failed));
