@@ -62,8 +62,8 @@ export function holdYoungGeneration(holdBytes = HOLD_YOUNG_BYTES): () => void {
   observer.observe({ entryTypes: ['gc'] });
   // And on every turn of the event loop while a thread of the worker (its liveness beat) comes
   // up: making its isolate sets the factor back to 2, and a collection before the observer above
-  // could set it again grew the young generation to 32 MiB in about 1 of 5 PostgreSQL runs (RSS
-  // +16 MiB), even when it was set again at the thread's `online` event.
+  // could set it again grew the young generation to 32 MiB in 2 of 7 PostgreSQL runs (RSS +16
+  // MiB), and still in 1 of 6 when it was set again at the thread's `online` event.
   const offThreads = whileThreadsStart(apply);
   return () => {
     offThreads();

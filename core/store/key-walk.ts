@@ -122,7 +122,8 @@ export async function keysWithFirsts(
     // (a seek each), then a primary-key look-up per id. One UNION branch per depth instead had
     // MariaDB build the list of keys once per branch and run each seek two or three times (what
     // ANALYZE showed: 16 ms against 7 ms a claim of 100 keys × 4). The LIMIT keeps the pass a
-    // table of its own: merged into the join, the seeks ran again per joined row.
+    // table of its own (a derived table with a LIMIT is never merged into the outer query), so
+    // each seek runs once per key.
     const ids: string[] = [];
     for (let d = 0; d < depth; d++) {
       const seek = first().whereRaw('concurrency_key = ks.name').offset(d).toSQL();
