@@ -131,7 +131,7 @@ export async function keysWithFirsts(
       ids.push(`(${seek.sql}) AS i${d}`);
     }
     const depths = Array.from({ length: depth }, (_, d) => `SELECT ${d} AS d`).join(' UNION ALL ');
-    const idAt = depth === 1 ? 'x.i0' : `CASE ds.d ${Array.from({ length: depth }, (_, d) => `WHEN ${d} THEN x.i${d}`).join(' ')} END`;
+    const idAt = `CASE ds.d ${Array.from({ length: depth }, (_, d) => `WHEN ${d} THEN x.i${d}`).join(' ')} END`;
     branches.push(
       `SELECT 0 AS kind, x.part AS part, x.n AS n, ds.d AS depth, x.name AS scan_key, ${cols} ` +
         `FROM (SELECT ks.part, ks.n, ks.name, ${ids.join(', ')} FROM ks LIMIT ${2 * limit}) x ` +

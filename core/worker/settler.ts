@@ -229,7 +229,6 @@ export class Settler implements Service {
 
   /** Puts writes back at the front, in order, and backs off (the database is away). */
   private keep(writes: PendingWrite[], err: unknown, startedAt: number): false {
-    for (const w of writes) this.writing.delete(w);
     this.queue.unshiftAll(writes);
     this.o.onConnection(false, err, startedAt);
     this.backoffMs = Math.min(30_000, Math.max(250, this.backoffMs * 2));
