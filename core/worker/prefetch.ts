@@ -5,7 +5,7 @@
  * A prefetched task must not make a task of higher priority that became due after the claim wait
  * behind it. Claims that bring such a task merge it in at its rank; and a task that waited in the
  * buffer longer than PRIORITY_RECHECK_MS is started only after the worker has looked again (see
- * Worker.recheckPriorities), so prefetching delays a higher-priority task by at most that long.
+ * Claimer.recheckPriorities), so prefetching delays a higher-priority task by at most that long.
  */
 import type { TaskRow } from '../types.js';
 import { Fifo } from './fifo.js';

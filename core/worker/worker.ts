@@ -5,19 +5,15 @@
  */
 import { currentClock, OffsetClock } from '../base/clock.js';
 import { getSettings, type Settings } from '../config/settings.js';
-import { CancelledError, LeaseLostError, WorkerStoppedError, ExpiredError } from '../errors.js';
-import { events } from '../base/events.js';
-import { reportSettled, taskInfo, type StopReason, type WorkerSummary } from './report.js';
-import { execute } from '../definition/executor.js';
-import { flushTaskOutput } from './log-capture.js';
+import { CancelledError, LeaseLostError, WorkerStoppedError } from '../errors.js';
+import { reportSettled, type StopReason, type WorkerSummary } from './report.js';
 import { getLogger, type Logger } from '../base/log.js';
 import { setLongTimeout, type LongTimer } from '../base/long-timer.js';
 import { ensureMigrated } from '../store/migrate.js';
-import { decide, decideCancelledBeforeStart, type Decision, type Execution } from '../policy/transitions.js';
-import { registeredNames, getRegistered } from '../definition/registry.js';
+import { decideCancelledBeforeStart } from '../policy/transitions.js';
+import { registeredNames } from '../definition/registry.js';
 import type { Settler, SettleReport } from './settler.js';
 import { claimOrder, type ClaimFilter, type Store } from '../store/store.js';
-import { onlyOnePerKey, underFlowControl, type RunBudget } from '../store/claim.js';
 import { reachableStore } from '../store/open.js';
 import type { TaskRow } from '../types.js';
 import type { Services } from './service.js';
@@ -29,31 +25,22 @@ import { Slots } from './slots.js';
 import { AttemptControl } from '../definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
 import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
-import { taskRecurrence, type Maintenance } from './maintenance.js';
+import type { Maintenance } from './maintenance.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import type { Liveness } from './liveness.js';
 import { WorkerMetrics } from './metrics.js';
 import { bgtasksVersion } from '../base/version.js';
 import type { Registry } from 'prom-client';
-import { loadTracing, startAttemptSpan, tracingSetUp, type OtelApi, type OtelSpan } from '../base/tracing.js';
-import { endAttemptSpan } from './attempt-span.js';
+import { loadTracing, tracingSetUp } from '../base/tracing.js';
 import { ClockSync } from './clock-sync.js';
 import { UnansweredClaims } from './unanswered-claims.js';
+import { AttemptRunner, maxAttemptsFor } from './attempt-runner.js';
+import { Claimer } from './claimer.js';
+import { IdleWait } from './idle-wait.js';
 
 export type { WorkerOptions };
 
 export type { StopReason, WorkerSummary };
-
-/** How long a claimed task that this worker cannot run is left before it is due again. */
-const UNRUNNABLE_DELAY_MS = 60_000;
-
-/**
- * Where the only limit is one task per key: how many tasks of one key a claim may take while no
- * other worker holds the key. They wait in the buffer and start one at a time, each as soon as
- * the one before it ends, without a claim in between (a claim takes at most one task per key
- * otherwise, and a key's next task waited for the next claim).
- */
-const KEY_CHAIN = 4;
 
 export class Worker {
   readonly id: string;
@@ -71,15 +58,11 @@ export class Worker {
   private runUntil: number | null = null;
   /** The injected (or process-wide) clock, kept on the database's time by ClockSync. */
   private readonly clock: OffsetClock;
-  /** The clock's time, for a claim to read again after waiting for the flow lock. */
-  private readonly now = (): number => this.clock.now();
   readonly log: Logger;
   private filter!: ClaimFilter;
   private concurrency = 1;
   /** A fixed prefetch, or null for auto (see autoPrefetch). */
   private fixedPrefetch: number | null = null;
-  /** Moving average of attempt durations (ms), for the auto prefetch. */
-  private avgTaskMs = -1;
   private sleepMs = 5000;
   private lockTimeoutMs = 60_000;
   private slots = new Slots(1);
@@ -87,9 +70,6 @@ export class Worker {
   /** A look for due tasks of higher priority is under way before buffered tasks may start. */
   private recheckingPriorities = false;
   private stopping: StopReason | null = null;
-  private wake: (() => void) | null = null;
-  /** A wake-up that came while the loop was busy (claiming, settling): the next idle ends at once. */
-  private wakePending = false;
   private started = false;
   private started_at = 0;
   private deadlineTimer: LongTimer | null = null;
@@ -99,16 +79,14 @@ export class Worker {
   private health!: DatabaseHealth;
   /** Claims the database did not answer: what they took is given back before the next claim. */
   private unanswered!: UnansweredClaims;
-  /** Whether info and debug lines are written at all (building their fields costs on the hot path). */
+  /** Whether info lines are written at all (building their fields costs on the hot path). */
   private logInfo = true;
-  private logDebug = true;
+  private attempts!: AttemptRunner;
+  private claimer!: Claimer;
+  private readonly idler = new IdleWait();
   private graceTimer: LongTimer | null = null;
-  /** Names of claimed tasks this worker could not run, warned about once each. */
-  private readonly unrunnableWarned = new Set<string>();
   /** Null unless the `metrics` option asked for them. */
   private metrics: WorkerMetrics | null = null;
-  /** The OpenTelemetry API when the application has it (each attempt is a span), else null. */
-  private otel: OtelApi | null = null;
 
   constructor(private readonly options: WorkerOptions = {}) {
     checkWorkerOptions(options);
@@ -116,7 +94,6 @@ export class Worker {
     this.clock = new OffsetClock(options.clock ?? currentClock());
     this.log = options.logger ?? getLogger();
     this.logInfo = this.log.enabled?.('info') ?? true;
-    this.logDebug = this.log.enabled?.('debug') ?? true;
     this.summary = { workerId: this.id, ran: 0, succeeded: 0, rescheduled: 0, snoozed: 0, failed: 0, released: 0, lost: 0, reason: 'stopped' };
     this.done = new Promise((r) => (this.resolveDone = r));
   }
@@ -133,7 +110,7 @@ export class Worker {
     this.concurrency = o.concurrency ?? s.concurrency;
     // The OpenTelemetry API only once the application has set OpenTelemetry up (a cache hit then):
     // before that, every span would be a no-op and the context a pass-through, and importing the
-    // API (installed, but unused) took 40-120 ms on the bench machine. See tracedAttempts().
+    // API (installed, but unused) took 40-120 ms on the bench machine. See AttemptRunner.tracedAttempts().
     const tracing = tracingSetUp() ? loadTracing() : null;
     // prom-client (when metrics are asked for) loads while the database answers.
     const metrics = o.metrics
@@ -165,7 +142,7 @@ export class Worker {
       excludeQueues: o.excludeQueues ?? null,
       ordering: s.priorityOrdering,
     };
-    if (tracing) this.otel = await tracing;
+    const otel = tracing ? await tracing : null;
     if (metrics) this.metrics = await metrics;
     this.buffer = new PrefetchBuffer(claimOrder(s.priorityOrdering), Math.min(this.sleepMs, PRIORITY_RECHECK_MS));
     // A duration run ends its last attempts by duration + grace: the run budget and the registry know when.
@@ -196,8 +173,8 @@ export class Worker {
         onLost: (token) => this.leaseLost(token),
         onCancelled: (token) => this.cancelHeld(token),
         onSettled: (r) => this.onSettled(r),
-        wake: () => this.poke(),
-        maxAttemptsFor: (t) => this.maxAttemptsFor(t),
+        wake: () => this.idler.poke(),
+        maxAttemptsFor: (t) => maxAttemptsFor(t, o, s),
       },
     );
     this.settler = helpers.settler;
@@ -205,6 +182,22 @@ export class Worker {
     this.flow = helpers.flow;
     this.leases = helpers.leases;
     this.liveness = helpers.liveness;
+    const parts = { workerId: this.id, store: this.store, clock: this.clock, health: this.health, settler: this.settler, summary: this.summary, metrics: this.metrics };
+    this.attempts = new AttemptRunner({ ...parts, log: this.log, settings: s, options: o, otel });
+    this.claimer = new Claimer({
+      ...parts,
+      unanswered: this.unanswered,
+      flow: this.flow,
+      leases: this.leases,
+      buffer: this.buffer,
+      filter: this.filter,
+      lockTimeoutMs: this.lockTimeoutMs,
+      concurrency: this.concurrency,
+      runUntil: this.runUntil,
+      useRunBudget: o.runBudget !== false,
+      running: () => this.slots.size,
+      prefetch: () => this.prefetch,
+    });
     if (this.filter.names.length === 0) this.log.warn('no task is registered in this process; the worker will claim nothing');
     this.log.info('worker started', {
       worker: this.id,
@@ -287,7 +280,7 @@ export class Worker {
     };
     if (graceSeconds <= 0) abortAll();
     else if (!this.graceTimer) this.graceTimer = setLongTimeout(abortAll, graceSeconds * 1000);
-    this.poke();
+    this.idler.poke();
   }
 
   /**
@@ -348,7 +341,7 @@ export class Worker {
       if (!first) void this.maintenance.tick(this.health.down);
       this.dispatch();
       if (this.maxTasksReached()) {
-        await this.waitFor(() => this.slots.size === 0);
+        await this.idler.until(() => this.slots.size === 0);
         this.requestStop('max-tasks');
         break;
       }
@@ -363,7 +356,7 @@ export class Worker {
       // Nor while the liveness fence holds: nothing claimed could start.
       const refill = want > 0 && buffered <= this.prefetch / 2 && this.settler.size < this.settleBacklog && !this.liveness.fenced;
       if (refill) {
-        const rows = await this.claim(want);
+        const rows = await this.claimer.claim(want);
         this.buffer.add(rows);
         this.dispatch();
         if (first) {
@@ -380,7 +373,7 @@ export class Worker {
       if (this.stopping) break;
       if (!refill || this.slots.size >= this.concurrency) {
         // Busy: wake when a slot frees (and the buffer may need topping up).
-        await this.idle(this.sleepMs);
+        await this.idler.idle(this.sleepMs);
         continue;
       }
       if (this.options.batch && this.slots.size === 0 && this.buffer.length === 0 && !this.health.down) {
@@ -388,13 +381,13 @@ export class Worker {
         await this.maintenance.tick(this.health.down);
         await this.settler.flush();
         // An empty SKIP LOCKED claim proves nothing; a non-locking count does.
-        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now(), this.flow.plan.pausedQueues, this.budget(this.clock.now()), this.flow.plan.priorities), 0)) === 0) {
+        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now(), this.flow.plan.pausedQueues, this.claimer.budget(this.clock.now()), this.flow.plan.priorities), 0)) === 0) {
           this.requestStop('batch');
           break;
         }
         continue;
       }
-      await this.idle(this.health.down ? this.health.backoffMs(this.sleepMs) : this.sleepMs);
+      await this.idler.idle(this.health.down ? this.health.backoffMs(this.sleepMs) : this.sleepMs);
     }
     await this.shutdown();
   }
@@ -409,22 +402,10 @@ export class Worker {
     void this.maintenance.tick(this.health.down);
     void this.services.startDeferred().then(() => {
       this.flow.tasksCreated();
-      this.poke();
+      this.idler.poke();
     });
   }
 
-  /**
-   * An application that sets OpenTelemetry up after the worker started: the API is imported then
-   * (one property read per attempt until it is), and the attempts that start once it is loaded
-   * get their spans.
-   */
-  private tracedAttempts(): void {
-    if (this.tracingRequested || !tracingSetUp()) return;
-    this.tracingRequested = true;
-    void loadTracing().then((api) => (this.otel = api));
-  }
-
-  private tracingRequested = false;
   private dispatched = 0;
 
   private maxTasksReached(): boolean {
@@ -453,7 +434,7 @@ export class Worker {
     if (this.buffer.length > 0 && this.slots.size < this.concurrency && !this.stopping && this.buffer.stale()) {
       if (this.recheckingPriorities) return;
       this.recheckingPriorities = true;
-      void this.recheckPriorities()
+      void this.claimer.recheckPriorities()
         .catch((err: unknown) => this.log.warn('could not look for due tasks of higher priority; starting the prefetched ones', { error: err instanceof Error ? err.message : String(err) }))
         .finally(() => {
           this.recheckingPriorities = false;
@@ -474,41 +455,8 @@ export class Worker {
   /** Keyed attempts running here: a key's task waits in the buffer while its key is full. */
   private readonly keyGate = new KeyGate((name) => this.flow.plan.taskLimits.get(name)?.concurrencyLimit ?? 1);
 
-  /**
-   * Before starting tasks claimed a while ago: claims the due tasks that rank above those about to
-   * start, if any came in since, so that they start first; as many of the lowest-ranked prefetched
-   * tasks are given back (attempt returned), for this or another worker to claim again. One read
-   * when nothing outranks them.
-   */
-  private async recheckPriorities(): Promise<void> {
-    const starting = Math.min(this.concurrency - this.slots.size, this.buffer.length);
-    if (starting <= 0) return;
-    const floor = this.buffer.at(starting - 1)!.priority;
-    const nowMs = this.clock.now();
-    if (!(await this.health.guard(() => this.store.outranked(this.filter, nowMs, floor, this.flow.plan.pausedQueues, this.flow.plan.priorities), false))) return;
-    // The same claim as the loop's: paused queues, limits and the run budget hold here too.
-    const started = performance.now();
-    const rows = await this.health.guard(
-      () =>
-        this.unanswered.track((token) =>
-          this.store.claim({ ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit: starting, above: floor, flow: this.flow.plan, budget: this.budget(nowMs), token }),
-        ),
-      [],
-    );
-    this.metrics?.claimed(rows.length, (performance.now() - started) / 1000);
-    if (rows.length === 0) return;
-    const surplus = this.buffer.displace(rows);
-    try {
-      await this.store.release(surplus);
-      this.summary.released += surplus.length;
-    } catch {
-      // Not given back (the database is away): they stay this worker's, to run after the others.
-      this.buffer.add(surplus);
-    }
-  }
-
   private get prefetch(): number {
-    return this.fixedPrefetch ?? autoPrefetch(this.concurrency, this.avgTaskMs);
+    return this.fixedPrefetch ?? autoPrefetch(this.concurrency, this.attempts.avgTaskMs);
   }
 
   /** Results waiting to be written before the worker stops claiming more. */
@@ -516,189 +464,18 @@ export class Worker {
     return Math.max(1000, 4 * (this.concurrency + this.prefetch));
   }
 
-  private async claim(limit: number): Promise<TaskRow[]> {
-    // After a lapse of the leases, a beat takes back the ones recovered but not re-claimed first:
-    // claimed by this worker again, they would run twice.
-    if (this.leases.behind()) await this.leases.beat();
-    // Before claiming more: the tasks of a claim whose answer was lost are this worker's and idle.
-    if (this.unanswered.size > 0) {
-      const given = await this.health.guard(() => this.unanswered.giveBack(), null);
-      if (given === null) return [];
-      this.summary.released += given;
-    }
-    return this.health.guard(
-      () =>
-        this.flow.refresh().then(() => {
-          const nowMs = this.clock.now();
-          // Keyed and limited tasks are claimed for the free slots and at most `concurrency` ahead:
-          // a prefetched task holds its limit's slot and its rate-window start while it waits, and
-          // a deep buffer of one key's tasks would run ahead of a key enqueued after them. Not
-          // where the only limit is one task per key: a buffered task then holds no slot but its
-          // own key's, and the buffer at most a chain (KEY_CHAIN) of each key, taken in turns, so
-          // they are prefetched like others. No chains for a worker that prefetches nothing.
-          const plan = this.flow.plan;
-          const flowHeld = this.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
-          const onePerKey = onlyOnePerKey(plan, this.filter);
-          const chain = onePerKey && this.prefetch > 0;
-          const flowLimit = onePerKey ? limit : Math.max(0, this.concurrency - this.slots.size + this.concurrency - flowHeld);
-          // Tasks that ended here but whose results wait to be written hold no slot in this
-          // worker's claims: a key of limit 1 is served again as soon as its task ends.
-          const ended = this.settler.ended;
-          const request = { ...this.filter, workerId: this.id, nowMs, now: this.now, leaseMs: this.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs), ended, keyChain: chain ? KEY_CHAIN : undefined };
-          const metrics = this.metrics;
-          if (!metrics) return this.unanswered.track((token) => this.store.claim({ ...request, token }));
-          const started = performance.now();
-          return this.unanswered.track((token) => this.store.claim({ ...request, token })).then((rows) => {
-            metrics.claimed(rows.length, (performance.now() - started) / 1000);
-            return rows;
-          });
-        }),
-      [],
-    );
-  }
-
-  /**
-   * The run budget of a duration run: the time left, and the run-time limits the task
-   * definitions declare (a task's stored maxRunTime, when it has one, is compared in the claim).
-   */
-  private budget(nowMs: number): RunBudget | undefined {
-    if (this.runUntil === null || this.options.runBudget === false) return undefined;
-    const defaults = new Map<string, number>();
-    for (const name of this.filter.names) {
-      const seconds = getRegistered(name)?.options.maxRunTime;
-      if (seconds !== undefined) defaults.set(name, Math.round(seconds * 1000));
-    }
-    return { remainingMs: Math.max(0, this.runUntil - nowMs), maxRunTimeMsByName: defaults };
-  }
-
-  /**
-   * Ends the idle wait now, or, when the loop is busy (a claim in flight), the next one: a task
-   * enqueued while this worker claims must not wait for the next poll.
-   */
-  private poke(): void {
-    if (this.wake) this.wake();
-    else this.wakePending = true;
-  }
-
-  /** Sleeps up to `ms`; `poke()` ends the sleep early (a slot freed, a stop request, a new task). */
-  private idle(ms: number): Promise<void> {
-    if (this.wakePending) {
-      this.wakePending = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = () => {
-        t.clear();
-        if (this.wake === done) this.wake = null;
-        resolve();
-      };
-      const t = setLongTimeout(done, ms);
-      this.wake = done;
-    });
-  }
-
-  private async waitFor(cond: () => boolean): Promise<void> {
-    while (!cond()) await this.idle(1000);
-  }
-
-  private maxAttemptsFor(t: TaskRow): number {
-    const def = getRegistered(t.name);
-    return t.maxAttempts ?? def?.options.maxAttempts ?? this.options.maxAttempts ?? this.settings.maxAttempts;
-  }
-
   private run(task: TaskRow): void {
     const stop = new AttemptControl();
     const slot = this.slots.add({ task, stop });
     const leaveKey = this.keyGate.enter(task);
     this.metrics?.attemptStarted();
-    void this.attempt(task, stop).finally(() => {
+    void this.attempts.run(task, stop).finally(() => {
       this.metrics?.attemptEnded();
       leaveKey();
       this.slots.remove(slot);
       this.dispatch();
-      this.poke();
+      this.idler.poke();
     });
-  }
-
-  private async attempt(task: TaskRow, control: AttemptControl): Promise<void> {
-    const def = getRegistered(task.name);
-    const nowMs = this.clock.now();
-    const started = performance.now();
-    let execution: Execution;
-    let span: OtelSpan | null = null;
-    if (task.expiresAt !== null && task.expiresAt <= nowMs) {
-      execution = { kind: 'expired', error: new ExpiredError(`Task ${task.name} #${task.id} was not started before it expired at ${new Date(task.expiresAt).toISOString()}`) };
-    } else if (!def) {
-      await this.setAside(task);
-      return;
-    } else {
-      if (events.listenerCount('task:started') > 0) events.emit('task:started', { ...taskInfo(task), workerId: this.id });
-      // One info line per task, at its end (report.ts); its start is a debug line.
-      if (this.logDebug) this.log.debug('task started', { id: task.id, name: task.name, queue: task.queue, attempt: task.attempts });
-      const maxRunTime = task.maxRunTime ?? def.options.maxRunTime ?? this.options.maxRunTime ?? this.settings.maxRunTime;
-      const run = () =>
-        execute({
-          task,
-          def,
-          maxRunTimeMs: Math.round(maxRunTime * 1000),
-          control,
-          log: this.log,
-          maxResultBytes: this.settings.maxResultBytes,
-        });
-      if (!this.otel) this.tracedAttempts();
-      if (this.otel) {
-        // The task's function runs in its attempt's span: spans it makes are children of it.
-        const traced = startAttemptSpan(this.otel, task, this.id);
-        span = traced.span;
-        execution = await this.otel.context.with(traced.context, run);
-      } else {
-        execution = await run();
-      }
-    }
-    const decision: Decision = decide(
-      { attempts: task.attempts, snoozes: task.snoozes, scheduledAt: task.scheduledAt, recurrence: taskRecurrence(task), repeatOnFailure: task.repeatOnFailure },
-      execution,
-      { nowMs: this.clock.now(), maxAttempts: this.maxAttemptsFor(task), maxSnoozes: this.settings.maxSnoozes },
-    );
-    if (span) endAttemptSpan(this.otel!, span, execution, decision);
-    const elapsed = performance.now() - started;
-    this.avgTaskMs = this.avgTaskMs < 0 ? elapsed : this.avgTaskMs * 0.9 + elapsed * 0.1;
-    const durationMs = Math.round(elapsed * 10) / 10;
-    flushTaskOutput(task.id);
-    if (decision.type === 'none') {
-      this.log.warn('lease lost while the task ran; its result is discarded (another worker owns it now)', { id: task.id, name: task.name });
-      this.summary.lost++;
-      this.summary.ran++;
-      this.metrics?.attempt(task.name, task.queue, 'lost', durationMs);
-      return;
-    }
-    // The slot frees now; the result is written by the settler (its lease stays renewed until then).
-    this.settler.settle(task, decision, execution.kind === 'success' ? execution.returnJson : null, durationMs);
-  }
-
-  /**
-   * A claimed task that no task registered in this process is named exactly like: the database
-   * matched its name loosely (a MySQL table not migrated to exact collations), or the task files
-   * changed under the worker. Given back with its attempt, but not due again for
-   * UNRUNNABLE_DELAY_MS: released ready at once, it came straight back to this worker about 130
-   * times a second, and `--batch` never ended. One warning per name.
-   */
-  private async setAside(task: TaskRow): Promise<void> {
-    if (!this.unrunnableWarned.has(task.name)) {
-      this.unrunnableWarned.add(task.name);
-      this.log.warn('claimed a task this worker cannot run: no task is registered under its exact name; it is given back and not due again for 60 s', {
-        id: task.id,
-        name: task.name,
-        registered: registeredNames(),
-      });
-    }
-    try {
-      const n = await this.health.guard(() => this.store.release([task], { runAt: this.clock.now() + UNRUNNABLE_DELAY_MS }), 0);
-      this.summary.released += n;
-    } catch (err) {
-      // Its lease expires, and lease recovery makes it ready again.
-      this.log.error('could not give back a task this worker cannot run', { id: task.id, name: task.name, error: err instanceof Error ? err.message : String(err) });
-    }
   }
 
   private onSettled(r: SettleReport): void {
@@ -726,7 +503,7 @@ export class Worker {
       }
     }
     // Running tasks finish (or are aborted by the grace timer and settle as released/failed).
-    while (this.slots.size > 0) await this.idle(50);
+    while (this.slots.size > 0) await this.idler.idle(50);
     this.graceTimer?.clear();
     await this.services.stop();
     this.metrics?.close();

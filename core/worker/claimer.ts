@@ -1,0 +1,153 @@
+/**
+ * The worker's claims: how many tasks to take and under which limits (paused queues, flow
+ * control, the run budget of a duration run), each claim tracked so that tasks of a claim the
+ * database never answered are given back, and the look for due tasks that outrank the prefetched
+ * ones before those start. The worker decides when to claim and where the rows go.
+ */
+import type { Clock } from '../base/clock.js';
+import { getRegistered } from '../definition/registry.js';
+import { onlyOnePerKey, underFlowControl, type RunBudget } from '../store/claim.js';
+import type { ClaimFilter, Store } from '../store/store.js';
+import type { TaskRow } from '../types.js';
+import type { DatabaseHealth } from './db-health.js';
+import type { FlowState } from './flow-state.js';
+import type { LeaseKeeper } from './lease-keeper.js';
+import type { WorkerMetrics } from './metrics.js';
+import type { PrefetchBuffer } from './prefetch.js';
+import type { WorkerSummary } from './report.js';
+import type { Settler } from './settler.js';
+import type { UnansweredClaims } from './unanswered-claims.js';
+
+/**
+ * Where the only limit is one task per key: how many tasks of one key a claim may take while no
+ * other worker holds the key. They wait in the buffer and start one at a time, each as soon as
+ * the one before it ends, without a claim in between (a claim takes at most one task per key
+ * otherwise, and a key's next task waited for the next claim).
+ */
+const KEY_CHAIN = 4;
+
+export interface ClaimContext {
+  workerId: string;
+  store: Store;
+  clock: Clock;
+  health: DatabaseHealth;
+  unanswered: UnansweredClaims;
+  flow: FlowState;
+  leases: LeaseKeeper;
+  settler: Settler;
+  buffer: PrefetchBuffer;
+  filter: ClaimFilter;
+  lockTimeoutMs: number;
+  concurrency: number;
+  /** The worker's counts: tasks given back add to `released`. */
+  summary: WorkerSummary;
+  metrics: WorkerMetrics | null;
+  /** Epoch ms (worker clock) when a duration run's time, grace included, is up; null otherwise. */
+  runUntil: number | null;
+  /** False when the run budget is turned off (the `runBudget` option). */
+  useRunBudget: boolean;
+  /** Attempts running in this worker now. */
+  running(): number;
+  /** The prefetch now (auto follows the attempts' average duration). */
+  prefetch(): number;
+}
+
+export class Claimer {
+  /** The clock's time, for a claim to read again after waiting for the flow lock. */
+  private readonly now: () => number;
+
+  constructor(private readonly c: ClaimContext) {
+    this.now = () => c.clock.now();
+  }
+
+  async claim(limit: number): Promise<TaskRow[]> {
+    const c = this.c;
+    // After a lapse of the leases, a beat takes back the ones recovered but not re-claimed first:
+    // claimed by this worker again, they would run twice.
+    if (c.leases.behind()) await c.leases.beat();
+    // Before claiming more: the tasks of a claim whose answer was lost are this worker's and idle.
+    if (c.unanswered.size > 0) {
+      const given = await c.health.guard(() => c.unanswered.giveBack(), null);
+      if (given === null) return [];
+      c.summary.released += given;
+    }
+    return c.health.guard(
+      () =>
+        c.flow.refresh().then(() => {
+          const nowMs = c.clock.now();
+          // Keyed and limited tasks are claimed for the free slots and at most `concurrency` ahead:
+          // a prefetched task holds its limit's slot and its rate-window start while it waits, and
+          // a deep buffer of one key's tasks would run ahead of a key enqueued after them. Not
+          // where the only limit is one task per key: a buffered task then holds no slot but its
+          // own key's, and the buffer at most a chain (KEY_CHAIN) of each key, taken in turns, so
+          // they are prefetched like others. No chains for a worker that prefetches nothing.
+          const plan = c.flow.plan;
+          const flowHeld = c.buffer.toArray().filter((t) => underFlowControl(plan, t)).length;
+          const onePerKey = onlyOnePerKey(plan, c.filter);
+          const chain = onePerKey && c.prefetch() > 0;
+          const flowLimit = onePerKey ? limit : Math.max(0, c.concurrency - c.running() + c.concurrency - flowHeld);
+          // Tasks that ended here but whose results wait to be written hold no slot in this
+          // worker's claims: a key of limit 1 is served again as soon as its task ends.
+          const ended = c.settler.ended;
+          const request = { ...c.filter, workerId: c.workerId, nowMs, now: this.now, leaseMs: c.lockTimeoutMs, limit, flow: plan, flowLimit, budget: this.budget(nowMs), ended, keyChain: chain ? KEY_CHAIN : undefined };
+          const metrics = c.metrics;
+          if (!metrics) return c.unanswered.track((token) => c.store.claim({ ...request, token }));
+          const started = performance.now();
+          return c.unanswered.track((token) => c.store.claim({ ...request, token })).then((rows) => {
+            metrics.claimed(rows.length, (performance.now() - started) / 1000);
+            return rows;
+          });
+        }),
+      [],
+    );
+  }
+
+  /**
+   * Before starting tasks claimed a while ago: claims the due tasks that rank above those about to
+   * start, if any came in since, so that they start first; as many of the lowest-ranked prefetched
+   * tasks are given back (attempt returned), for this or another worker to claim again. One read
+   * when nothing outranks them.
+   */
+  async recheckPriorities(): Promise<void> {
+    const c = this.c;
+    const starting = Math.min(c.concurrency - c.running(), c.buffer.length);
+    if (starting <= 0) return;
+    const floor = c.buffer.at(starting - 1)!.priority;
+    const nowMs = c.clock.now();
+    if (!(await c.health.guard(() => c.store.outranked(c.filter, nowMs, floor, c.flow.plan.pausedQueues, c.flow.plan.priorities), false))) return;
+    // The same claim as the loop's: paused queues, limits and the run budget hold here too.
+    const started = performance.now();
+    const rows = await c.health.guard(
+      () =>
+        c.unanswered.track((token) =>
+          c.store.claim({ ...c.filter, workerId: c.workerId, nowMs, now: this.now, leaseMs: c.lockTimeoutMs, limit: starting, above: floor, flow: c.flow.plan, budget: this.budget(nowMs), token }),
+        ),
+      [],
+    );
+    c.metrics?.claimed(rows.length, (performance.now() - started) / 1000);
+    if (rows.length === 0) return;
+    const surplus = c.buffer.displace(rows);
+    try {
+      await c.store.release(surplus);
+      c.summary.released += surplus.length;
+    } catch {
+      // Not given back (the database is away): they stay this worker's, to run after the others.
+      c.buffer.add(surplus);
+    }
+  }
+
+  /**
+   * The run budget of a duration run: the time left, and the run-time limits the task
+   * definitions declare (a task's stored maxRunTime, when it has one, is compared in the claim).
+   */
+  budget(nowMs: number): RunBudget | undefined {
+    const c = this.c;
+    if (c.runUntil === null || !c.useRunBudget) return undefined;
+    const defaults = new Map<string, number>();
+    for (const name of c.filter.names) {
+      const seconds = getRegistered(name)?.options.maxRunTime;
+      if (seconds !== undefined) defaults.set(name, Math.round(seconds * 1000));
+    }
+    return { remainingMs: Math.max(0, c.runUntil - nowMs), maxRunTimeMsByName: defaults };
+  }
+}
