@@ -2,7 +2,8 @@
  * The worker's claims: how many tasks to take and under which limits (paused queues, flow
  * control, the run budget of a duration run), each claim tracked so that tasks of a claim the
  * database never answered are given back, and the look for due tasks that outrank the prefetched
- * ones before those start. The worker decides when to claim and where the rows go.
+ * ones before those start (whose rows take the place of the lowest-ranked buffered ones). The
+ * worker decides when to claim and where the loop's claimed rows go.
  */
 import type { Clock } from '../base/clock.js';
 import { getRegistered } from '../definition/registry.js';
