@@ -69,9 +69,16 @@ const OWN_PREFIXES = [
   path.dirname(path.dirname(HERE)),
 ].flatMap((dir) => [dir + path.sep, `${pathToFileURL(dir).href}/`]);
 
-/** Whether a stack frame line is bgtasks' own or Node's (not the application's). */
+/**
+ * The TypeScript loader bgtasks registers for task files (tsx): its frames are the import's
+ * machinery, like Node's (a task file importing a module that does not exist showed only tsx's
+ * resolver frames), as a path or a file URL, on POSIX or Windows.
+ */
+const LOADER_FRAME = /node_modules[\\/]tsx[\\/]/;
+
+/** Whether a stack frame line is bgtasks' own, its TypeScript loader's or Node's (not the application's). */
 export function isInternalFrame(line: string): boolean {
-  return line.includes('node:internal') || OWN_PREFIXES.some((p) => line.includes(p));
+  return line.includes('node:internal') || LOADER_FRAME.test(line) || OWN_PREFIXES.some((p) => line.includes(p));
 }
 
 /**

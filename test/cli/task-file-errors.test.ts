@@ -79,6 +79,17 @@ describe('process-tasks on a task file that cannot load, spawned [sqlite]', func
     expectNoInternals(r.stderr);
   });
 
+  it('a module the task file imports that does not exist: its name, and none of the loader\'s frames', async () => {
+    const task = project.write('tasks.ts', `${IMPORT}import { helper } from './lib/missing.js';\nexport const t = background(function t() { return helper(); });\n`);
+    const r = await run([]);
+    expect(r.code).to.equal(1);
+    const [first, second] = r.stderr.split('\n');
+    expect(first).to.equal(`bgtasks: Cannot import task file ${task}:`);
+    expect(second).to.match(/^Error \[ERR_MODULE_NOT_FOUND\]: Cannot find module '.*[\\/]lib[\\/]missing\.js'/);
+    expect(r.stderr).not.to.match(/node_modules[\\/]tsx|^\s+at /m);
+    expectNoInternals(r.stderr);
+  });
+
   describe('a task name registered by two files names both files', () => {
     const files = () => ({
       a: project.write('a.tasks.ts', `${IMPORT}export const a = background({ name: 'dup' }, async function a(n: number) {\n  return n + 2;\n});\n`),
