@@ -49,7 +49,7 @@ dbOptions(
   program
     .command('process-tasks')
     .description('Run the tasks that are due: load the task files, claim, execute, settle.')
-    .option('--duration <seconds>', 'stop claiming after this many seconds (0 = run until stopped)', '0')
+    .option('--duration <seconds>', 'stop claiming after this many seconds (default 0: run until stopped)')
     .option('--batch', 'run everything that is due now, then exit 0 when nothing due is left')
     .option('--max-tasks <n>', 'exit after running this many tasks')
     .option('--sleep <seconds>', 'seconds to wait between polls when idle (default 5; fractions allowed)')
@@ -72,7 +72,7 @@ dbOptions(
     .option('--log-std', 'turn what tasks write to console/stdout/stderr into log lines tagged with the task')
     .option('--metrics-port <port>', 'serve Prometheus metrics of this worker at http://<host>:<port>/metrics (0: any free port, logged)')
     .option('--metrics-host <host>', 'with --metrics-port: the address to listen on (default 127.0.0.1)')
-    .addOption(new Option('--log-format <format>', 'log line format').choices(['human', 'json']))
+    .addOption(new Option('--log-format <format>', 'log line format (default human)').choices(['human', 'json']))
     .option('-v, --verbose', 'log debug lines too')
     .option('-q, --quiet', 'log only warnings and errors')
     .addHelpText(
@@ -371,7 +371,7 @@ dbOptions(
   program
     .command('prune-results')
     .description('Delete finished tasks (successful and failed) older than --days, in small batches; pending and running tasks are never touched.')
-    .option('--days <n>', 'delete results finished more than this many days ago (default 30; 0 = all)', '30')
+    .option('--days <n>', 'delete results finished more than this many days ago (default 30; 0 = all)')
     .option('--failed-days <n>', 'keep failed tasks this many days instead (0 = prune every failed task)')
     .option('--queue <names>', 'only these queues (comma-separated)')
     .option('--dry-run', 'count what would be deleted; delete nothing')
@@ -404,7 +404,9 @@ function hidePasswordsFromPs(): void {
 
 /** Commander's "error: unknown option '--x'\n(Did you mean --y?)" as one line, with a pointer to --help. */
 function commanderLine(text: string): string {
-  const line = text.replace(/^error: /, '').trim().split(/\s*\n\s*/).join(' ');
+  // Commander ends some messages with a full stop ("Allowed choices are human, json."): the
+  // pointer follows the dash alone.
+  const line = text.replace(/^error: /, '').trim().split(/\s*\n\s*/).join(' ').replace(/\.$/, '');
   return `${line} — run with --help for usage`;
 }
 

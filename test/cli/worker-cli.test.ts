@@ -181,6 +181,7 @@ describe('process-tasks usage errors, spawned', function () {
     [['--queue', 'a', '--exclude-queues', 'b'], /--exclude-queues.*cannot be combined with --queue/],
     [['--no-such-flag'], /unknown option '--no-such-flag' — run with --help for usage/],
     [['--bacth'], /unknown option '--bacth' \(Did you mean --batch\?\) — run with --help for usage/],
+    [['--log-format', 'xml'], /argument 'xml' is invalid\. Allowed choices are human, json — run with --help for usage/],
     [['--lock-timeout', '2', '--heartbeat-interval', '5'], /Invalid --heartbeat-interval: 5 — expected fewer seconds than --lock-timeout \(2\)/],
   ] as Array<[string[], RegExp]>) {
     it(`rejects ${args.join(' ') || "''"} with exit 2 and one line naming the flag`, async () => {
@@ -197,6 +198,16 @@ describe('process-tasks usage errors, spawned', function () {
     expect(r.stdout).to.match(/Examples:/);
     expect(r.stdout).to.match(/--duration <seconds>/);
   });
+
+  for (const command of ['process-tasks', 'prune-results']) {
+    it(`${command} --help states each default once, in the option's own words`, async () => {
+      const r = await runCli([command, '--help'], project.dir);
+      expect(r.code).to.equal(0);
+      // Commander appends `(default: "…")` for a default value it holds; the texts say it already.
+      expect(r.stdout).not.to.match(/\(default: "/);
+      expect(r.stdout).to.match(command === 'process-tasks' ? /\(default\s+0: run until stopped\)/ : /\(default 30; 0 = all\)/);
+    });
+  }
 
   it('fails loudly (exit 1, the file and the error) when a task file cannot be imported', async () => {
     const p = makeProject({ 'tasks.ts': `import { background } from 'bgtasks';\nimport './missing-module.js';\nexport const t = background(function t() {});\n` });
