@@ -20,11 +20,13 @@ export function iso(v: Date | number | null | undefined): string {
   return Number.isNaN(d.getTime()) ? '-' : d.toISOString();
 }
 
-/** A duration in words: `0.4 s`, `42 s`, `3 min 5 s`, `2 h 10 min`, `3 d 4 h`. */
+/** A duration in words: `420 ms`, `4.2 s`, `42 s`, `3 min 5 s`, `2 h 10 min`, `3 d 4 h`. */
 export function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return String(seconds);
   const neg = seconds < 0 ? '-' : '';
   let s = Math.abs(seconds);
+  // Below a second in milliseconds: a 10 ms run was "0 s".
+  if (s < 1) return `${neg}${Math.round(s * 1000)} ms`;
   if (s < 10) return `${neg}${Math.round(s * 10) / 10} s`;
   s = Math.round(s);
   if (s < 60) return `${neg}${s} s`;
