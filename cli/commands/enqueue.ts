@@ -15,7 +15,7 @@ import { reachableStore } from '../../core/store/open.js';
 import { flagSetting, numberFlag, overridesFrom, UsageError } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { iso, json, line, queueLabel } from '../format.js';
-import type { StoreFlags } from '../open-store.js';
+import { refuseMissingSqliteFile, type StoreFlags } from '../open-store.js';
 
 export interface EnqueueFlags extends StoreFlags {
   args?: string;
@@ -70,6 +70,7 @@ export async function enqueueCommand(name: string, flags: EnqueueFlags): Promise
   // it in this short-lived process only.
   configure({ ...overrides, mode: 'normal' });
   const settings = await getSettings();
+  refuseMissingSqliteFile(settings, flags.connection ?? def.options.connection);
   const store = await reachableStore(settings, flags.connection ?? def.options.connection);
   await ensureMigrated(store.conn, settings.tablePrefix);
   const ref = await enqueueCall(def, args, sched);

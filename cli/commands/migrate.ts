@@ -4,6 +4,7 @@ import { runMigrations, schemaStatus } from '../../core/store/migrate.js';
 import { reachableStore } from '../../core/store/open.js';
 import { overridesFrom, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
+import { refuseMissingSqliteFile } from '../open-store.js';
 
 export interface MigrateFlags extends DbFlags {
   status?: boolean;
@@ -13,6 +14,8 @@ export interface MigrateFlags extends DbFlags {
 
 export async function migrateCommand(flags: MigrateFlags): Promise<number> {
   const settings = await resolveSettings({ overrides: overridesFrom(flags) });
+  // The status only reads: it must not create a SQLite file that is not there.
+  if (flags.status) refuseMissingSqliteFile(settings, flags.connection);
   const store = await reachableStore(settings, flags.connection);
   const out = (s: string) => process.stdout.write(`${s}\n`);
   if (flags.status) {

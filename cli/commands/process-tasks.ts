@@ -18,6 +18,7 @@ import { exitWhenFlushed, holdsOutput, onOutputClosed, outputClosed } from '../o
 import { onTerminal, startupDelayApplies, startupDelayMs } from '../startup-delay.js';
 import { watchLauncher } from '../launcher.js';
 import { metricsHostFlag, metricsPortFlag, serveMetrics, type MetricsServer } from '../metrics-server.js';
+import { missingSqliteFile, refuseMissingSqliteFile } from '../open-store.js';
 
 export interface ProcessTasksFlags extends DbFlags {
   duration?: string;
@@ -136,7 +137,10 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   // The database first: knex and the driver load (and connect) before tsx's hooks exist, which
   // would otherwise see every module they import.
   // A --connection that only a task file's configure() declares is opened after the files load.
-  const knownEarly = !options.connection || options.connection === 'default' || Object.hasOwn(fileSettings.connections, options.connection);
+  // Nor a SQLite file that is not there yet: the task files may name another database, and
+  // opening this one would create its file (checked once they have loaded).
+  const knownEarly =
+    (!options.connection || options.connection === 'default' || Object.hasOwn(fileSettings.connections, options.connection)) && missingSqliteFile(fileSettings, options.connection) === null;
   // While the database opens: the task files are found, and bgtasks' public entry loads before
   // tsx's hooks exist, so that a task file's `import … from 'bgtasks'` finds it loaded. Loaded
   // after, each of its ~100 modules passed through tsx's loader thread: ~300 ms of a cold start.
@@ -150,6 +154,8 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   // Resolved again: a task file may call configure(), which ranks above the environment and the
   // config file (the command line still wins).
   const settings = await resolveSettings({ overrides });
+  // Only --migrate creates a SQLite file that is not there (see refuseMissingSqliteFile).
+  if (!flags.migrate) refuseMissingSqliteFile(settings, options.connection);
   if (!knownEarly) await reachableStore(settings, options.connection);
   log.info('task files loaded', { files: files.length, tasks: names.join(',') });
   if (flags.migrate) {
