@@ -121,7 +121,8 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
     }
   }
   for (const notice of emptyQueueNotices(flags)) process.stderr.write(`${notice}\n`);
-  const fromSupervisor = process.env.BGTASKS_DEV_CHILD ? process.env[DEV_DATABASE_ENV] : undefined;
+  const devChild = Boolean(process.env.BGTASKS_DEV_CHILD);
+  const fromSupervisor = devChild ? process.env[DEV_DATABASE_ENV] : undefined;
   if (fromSupervisor !== undefined) {
     // The --dev supervisor's --database (see dev.ts); task code has no need to see it.
     flags = { ...flags, database: fromSupervisor };
@@ -182,7 +183,10 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
-      log.warn(`${sig} received: no new tasks; running tasks get --grace seconds to finish (send it again to stop now)`);
+      // Under --dev the supervisor sends it, having said why (a file changed, or it was told to
+      // stop): at every reload a warning was noise.
+      if (devChild) log.info(`stopping (the --dev supervisor sent ${sig}): no new tasks; running tasks get --grace seconds to finish`);
+      else log.warn(`${sig} received: no new tasks; running tasks get --grace seconds to finish (send it again to stop now)`);
       void running.stop();
     } else {
       log.warn(`${sig} received again: aborting running tasks and releasing them`);

@@ -133,6 +133,9 @@ for (const t of cliTargets()) {
       project.write('tasks.ts', version('v2'));
       await waitUntil(() => started() === 2, 'the worker to restart', 20_000);
       expect(dev!.stdout()).to.match(/changed: tasks\.ts; restarting the worker/);
+      // The reload is no warning: the worker says who stopped it, at info.
+      expect(dev!.stdout()).to.match(/INFO {2}stopping \(the --dev supervisor sent SIGTERM\): no new tasks/);
+      expect(dev!.stdout()).not.to.match(/WARN {2}SIGTERM received/);
       expect(await runTask()).to.equal('v2');
     });
 
