@@ -3,6 +3,7 @@
  * (else a clear error naming it) and migrated by this version (else exit 3, naming what to run).
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { resolveSettings, type Settings } from '../core/config/settings.js';
 import { NotMigratedError } from '../core/errors.js';
 import { ensureMigrated } from '../core/store/migrate.js';
@@ -35,9 +36,10 @@ export function missingSqliteFile(settings: Settings, connection?: string | null
   const spec = databaseFor(settings, connection);
   if (spec.dialect !== 'sqlite' || spec.knex !== null) return null;
   const filename = (spec.config?.connection as { filename?: unknown } | undefined)?.filename;
-  // ':memory:' and SQLite URIs (file:…) name no plain file to look for.
+  // ':memory:' and SQLite URIs (file:…) name no plain file to look for. A missing directory is
+  // left to the connection, whose error names it (migrating would not help there).
   if (typeof filename !== 'string' || filename === ':memory:' || filename.startsWith('file:') || existsSync(filename)) return null;
-  return spec.display;
+  return existsSync(path.dirname(filename)) ? spec.display : null;
 }
 
 /** The settings and the migrated store the flags point at. */

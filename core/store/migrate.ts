@@ -38,7 +38,6 @@ function migrationConfig(conn: Connection, prefix: string): Knex.MigratorConfig 
 /** Which migrations are applied, pending, or unknown to this version. */
 export async function schemaStatus(conn: Connection, prefix: string): Promise<SchemaStatus> {
   const table = tablesFor(prefix).migrations;
-  const known = MIGRATIONS.map((m) => m.name);
   let applied: string[] = [];
   try {
     // One query: a missing table means nothing is applied.
@@ -47,8 +46,14 @@ export async function schemaStatus(conn: Connection, prefix: string): Promise<Sc
   } catch (err) {
     if (conn.dialect.classifyError(err) !== 'missing-table') throw err;
   }
+  return statusOf(applied);
+}
+
+/** The schema status of a database where these migrations (by name) are applied. */
+export function statusOf(applied: readonly string[]): SchemaStatus {
+  const known = MIGRATIONS.map((m) => m.name);
   return {
-    applied,
+    applied: [...applied],
     pending: known.filter((n) => !applied.includes(n)),
     unknown: applied.filter((n) => !known.includes(n)),
   };

@@ -22,7 +22,7 @@ describe('a SQLite database file that does not exist, spawned [sqlite]', functio
   });
   afterEach(() => project.remove());
 
-  for (const args of [['list'], ['stats'], ['migrate', '--status'], ['enqueue', 'noop', '--args', '[1]'], ['process-tasks', '--batch', '--no-startup-delay']]) {
+  for (const args of [['list'], ['stats'], ['enqueue', 'noop', '--args', '[1]'], ['process-tasks', '--batch', '--no-startup-delay']]) {
     it(`${args.join(' ')}: exit 3, names the file and what to run, creates nothing`, async () => {
       const r = await runCli(args, project.dir);
       expect(r.code, r.stderr).to.equal(3);
@@ -32,6 +32,31 @@ describe('a SQLite database file that does not exist, spawned [sqlite]', functio
       expect(existsSync(file), 'the database file').to.equal(false);
     });
   }
+
+  it('migrate --status: nothing applied, every migration pending, exit 3, and the file still not there', async () => {
+    const r = await runCli(['migrate', '--status'], project.dir);
+    expect(r.code, r.stderr).to.equal(3);
+    expect(r.stdout).to.include(`database: sqlite:${file} (table prefix "bgtasks_") (its file does not exist)`);
+    expect(r.stdout).to.match(/pending: run `bgtasks migrate`/);
+    expect(r.stdout).not.to.match(/ applied /);
+    const j = await runCli(['migrate', '--status', '--json'], project.dir);
+    expect(j.code, j.stderr).to.equal(3);
+    const s = JSON.parse(j.stdout) as { database: string; applied: string[]; pending: string[]; unknown: string[] };
+    expect(s.database).to.equal(`sqlite:${file}`);
+    expect(s.applied).to.deep.equal([]);
+    expect(s.unknown).to.deep.equal([]);
+    expect(s.pending.length).to.be.greaterThan(0);
+    expect(existsSync(file), 'the database file').to.equal(false);
+  });
+
+  it('a file in a directory that is not there: the directory error (exit 2), not "run migrate"', async () => {
+    const db = path.join(project.dir, 'var', 'app.sqlite3');
+    for (const args of [['list'], ['migrate', '--status'], ['process-tasks', '--batch', '--no-startup-delay']]) {
+      const r = await runCli([...args, '--database', `sqlite:${db}`], project.dir);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(2);
+      expect(r.stderr).to.include(`its directory ${path.dirname(db)} does not exist`);
+    }
+  });
 
   it('migrate creates it; process-tasks --migrate does too', async () => {
     const m = await runCli(['migrate'], project.dir);
