@@ -26,7 +26,7 @@ export function duration(seconds: number): string {
   const neg = seconds < 0 ? '-' : '';
   let s = Math.abs(seconds);
   // Below a second in milliseconds: a 10 ms run was "0 s".
-  if (s < 1) return `${neg}${Math.round(s * 1000)} ms`;
+  if (Math.round(s * 1000) < 1000) return `${neg}${Math.round(s * 1000)} ms`;
   if (s < 10) return `${neg}${Math.round(s * 10) / 10} s`;
   s = Math.round(s);
   if (s < 60) return `${neg}${s} s`;

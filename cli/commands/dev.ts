@@ -119,7 +119,9 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
   const stop = (sig: NodeJS.Signals) => {
     if (!stopping) say(`${sig} received; stopping the worker`);
     stopping = true;
-    if (child) child.kill(sig);
+    // The worker handles SIGINT and SIGTERM; SIGHUP (a closed terminal) would end it at once,
+    // its running tasks left to their leases, so it gets the SIGTERM the docs promise.
+    if (child) child.kill(sig === 'SIGHUP' ? 'SIGTERM' : sig);
     else finish(EXIT.OK);
   };
   process.on('SIGINT', stop);

@@ -183,9 +183,9 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
-      // Under --dev the supervisor sends it, having said why (a file changed, or it was told to
-      // stop): at every reload a warning was noise.
-      if (devChild) log.info(`stopping (the --dev supervisor sent ${sig}): no new tasks; running tasks get --grace seconds to finish`);
+      // Under --dev the supervisor passes its signals on and stops the worker to reload, having
+      // said why: a warning at every reload was noise.
+      if (devChild) log.info(`${sig} received (under --dev: a reload or a stop): no new tasks; running tasks get --grace seconds to finish (send it again to stop now)`);
       else log.warn(`${sig} received: no new tasks; running tasks get --grace seconds to finish (send it again to stop now)`);
       void running.stop();
     } else {

@@ -60,6 +60,27 @@ describe('process-tasks --dev and Ctrl+C, spawned', function () {
       project.remove();
     }
   });
+
+  it('stops the worker gracefully when the terminal closes (SIGHUP to the supervisor): the running task finishes', async () => {
+    const project = makeProject({ 'tasks.ts': SLOW, 'run.ts': RUN });
+    try {
+      expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
+      const dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '20', '-v'], project.dir, {}, true);
+      await waitUntil(() => /worker started/.test(dev.stdout()), 'the worker to start', 20_000);
+      const run = spawnNode(['--import', TSX_LOADER, 'run.ts'], project.dir);
+      await waitUntil(() => /task started/.test(dev.stdout()), 'the slow task to start', 20_000);
+      // Only the supervisor: the worker has a process group (and session) of its own.
+      dev.child.kill('SIGHUP');
+      const r = await dev.exited;
+      expect(r.code).to.equal(0);
+      expect(r.stdout).to.match(/SIGHUP received; stopping the worker/);
+      expect(r.stdout).to.match(/SIGTERM received \(under --dev: a reload or a stop\)/);
+      expect(r.stdout).to.match(/task succeeded/);
+      expect((await run.exited).stdout.trim()).to.equal('slow');
+    } finally {
+      project.remove();
+    }
+  });
 });
 
 describe('process-tasks --dev when the supervisor is killed outright, spawned', function () {
@@ -134,7 +155,7 @@ for (const t of cliTargets()) {
       await waitUntil(() => started() === 2, 'the worker to restart', 20_000);
       expect(dev!.stdout()).to.match(/changed: tasks\.ts; restarting the worker/);
       // The reload is no warning: the worker says who stopped it, at info.
-      expect(dev!.stdout()).to.match(/INFO {2}stopping \(the --dev supervisor sent SIGTERM\): no new tasks/);
+      expect(dev!.stdout()).to.match(/INFO {2}SIGTERM received \(under --dev: a reload or a stop\): no new tasks/);
       expect(dev!.stdout()).not.to.match(/WARN {2}SIGTERM received/);
       expect(await runTask()).to.equal('v2');
     });

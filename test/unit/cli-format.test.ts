@@ -22,6 +22,7 @@ describe('cli/format', () => {
   it('writes durations in words with at most two units', () => {
     expect(duration(0.012)).to.equal('12 ms');
     expect(duration(0.42)).to.equal('420 ms');
+    expect(duration(0.9996)).to.equal('1 s');
     expect(duration(4.24)).to.equal('4.2 s');
     expect(duration(42.4)).to.equal('42 s');
     expect(duration(185)).to.equal('3 min 5 s');
