@@ -70,7 +70,7 @@ export async function healthCommand(flags: HealthFlags): Promise<number> {
     });
   } else if (ok) {
     line(
-      `OK: oldest due task waited ${duration(wait)} (max ${maxWait} s); ${h.failuresLastHour} failure(s) in the last hour${maxFailures !== undefined ? ` (must stay under ${maxFailures})` : ''}; ` +
+      `OK: ${h.oldestDue ? `oldest due task waited ${duration(wait)}` : 'no task is due'} (max ${maxWait} s); ${h.failuresLastHour} failure(s) in the last hour${maxFailures !== undefined ? ` (must stay under ${maxFailures})` : ''}; ` +
         `${alive.length} live worker(s)${minWorkers !== undefined ? ` (at least ${minWorkers}${perQueue ? ' per queue' : ''})` : ''}`,
     );
   } else {

@@ -148,6 +148,10 @@ for (const t of cliTargets()) {
         expect(r.stderr).not.to.match(/\n\s+at /);
       }
       expectOk(await cli('migrate'));
+      // Migrated and empty: nothing is due, which health says in words (not "waited 0 s").
+      const empty = await cli('health', '--max-wait', '60');
+      expectOk(empty);
+      expect(empty.stdout).to.match(/^OK: no task is due \(max 60 s\); 0 failure\(s\) in the last hour; /);
     });
 
     if (t.name === 'sqlite') {
