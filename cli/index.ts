@@ -241,7 +241,7 @@ dbOptions(
   program
     .command('health')
     .description('Exit 0 when no due task has waited longer than --max-wait seconds (and the last hour\'s failures are under --max-failures, and --min-workers live workers are registered), else exit 1 with the reason.')
-    .requiredOption('--max-wait <seconds>', 'longest acceptable wait of a due task')
+    .requiredOption('--max-wait <seconds>', 'required: longest acceptable wait of a due task')
     .option('--max-failures <n>', 'unhealthy when this many tasks failed in the last hour (default: no limit)')
     .option('--min-workers <n>', 'unhealthy when fewer live workers are in the worker registry (with --queue: serving each queue)')
     .option('--queue <names>', 'only these queues (comma-separated)')
@@ -351,7 +351,7 @@ dbOptions(
     .command('dashboard')
     .description('Serve the web dashboard (tasks, failures, schedules, workers, actions) until Ctrl-C.')
     .option('--port <n>', 'port to listen on (default 7878; 0 picks a free one)')
-    .option('--host <host>', 'address to listen on (default 127.0.0.1); any other needs BGTASKS_DASHBOARD_AUTH')
+    .option('--host <host>', 'address to listen on (default 127.0.0.1); an address other than loopback needs BGTASKS_DASHBOARD_AUTH')
     .option('--base-path <path>', 'URL path to serve under, e.g. /admin/queue (default /)')
     .option('--read-only', 'show no action and refuse every action request')
     .addHelpText(
@@ -372,7 +372,7 @@ dbOptions(
     .command('prune-results')
     .description('Delete finished tasks (successful and failed) older than --days, in small batches; pending and running tasks are never touched.')
     .option('--days <n>', 'delete results finished more than this many days ago (default 30; 0 = all)')
-    .option('--failed-days <n>', 'keep failed tasks this many days instead (0 = prune every failed task)')
+    .option('--failed-days <n>', 'keep failed tasks this many days instead (default: the --days value; 0 = prune every failed task)')
     .option('--queue <names>', 'only these queues (comma-separated)')
     .option('--dry-run', 'count what would be deleted; delete nothing')
     .option('--batch-size <n>', 'rows per DELETE statement (default 2000)')
