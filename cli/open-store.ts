@@ -20,7 +20,8 @@ export interface StoreFlags extends DbFlags {
  * SQLite creates the file of a database it opens when there is none: a command run in another
  * directory (the default database is ./bgtasks.sqlite3 there) left an empty file behind, then
  * said the database was not migrated. Only `bgtasks migrate` and `process-tasks --migrate` create
- * the file; every other command stops first, with the same exit code and what to run.
+ * the file; every other command stops before it opens the database, with the same exit code and
+ * what to run.
  */
 export function refuseMissingSqliteFile(settings: Settings, connection?: string | null): void {
   const missing = missingSqliteFile(settings, connection);
