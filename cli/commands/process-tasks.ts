@@ -11,7 +11,7 @@ import { holdYoungGeneration } from '../young-generation.js';
 import { runMigrations } from '../../core/store/migrate.js';
 import { reachableStore } from '../../core/store/open.js';
 import { Worker } from '../../core/worker/worker.js';
-import { checkWorkerOptions, defaultWorkerId, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
+import { checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
 import { DEV_DATABASE_ENV, flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { exitWhenFlushed, holdsOutput, onOutputClosed, outputClosed } from '../output.js';
@@ -155,6 +155,9 @@ export async function processTasks(flags: ProcessTasksFlags): Promise<number> {
   // Resolved again: a task file may call configure(), which ranks above the environment and the
   // config file (the command line still wins).
   const settings = await resolveSettings({ overrides });
+  // The worker checks the lease flags against each other too; here a bad pair is a usage error
+  // before the database's state is (a SQLite file that is not there included).
+  heartbeatIntervalMs(options.heartbeatInterval, settings.heartbeatInterval, Math.round((options.lockTimeout ?? settings.lockTimeout) * 1000));
   // Only --migrate creates a SQLite file that is not there (see refuseMissingSqliteFile).
   if (!flags.migrate) refuseMissingSqliteFile(settings, options.connection);
   if (!knownEarly) await reachableStore(settings, options.connection);
