@@ -38,48 +38,46 @@ export const whichVersion = background(async function whichVersion() {
 });
 `;
 
+/**
+ * A --dev supervisor in its own process group (like a shell's foreground job: kill(-pid) reaches
+ * everything in it) whose worker is running the slow task when `signal` is called; resolves with
+ * the supervisor's output and the task's result once both have ended.
+ */
+async function signalWhileSlowTaskRuns(signal: (dev: ReturnType<typeof startCli>) => void): Promise<{ code: number | null; stdout: string; result: string }> {
+  const project = makeProject({ 'tasks.ts': SLOW, 'run.ts': RUN });
+  try {
+    expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
+    // -v: a task's start is a debug line.
+    const dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '20', '-v'], project.dir, {}, true);
+    await waitUntil(() => /worker started/.test(dev.stdout()), 'the worker to start', 20_000);
+    const run = spawnNode(['--import', TSX_LOADER, 'run.ts'], project.dir);
+    await waitUntil(() => /task started/.test(dev.stdout()), 'the slow task to start', 20_000);
+    signal(dev);
+    const r = await dev.exited;
+    return { code: r.code, stdout: r.stdout, result: (await run.exited).stdout.trim() };
+  } finally {
+    project.remove();
+  }
+}
+
 describe('process-tasks --dev and Ctrl+C, spawned', function () {
   this.timeout(60_000);
   it('hands the worker one SIGINT (not two) when Ctrl+C signals the whole terminal group, so running tasks get their grace', async () => {
-    const project = makeProject({ 'tasks.ts': SLOW, 'run.ts': RUN });
-    try {
-      expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
-      // Its own process group, like a shell's foreground job: kill(-pid) reaches everything in it.
-      // -v: a task's start is a debug line.
-      const dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '20', '-v'], project.dir, {}, true);
-      await waitUntil(() => /worker started/.test(dev.stdout()), 'the worker to start', 20_000);
-      const run = spawnNode(['--import', TSX_LOADER, 'run.ts'], project.dir);
-      await waitUntil(() => /task started/.test(dev.stdout()), 'the slow task to start', 20_000);
-      process.kill(-dev.child.pid!, 'SIGINT');
-      const r = await dev.exited;
-      expect(r.code).to.equal(0);
-      expect(r.stdout).to.match(/task succeeded/);
-      expect(r.stdout).not.to.match(/received again/);
-      expect((await run.exited).stdout.trim()).to.equal('slow');
-    } finally {
-      project.remove();
-    }
+    const r = await signalWhileSlowTaskRuns((dev) => process.kill(-dev.child.pid!, 'SIGINT'));
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.match(/task succeeded/);
+    expect(r.stdout).not.to.match(/received again/);
+    expect(r.result).to.equal('slow');
   });
 
   it('stops the worker gracefully when the terminal closes (SIGHUP to the supervisor): the running task finishes', async () => {
-    const project = makeProject({ 'tasks.ts': SLOW, 'run.ts': RUN });
-    try {
-      expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
-      const dev = startCli(['process-tasks', '--dev', '--sleep', '0.05', '--no-startup-delay', '--grace', '20', '-v'], project.dir, {}, true);
-      await waitUntil(() => /worker started/.test(dev.stdout()), 'the worker to start', 20_000);
-      const run = spawnNode(['--import', TSX_LOADER, 'run.ts'], project.dir);
-      await waitUntil(() => /task started/.test(dev.stdout()), 'the slow task to start', 20_000);
-      // Only the supervisor: the worker has a process group (and session) of its own.
-      dev.child.kill('SIGHUP');
-      const r = await dev.exited;
-      expect(r.code).to.equal(0);
-      expect(r.stdout).to.match(/SIGHUP received; stopping the worker/);
-      expect(r.stdout).to.match(/SIGTERM received \(under --dev: a reload or a stop\)/);
-      expect(r.stdout).to.match(/task succeeded/);
-      expect((await run.exited).stdout.trim()).to.equal('slow');
-    } finally {
-      project.remove();
-    }
+    // Only the supervisor: the worker has a process group (and session) of its own.
+    const r = await signalWhileSlowTaskRuns((dev) => dev.child.kill('SIGHUP'));
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.match(/SIGHUP received; stopping the worker/);
+    expect(r.stdout).to.match(/SIGTERM received \(under --dev: a reload or a stop\)/);
+    expect(r.stdout).to.match(/task succeeded/);
+    expect(r.result).to.equal('slow');
   });
 });
 
