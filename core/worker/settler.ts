@@ -184,7 +184,16 @@ export class Settler implements Service {
 
   private async flushLoop(): Promise<void> {
     while (this.queue.length > 0) {
-      if (this.o.leases?.behind()) await this.o.leases.beat();
+      if (this.o.leases?.behind()) {
+        await this.o.leases.beat();
+        // The beat failed (one begun while the database was away ends so): it took back nothing,
+        // and a result written now is refused for a task recovered meanwhile, which is then
+        // claimed and run again. Wait for a beat that succeeds (HOSTS-01, PostgreSQL, once).
+        if (this.o.leases.behind()) {
+          this.backoffMs = Math.min(30_000, Math.max(250, this.backoffMs * 2));
+          return;
+        }
+      }
       const batch = this.takeBatch();
       const startedAt = performance.now();
       const kept = await this.writeHeld(batch, startedAt);
