@@ -78,7 +78,10 @@ export class LeaseKeeper implements Service {
     const marks = this.marks;
     const tasks = this.o.held().filter((t) => t.claimToken);
     if (tasks.length === 0) {
+      // Nothing held, so nothing to renew or take back: no longer behind either (an idle worker
+      // whose one beat failed stayed behind for good, and the claim waits for a beat to succeed).
       this.renewedAt = beganAt;
+      if (marks === this.marks) this.failing = false;
       return;
     }
     const startedAt = performance.now();

@@ -7,6 +7,9 @@
  */
 import { expect } from 'chai';
 import { closeConnection, connectPrivate } from '../../core/store/connection.js';
+import { Store } from '../../core/store/store.js';
+import { currentClock } from '../../core/base/clock.js';
+import { LeaseKeeper, type LeaseKeeperOptions } from '../../core/worker/lease-keeper.js';
 import { Settler, type SettleReport } from '../../core/worker/settler.js';
 import { contract, waitUntil } from '../helpers/databases.js';
 import { recordingLogger } from '../helpers/log.js';
@@ -48,6 +51,52 @@ contract('settler: the tasks it holds', (db) => {
     await waitUntil(async () => reports.length === 1, 'the write', 10_000, 10);
     expect(reports[0]!.outcome).to.equal('succeeded');
     expect(settler.held(), 'nothing held once written').to.deep.equal([]);
+    await settler.stop();
+  });
+
+  /** A lease keeper over `store` (one whose tables do not exist makes every beat fail). */
+  const keeper = (store: Store, held: () => ReturnType<Settler['held']>): { keeper: LeaseKeeper; options: LeaseKeeperOptions } => {
+    const options: LeaseKeeperOptions = {
+      store,
+      workerId: 'worker-a',
+      clock: currentClock(),
+      lockTimeoutMs: 60_000,
+      intervalMs: 60_000,
+      held,
+      onLost: () => {},
+      onCancelled: () => {},
+      onConnection: () => {},
+      log: recordingLogger(),
+    };
+    return { keeper: new LeaseKeeper(options), options };
+  };
+
+  it('an idle lease keeper is no longer behind once it beats, whatever made it behind', async () => {
+    const { keeper: k } = keeper(db.store, () => []);
+    k.markBehind();
+    expect(k.behind()).to.equal(true);
+    await k.beat();
+    expect(k.behind(), 'behind after a beat with nothing held').to.equal(false);
+  });
+
+  it('writes no result while the leases are behind and a beat fails; writes it once a beat succeeds', async function () {
+    this.timeout(30_000);
+    const [id] = await seed(db, [newTask()]);
+    const task = await claimOne(db, id!);
+    const reports: SettleReport[] = [];
+    const ref: { settler?: Settler } = {};
+    // Beats fail until the keeper is given the real tables: a missing table is an error the
+    // database answers, like a beat that began while it was away.
+    const { keeper: k, options } = keeper(new Store(db.store.conn, `${db.store.prefix}gone_`), () => ref.settler!.held());
+    const settler = (ref.settler = new Settler({ store: db.store, workerId: 'worker-a', now: () => T0 + 1000, log: recordingLogger(), onSettled: (r) => reports.push(r), onConnection: () => {}, leases: k }));
+    k.markBehind();
+    settler.settle(task, { type: 'complete', successorAt: null }, null, 5);
+    expect(await settler.flush(Date.now() + 1500), 'flushed while behind').to.equal(false);
+    expect(reports, 'nothing written while behind').to.deep.equal([]);
+    expect((await db.store.knex(db.store.tables.tasks).where('id', id!).first()) as unknown, 'still pending').to.not.equal(undefined);
+    options.store = db.store;
+    await waitUntil(async () => reports.length === 1, 'the write once a beat succeeds', 15_000, 20);
+    expect(reports[0]!.outcome).to.equal('succeeded');
     await settler.stop();
   });
 });
