@@ -64,11 +64,8 @@ export class Claimer {
   async claim(limit: number): Promise<TaskRow[]> {
     const c = this.c;
     // After a lapse of the leases, a beat takes back the ones recovered but not re-claimed first:
-    // claimed by this worker again, they would run twice.
-    // Not while a beat has yet to succeed: one begun while the database was away fails, and a
-    // claim then could take back such a task as a new attempt.
-    if (c.leases.behind()) await c.leases.beat();
-    if (c.leases.behind()) return [];
+    // claimed by this worker again, they would run twice. Nothing is claimed until one succeeds.
+    if (!(await c.leases.caughtUp())) return [];
     // Before claiming more: the tasks of a claim whose answer was lost are this worker's and idle.
     if (c.unanswered.size > 0) {
       const given = await c.health.guard(() => c.unanswered.giveBack(), null);

@@ -67,6 +67,18 @@ export class LeaseKeeper implements Service {
     this.marks++;
   }
 
+  /**
+   * Whether the held leases are renewed now: at once when not behind, else after a beat, false
+   * when that beat failed. A beat begun while the database was away (which this joins) fails even
+   * once it is back: a result written or a claim made then, before any beat took back a lease
+   * another worker recovered meanwhile, ran that task a second time (HOSTS-01).
+   */
+  async caughtUp(): Promise<boolean> {
+    if (!this.behind()) return true;
+    await this.beat();
+    return !this.behind();
+  }
+
   /** Renews every held lease now (joins a beat under way). */
   beat(): Promise<void> {
     if (!this.inFlight) this.inFlight = this.renew().finally(() => (this.inFlight = null));

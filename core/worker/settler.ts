@@ -59,7 +59,7 @@ export interface SettlerOptions {
    * next write, so a lease that another worker recovered but nobody re-claimed is taken back and
    * the result recorded as the claim left the task.
    */
-  leases?: { behind(): boolean; beat(): Promise<void> };
+  leases?: { caughtUp(): Promise<boolean> };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -184,15 +184,10 @@ export class Settler implements Service {
 
   private async flushLoop(): Promise<void> {
     while (this.queue.length > 0) {
-      if (this.o.leases?.behind()) {
-        await this.o.leases.beat();
-        // The beat failed (one begun while the database was away ends so): it took back nothing,
-        // and a result written now is refused for a task recovered meanwhile, which is then
-        // claimed and run again. Wait for a beat that succeeds (HOSTS-01, PostgreSQL, once).
-        if (this.o.leases.behind()) {
-          this.backoffMs = Math.min(30_000, Math.max(250, this.backoffMs * 2));
-          return;
-        }
+      // A result written before a beat took back its lease would be refused (see caughtUp).
+      if (this.o.leases && !(await this.o.leases.caughtUp())) {
+        this.backOff();
+        return;
       }
       const batch = this.takeBatch();
       const startedAt = performance.now();
@@ -240,8 +235,13 @@ export class Settler implements Service {
   private keep(writes: PendingWrite[], err: unknown, startedAt: number): false {
     this.queue.unshiftAll(writes);
     this.o.onConnection(false, err, startedAt);
-    this.backoffMs = Math.min(30_000, Math.max(250, this.backoffMs * 2));
+    this.backOff();
     return false;
+  }
+
+  /** The next try waits twice as long as the last, from 250 ms to 30 s. */
+  private backOff(): void {
+    this.backoffMs = Math.min(30_000, Math.max(250, this.backoffMs * 2));
   }
 
   /**
