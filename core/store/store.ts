@@ -12,6 +12,7 @@ import { NotMigratedError } from '../errors.js';
 import { lastErrorClass, newTaskRow, toCompletedRow, toTaskRow, type NewTask } from './rows.js';
 import { applyBudget, claimTasks, emptyFlowPlan, type ClaimFilter, type FlowPlan, type RunBudget } from './claim.js';
 import { splitByPriority } from './claim-priorities.js';
+import { limitedName } from './claim-plan.js';
 import { tablesFor, type Tables } from './tables.js';
 import { deadWorkerLeases, type DeadWorkerLease } from './dead-workers.js';
 import { storableRecord } from './storable.js';
@@ -233,6 +234,23 @@ export class Store {
     });
     const rows = await this.retrying(() => this.dialect.unionAll(this.knex, parts));
     return rows.reduce((sum, r) => sum + Number(r.n ?? 0), 0);
+  }
+
+  /**
+   * Of those countReady counts, the tasks under no flow limit (no concurrency key, a name and a
+   * queue without limits): the ones a claim takes whenever it has room. A batch run that finds
+   * none, and could claim none of the rest for a while, ends (see Worker.loop).
+   */
+  async countReadyUnlimited(f: ClaimFilter, nowMs: number, plan: FlowPlan, budget?: RunBudget, priorities: readonly number[] = []): Promise<number> {
+    const names = f.names.filter((n) => !limitedName(plan, n));
+    if (names.length === 0) return 0;
+    const q = splitByPriority(this.knex(this.tables.tasks).whereNull('locked_by').whereNull('concurrency_key'), priorities);
+    this.claimable(q, { ...f, names }, nowMs, plan.pausedQueues);
+    const limited = [...plan.queueLimits.keys()];
+    if (limited.length > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', limited));
+    applyBudget(q, budget);
+    const row = (await this.retrying(() => q.count({ n: '*' }).first())) as { n?: unknown } | undefined;
+    return Number(row?.n ?? 0);
   }
 
   /** Due, unlocked tasks whose names this worker has not registered: name → count. */

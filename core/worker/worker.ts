@@ -42,6 +42,9 @@ export type { WorkerOptions };
 
 export type { StopReason, WorkerSummary };
 
+/** How often a batch run whose due tasks flow control holds back claims again (at most the poll). */
+const HELD_BACK_LOOK_MS = 100;
+
 export class Worker {
   readonly id: string;
   private settings!: Settings;
@@ -70,6 +73,8 @@ export class Worker {
   /** A look for due tasks of higher priority is under way before buffered tasks may start. */
   private recheckingPriorities = false;
   private stopping: StopReason | null = null;
+  /** A batch run found only tasks under flow control due, and has claimed none since (performance.now()). */
+  private heldBackSince: number | null = null;
   private started = false;
   private started_at = 0;
   private deadlineTimer: LongTimer | null = null;
@@ -357,6 +362,7 @@ export class Worker {
       const refill = want > 0 && buffered <= this.prefetch / 2 && this.settler.size < this.settleBacklog && !this.liveness.fenced;
       if (refill) {
         const rows = await this.claimer.claim(want);
+        if (rows.length > 0) this.heldBackSince = null;
         this.buffer.add(rows);
         this.dispatch();
         if (first) {
@@ -380,16 +386,48 @@ export class Worker {
         // Recovery and cron get their pass before the batch may end (the first claim went first).
         await this.maintenance.tick(this.health.down);
         await this.settler.flush();
-        // An empty SKIP LOCKED claim proves nothing; a non-locking count does.
-        if ((await this.health.guard(() => this.store.countReady(this.filter, this.clock.now(), this.flow.plan.pausedQueues, this.claimer.budget(this.clock.now()), this.flow.plan.priorities), 0)) === 0) {
+        const left = await this.batchLeft();
+        if (left === 'none') {
           this.requestStop('batch');
           break;
         }
+        // Only tasks held back by flow control: claim again after a short wait, not at once.
+        if (left === 'held-back') await this.idler.idle(Math.min(this.sleepMs, HELD_BACK_LOOK_MS));
         continue;
       }
       await this.idler.idle(this.health.down ? this.health.backoffMs(this.sleepMs) : this.sleepMs);
     }
     await this.shutdown();
+  }
+
+  /**
+   * What a batch run has left to do once nothing runs here: 'none' when nothing it could claim is
+   * due (a non-locking count: an empty SKIP LOCKED claim proves nothing), or when only tasks under
+   * flow control are due (a rate limit's window used up, a concurrency limit that other workers'
+   * tasks fill) and none of them could be claimed for a poll (at least 1 s). Those run at the next
+   * run, as a paused queue's do: waited for, a rate limit of one an hour kept a batch run going
+   * for the hour. 'held-back' while that wait lasts (the first time, 'claimable': a key freed
+   * when a result was written is claimed at once).
+   */
+  private async batchLeft(): Promise<'none' | 'held-back' | 'claimable'> {
+    const nowMs = this.clock.now();
+    const plan = this.flow.plan;
+    const budget = this.claimer.budget(nowMs);
+    const due = await this.health.guard(() => this.store.countReady(this.filter, nowMs, plan.pausedQueues, budget, plan.priorities), 0);
+    if (due === 0) return 'none';
+    const unlimited = await this.health.guard(() => this.store.countReadyUnlimited(this.filter, nowMs, plan, budget, plan.priorities), 1);
+    if (unlimited > 0) {
+      this.heldBackSince = null;
+      return 'claimable';
+    }
+    const now = performance.now();
+    if (this.heldBackSince === null) {
+      this.heldBackSince = now;
+      return 'claimable';
+    }
+    if (now - this.heldBackSince < Math.max(this.sleepMs, 1000)) return 'held-back';
+    this.log.info('batch run ends with tasks held back by flow control; they run at a later run', { worker: this.id, due });
+    return 'none';
   }
 
   /**

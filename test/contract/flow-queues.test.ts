@@ -193,6 +193,48 @@ contract('pausing and limiting queues', (db) => {
     });
   });
 
+  describe('a batch run beside flow control', () => {
+    it('ends when only tasks held back by a rate limit are due (a window of an hour), and leaves them READY', async () => {
+      await setQueueLimits('rl', { rateLimit: { limit: 1, period: 3600 } });
+      for (const tag of ['r1', 'r2', 'r3']) await job(tag, schedule(0, { queue: 'rl' }));
+      await job('free');
+      const log = recordingLogger();
+      const s = await drain({ logger: log });
+      expect(s.reason).to.equal('batch');
+      expect(ran.filter((t) => t.startsWith('r')), 'one start in the window').to.have.length(1);
+      expect(ran).to.include('free');
+      const left = await taskRows(db);
+      expect(left.map((r) => [r.queue, r.locked_by, Number(r.attempts)])).to.deep.equal([
+        ['rl', null, 0],
+        ['rl', null, 0],
+      ]);
+      expect(log.find('info', /batch run ends with tasks held back by flow control/)).to.have.length(1);
+    });
+
+    it('ends when the only due task waits for a concurrency slot another worker holds', async () => {
+      await setQueueLimits('one', { concurrency: 1 });
+      await held('long', schedule(0, { queue: 'one' }));
+      const other = await new Worker({ clock, sleep: 0.05, logger: recordingLogger(), workerId: 'other' }).start(db.settings);
+      try {
+        await waitUntil(() => ran.includes('long'), 'the other worker to start its task');
+        await job('waiting', schedule(0, { queue: 'one' }));
+        expect((await drain()).reason).to.equal('batch');
+        expect(ran).to.not.include('waiting');
+        gates.get('long')!();
+        await waitUntil(() => ran.includes('waiting'), 'the other worker to run it once the slot is free');
+      } finally {
+        await other.stop(0);
+      }
+    });
+
+    it('runs every task of one key in turn (each claimed once its predecessor\'s result is written), then ends', async () => {
+      for (let i = 0; i < 4; i++) await job(`k${i}`, schedule(0, { concurrencyKey: 'k' }));
+      const s = await drain({ concurrency: 2, prefetch: 0 });
+      expect([s.reason, s.ran]).to.deep.equal(['batch', 4]);
+      expect(ran).to.deep.equal(['k0', 'k1', 'k2', 'k3']);
+    });
+  });
+
   describe('the queues setting', () => {
     it('is written to the queues table by a worker when it starts, wins over a change made at run time, and keeps the paused state', async () => {
       await pauseQueue('mail');
