@@ -6,6 +6,7 @@
  * worker decides when to claim and where the loop's claimed rows go.
  */
 import type { Clock } from '../base/clock.js';
+import type { Logger } from '../base/log.js';
 import { getRegistered } from '../definition/registry.js';
 import { onlyOnePerKey, underFlowControl, type RunBudget } from '../store/claim.js';
 import type { ClaimFilter, Store } from '../store/store.js';
@@ -47,6 +48,9 @@ export interface ClaimContext {
   runUntil: number | null;
   /** False when the run budget is turned off (the `runBudget` option). */
   useRunBudget: boolean;
+  /** The poll interval: how long a batch run claims tasks that flow control holds back. */
+  sleepMs: number;
+  log: Logger;
   /** Attempts running in this worker now. */
   running(): number;
   /** The prefetch now (auto follows the attempts' average duration). */
@@ -56,6 +60,8 @@ export interface ClaimContext {
 export class Claimer {
   /** The clock's time, for a claim to read again after waiting for the flow lock. */
   private readonly now: () => number;
+  /** A batch run found only tasks under flow control due, and has claimed none since (performance.now()). */
+  private heldBackSince: number | null = null;
 
   constructor(private readonly c: ClaimContext) {
     this.now = () => c.clock.now();
@@ -72,7 +78,7 @@ export class Claimer {
       if (given === null) return [];
       c.summary.released += given;
     }
-    return c.health.guard(
+    const rows = await c.health.guard(
       () =>
         c.flow.refresh().then(() => {
           const nowMs = c.clock.now();
@@ -101,6 +107,39 @@ export class Claimer {
         }),
       [],
     );
+    if (rows.length > 0) this.heldBackSince = null;
+    return rows;
+  }
+
+  /**
+   * What a batch run has left to do once nothing runs here: 'none' when nothing it could claim is
+   * due (a non-locking count: an empty SKIP LOCKED claim proves nothing), or when only tasks under
+   * flow control are due (a rate limit's window used up, a concurrency limit that other workers'
+   * tasks fill) and none of them could be claimed for a poll (at least 1 s). Those run at the next
+   * run, as a paused queue's do: waited for, a rate limit of one an hour kept a batch run going
+   * for the hour. 'held-back' while that wait lasts (the first time, 'claimable': a key freed
+   * when a result was written is claimed at once).
+   */
+  async batchLeft(): Promise<'none' | 'held-back' | 'claimable'> {
+    const c = this.c;
+    const nowMs = c.clock.now();
+    const plan = c.flow.plan;
+    const budget = this.budget(nowMs);
+    const due = await c.health.guard(() => c.store.countReady(c.filter, nowMs, plan.pausedQueues, budget, plan.priorities), 0);
+    if (due === 0) return 'none';
+    const unlimited = await c.health.guard(() => c.store.countReadyUnlimited(c.filter, nowMs, plan, budget, plan.priorities), 1);
+    if (unlimited > 0) {
+      this.heldBackSince = null;
+      return 'claimable';
+    }
+    const now = performance.now();
+    if (this.heldBackSince === null) {
+      this.heldBackSince = now;
+      return 'claimable';
+    }
+    if (now - this.heldBackSince < Math.max(c.sleepMs, 1000)) return 'held-back';
+    c.log.info('batch run ends with tasks held back by flow control; they run at a later run', { worker: c.workerId, due });
+    return 'none';
   }
 
   /**

@@ -73,8 +73,6 @@ export class Worker {
   /** A look for due tasks of higher priority is under way before buffered tasks may start. */
   private recheckingPriorities = false;
   private stopping: StopReason | null = null;
-  /** A batch run found only tasks under flow control due, and has claimed none since (performance.now()). */
-  private heldBackSince: number | null = null;
   private started = false;
   private started_at = 0;
   private deadlineTimer: LongTimer | null = null;
@@ -200,6 +198,8 @@ export class Worker {
       concurrency: this.concurrency,
       runUntil: this.runUntil,
       useRunBudget: o.runBudget !== false,
+      sleepMs: this.sleepMs,
+      log: this.log,
       running: () => this.slots.size,
       prefetch: () => this.prefetch,
     });
@@ -362,7 +362,6 @@ export class Worker {
       const refill = want > 0 && buffered <= this.prefetch / 2 && this.settler.size < this.settleBacklog && !this.liveness.fenced;
       if (refill) {
         const rows = await this.claimer.claim(want);
-        if (rows.length > 0) this.heldBackSince = null;
         this.buffer.add(rows);
         this.dispatch();
         if (first) {
@@ -386,7 +385,7 @@ export class Worker {
         // Recovery and cron get their pass before the batch may end (the first claim went first).
         await this.maintenance.tick(this.health.down);
         await this.settler.flush();
-        const left = await this.batchLeft();
+        const left = await this.claimer.batchLeft();
         if (left === 'none') {
           this.requestStop('batch');
           break;
@@ -398,36 +397,6 @@ export class Worker {
       await this.idler.idle(this.health.down ? this.health.backoffMs(this.sleepMs) : this.sleepMs);
     }
     await this.shutdown();
-  }
-
-  /**
-   * What a batch run has left to do once nothing runs here: 'none' when nothing it could claim is
-   * due (a non-locking count: an empty SKIP LOCKED claim proves nothing), or when only tasks under
-   * flow control are due (a rate limit's window used up, a concurrency limit that other workers'
-   * tasks fill) and none of them could be claimed for a poll (at least 1 s). Those run at the next
-   * run, as a paused queue's do: waited for, a rate limit of one an hour kept a batch run going
-   * for the hour. 'held-back' while that wait lasts (the first time, 'claimable': a key freed
-   * when a result was written is claimed at once).
-   */
-  private async batchLeft(): Promise<'none' | 'held-back' | 'claimable'> {
-    const nowMs = this.clock.now();
-    const plan = this.flow.plan;
-    const budget = this.claimer.budget(nowMs);
-    const due = await this.health.guard(() => this.store.countReady(this.filter, nowMs, plan.pausedQueues, budget, plan.priorities), 0);
-    if (due === 0) return 'none';
-    const unlimited = await this.health.guard(() => this.store.countReadyUnlimited(this.filter, nowMs, plan, budget, plan.priorities), 1);
-    if (unlimited > 0) {
-      this.heldBackSince = null;
-      return 'claimable';
-    }
-    const now = performance.now();
-    if (this.heldBackSince === null) {
-      this.heldBackSince = now;
-      return 'claimable';
-    }
-    if (now - this.heldBackSince < Math.max(this.sleepMs, 1000)) return 'held-back';
-    this.log.info('batch run ends with tasks held back by flow control; they run at a later run', { worker: this.id, due });
-    return 'none';
   }
 
   /**

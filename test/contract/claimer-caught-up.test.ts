@@ -72,6 +72,8 @@ contract('claimer: claims wait for a heartbeat that succeeds', (db) => {
       metrics: null,
       runUntil: null,
       useRunBudget: true,
+      sleepMs: 5000,
+      log,
       running: () => 1,
       prefetch: () => 0,
     });
