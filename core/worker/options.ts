@@ -81,8 +81,32 @@ function check(ok: boolean, flag: string, value: unknown, expected: string): voi
   if (!ok) throw new ConfigError(`Invalid ${flag}: ${shown(value)} — expected ${expected}`);
 }
 
-/** Validates the options that have no settings counterpart. Names match the CLI flags. */
+/** Every option createWorker() knows: a misspelt one (`concurency`) is an error, not ignored. */
+const KNOWN: ReadonlySet<string> = new Set([
+  'queues', 'excludeQueues', 'concurrency', 'prefetch', 'sleep', 'duration', 'grace', 'runBudget', 'batch', 'maxTasks', 'workerId', 'names',
+  'connection', 'clock', 'logger', 'lockTimeout', 'heartbeatInterval', 'livenessTimeout', 'maxAttempts', 'maxRunTime', 'metrics', 'settleFlushMs',
+] satisfies Array<keyof WorkerOptions>);
+
+/**
+ * Validates the options. Those without a settings counterpart are named by their CLI flags (the
+ * CLI passes its flags through here); the settings' overrides (lockTimeout, …) are checked as
+ * the settings are, so createWorker() refuses what `--lock-timeout` and configure() refuse.
+ */
 export function checkWorkerOptions(o: WorkerOptions): void {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ConfigError(`Invalid worker options: ${shown(o)} — expected an object`);
+  const unknown = Object.keys(o).filter((k) => !KNOWN.has(k));
+  if (unknown.length > 0) {
+    throw new ConfigError(`Unknown worker option ${unknown.map((k) => JSON.stringify(k)).join(', ')} — expected one of ${[...KNOWN].join(', ')}`);
+  }
+  for (const key of ['lockTimeout', 'heartbeatInterval', 'maxAttempts', 'maxRunTime'] as const) {
+    if (o[key] !== undefined) parseWithSpec(key, o[key], 'the worker options');
+  }
+  if (o.settleFlushMs !== undefined) {
+    check(typeof o.settleFlushMs === 'number' && Number.isFinite(o.settleFlushMs) && o.settleFlushMs >= 0, 'settleFlushMs', o.settleFlushMs, 'milliseconds >= 0');
+  }
+  if (o.names !== undefined) {
+    check(Array.isArray(o.names) && o.names.every((n) => typeof n === 'string' && n.length > 0), 'names', o.names, 'an array of task names');
+  }
   if (o.workerId !== undefined) {
     check(typeof o.workerId === 'string' && o.workerId.trim().length > 0, '--worker-id', o.workerId, 'a non-empty worker id');
     check(o.workerId.length <= WORKER_ID_MAX, '--worker-id', o.workerId, `at most ${WORKER_ID_MAX} characters`);

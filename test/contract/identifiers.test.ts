@@ -6,7 +6,7 @@
  * at once, and `--batch` ends.
  */
 import { expect } from 'chai';
-import { background } from '../../core/index.js';
+import { background, ConfigError } from '../../core/index.js';
 import { Worker } from '../../core/worker/worker.js';
 import { unregister } from '../../core/definition/registry.js';
 import { collectStats } from '../../core/store/admin.js';
@@ -52,7 +52,7 @@ const claimReq = (extra: Partial<ClaimRequest>): ClaimRequest => ({
 });
 
 contract('identifiers compare exactly', (db) => {
-  const { drain } = manualClockSuite(db, T0, () => {
+  const { clock, drain } = manualClockSuite(db, T0, () => {
     ran.length = 0;
   });
 
@@ -208,7 +208,19 @@ contract('identifiers compare exactly', (db) => {
 
   describe('a row the worker cannot run', () => {
     // `ghost` is in the worker's claim filter but not registered: what a collation mismatch (or
-    // a task file changed under a running worker) looks like from inside the worker.
+    // a task file changed under a running worker) looks like from inside the worker. A worker
+    // refuses to start with such a name, so it is registered for the start and unregistered
+    // before the first claim is answered (the claim waits on the database; this does not).
+    const withGhost = async (w: Worker): Promise<Worker> => {
+      background({ name: 'ghost' }, function ghost() {
+        ran.push('ghost');
+      });
+      try {
+        return await w.start(db.settings);
+      } finally {
+        unregister('ghost');
+      }
+    };
     it('is claimed once, given back with its attempt and a later run time, and warned about once', async () => {
       const ghost = await insert(db, 'ghost');
       const log = recordingLogger();
@@ -219,7 +231,7 @@ contract('identifiers compare exactly', (db) => {
         claims.push(rows.map((r) => r.id));
         return rows;
       };
-      const w = await new Worker({ sleep: 0.01, logger: log, names: ['noop', 'ghost'] }).start(db.settings);
+      const w = await withGhost(new Worker({ sleep: 0.01, logger: log, names: ['noop', 'ghost'] }));
       try {
         await waitUntil(() => log.find('warn', /cannot run/).length > 0, 'the warning about the row');
         // Keep polling: 30 more claims (any outcome) after the row was given back.
@@ -239,11 +251,22 @@ contract('identifiers compare exactly', (db) => {
       expect(warn[0]!.fields.registered).to.include('noop').and.not.include('ghost');
     });
 
+    it('a worker refuses to start with a name in `names` that no definition registered, and claims nothing', async () => {
+      await insert(db, 'noop');
+      const err = await new Worker({ sleep: 0.01, logger: recordingLogger(), names: ['noop', 'ghost'] }).start(db.settings).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(ConfigError);
+      expect((err as Error).message).to.match(/^Invalid names: "ghost" — expected tasks registered in this process \(import the files that define them before the worker starts; registered: .*noop/);
+      expect(ran).to.deep.equal([]);
+      expect((await db.store.knex(db.store.tables.tasks).whereNotNull('locked_by').count({ n: '*' }).first()) as { n: unknown }).to.satisfy((r: { n: unknown }) => Number(r.n) === 0);
+    });
+
     it('does not keep a batch worker from ending', async () => {
       const ghost = await insert(db, 'ghost');
       await insert(db, 'noop');
-      const summary = await drain({ names: ['noop', 'ghost'] });
+      const w = await withGhost(new Worker({ clock, sleep: 0.01, logger: recordingLogger(), names: ['noop', 'ghost'], batch: true }));
+      const summary = await w.done;
       expect(summary).to.include({ succeeded: 1, reason: 'batch' });
+      expect(ran).to.not.include('ghost');
       expect(await db.store.findPending(ghost)).to.include({ attempts: 0, lockedBy: null, runAt: T0 + 60_000 });
     });
   });

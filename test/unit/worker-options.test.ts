@@ -33,6 +33,23 @@ describe('checkWorkerOptions', () => {
     expect(() => checkWorkerOptions({ excludeQueues: ['slow'], maxTasks: null })).to.not.throw();
   });
 
+  it('rejects what the settings refuse in the overrides of lockTimeout, heartbeatInterval, maxAttempts and maxRunTime', () => {
+    expect(messageOf({ lockTimeout: 0 })).to.equal('Invalid lockTimeout (from the worker options): 0 — expected a finite number >= 1 and <= 2147483');
+    expect(messageOf({ lockTimeout: 'abc' as unknown as number })).to.match(/^Invalid lockTimeout \(from the worker options\): "abc" — expected a finite number/);
+    for (const heartbeatInterval of [0, -1]) expect(messageOf({ heartbeatInterval })).to.match(/^Invalid heartbeatInterval \(from the worker options\): -?\d — expected a finite number > 0$/);
+    expect(messageOf({ maxAttempts: 0 })).to.match(/^Invalid maxAttempts \(from the worker options\): 0 — expected an integer >= 1$/);
+    expect(messageOf({ maxRunTime: -1 })).to.match(/^Invalid maxRunTime \(from the worker options\): -1 — expected a finite number > 0/);
+    expect(() => checkWorkerOptions({ lockTimeout: 2, heartbeatInterval: 0.5, maxAttempts: 3, maxRunTime: 10 })).to.not.throw();
+  });
+
+  it('rejects an unknown option (a misspelt one), a negative settleFlushMs and names that are not an array of names', () => {
+    expect(messageOf({ concurency: 3 } as unknown as WorkerOptions)).to.match(/^Unknown worker option "concurency" — expected one of queues, excludeQueues, concurrency, /);
+    expect(messageOf({ settleFlushMs: -1 })).to.equal('Invalid settleFlushMs: -1 — expected milliseconds >= 0');
+    expect(messageOf({ names: 'add' as unknown as string[] })).to.equal('Invalid names: "add" — expected an array of task names');
+    expect(messageOf({ names: ['add', ''] })).to.equal('Invalid names: ["add",""] — expected an array of task names');
+    expect(messageOf(null as unknown as WorkerOptions)).to.equal('Invalid worker options: null — expected an object');
+  });
+
   it('rejects an empty or blank --worker-id', () => {
     expect(messageOf({ workerId: '' })).to.equal('Invalid --worker-id: "" — expected a non-empty worker id');
     expect(messageOf({ workerId: '   ' })).to.match(/^Invalid --worker-id: " {3}" — expected a non-empty worker id$/);
