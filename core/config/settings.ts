@@ -185,7 +185,14 @@ const state = processWide<ConfigState>('config', () => ({ configured: {}, cache:
  */
 export function configure(input: SettingsInput): void {
   const parsed = parseInput(input, 'configure()', process.cwd());
-  state.configured = { ...state.configured, ...parsed };
+  const configured = { ...state.configured, ...parsed };
+  // Checked at once where configure() has set both (the other sources are met when the settings
+  // are resolved), and nothing is stored: a bad pair otherwise surfaced only at a worker's start.
+  const { heartbeatInterval: hb, lockTimeout: lt } = configured;
+  if (hb !== undefined && lt !== undefined && hb >= lt) {
+    throw new ConfigError(`Invalid heartbeatInterval (from configure()): ${hb} — expected fewer seconds than lockTimeout (${lt}), or leases expire between heartbeats`);
+  }
+  state.configured = configured;
   state.cache.clear();
 }
 

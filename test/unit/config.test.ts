@@ -424,6 +424,18 @@ describe('settings', () => {
       const ok = await resolveSettings({ cwd: dir(), env: {}, overrides: { lockTimeout: 30, heartbeatInterval: 29.9 } });
       expect(ok.heartbeatInterval).to.equal(29.9);
     });
+
+    it('configure() refuses heartbeatInterval >= lockTimeout at once when it has set both, and stores neither', async () => {
+      try {
+        expect(() => configure({ heartbeatInterval: 100, lockTimeout: 60 })).to.throw(ConfigError, /^Invalid heartbeatInterval \(from configure\(\)\): 100 — expected fewer seconds than lockTimeout \(60\)/);
+        configure({ lockTimeout: 20 });
+        expect(() => configure({ heartbeatInterval: 20 })).to.throw(ConfigError, /lockTimeout \(20\)/);
+        configure({ heartbeatInterval: 5 });
+        expect(await resolveSettings({ cwd: dir(), env: {} })).to.include({ lockTimeout: 20, heartbeatInterval: 5 });
+      } finally {
+        resetConfiguration();
+      }
+    });
   });
 
   describe('passwords', () => {
