@@ -18,9 +18,16 @@ export async function whyCommand(id: string, flags: StoreFlags): Promise<number>
   if (flags.json) {
     json(answer);
   } else {
-    line(`Task ${answer.name} #${answer.id} is ${answer.status}${answer.runnable ? (answer.status === 'RUNNING' ? '' : ' and can run now') : ' and is held back'}.`);
+    line(`Task ${answer.name} #${answer.id} is ${answer.status}${stateNote(answer.status, answer.runnable)}.`);
     for (const r of answer.reasons) line(`- ${r.message}`);
     if (answer.reasons.length === 0) line('- nothing holds it back: a worker claims it at its next poll.');
   }
   return answer.runnable ? EXIT.OK : EXIT.FAILURE;
+}
+
+/** What follows the status: a finished task is not held back, it is done. */
+function stateNote(status: string, runnable: boolean): string {
+  if (status === 'SUCCESSFUL' || status === 'FAILED') return '';
+  if (!runnable) return ' and is held back';
+  return status === 'RUNNING' ? '' : ' and can run now';
 }

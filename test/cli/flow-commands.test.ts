@@ -245,7 +245,7 @@ for (const t of cliTargets()) {
       expect(r.stderr).to.match(/--min-workers/);
       r = await cli('why', first);
       expectCode(r, 1);
-      expect(r.stdout).to.match(/it has finished: SUCCESSFUL at /);
+      expect(r.stdout).to.match(new RegExp(`^Task hold #${first} is SUCCESSFUL\\.\\n- it has finished: SUCCESSFUL at `));
     });
   });
 }
