@@ -180,7 +180,9 @@ export const MAX_SNOOZE_SECONDS = 31_536_000;
 /** A Snooze of `seconds` (fractions allowed, > 0, at most a year); return it or throw it. */
 export function snooze(seconds: number): Snooze {
   if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_SNOOZE_SECONDS) {
-    throw new ValidationError(`Invalid snooze: ${String(seconds)} — expected seconds > 0 and at most ${MAX_SNOOZE_SECONDS} (a year)`);
+    // A string is quoted: `Invalid snooze: 5` read as if 5 were fine.
+    const shown = typeof seconds === 'string' ? JSON.stringify(seconds) : String(seconds);
+    throw new ValidationError(`Invalid snooze: ${shown} — expected seconds > 0 and at most ${MAX_SNOOZE_SECONDS} (a year)`);
   }
   return new Snooze(seconds);
 }

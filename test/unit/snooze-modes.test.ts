@@ -77,6 +77,7 @@ describe('snooze in the test modes and inline', () => {
     for (const bad of [0, -1, Number.NaN, Infinity, 31_536_001, '5']) {
       expect(() => snooze(bad as number), String(bad)).to.throw(ValidationError, /Invalid snooze/);
     }
+    expect(() => snooze('5' as unknown as number)).to.throw(ValidationError, /^Invalid snooze: "5" — expected seconds > 0/);
     expect(snooze(0.5).seconds).to.equal(0.5);
     expect(snooze(31_536_000).seconds).to.equal(31_536_000);
   });
