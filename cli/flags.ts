@@ -3,7 +3,7 @@
  * states, creators and times. A bad value is a UsageError naming the flag and what was expected.
  */
 import { checkTaskId } from '../core/api/handle.js';
-import { parseWithSpec, type SettingName } from '../core/config/settings-spec.js';
+import { decimal, parseWithSpec, type SettingName } from '../core/config/settings-spec.js';
 import type { SettingsInput } from '../core/config/settings.js';
 import { STATUSES, type Creator, type Status } from '../core/types.js';
 
@@ -43,7 +43,7 @@ export function overridesFrom(flags: DbFlags): SettingsInput {
 /** Parses a number flag; `what` says what is allowed. */
 export function numberFlag(value: string | undefined, flag: string, what: string, ok: (n: number) => boolean): number | undefined {
   if (value === undefined) return undefined;
-  const n = value.trim() === '' ? NaN : Number(value);
+  const n = decimal(value);
   if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`Invalid ${flag}: ${JSON.stringify(value)} — expected ${what}`);
   return n;
 }

@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { decimal } from '../core/config/settings-spec.js';
 import { UsageError } from './flags.js';
 
 export interface MetricsServer {
@@ -16,7 +17,7 @@ export interface MetricsServer {
 /** `--metrics-port`: an integer from 0 (any free port, logged) to 65535. */
 export function metricsPortFlag(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const n = value.trim() === '' ? NaN : Number(value);
+  const n = decimal(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
     throw new UsageError(`Invalid --metrics-port: ${JSON.stringify(value)} — expected a port number from 0 to 65535 (0: any free port)`);
   }

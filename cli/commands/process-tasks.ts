@@ -11,7 +11,7 @@ import { holdYoungGeneration } from '../young-generation.js';
 import { runMigrations } from '../../core/store/migrate.js';
 import { reachableStore } from '../../core/store/open.js';
 import { Worker } from '../../core/worker/worker.js';
-import { checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
+import { checkWorkerOptions, defaultWorkerId, DURATION_EXPECTED, GRACE_EXPECTED, heartbeatIntervalMs, MAX_RUN_SECONDS, parseQueueList, type WorkerOptions } from '../../core/worker/options.js';
 import { DEV_DATABASE_ENV, flagSetting, numberFlag, overridesFrom, UsageError, type DbFlags } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
 import { exitWhenFlushed, holdsOutput, onOutputClosed, outputClosed } from '../output.js';
@@ -86,11 +86,11 @@ export function emptyQueueNotices(flags: Pick<ProcessTasksFlags, 'queue' | 'excl
 /** Turns the flags into worker options (every value checked, errors naming the flag). */
 export function workerOptionsFrom(flags: ProcessTasksFlags): WorkerOptions {
   const o: WorkerOptions = {
-    duration: numberFlag(flags.duration, '--duration', 'seconds >= 0 (0 = run until stopped)', (n) => n >= 0),
+    duration: numberFlag(flags.duration, '--duration', DURATION_EXPECTED, (n) => n >= 0 && n <= MAX_RUN_SECONDS),
     batch: flags.batch ?? false,
     maxTasks: numberFlag(flags.maxTasks, '--max-tasks', 'an integer >= 1', (n) => Number.isInteger(n) && n >= 1),
     sleep: flagSetting('sleep', flags.sleep, '--sleep') as number | undefined,
-    grace: numberFlag(flags.grace, '--grace', 'seconds >= 0', (n) => n >= 0),
+    grace: numberFlag(flags.grace, '--grace', GRACE_EXPECTED, (n) => n >= 0 && n <= MAX_RUN_SECONDS),
     concurrency: flagSetting('concurrency', flags.concurrency, '--concurrency') as number | undefined,
     prefetch: flagSetting('prefetch', flags.prefetch, '--prefetch') as number | 'auto' | undefined,
     lockTimeout: flagSetting('lockTimeout', flags.lockTimeout, '--lock-timeout') as number | undefined,

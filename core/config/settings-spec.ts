@@ -15,6 +15,16 @@ interface Spec {
   parse(value: unknown, fromString: boolean): unknown;
 }
 
+/**
+ * A number written in decimal, as people type it (`4`, `-2`, `1.5`, `.5`, `1e3`; spaces around
+ * trimmed); NaN for anything else. Number() also reads `0x10`, `0b1` and `0o7`, which no setting,
+ * flag or variable means: `--priority 0x7` stored priority 7.
+ */
+export function decimal(text: string): number {
+  const t = text.trim();
+  return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(t) ? Number(t) : NaN;
+}
+
 function num(kind: 'int' | 'float', min: number, exclusiveMin: boolean, max = Infinity): Spec {
   const bound = exclusiveMin ? `> ${min}` : `>= ${min}`;
   const what = kind === 'int' ? 'an integer' : 'a finite number';
@@ -23,7 +33,7 @@ function num(kind: 'int' | 'float', min: number, exclusiveMin: boolean, max = In
     parse(value, fromString) {
       let n: number;
       if (typeof value === 'number') n = value;
-      else if (fromString && typeof value === 'string' && value.trim() !== '') n = Number(value.trim());
+      else if (fromString && typeof value === 'string') n = decimal(value);
       else return undefined;
       if (!Number.isFinite(n)) return undefined;
       if (kind === 'int' && !Number.isInteger(n)) return undefined;

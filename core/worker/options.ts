@@ -66,6 +66,15 @@ export interface WorkerOptions {
 
 export const WORKER_ID_MAX = 64;
 
+/**
+ * The longest --duration and --grace: 100 years. A run's end is stored in milliseconds in a
+ * BIGINT (the worker registry's run_until), which 1e16 seconds overflowed: the worker ran but
+ * was missing from the registry.
+ */
+export const MAX_RUN_SECONDS = 3_153_600_000;
+export const DURATION_EXPECTED = `seconds >= 0 (0 = run until stopped) and at most ${MAX_RUN_SECONDS} (100 years)`;
+export const GRACE_EXPECTED = `seconds >= 0 and at most ${MAX_RUN_SECONDS} (100 years)`;
+
 export function defaultWorkerId(): string {
   const suffix = randomBytes(4).toString('hex');
   const tail = `:${process.pid}:${suffix}`;
@@ -111,9 +120,9 @@ export function checkWorkerOptions(o: WorkerOptions): void {
     check(typeof o.workerId === 'string' && o.workerId.trim().length > 0, '--worker-id', o.workerId, 'a non-empty worker id');
     check(o.workerId.length <= WORKER_ID_MAX, '--worker-id', o.workerId, `at most ${WORKER_ID_MAX} characters`);
   }
-  const nonNeg = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-  if (o.duration !== undefined) check(nonNeg(o.duration), '--duration', o.duration, 'seconds >= 0 (0 = run until stopped)');
-  if (o.grace !== undefined) check(nonNeg(o.grace), '--grace', o.grace, 'seconds >= 0');
+  const runSeconds = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= MAX_RUN_SECONDS;
+  if (o.duration !== undefined) check(runSeconds(o.duration), '--duration', o.duration, DURATION_EXPECTED);
+  if (o.grace !== undefined) check(runSeconds(o.grace), '--grace', o.grace, GRACE_EXPECTED);
   if (o.sleep !== undefined) {
     check(typeof o.sleep === 'number' && Number.isFinite(o.sleep) && o.sleep > 0, '--sleep', o.sleep, 'a finite number of seconds > 0');
   }

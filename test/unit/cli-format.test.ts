@@ -1,7 +1,8 @@
 /** The operations commands' pure helpers: formatting, the TTY-only progress line, flag parsing. */
 import { expect } from 'chai';
 import { duration, iso, oneLine, Progress, table, truncate, unreadableLabel } from '../../cli/format.js';
-import { parseCreator, parseIds, parseList, parseSince, parseStates } from '../../cli/flags.js';
+import { numberFlag, parseCreator, parseIds, parseList, parseSince, parseStates } from '../../cli/flags.js';
+import { decimal } from '../../core/config/settings-spec.js';
 import { parseArgsFlag } from '../../cli/commands/enqueue.js';
 
 function fakeStream(isTTY: boolean): NodeJS.WriteStream & { text: string } {
@@ -71,6 +72,13 @@ describe('cli/format', () => {
 });
 
 describe('cli/flags parsing', () => {
+  it('reads numbers in decimal only: 0x10, 0b1 and 0o7 are refused, as task ids are', () => {
+    for (const [text, n] of [['4', 4], [' 4 ', 4], ['-2', -2], ['1.5', 1.5], ['.5', 0.5], ['1e3', 1000], ['+3', 3]] as const) expect(decimal(text), text).to.equal(n);
+    for (const text of ['0x10', '0b1', '0o7', '', ' ', 'Infinity', '1_000', '1.2.3', '5s']) expect(Number.isNaN(decimal(text)), text).to.equal(true);
+    expect(() => numberFlag('0x7', '--priority', 'an integer', Number.isInteger)).to.throw(/^Invalid --priority: "0x7" — expected an integer$/);
+    expect(numberFlag('7', '--priority', 'an integer', Number.isInteger)).to.equal(7);
+  });
+
   it('parses ids (checked, de-duplicated) and refuses bad ones', () => {
     expect(parseIds(['4', '2', '4'])).to.deep.equal(['4', '2']);
     expect(thrown(() => parseIds(['4', 'x'])).message).to.match(/Invalid task id "x"/);

@@ -341,6 +341,8 @@ describe('settings', () => {
       ['BGTASKS_MAX_ATTEMPTS', '2.5', 'Invalid maxAttempts (from BGTASKS_MAX_ATTEMPTS): "2.5" — expected an integer >= 1'],
       ['BGTASKS_SLEEP', '0', 'Invalid sleep (from BGTASKS_SLEEP): "0" — expected a finite number > 0'],
       ['BGTASKS_CONCURRENCY', '1001', 'Invalid concurrency (from BGTASKS_CONCURRENCY): "1001" — expected an integer >= 1 and <= 1000'],
+      ['BGTASKS_CONCURRENCY', '0x4', 'Invalid concurrency (from BGTASKS_CONCURRENCY): "0x4" — expected an integer >= 1 and <= 1000'],
+      ['BGTASKS_SLEEP', '0b1', 'Invalid sleep (from BGTASKS_SLEEP): "0b1" — expected a finite number > 0'],
       ['BGTASKS_MODE', 'fast', 'Invalid mode (from BGTASKS_MODE): "fast" — expected one of "normal", "immediate", "dummy"'],
       ['BGTASKS_PRIORITY_ORDERING', 'up', 'Invalid priorityOrdering (from BGTASKS_PRIORITY_ORDERING): "up" — expected one of "DESC", "ASC"'],
       ['BGTASKS_TIMEZONE', 'Mars/Olympus', 'Invalid timezone (from BGTASKS_TIMEZONE): "Mars/Olympus" — expected an IANA time zone name such as "UTC" or "Europe/Berlin"'],

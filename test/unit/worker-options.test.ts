@@ -76,11 +76,13 @@ describe('checkWorkerOptions', () => {
     expect(messageOf({ duration: Infinity })).to.contain('Infinity');
   });
 
-  it('rejects a negative or non-finite --duration and --grace', () => {
-    for (const duration of [-1, NaN, Infinity]) {
-      expect(messageOf({ duration }), String(duration)).to.match(/^Invalid --duration: .* — expected seconds >= 0 \(0 = run until stopped\)$/);
+  it('rejects a negative, non-finite or over 100 years --duration and --grace (a run\'s end is stored as a BIGINT of ms)', () => {
+    for (const duration of [-1, NaN, Infinity, 1e16, 3_153_600_001]) {
+      expect(messageOf({ duration }), String(duration)).to.match(/^Invalid --duration: .* — expected seconds >= 0 \(0 = run until stopped\) and at most 3153600000 \(100 years\)$/);
     }
-    expect(messageOf({ grace: -5 })).to.equal('Invalid --grace: -5 — expected seconds >= 0');
+    expect(messageOf({ grace: -5 })).to.equal('Invalid --grace: -5 — expected seconds >= 0 and at most 3153600000 (100 years)');
+    expect(messageOf({ grace: 1e300 })).to.match(/^Invalid --grace: 1e\+300 — /);
+    expect(() => checkWorkerOptions({ duration: 3_153_600_000, grace: 3_153_600_000 })).to.not.throw();
   });
 
   it('rejects a --max-tasks that is not an integer >= 1', () => {
