@@ -6,6 +6,7 @@
 import { currentClock } from '../../core/base/clock.js';
 import { isLiveState, workerState } from '../../core/policy/status.js';
 import { healthNumbers } from '../../core/store/admin.js';
+import { queueRecords } from '../../core/store/queues.js';
 import { listWorkers, type WorkerRecord } from '../../core/store/workers.js';
 import { numberFlag } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
@@ -35,7 +36,10 @@ export async function healthCommand(flags: HealthFlags): Promise<number> {
   const queues = parseList(flags.queue, '--queue', 'queue names');
   const { store } = await openStore(flags);
   const now = currentClock().now();
-  const h = await healthNumbers(store, now, queues);
+  // A paused queue's tasks wait because an operator paused it: they are named, not counted as
+  // waiting (a pause paged whoever watches --max-wait).
+  const paused = (await queueRecords(store)).filter((q) => q.paused && (!queues || queues.includes(q.name))).map((q) => q.name);
+  const h = await healthNumbers(store, now, queues, paused);
   const alive = (await listWorkers(store, now - REGISTRY_WINDOW_MS)).filter((w) => isLiveState(workerState(w, now)));
   // With --queue, each named queue needs its own live workers: one serving another queue is no help.
   const perQueue = queues ? queues.map((q) => ({ queue: q, workers: alive.filter((w) => serves(w, q)).length })) : null;
@@ -64,6 +68,7 @@ export async function healthCommand(flags: HealthFlags): Promise<number> {
       failuresLastHour: h.failuresLastHour,
       workersAlive: alive.length,
       workersPerQueue: perQueue,
+      pausedQueues: paused,
       maxWait,
       maxFailures: maxFailures ?? null,
       minWorkers: minWorkers ?? null,
@@ -71,10 +76,14 @@ export async function healthCommand(flags: HealthFlags): Promise<number> {
   } else if (ok) {
     line(
       `OK: ${h.oldestDue ? `oldest due task waited ${duration(wait)}` : 'no task is due'} (max ${maxWait} s); ${h.failuresLastHour} failure(s) in the last hour${maxFailures !== undefined ? ` (must stay under ${maxFailures})` : ''}; ` +
-        `${alive.length} live worker(s)${minWorkers !== undefined ? ` (at least ${minWorkers}${perQueue ? ' per queue' : ''})` : ''}`,
+        `${alive.length} live worker(s)${minWorkers !== undefined ? ` (at least ${minWorkers}${perQueue ? ' per queue' : ''})` : ''}${pausedNote(paused)}`,
     );
   } else {
-    line(`UNHEALTHY: ${problems.join('; ')}`);
+    line(`UNHEALTHY: ${problems.join('; ')}${pausedNote(paused)}`);
   }
   return ok ? EXIT.OK : EXIT.FAILURE;
+}
+
+function pausedNote(paused: readonly string[]): string {
+  return paused.length === 0 ? '' : `; paused, not counted: ${paused.join(', ')}`;
 }

@@ -74,18 +74,26 @@ async function countByQueue(store: Store, q: Knex.QueryBuilder): Promise<CountRo
   return (await store.retrying(() => q.select('queue').count({ n: '*' }).groupBy('queue'))) as CountRow[];
 }
 
-/** The health numbers: the oldest due READY task's wait and the last hour's failures. */
-export async function healthNumbers(store: Store, nowMs: number, queues?: readonly string[] | null): Promise<HealthNumbers> {
+/**
+ * The health numbers: the oldest due READY task's wait and the last hour's failures. Tasks of the
+ * queues in `notWaiting` (paused ones, for `health`) are not counted as waiting.
+ */
+export async function healthNumbers(store: Store, nowMs: number, queues?: readonly string[] | null, notWaiting: readonly string[] = []): Promise<HealthNumbers> {
   const { tasks, completed } = store.tables;
+  const whereWaits = (q: Knex.QueryBuilder) => {
+    whereQueues(q, queues);
+    if (notWaiting.length > 0) q.where((b) => b.whereNull('queue').orWhereNotIn('queue', notWaiting as string[]));
+    return q;
+  };
   // Due and unclaimed: waiting since its run time.
   const waiting = (await store.retrying(() =>
-    whereQueues(store.knex(tasks).select('id', 'name', 'queue', 'run_at').whereNull('locked_by').where('run_at', '<=', nowMs), queues)
+    whereWaits(store.knex(tasks).select('id', 'name', 'queue', 'run_at').whereNull('locked_by').where('run_at', '<=', nowMs))
       .orderBy([{ column: 'run_at' }, { column: 'id' }])
       .first(),
   )) as Record<string, unknown> | undefined;
   // Claimed by a worker that stopped renewing its lease: READY again, waiting since the lease expired.
   const orphaned = (await store.retrying(() =>
-    whereQueues(whereLeaseRanOut(store.knex(tasks).select('id', 'name', 'queue', 'locked_until'), nowMs), queues)
+    whereWaits(whereLeaseRanOut(store.knex(tasks).select('id', 'name', 'queue', 'locked_until'), nowMs))
       .orderBy([{ column: 'locked_until' }, { column: 'id' }])
       .first(),
   )) as Record<string, unknown> | undefined;

@@ -218,13 +218,17 @@ for (const t of cliTargets()) {
         // health reads the same registry: one live worker, serving every queue.
         r = await cli('health', '--max-wait', '86400', '--min-workers', '1');
         expectCode(r, 0);
-        expect(r.stdout).to.match(/; 1 live worker\(s\) \(at least 1\)\n$/);
+        // The queue `work` is paused (above): its waiting task is named, not counted.
+        expect(r.stdout).to.match(/; 1 live worker\(s\) \(at least 1\); paused, not counted: work\n$/);
+        r = await cli('health', '--max-wait', '0', '--min-workers', '1');
+        expectCode(r, 0);
+        expect(r.stdout).to.match(/^OK: no task is due /);
         r = await cli('health', '--max-wait', '86400', '--min-workers', '2');
         expectCode(r, 1);
-        expect(r.stdout).to.equal('UNHEALTHY: 1 live worker(s), --min-workers is 2\n');
+        expect(r.stdout).to.equal('UNHEALTHY: 1 live worker(s), --min-workers is 2; paused, not counted: work\n');
         r = await cli('health', '--max-wait', '86400', '--min-workers', '1', '--queue', 'work,other', '--json');
         expectCode(r, 0);
-        expect(JSON.parse(r.stdout)).to.deep.include({ workersAlive: 1, workersPerQueue: [{ queue: 'work', workers: 1 }, { queue: 'other', workers: 1 }], minWorkers: 1 });
+        expect(JSON.parse(r.stdout)).to.deep.include({ workersAlive: 1, workersPerQueue: [{ queue: 'work', workers: 1 }, { queue: 'other', workers: 1 }], minWorkers: 1, pausedQueues: ['work'] });
 
         writeFileSync(release, 'x');
         await waitUntil(async () => (await store.findPending(first)) === null, 'the first task to finish', 20_000, 20);
@@ -239,7 +243,7 @@ for (const t of cliTargets()) {
       expect(r.stdout).to.match(new RegExp(`why-${t.name}\\s+stopped\\s`));
       r = await cli('health', '--max-wait', '86400', '--min-workers', '1', '--queue', 'work');
       expectCode(r, 1);
-      expect(r.stdout).to.equal('UNHEALTHY: 0 live worker(s) serve queue work, --min-workers is 1\n');
+      expect(r.stdout).to.equal('UNHEALTHY: 0 live worker(s) serve queue work, --min-workers is 1; paused, not counted: work\n');
       r = await cli('health', '--max-wait', '86400', '--min-workers', '0');
       expectCode(r, 2);
       expect(r.stderr).to.match(/--min-workers/);

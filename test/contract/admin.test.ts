@@ -277,6 +277,12 @@ contract('admin: stats, show, retry, delete', (db) => {
     const mailOnly = await healthNumbers(db.store, clock.now(), ['mail']);
     expect(mailOnly.oldestDue).to.include({ name: 'admin.mail', waitSeconds: 30 });
     expect(mailOnly.failuresLastHour).to.equal(1);
+    // Queues whose tasks are not counted as waiting (health leaves out paused ones): the next
+    // oldest counts; failures still do.
+    const notMail = await healthNumbers(db.store, clock.now(), null, ['mail']);
+    expect(notMail.oldestDue).to.include({ name: 'admin.job', waitSeconds: 120 });
+    const noneLeft = await healthNumbers(db.store, clock.now(), ['mail'], ['mail']);
+    expect([noneLeft.oldestDue, noneLeft.failuresLastHour]).to.deep.equal([null, 1]);
 
     // The claimed task's worker dies: 200 s later its lease has been expired for 190 s, and it
     // is the only task left that is due.
