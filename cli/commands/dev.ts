@@ -116,33 +116,33 @@ export async function devSupervisor(argv: readonly string[], flags: DbFlags & { 
     }, DEBOUNCE_MS);
   });
 
-  const stop = (sig: NodeJS.Signals) => {
-    if (!stopping) say(`${sig} received; stopping the worker`);
+  // `why` is the signal received, or what stops the worker as one would (no signal came then).
+  const stop = (sig: NodeJS.Signals, why = `${sig} received`) => {
+    if (!stopping) say(`${why}; stopping the worker`);
     stopping = true;
     // The worker handles SIGINT and SIGTERM; SIGHUP (a closed terminal) would end it at once,
     // its running tasks left to their leases, so it gets the SIGTERM the docs promise.
     if (child) child.kill(sig === 'SIGHUP' ? 'SIGTERM' : sig);
     else finish(EXIT.OK);
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  // Node passes the signal's number after its name: not a reason to print.
+  const onSignal = (sig: NodeJS.Signals) => stop(sig);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   // Closing the terminal (SIGHUP) reaches only us: the worker has its own process group.
-  process.on('SIGHUP', stop);
-  const unwatchLauncher = watchLauncher((launcher) => {
-    say(`${launcher} exited without stopping the supervisor; stopping the worker`);
-    stop('SIGTERM');
-  });
+  process.on('SIGHUP', onSignal);
+  const unwatchLauncher = watchLauncher((launcher) => stop('SIGTERM', `${launcher} exited without stopping the supervisor`));
   const duration = flags.duration !== undefined ? Number(flags.duration) : 0;
-  const durationTimer = duration > 0 ? setLongTimeout(() => stop('SIGTERM'), duration * 1000) : null;
+  const durationTimer = duration > 0 ? setLongTimeout(() => stop('SIGTERM', `--duration ${duration} s is up`), duration * 1000) : null;
 
   say(`watching ${roots.join(', ')} (node_modules, dist and .git skipped)`);
   start();
   const code = await finished;
   durationTimer?.clear();
   if (timer) clearTimeout(timer);
-  process.off('SIGINT', stop);
-  process.off('SIGTERM', stop);
-  process.off('SIGHUP', stop);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.off('SIGHUP', onSignal);
   unwatchLauncher();
   await watcher.close();
   return code;

@@ -81,6 +81,22 @@ describe('process-tasks --dev and Ctrl+C, spawned', function () {
   });
 });
 
+describe('process-tasks --dev --duration, spawned', function () {
+  this.timeout(60_000);
+  it('says the duration is up when it stops the worker, not that a signal came', async () => {
+    const project = makeProject({ 'tasks.ts': version('v1') });
+    try {
+      expect((await runCli(['migrate'], project.dir)).code).to.equal(0);
+      const r = await runCli(['process-tasks', '--dev', '--duration', '1', '--sleep', '0.05', '--no-startup-delay'], project.dir);
+      expect(r.code).to.equal(0);
+      expect(r.stdout).to.match(/--duration 1 s is up; stopping the worker/);
+      expect(r.stdout).not.to.match(/DEV .*received/);
+    } finally {
+      project.remove();
+    }
+  });
+});
+
 describe('process-tasks --dev when the supervisor is killed outright, spawned', function () {
   this.timeout(60_000);
   it('stops the worker instead of leaving it running on its own', async () => {
