@@ -169,10 +169,14 @@ Examples:
   $ bgtasks queues set mail --concurrency 5 --rate 50/2   # at most 5 running, 50 starts per 2 s
   $ bgtasks queues set mail --concurrency none --rate none${DB_HELP}`,
     ),
-).action(async (flags) => {
-  const { queuesCommand } = await import('./commands/queues.js');
-  await runCommand(() => queuesCommand(flags));
-});
+)
+  // A word that is none of the subcommands reached the listing as an extra argument ("too many
+  // arguments for 'queues'"): named as the unknown subcommand it is.
+  .argument('[subcommand]')
+  .action(async (sub: string | undefined, flags) => {
+    const { queuesCommand, unknownQueuesCommand } = await import('./commands/queues.js');
+    await runCommand(() => (sub === undefined ? queuesCommand(flags) : unknownQueuesCommand(sub)));
+  });
 
 // The subcommands read their options with the parent's: `queues` declares the database options
 // too, and commander gives an option both declare to the parent (--database was ignored).
@@ -420,11 +424,24 @@ async function packageVersion(): Promise<string> {
 
 const HELP_CODES = ['commander.helpDisplayed', 'commander.version', 'commander.help'];
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (!(err instanceof CommanderError)) throw err;
-  process.exitCode = HELP_CODES.includes(err.code) ? EXIT.OK : EXIT.USAGE;
+/** `help NAME` where no command is NAME: commander printed the general help and exited 0. */
+function unknownHelpTopic(argv: readonly string[]): string | null {
+  const [first, topic] = argv.slice(2);
+  if (first !== 'help' || topic === undefined || topic.startsWith('-')) return null;
+  return program.commands.some((c) => c.name() === topic || c.aliases().includes(topic)) ? null : topic;
+}
+
+const topic = unknownHelpTopic(process.argv);
+if (topic !== null) {
+  process.stderr.write(`bgtasks: ${commanderLine(`unknown command '${topic}'`)}\n`);
+  process.exitCode = EXIT.USAGE;
+} else {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    process.exitCode = HELP_CODES.includes(err.code) ? EXIT.OK : EXIT.USAGE;
+  }
 }
 // The command is done. Timers or pools that task code left open (an abandoned task's timer, the
 // application's own database pool) must not keep a cron-launched process alive; what it printed

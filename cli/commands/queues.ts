@@ -78,6 +78,11 @@ export interface SetFlags extends StoreFlags {
   ratePerKey?: boolean;
 }
 
+/** `queues WORD` where WORD is no subcommand. */
+export async function unknownQueuesCommand(sub: string): Promise<number> {
+  throw new UsageError(`unknown command 'queues ${sub}' — expected queues, queues pause NAME, queues resume NAME or queues set NAME`);
+}
+
 /** `--concurrency N|none`, `--rate L/P|none` (none removes the limit). */
 export async function setCommand(name: string | undefined, flags: SetFlags): Promise<number> {
   const queue = queueArg(name, 'set');
@@ -97,6 +102,7 @@ export async function setCommand(name: string | undefined, flags: SetFlags): Pro
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  if (flags.ratePerKey && flags.rate === undefined) throw new UsageError('Invalid --rate-per-key: it qualifies --rate — give --rate LIMIT/SECONDS with it');
   if (Object.keys(limits).length === 0) throw new UsageError('Nothing to set — give --concurrency N|none and/or --rate LIMIT/SECONDS|none');
   const { store } = await openStore(flags);
   await setQueueLimits(store, queue, limits, by(), currentClock().now());

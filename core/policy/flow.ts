@@ -225,5 +225,10 @@ export function parseRateLimit(text: string, label: string): RateLimit {
   const m = /^\s*(\d+)\s*\/\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$/.exec(text);
   if (!m) throw new ValidationError(`Invalid ${label}: ${JSON.stringify(text)} — expected LIMIT/SECONDS, e.g. 50/2 (50 starts per 2 s) or 100/1m`);
   const unit = m[3] === 'm' ? 60 : m[3] === 'h' ? 3600 : 1;
-  return checkRateLimit({ limit: Number(m[1]), period: Number(m[2]) * unit }, label);
+  try {
+    return checkRateLimit({ limit: Number(m[1]), period: Number(m[2]) * unit }, label);
+  } catch {
+    // checkRateLimit names the object's fields (`--rate.period`): the text is what was typed.
+    throw new ValidationError(`Invalid ${label}: ${JSON.stringify(text)} — expected LIMIT/SECONDS with LIMIT a whole number >= 1 and SECONDS > 0 (at most a year), e.g. 50/2 or 100/1m`);
+  }
 }

@@ -140,7 +140,9 @@ for (const t of cliTargets()) {
         [['--concurrency', '0'], /Invalid --concurrency: 0 — expected a whole number of tasks >= 1/],
         [['--concurrency', '1.5'], /Invalid --concurrency: 1\.5 — expected a whole number/],
         [['--concurrency', 'abc'], /Invalid --concurrency: "abc" — expected a whole number of tasks >= 1, or none/],
-        [['--rate', '5/0'], /Invalid --rate\.period: 0 — expected a number of seconds > 0/],
+        [['--rate', '5/0'], /Invalid --rate: "5\/0" — expected LIMIT\/SECONDS with LIMIT a whole number >= 1 and SECONDS > 0/],
+        [['--rate', '0/5'], /Invalid --rate: "0\/5" — expected LIMIT\/SECONDS with LIMIT a whole number >= 1/],
+        [['--rate-per-key'], /Invalid --rate-per-key: it qualifies --rate — give --rate LIMIT\/SECONDS with it/],
         [['--concurrency', '3', '--rate', 'fast'], /Invalid --rate: "fast" — expected LIMIT\/SECONDS/],
         [[], /Nothing to set/],
       ];
@@ -155,6 +157,9 @@ for (const t of cliTargets()) {
         expect(r.stderr).to.match(/Invalid queue name/);
       }
       expectCode(await cli('queues', 'pause'), 2);
+      const r = await cli('queues', 'bogus');
+      expectCode(r, 2);
+      expect(r.stderr).to.equal("bgtasks: unknown command 'queues bogus' — expected queues, queues pause NAME, queues resume NAME or queues set NAME\n");
       expect(await queueRows()).to.deep.equal([]);
     });
 

@@ -192,6 +192,14 @@ describe('process-tasks usage errors, spawned', function () {
     });
   }
 
+  it('help of a command that does not exist exits 2 naming it; help of one that does exits 0', async () => {
+    const r = await runCli(['help', 'nosuchcmd'], project.dir);
+    expect([r.code, r.stderr, r.stdout]).to.deep.equal([2, "bgtasks: unknown command 'nosuchcmd' — run with --help for usage\n", '']);
+    const ok = await runCli(['help', 'queues'], project.dir);
+    expect(ok.code).to.equal(0);
+    expect(ok.stdout).to.match(/^Usage: bgtasks queues /);
+  });
+
   it('prints --help with examples and exits 0', async () => {
     const r = await runCli(['process-tasks', '--help'], project.dir);
     expect(r.code).to.equal(0);

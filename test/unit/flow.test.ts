@@ -114,7 +114,10 @@ describe('policy/flow', () => {
       expect(parseRateLimit('50/2', '--rate')).to.deep.equal({ limit: 50, period: 2 });
       expect(parseRateLimit('100/1m', '--rate')).to.deep.equal({ limit: 100, period: 60 });
       refused(() => parseRateLimit('50', '--rate'), /Invalid --rate: "50" — expected LIMIT\/SECONDS/);
-      refused(() => parseRateLimit('0/2', '--rate'), /Invalid --rate.limit: 0/);
+      // Named as typed: the text, not the fields of the object it makes.
+      refused(() => parseRateLimit('0/2', '--rate'), /^Invalid --rate: "0\/2" — expected LIMIT\/SECONDS with LIMIT a whole number >= 1 and SECONDS > 0/);
+      refused(() => parseRateLimit('1/400d', '--rate'), /^Invalid --rate: "1\/400d" — expected LIMIT\/SECONDS/);
+      refused(() => parseRateLimit('1/9999999999', '--rate'), /^Invalid --rate: "1\/9999999999" — expected .*\(at most a year\)/);
     });
   });
 });
