@@ -84,7 +84,9 @@ Examples:
   $ bgtasks process-tasks --queue mail,sms --concurrency 8
   $ bgtasks process-tasks --log-format json --sleep 0.5
   $ bgtasks process-tasks --metrics-port 9464          # Prometheus scrapes http://127.0.0.1:9464/metrics
-  $ bgtasks process-tasks --dev --log-std            # development: reload on change`,
+  $ bgtasks process-tasks --dev --log-std            # development: reload on change
+
+Exit codes: 0 stopped as asked (--duration, --batch, --max-tasks, SIGINT/SIGTERM), 1 runtime failure (task files, database at start, the worker's loop), 2 usage error, 3 not migrated.`,
     ),
 ).action(async (flags) => {
   const { processTasks } = await import('./commands/process-tasks.js');

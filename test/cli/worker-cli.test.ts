@@ -205,6 +205,7 @@ describe('process-tasks usage errors, spawned', function () {
     expect(r.code).to.equal(0);
     expect(r.stdout).to.match(/Examples:/);
     expect(r.stdout).to.match(/--duration <seconds>/);
+    expect(r.stdout).to.match(/\nExit codes: 0 stopped as asked .*, 1 runtime failure .*, 2 usage error, 3 not migrated\.\n/);
   });
 
   for (const command of ['process-tasks', 'prune-results']) {
