@@ -5,7 +5,7 @@
  * engine is the model: a test mode is a backend, not a branch in every function).
  */
 import type { Settings } from '../config/settings.js';
-import type { TaskNotFoundError } from '../errors.js';
+import { ValidationError, type TaskNotFoundError } from '../errors.js';
 import { cancelTask, type CancelOutcome } from '../store/cancel.js';
 import type { UniformRows } from '../store/dialects/insert-rows.js';
 import { insertCall, insertCalls, insertKeyedCalls, type EnqueuePlan, type StoredCall } from '../store/enqueue.js';
@@ -38,6 +38,8 @@ export interface FoundTask {
 }
 
 export interface Backend {
+  /** Whether enqueues here are announced on `events`: the test modes emit none (docs/testing.md). */
+  readonly emitsEvents: boolean;
   /** Stores one call following its dedupe plan. */
   insertCall(task: NewTask, plan: EnqueuePlan, nowMs: number): Promise<StoredCall>;
   /** Stores many calls in one go; what became of each, in order. */
@@ -55,6 +57,7 @@ export interface Backend {
 /** The database behind a store: every method one of store/'s verbs. */
 export function databaseBackend(store: Store): Backend {
   return {
+    emitsEvents: true,
     insertCall: (task, plan, nowMs) => insertCall(store, task, plan, nowMs).catch((err: unknown) => Promise.reject(enqueueError(store, task.name, err))),
     insertCalls: (calls, plan, nowMs) => {
       const { rows, template } = calls;
@@ -75,6 +78,23 @@ export function databaseBackend(store: Store): Backend {
     runNow: (id, nowMs) => runTaskNow(store, id, nowMs),
     notFound: (id) => notFound(store, id),
   };
+}
+
+/**
+ * The `{ connection }` options of a read or an operator action, checked: a misspelt key would
+ * otherwise read the main database in silence.
+ */
+export function checkConnectionOptions(options: unknown, where: string): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ValidationError(`Invalid ${where}: expected an object such as { connection: 'reports' }`);
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (key !== 'connection') throw new ValidationError(`Unknown option "${key}" in ${where} — expected: connection`);
+    if (typeof value !== 'string') {
+      throw new ValidationError(`Invalid connection in ${where}: ${JSON.stringify(value) ?? String(value)} — expected the name of a configured connection`);
+    }
+  }
 }
 
 /** The backend of the configured mode (and, for the database, of a named connection). */

@@ -7,7 +7,7 @@
 import { getSettings } from '../config/settings.js';
 import type { CancelOutcome } from '../store/cancel.js';
 import type { TaskRef } from '../types.js';
-import { openBackend } from './backend.js';
+import { checkConnectionOptions, openBackend } from './backend.js';
 import { checkTaskId } from './handle.js';
 
 export type { CancelOutcome };
@@ -15,5 +15,6 @@ export type { CancelOutcome };
 /** Cancels a task by id (or TaskRef). */
 export async function cancel(idOrRef: string | number | Pick<TaskRef, 'id'>, options: { connection?: string } = {}): Promise<CancelOutcome> {
   const id = checkTaskId(typeof idOrRef === 'object' && idOrRef !== null ? idOrRef.id : idOrRef);
+  checkConnectionOptions(options, 'cancel() options');
   return (await openBackend(await getSettings(), options.connection)).cancel(id);
 }

@@ -11,7 +11,7 @@ import { canonicalArgs, taskHash } from '../base/json.js';
 import { checkOptions, effectiveAction, mergeOptions } from '../policy/options.js';
 import { checkWhen } from '../policy/when.js';
 import { checkConcurrencyKey } from '../policy/flow.js';
-import { SCHEDULE_OPTION_KEYS } from './schedule.js';
+import { checkTarget, isSchedule, SCHEDULE_OPTION_KEYS } from './schedule.js';
 import { resolveWhen } from '../policy/when.js';
 import { newTaskRow, taskWithArgs, type NewTask } from '../store/rows.js';
 import type { BulkOptions, ScheduleOptions, Schedule } from './schedule.js';
@@ -206,8 +206,18 @@ function emitCreated(refs: TaskRef[], tasks: ReadonlyArray<Pick<NewTask, 'priori
   }
 }
 
+/**
+ * A schedule() left among the arguments: the call takes only the last argument as its schedule,
+ * so one placed earlier, or a second one, would otherwise fail as "symbol is not JSON".
+ */
+function checkNoSchedule(args: readonly unknown[], where: string, hint: string): void {
+  const at = args.findIndex(isSchedule);
+  if (at >= 0) throw new ValidationError(`${where}argument ${at + 1} is a schedule() — ${hint}`);
+}
+
 /** Enqueues one call. */
 export async function enqueueCall(def: DefinitionInternals, args: unknown[], sched: Schedule | undefined): Promise<TaskHandle> {
+  checkNoSchedule(args, `${def.name}: `, `schedule() goes last, once: ${def.name}(...args, schedule(when, options))`);
   const settings = await getSettings();
   const callOpts = sched?.options ?? {};
   const nowMs = currentClock().now();
@@ -232,7 +242,7 @@ export async function enqueueCall(def: DefinitionInternals, args: unknown[], sch
     );
   });
   const result = ref(connection, stored.id, task, stored.runAt, stored.outcome);
-  emitCreated([result], [task], db);
+  if (backend.emitsEvents) emitCreated([result], [task], db);
   return result;
 }
 
@@ -249,6 +259,7 @@ export async function enqueueBulk(
   checkOptions(options as Record<string, unknown>, [...SCHEDULE_OPTION_KEYS, 'when'], `${def.name}.bulk() options`);
   const { when, db, connection, idempotencyKey: keyFn, ...callOpts } = options;
   checkWhen(when, `when in ${def.name}.bulk() options`);
+  checkTarget(options, `${def.name}.bulk() options`);
   if (keyFn !== undefined && typeof keyFn !== 'function') {
     throw new ValidationError(
       `Invalid idempotencyKey in ${def.name}.bulk() options: ${typeof keyFn === 'string' ? JSON.stringify(keyFn) : typeof keyFn} — expected a function of each call's arguments that returns its key (one key per call; a bulk of one key would be one call)`,
@@ -272,6 +283,7 @@ export async function enqueueBulk(
   const idempotencyAt = keyFn ? columns.push('idempotency_key') - 1 : -1;
   const values = calls.map((args, i) => {
     if (!Array.isArray(args)) throw new ValidationError(`${def.name}.bulk(): call ${i + 1} is not an array of arguments`);
+    checkNoSchedule(args, `${def.name}.bulk(): call ${i + 1}: `, `bulk() takes the call-site options as its second parameter: ${def.name}.bulk(calls, { when, … })`);
     let argsJson: string;
     const row = proto.slice();
     try {
@@ -309,6 +321,6 @@ export async function enqueueBulk(
     return { id: '', stored: await backend.insertCalls(calls, { queueLimit, db }, nowMs) };
   });
   const refs = stored.map((s) => ref(conn, s.id, template, s.runAt, s.outcome));
-  emitCreated(refs, [template], db);
+  if (backend.emitsEvents) emitCreated(refs, [template], db);
   return refs;
 }

@@ -51,11 +51,18 @@ export interface TaskResult<R = unknown> {
   refresh(): Promise<TaskResult<R>>;
 }
 
-/** Task ids are positive integers (as strings); anything else cannot exist. */
+/**
+ * The largest id a task can have: ids are signed 64-bit on PostgreSQL and SQLite (unsigned on
+ * MySQL/MariaDB, whose counter never gets there). PostgreSQL refuses a larger one in a query
+ * ("out of range for type bigint"), so it is malformed on every database.
+ */
+const MAX_TASK_ID = 9223372036854775807n;
+
+/** Task ids are positive integers (as strings) in the databases' id range; anything else cannot exist. */
 export function checkTaskId(id: unknown): string {
   const s = typeof id === 'number' && Number.isSafeInteger(id) ? String(id) : id;
-  if (typeof s !== 'string' || !/^[1-9][0-9]{0,18}$/.test(s)) {
-    throw new TaskNotFoundError(`Invalid task id ${JSON.stringify(id)} — expected a positive integer id such as "42"`);
+  if (typeof s !== 'string' || !/^[1-9][0-9]{0,18}$/.test(s) || BigInt(s) > MAX_TASK_ID) {
+    throw new TaskNotFoundError(`Invalid task id ${JSON.stringify(id)} — expected a positive integer id such as "42" (at most ${MAX_TASK_ID})`);
   }
   return s;
 }

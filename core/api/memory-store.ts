@@ -131,6 +131,10 @@ function matches(t: StoredTask, f: TaskFilter): boolean {
 
 /** A test mode's backend (see api/backend.ts): the same methods as the database's, over memory. */
 export class MemoryStore {
+  // The test modes emit no events (docs/testing.md): their runs emit none of the worker's, and a
+  // lone `task:created` would only mislead a listener.
+  readonly emitsEvents = false;
+
   constructor(
     private readonly mode: 'immediate' | 'dummy',
     settings: Settings,

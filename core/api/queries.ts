@@ -5,10 +5,10 @@
  */
 import { currentClock } from '../base/clock.js';
 import { getSettings } from '../config/settings.js';
-import type { TaskFilter } from '../store/find.js';
+import { checkCreator, checkFilter, checkFinishedWithin, FILTER_FIELDS, type TaskFilter } from '../store/find.js';
 import type { Store } from '../store/store.js';
 import type { Creator } from '../types.js';
-import { databaseBackend, openBackend, type Backend } from './backend.js';
+import { checkConnectionOptions, databaseBackend, openBackend, type Backend } from './backend.js';
 import type { TaskResult } from './handle.js';
 import { resultIn } from './results.js';
 import { resultOfCompleted, resultOfPending } from './task-result.js';
@@ -30,25 +30,42 @@ export function findTasks(store: Store, filter: TaskFilter): Promise<TaskResult[
 
 /** Tasks matching `filter` in the configured database (or a named connection, or the test mode's memory). */
 export async function listTasks(filter: TaskFilter = {}, options: { connection?: string } = {}): Promise<TaskResult[]> {
+  checkFilter(filter, 'listTasks() filter');
+  checkConnectionOptions(options, 'listTasks() options');
   return listIn(await openBackend(await getSettings(), options.connection), filter);
 }
 
 type Connection = { connection?: string };
 
-/** Pending and finished tasks scheduled by `creator` (the reference's `created_by`). */
-export function createdBy(creator: Creator, filter: Omit<TaskFilter, 'creator'> & Connection = {}): Promise<TaskResult[]> {
+/**
+ * A shortcut's filter, checked before it adds its own fields: a field it sets itself (`creator`,
+ * or `state` and `finishedWithin`) is refused rather than silently overwritten.
+ */
+function shortcutFilter<F extends Connection>(filter: F, where: string, own: readonly string[]): { f: Omit<F, 'connection'>; connection: string | undefined } {
+  checkFilter(filter as TaskFilter, where, [...FILTER_FIELDS.filter((k) => !own.includes(k)), 'connection']);
   const { connection, ...f } = filter;
+  checkConnectionOptions({ connection }, where);
+  return { f, connection };
+}
+
+/** Pending and finished tasks scheduled by `creator` (the reference's `created_by`). */
+export async function createdBy(creator: Creator, filter: Omit<TaskFilter, 'creator'> & Connection = {}): Promise<TaskResult[]> {
+  // Checked here, so the error names createdBy: an absent creator would list every task.
+  checkCreator(creator, 'createdBy(creator)');
+  const { f, connection } = shortcutFilter(filter, 'createdBy() filter', ['creator']);
   return listTasks({ ...f, creator }, { connection });
 }
 
 /** Tasks that failed for good, optionally only within the last `within` seconds. */
-export function failedTasks(within?: number, filter: Omit<TaskFilter, 'state' | 'finishedWithin'> & Connection = {}): Promise<TaskResult[]> {
-  const { connection, ...f } = filter;
+export async function failedTasks(within?: number, filter: Omit<TaskFilter, 'state' | 'finishedWithin'> & Connection = {}): Promise<TaskResult[]> {
+  if (within !== undefined) checkFinishedWithin(within, 'failedTasks(within)');
+  const { f, connection } = shortcutFilter(filter, 'failedTasks() filter', ['state', 'finishedWithin']);
   return listTasks({ ...f, state: 'FAILED', finishedWithin: within }, { connection });
 }
 
 /** Tasks that succeeded, optionally only within the last `within` seconds. */
-export function succeededTasks(within?: number, filter: Omit<TaskFilter, 'state' | 'finishedWithin'> & Connection = {}): Promise<TaskResult[]> {
-  const { connection, ...f } = filter;
+export async function succeededTasks(within?: number, filter: Omit<TaskFilter, 'state' | 'finishedWithin'> & Connection = {}): Promise<TaskResult[]> {
+  if (within !== undefined) checkFinishedWithin(within, 'succeededTasks(within)');
+  const { f, connection } = shortcutFilter(filter, 'succeededTasks() filter', ['state', 'finishedWithin']);
   return listTasks({ ...f, state: 'SUCCESSFUL', finishedWithin: within }, { connection });
 }

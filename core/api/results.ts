@@ -7,7 +7,7 @@ import { getSettings } from '../config/settings.js';
 import { ValidationError, WaitTimeoutError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { TaskRef } from '../types.js';
-import { databaseBackend, openBackend, type Backend } from './backend.js';
+import { checkConnectionOptions, databaseBackend, openBackend, type Backend } from './backend.js';
 import { checkTaskId, HANDLE_CONNECTION, type TaskHandle, type TaskResult } from './handle.js';
 import { resultOf } from './task-result.js';
 
@@ -31,9 +31,32 @@ export async function getResult<R = unknown>(
   options: { connection?: string } = {},
 ): Promise<TaskResult<R>> {
   const id = checkTaskId(typeof idOrRef === 'object' && idOrRef !== null ? idOrRef.id : idOrRef);
+  checkConnectionOptions(options, 'getResult() options');
   // A handle knows the connection that holds its task.
   const connection = options.connection ?? (idOrRef as { [HANDLE_CONNECTION]?: string } | null)?.[HANDLE_CONNECTION];
   return resultIn<R>(await openBackend(await getSettings(), connection), id);
+}
+
+const WAIT_OPTIONS = ['timeout', 'interval', 'timeoutMs', 'intervalMs', 'connection'];
+
+/**
+ * waitFor()'s options: a misspelt key would wait the default 30 s, and a string such as '0.5'
+ * would pass the arithmetic below as a number.
+ */
+function checkWaitOptions(options: unknown): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ValidationError('Invalid waitFor() options: expected an object such as { timeout: 60 }');
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (!WAIT_OPTIONS.includes(key)) throw new ValidationError(`Unknown option "${key}" in waitFor() options — expected one of: ${WAIT_OPTIONS.join(', ')}`);
+    if (key === 'connection') continue;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      const unit = key.endsWith('Ms') ? 'milliseconds' : 'seconds';
+      throw new ValidationError(`Invalid ${key} in waitFor() options: ${typeof value === 'string' ? JSON.stringify(value) : String(value)} — expected a finite number of ${unit} > 0`);
+    }
+  }
+  checkConnectionOptions({ connection: (options as { connection?: unknown }).connection }, 'waitFor() options');
 }
 
 /**
@@ -45,14 +68,12 @@ export async function waitFor<R = unknown>(
   idOrRef: TaskHandle<R> | string | number | Pick<TaskRef, 'id'>,
   options: { timeout?: number; interval?: number; timeoutMs?: number; intervalMs?: number; connection?: string } = {},
 ): Promise<TaskResult<R>> {
+  checkWaitOptions(options);
   const timeoutMs = options.timeoutMs ?? (options.timeout ?? 30) * 1000;
   const intervalMs = options.intervalMs ?? (options.interval ?? 0.1) * 1000;
-  if (!(timeoutMs > 0) || !(intervalMs > 0) || !Number.isFinite(timeoutMs) || !Number.isFinite(intervalMs)) {
-    throw new ValidationError('waitFor: timeout and interval must be finite numbers of seconds > 0');
-  }
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const r = await getResult<R>(idOrRef, options);
+    const r = await getResult<R>(idOrRef, { connection: options.connection });
     if (r.isFinished) return r;
     if (Date.now() + intervalMs > deadline) {
       throw new WaitTimeoutError(`Task ${r.name} #${r.id} had not finished after ${timeoutMs / 1000} s (status ${r.status})`);

@@ -7,7 +7,7 @@ import { currentClock } from '../base/clock.js';
 import { getSettings } from '../config/settings.js';
 import type { RunNowOutcome, RunNowResult } from '../store/run-now.js';
 import type { TaskRef } from '../types.js';
-import { openBackend } from './backend.js';
+import { checkConnectionOptions, openBackend } from './backend.js';
 import { checkTaskId } from './handle.js';
 
 export type { RunNowOutcome, RunNowResult };
@@ -27,6 +27,7 @@ export async function runNow(target: readonly IdLike[], options?: { connection?:
 export async function runNow(target: IdLike | readonly IdLike[], options: { connection?: string } = {}): Promise<RunNowResult | RunNowResult[]> {
   const list = Array.isArray(target);
   const ids = (list ? (target as readonly IdLike[]) : [target as IdLike]).map(idOf);
+  checkConnectionOptions(options, 'runNow() options');
   const backend = await openBackend(await getSettings(), options.connection);
   for (const id of ids) {
     if (!(await backend.find(id))) throw backend.notFound(id);

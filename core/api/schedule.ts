@@ -43,6 +43,26 @@ export interface Schedule {
 
 export const SCHEDULE_OPTION_KEYS = [...CALL_OPTION_KEYS, 'db', 'connection', 'idempotencyKey'] as const;
 
+/**
+ * `connection` and `db`, where the call site stores its task, checked here rather than met as a
+ * driver's TypeError at enqueue (`db.transaction is not a function`); `null` is refused, not
+ * taken for "the configured database".
+ */
+export function checkTarget(options: { connection?: unknown; db?: unknown }, where: string): void {
+  if (options.connection !== undefined && typeof options.connection !== 'string') {
+    throw new ValidationError(`Invalid connection in ${where}: expected the name of a configured connection`);
+  }
+  const db: unknown = options.db;
+  // A knex instance and a knex transaction are both functions with transaction() and a client.
+  const knexLike = typeof db === 'function' && typeof (db as { transaction?: unknown }).transaction === 'function' && typeof (db as { client?: unknown }).client === 'object';
+  if (db !== undefined && !knexLike) {
+    const shown = typeof db === 'string' ? JSON.stringify(db) : typeof db === 'object' && db !== null ? 'an object' : String(db);
+    throw new ValidationError(
+      `Invalid db in ${where}: ${shown} — expected a knex instance or a knex transaction (leave db out for the configured database; a named database is chosen with connection)`,
+    );
+  }
+}
+
 /** Call-site options: `await sendMail(to, schedule(90, { priority: 5 }))`. */
 export function schedule(when?: When, options: ScheduleOptions = {}): Schedule {
   checkWhen(when, 'schedule(when)');
@@ -50,9 +70,7 @@ export function schedule(when?: When, options: ScheduleOptions = {}): Schedule {
     throw new ValidationError('Invalid schedule(when, options): options must be an object');
   }
   checkOptions(options as Record<string, unknown>, SCHEDULE_OPTION_KEYS, 'schedule() options');
-  if (options.connection !== undefined && typeof options.connection !== 'string') {
-    throw new ValidationError('Invalid connection in schedule() options: expected the name of a configured connection');
-  }
+  checkTarget(options, 'schedule() options');
   if (options.idempotencyKey !== undefined) checkIdempotencyKey(options.idempotencyKey, 'idempotencyKey in schedule() options');
   const s = { when, options: Object.freeze({ ...options }) };
   Object.defineProperty(s, BRAND, { value: true, enumerable: false });

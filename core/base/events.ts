@@ -3,6 +3,7 @@
  * after the transaction that made the transition has committed. A listener that throws (or
  * rejects) is logged and changes nothing: it cannot break a worker or a task's settlement.
  */
+import { ValidationError } from '../errors.js';
 import { processWide } from './global.js';
 import { getLogger } from './log.js';
 import type { EnqueueOutcome } from '../types.js';
@@ -37,12 +38,41 @@ export interface TaskEvents {
 export type TaskEventName = keyof TaskEvents;
 type Listener<E extends TaskEventName> = (payload: TaskEvents[E]) => void | Promise<void>;
 
+/** Every event name, for the run-time check (the record makes the compiler ask for a new one). */
+const EVENT_NAMES = Object.keys({
+  'task:created': true,
+  'task:started': true,
+  'task:succeeded': true,
+  'task:error': true,
+  'task:rescheduled': true,
+  'task:failed': true,
+  'task:snoozed': true,
+  'task:finished': true,
+} satisfies Record<TaskEventName, true>);
+
+const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? 'an object' : String(v));
+
+/** A listener of an event nobody emits (a typo, from JavaScript) would wait for ever in silence. */
+function checkEvent(event: unknown, method: string): void {
+  if (!EVENT_NAMES.includes(event as string)) {
+    throw new ValidationError(`Unknown event ${shown(event)} in events.${method}() — expected one of: ${EVENT_NAMES.join(', ')}`);
+  }
+}
+
+function checkListener(event: string, listener: unknown, method: string): void {
+  if (typeof listener !== 'function') {
+    throw new ValidationError(`Invalid listener in events.${method}(${JSON.stringify(event)}): ${shown(listener)} — expected a function`);
+  }
+}
+
 export class TaskEventEmitter {
   private readonly listeners = new Map<TaskEventName, Set<Listener<any>>>();
   /** once() wrappers by event and original listener, so off(event, original) removes them. */
   private readonly wrappers = new Map<TaskEventName, WeakMap<Listener<any>, Listener<any>>>();
 
   on<E extends TaskEventName>(event: E, listener: Listener<E>): () => void {
+    checkEvent(event, 'on');
+    checkListener(event, listener, 'on');
     let set = this.listeners.get(event);
     if (!set) {
       set = new Set();
@@ -53,6 +83,8 @@ export class TaskEventEmitter {
   }
 
   once<E extends TaskEventName>(event: E, listener: Listener<E>): () => void {
+    checkEvent(event, 'once');
+    checkListener(event, listener, 'once');
     const wrapper: Listener<E> = (p) => {
       off();
       return listener(p);
@@ -68,6 +100,8 @@ export class TaskEventEmitter {
   }
 
   off<E extends TaskEventName>(event: E, listener: Listener<E>): void {
+    checkEvent(event, 'off');
+    checkListener(event, listener, 'off');
     const set = this.listeners.get(event);
     if (!set) return;
     set.delete(listener);
@@ -80,9 +114,11 @@ export class TaskEventEmitter {
   }
 
   listenerCount(event: TaskEventName): number {
+    checkEvent(event, 'listenerCount');
     return this.listeners.get(event)?.size ?? 0;
   }
 
+  // Not checked: on() refuses unknown names, so no listener waits for one, and emit runs per task.
   emit<E extends TaskEventName>(event: E, payload: TaskEvents[E]): void {
     const set = this.listeners.get(event);
     if (!set || set.size === 0) return;

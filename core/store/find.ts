@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import { ValidationError } from '../errors.js';
+import { MAX_SPAN_SECONDS } from '../policy/when.js';
 import { STATUSES, type CompletedRow, type Creator, type Status, type TaskRow } from '../types.js';
 import { toCompletedRow, toTaskRow } from './rows.js';
 import { whereReady, whereRunning } from './status-sql.js';
@@ -32,14 +33,58 @@ export function asList<T>(v: T | T[] | undefined): T[] | undefined {
   return v === undefined ? undefined : Array.isArray(v) ? v : [v];
 }
 
-/** The filter's states and limit, checked: a clear error naming a bad value. */
-export function checkFilter(f: TaskFilter): { states: Status[]; limit: number } {
+export const FILTER_FIELDS = ['state', 'queue', 'name', 'creator', 'finishedWithin', 'limit'] as const;
+
+// JSON shows the field that is wrong inside an object or a list; NaN and Infinity as themselves.
+const shown = (v: unknown): string => (typeof v === 'string' || (typeof v === 'object' && v !== null) ? JSON.stringify(v) : String(v));
+
+const bad = (label: string, v: unknown, expected: string): never => {
+  throw new ValidationError(`Invalid ${label}: ${shown(v)} — expected ${expected}`);
+};
+
+/** A "finished within" span: seconds > 0, fractions allowed, within the time range. */
+export function checkFinishedWithin(v: unknown, label: string): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > MAX_SPAN_SECONDS) {
+    bad(label, v, `a number of seconds > 0 and <= ${MAX_SPAN_SECONDS} (leave it out for any time)`);
+  }
+}
+
+/** A creator to filter by: a malformed one would match no task (and a missing one in createdBy(), every task). */
+export function checkCreator(v: unknown, label: string): void {
+  const c = v as { type?: unknown; id?: unknown } | null;
+  if (typeof c !== 'object' || c === null || typeof c.type !== 'string' || c.type === '' || !(typeof c.id === 'string' || (typeof c.id === 'number' && Number.isFinite(c.id)))) {
+    bad(label, v, 'a { type, id } reference (type a non-empty string, id a string or number)');
+  }
+}
+
+/**
+ * The filter, checked before any query: a ValidationError naming a bad value, where a database
+ * would throw its own error with the SQL, or match nothing. An unknown field is refused, not
+ * ignored: `{ status: 'READY' }` would otherwise list every task.
+ */
+export function checkFilter(f: TaskFilter, where = 'the task filter', fields: readonly string[] = FILTER_FIELDS): { states: Status[]; limit: number } {
+  if (typeof f !== 'object' || f === null || Array.isArray(f)) bad(where, f, `an object with some of: ${fields.join(', ')}`);
+  for (const [key, value] of Object.entries(f)) {
+    if (value !== undefined && !fields.includes(key)) {
+      const hint = key === 'status' && fields.includes('state') ? ' (a status is filtered by "state")' : '';
+      throw new ValidationError(`Unknown field "${key}" in ${where} — expected one of: ${fields.join(', ')}${hint}`);
+    }
+  }
   const states = asList(f.state) ?? [...STATUSES];
   for (const s of states) {
-    if (!STATUSES.includes(s)) throw new ValidationError(`Invalid state ${JSON.stringify(s)} — expected one of ${STATUSES.join(', ')}`);
+    if (!STATUSES.includes(s)) bad(`state in ${where}`, s, `one of ${STATUSES.join(', ')}`);
   }
-  const limit = f.limit ?? 100;
-  if (!Number.isInteger(limit) || limit < 1) throw new ValidationError(`Invalid limit ${JSON.stringify(f.limit)} — expected an integer >= 1`);
+  for (const q of asList(f.queue) ?? []) {
+    if (q !== null && typeof q !== 'string') bad(`queue in ${where}`, q, 'a queue name, null (tasks without a queue), or a list of them');
+  }
+  for (const n of asList(f.name) ?? []) {
+    if (typeof n !== 'string') bad(`name in ${where}`, n, 'a task name or a list of them');
+  }
+  if (f.creator !== undefined) checkCreator(f.creator, `creator in ${where}`);
+  if (f.finishedWithin !== undefined) checkFinishedWithin(f.finishedWithin, `finishedWithin in ${where}`);
+  const limit = f.limit === undefined ? 100 : f.limit;
+  // Every database takes a safe integer as LIMIT; PostgreSQL refuses a bigger one.
+  if (!Number.isSafeInteger(limit) || limit < 1) bad(`limit in ${where}`, f.limit, 'an integer >= 1');
   return { states, limit };
 }
 
@@ -80,7 +125,8 @@ export async function findTasks(store: Store, f: TaskFilter, nowMs: number): Pro
       if (wantFailed) q.whereNotNull('failed_at');
       else q.whereNull('failed_at');
     }
-    if (f.finishedWithin !== undefined) q.where('finished_at', '>', nowMs - f.finishedWithin * 1000);
+    // PostgreSQL: a bigint column refuses a fractional bound ("invalid input syntax for type bigint").
+    if (f.finishedWithin !== undefined) q.where('finished_at', '>', nowMs - Math.round(f.finishedWithin * 1000));
     const rows = (await q
       .orderBy([{ column: 'finished_at', order: 'desc' }, { column: 'task_id', order: 'desc' }])
       .limit(limit - found.pending.length)) as Record<string, unknown>[];

@@ -164,6 +164,23 @@ contract(
         await expectReject(() => getResult(-3), TaskNotFoundError, /Invalid task id/);
       });
 
+      it('takes an id beyond the databases’ id range for a malformed one, alike on every database (PostgreSQL threw "out of range for type bigint")', async () => {
+        await expectReject(() => getResult('9223372036854775807'), TaskNotFoundError, /^No task with id 9223372036854775807 /);
+        for (const id of ['9223372036854775808', '9999999999999999999']) {
+          await expectReject(() => getResult(id), TaskNotFoundError, new RegExp(`^Invalid task id "${id}" — expected a positive integer id such as "42" \\(at most 9223372036854775807\\)$`));
+        }
+      });
+
+      it('refuses unknown and mistyped options of getResult and waitFor, naming them (a misspelt timeout waited the default 30 s)', async () => {
+        const ref = await echo('o');
+        await expectReject(() => getResult(ref.id, { conection: 'reports' } as never), ValidationError, /^Unknown option "conection" in getResult\(\) options — expected: connection$/);
+        await expectReject(() => waitFor(ref, { timout: 5 } as never), ValidationError, /^Unknown option "timout" in waitFor\(\) options — expected one of: timeout, interval, timeoutMs, intervalMs, connection$/);
+        await expectReject(() => waitFor(ref, { timeout: '0.5' } as never), ValidationError, /^Invalid timeout in waitFor\(\) options: "0.5" — expected a finite number of seconds > 0$/);
+        await expectReject(() => waitFor(ref, { interval: 0 }), ValidationError, /^Invalid interval in waitFor\(\) options: 0 — /);
+        await expectReject(() => waitFor(ref, { timeoutMs: NaN }), ValidationError, /^Invalid timeoutMs in waitFor\(\) options: NaN — expected a finite number of milliseconds > 0$/);
+        await expectReject(() => waitFor(ref, { connection: 5 } as never), ValidationError, /^Invalid connection in waitFor\(\) options: 5 — /);
+      });
+
       it('waitFor resolves when the task finishes and times out with a clear error otherwise', async () => {
         const ref = await echo('w');
         await expectReject(() => waitFor(ref, { timeout: 0.05, interval: 0.01 }), WaitTimeoutError, /had not finished after 0.05 s \(status READY\)/);
@@ -186,6 +203,13 @@ contract(
     });
 
     describe('validate', () => {
+      it('says where a misplaced or second schedule() goes, storing nothing (it said "symbol is not JSON")', async () => {
+        await expectReject(() => (echo as (...a: unknown[]) => Promise<unknown>)(schedule(0), 1), ValidationError, /^res\.echo: argument 1 is a schedule\(\) — schedule\(\) goes last, once: /);
+        await expectReject(() => (echo as (...a: unknown[]) => Promise<unknown>)(1, schedule(0), schedule(0)), ValidationError, /^res\.echo: argument 2 is a schedule\(\) — schedule\(\) goes last, once: /);
+        await expectReject(() => echo.bulk([[1], [schedule(0)]] as never), ValidationError, /^res\.echo\.bulk\(\): call 2: argument 1 is a schedule\(\) — bulk\(\) takes the call-site options as its second parameter/);
+        expect(await pending()).to.equal(0);
+      });
+
       it('rejects bad arguments at enqueue with the validator’s message, storing nothing', async () => {
         await expectReject(() => checkedByFn(-1), ValidationError, /res\.checkedFn: invalid arguments — n must be >= 0/);
         await expectReject(() => checkedBySchema('nope'), ValidationError, /res\.checkedSchema: invalid arguments — argument 1: Invalid email/);
@@ -289,6 +313,8 @@ contract(
         await expectReject(() => echo.bulk([[1]], { priority: 1.5 }), ValidationError, /Invalid priority/);
         await expectReject(() => echo.bulk([[1]], { when: -5 }), ValidationError, /Invalid when/);
         await expectReject(() => echo.bulk([[1]], { removeExisting: true }), ValidationError, /not supported in bulk/);
+        await expectReject(() => echo.bulk([[1]], { db: {} as never }), ValidationError, /^Invalid db in res\.echo\.bulk\(\) options: an object — expected a knex instance or a knex transaction/);
+        await expectReject(() => echo.bulk([[1]], { connection: 5 as never }), ValidationError, /^Invalid connection in res\.echo\.bulk\(\) options/);
         expect(await pending()).to.equal(0);
       });
 

@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { events, TaskEventEmitter, type TaskEvents } from '../../core/base/events.js';
 import { getLogger, setLogger, type Logger } from '../../core/base/log.js';
+import { ValidationError } from '../../core/errors.js';
 import { recordingLogger } from '../helpers/log.js';
 
 const created: TaskEvents['task:created'] = { id: '1', name: 'mail.send', queue: null, priority: 0, attempt: 0, runAt: 0, outcome: 'created' };
@@ -137,6 +138,23 @@ describe('TaskEventEmitter', () => {
     emitter.on('task:failed', () => {});
     emitter.removeAllListeners();
     expect(emitter.listenerCount('task:created') + emitter.listenerCount('task:failed')).to.equal(0);
+  });
+
+  it('refuses an unknown event name, naming it and the known ones (a listener on a typo waited for ever)', () => {
+    const names = 'task:created, task:started, task:succeeded, task:error, task:rescheduled, task:failed, task:snoozed, task:finished';
+    const bogus = 'task:bogus' as 'task:failed';
+    expect(() => emitter.on(bogus, () => {})).to.throw(ValidationError, `Unknown event "task:bogus" in events.on() — expected one of: ${names}`);
+    expect(() => emitter.once(bogus, () => {})).to.throw(ValidationError, /^Unknown event "task:bogus" in events\.once\(\)/);
+    expect(() => emitter.off(bogus, () => {})).to.throw(ValidationError, /^Unknown event "task:bogus" in events\.off\(\)/);
+    expect(() => emitter.listenerCount(bogus)).to.throw(ValidationError, /^Unknown event "task:bogus" in events\.listenerCount\(\)/);
+    expect(() => emitter.on(undefined as never, () => {})).to.throw(ValidationError, /^Unknown event undefined in events\.on\(\)/);
+  });
+
+  it('refuses a listener that is not a function, naming the event', () => {
+    expect(() => emitter.on('task:failed', 5 as never)).to.throw(ValidationError, 'Invalid listener in events.on("task:failed"): 5 — expected a function');
+    expect(() => emitter.once('task:failed', {} as never)).to.throw(ValidationError, 'Invalid listener in events.once("task:failed"): an object — expected a function');
+    expect(() => emitter.off('task:failed', 'x' as never)).to.throw(ValidationError, 'Invalid listener in events.off("task:failed"): "x" — expected a function');
+    expect(emitter.listenerCount('task:failed')).to.equal(0);
   });
 
   it('exports one process-wide emitter', async () => {

@@ -3,7 +3,7 @@
  * them. Neither touches a database (the configured URL points nowhere reachable).
  */
 import { expect } from 'chai';
-import { background, cancel, configure, dummy, getResult, listTasks, resetConfiguration, schedule, TaskNotFoundError, ValidationError } from '../../core/index.js';
+import { background, cancel, configure, dummy, events, getResult, listTasks, resetConfiguration, schedule, TaskNotFoundError, ValidationError, type TaskEventName } from '../../core/index.js';
 
 const sent: unknown[] = [];
 const sendMail = background({ name: 'modes.sendMail' }, function sendMail(to: string, opts: { subject: string }) {
@@ -16,6 +16,19 @@ const broken = background({ name: 'modes.broken' }, function broken() {
 const mutates = background({ name: 'modes.mutates' }, function mutates(o: { n: number }) {
   return o;
 });
+
+/** Every event emitted while `fn` runs, by name. */
+async function eventsDuring(fn: () => Promise<unknown>): Promise<string[]> {
+  const seen: string[] = [];
+  const names: TaskEventName[] = ['task:created', 'task:started', 'task:succeeded', 'task:error', 'task:rescheduled', 'task:failed', 'task:snoozed', 'task:finished'];
+  const offs = names.map((e) => events.on(e, () => void seen.push(e)));
+  try {
+    await fn();
+  } finally {
+    offs.forEach((off) => off());
+  }
+  return seen;
+}
 
 describe('test modes', () => {
   beforeEach(() => {
@@ -72,6 +85,16 @@ describe('test modes', () => {
         ['modes.broken', 'FAILED'],
       ]);
       expect((await listTasks({ state: 'FAILED' })).map((r) => r.name)).to.deep.equal(['modes.broken']);
+    });
+
+    it('emits no events, as documented (enqueue emitted task:created)', async () => {
+      const seen = await eventsDuring(async () => {
+        await sendMail('a@example.com', { subject: 'Hi' });
+        await broken();
+        await sendMail.bulk([['b@example.com', { subject: 'B' }]]);
+      });
+      expect(seen).to.deep.equal([]);
+      expect(sent).to.have.length(2);
     });
 
     it('cancel() of a task that already ran inline says it has finished (it used to reach for the database)', async () => {
@@ -131,6 +154,17 @@ describe('test modes', () => {
       await dummy.runAll();
       expect((await listTasks({ state: ['SUCCESSFUL'] })).map((r) => r.args[0])).to.have.members(['a@example.com', 'b@example.com']);
       expect((await listTasks({ limit: 1 })).length).to.equal(1);
+    });
+
+    it('emits no events, as documented, neither at enqueue nor in runAll() (enqueue emitted task:created)', async () => {
+      const seen = await eventsDuring(async () => {
+        await sendMail('a@example.com', { subject: 'Hi' });
+        await sendMail.bulk([['b@example.com', { subject: 'B' }]]);
+        await broken();
+        await dummy.runAll();
+      });
+      expect(seen).to.deep.equal([]);
+      expect(dummy.list().map((r) => r.status)).to.deep.equal(['SUCCESSFUL', 'SUCCESSFUL', 'FAILED']);
     });
 
     it('cancel() fails a recorded task at once, so runAll() skips it (it used to reach for the database)', async () => {

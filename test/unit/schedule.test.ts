@@ -1,5 +1,6 @@
 /** core/api/schedule.ts: `schedule(when, options?)` makes a branded, frozen, validated object. */
 import { expect } from 'chai';
+import knexFactory from 'knex';
 import { isSchedule, schedule, type ScheduleOptions } from '../../core/api/schedule.js';
 import { ValidationError } from '../../core/errors.js';
 
@@ -58,6 +59,26 @@ describe('schedule', () => {
   it('accepts db and connection, which only the call site has', () => {
     expect(schedule(0, { connection: 'reports' }).options.connection).to.equal('reports');
     expect(() => schedule(0, { connection: 5 as never })).to.throw(ValidationError, /^Invalid connection in schedule\(\) options/);
+  });
+
+  it('refuses a db that is not a knex instance or transaction, naming it (it threw "db.transaction is not a function" at enqueue; null was ignored)', () => {
+    const expected = ' — expected a knex instance or a knex transaction (leave db out for the configured database; a named database is chosen with connection)';
+    expect(() => schedule(0, { db: {} as never })).to.throw(ValidationError, `Invalid db in schedule() options: an object${expected}`);
+    expect(() => schedule(0, { db: 'sqlite:x' as never })).to.throw(ValidationError, `Invalid db in schedule() options: "sqlite:x"${expected}`);
+    expect(() => schedule(0, { db: null as never })).to.throw(ValidationError, `Invalid db in schedule() options: null${expected}`);
+    expect(() => schedule(0, { db: (() => {}) as never })).to.throw(ValidationError, /^Invalid db in schedule\(\) options: /);
+  });
+
+  it('accepts a knex instance and a knex transaction as db', async () => {
+    const knex = knexFactory({ client: 'sqlite3', connection: { filename: ':memory:' }, useNullAsDefault: true });
+    try {
+      expect(schedule(0, { db: knex }).options.db).to.equal(knex);
+      await knex.transaction(async (trx) => {
+        expect(schedule(0, { db: trx }).options.db).to.equal(trx);
+      });
+    } finally {
+      await knex.destroy();
+    }
   });
 
   it('rejects unknown options', () => {
