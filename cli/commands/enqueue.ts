@@ -40,9 +40,12 @@ export function parseArgsFlag(value: string | undefined): unknown[] {
   return parsed;
 }
 
+const MAX_IN_SECONDS = 3_153_600_000;
+
 export async function enqueueCommand(name: string, flags: EnqueueFlags): Promise<number> {
   const args = parseArgsFlag(flags.args);
-  const inSeconds = numberFlag(flags.in, '--in', 'seconds from now >= 0 (fractions allowed)', (n) => n >= 0);
+  // Bounded here: past it, schedule()'s own limits are worded for code (an epoch second, a Date).
+  const inSeconds = numberFlag(flags.in, '--in', `seconds from now >= 0 and at most ${MAX_IN_SECONDS} (100 years; fractions allowed)`, (n) => n >= 0 && n <= MAX_IN_SECONDS);
   const priority = numberFlag(flags.priority, '--priority', 'an integer', (n) => Number.isInteger(n));
   const overrides = overridesFrom(flags);
   if (flags.taskFiles !== undefined) overrides.taskFiles = flagSetting('taskFiles', flags.taskFiles, '--task-files') as string[];
@@ -63,7 +66,9 @@ export async function enqueueCommand(name: string, flags: EnqueueFlags): Promise
     sched = schedule(inSeconds, options);
   } catch (err) {
     if (!isErrorKind(err, 'ValidationError')) throw err;
-    throw new UsageError((err as Error).message.replace(/^Invalid (queue|priority) in schedule\(\) options: /, 'Invalid --$1: ').replace(/^Invalid schedule\(when\): /, 'Invalid --in: '));
+    // Worded for code: the flag's name, and no `or null` (a command line has no null).
+    const text = (err as Error).message.replace(/^Invalid (queue|priority) in schedule\(\) options: /, 'Invalid --$1: ').replace(/^Invalid schedule\(when\): /, 'Invalid --in: ');
+    throw new UsageError(text.replace(/ or null$/, ''));
   }
   // The flags win over what the task files may have configured: applied after loading them.
   // From the shell the task is always stored: the immediate and dummy modes would run or record

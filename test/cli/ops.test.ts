@@ -182,7 +182,7 @@ for (const t of cliTargets()) {
 
       if (!everyCheck) return;
       const before = await snapshot();
-      const [malformed, notArray, unknown, badPriority, badIn, badQueue, invalid] = await Promise.all([
+      const [malformed, notArray, unknown, badPriority, badIn, badQueue, invalid, farIn] = await Promise.all([
         cli('enqueue', 'record', '--args', '[1,'),
         cli('enqueue', 'record', '--args', '{"n":1}'),
         cli('enqueue', 'nosuchtask', '--args', '[]'),
@@ -190,13 +190,15 @@ for (const t of cliTargets()) {
         cli('enqueue', 'record', '--args', '[1]', '--in', '-5'),
         cli('enqueue', 'record', '--args', '[1]', '--queue', ''),
         cli('enqueue', 'checked', '--args', '["x"]'),
+        cli('enqueue', 'record', '--args', '[1]', '--in', '253000000000'),
       ]);
       expectUsage(malformed, /Invalid --args: .*expected a JSON array/);
       expectUsage(notArray, /Invalid --args: \{"n":1\} is not a JSON array/);
       expectUsage(unknown, /Unknown task "nosuchtask" — the task files register: checked, fails, record/);
       expectUsage(badPriority, /Invalid --priority: "1.5" — expected an integer/);
       expectUsage(badIn, /Invalid --in: "-5"/);
-      expectUsage(badQueue, /^bgtasks: Invalid --queue: "" — expected a queue name \(1 to 190 characters\) or null\n$/);
+      expectUsage(badQueue, /^bgtasks: Invalid --queue: "" — expected a queue name \(1 to 190 characters\)\n$/);
+      expectUsage(farIn, /^bgtasks: Invalid --in: "253000000000" — expected seconds from now >= 0 and at most 3153600000 \(100 years; fractions allowed\)\n$/);
       expectUsage(invalid, /checked: invalid arguments — expected one number/);
       expect(await snapshot()).to.deep.equal(before);
     });
