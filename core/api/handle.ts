@@ -3,6 +3,7 @@
  * returns (TaskHandle), what reading a task gives (TaskResult), and the id check. Enqueue,
  * results, queries and the test modes all use them, so none of those needs another.
  */
+import { isTaskIdText, MAX_TASK_ID } from '../base/task-id.js';
 import { TaskNotFoundError } from '../errors.js';
 import type { Creator, Json, Status, TaskError, TaskRef, UnreadableFields } from '../types.js';
 
@@ -51,17 +52,10 @@ export interface TaskResult<R = unknown> {
   refresh(): Promise<TaskResult<R>>;
 }
 
-/**
- * The largest id a task can have: ids are signed 64-bit on PostgreSQL and SQLite (unsigned on
- * MySQL/MariaDB, whose counter never gets there). PostgreSQL refuses a larger one in a query
- * ("out of range for type bigint"), so it is malformed on every database.
- */
-const MAX_TASK_ID = 9223372036854775807n;
-
 /** Task ids are positive integers (as strings) in the databases' id range; anything else cannot exist. */
 export function checkTaskId(id: unknown): string {
   const s = typeof id === 'number' && Number.isSafeInteger(id) ? String(id) : id;
-  if (typeof s !== 'string' || !/^[1-9][0-9]{0,18}$/.test(s) || BigInt(s) > MAX_TASK_ID) {
+  if (typeof s !== 'string' || !isTaskIdText(s)) {
     throw new TaskNotFoundError(`Invalid task id ${JSON.stringify(id)} — expected a positive integer id such as "42" (at most ${MAX_TASK_ID})`);
   }
   return s;

@@ -5,6 +5,7 @@
  * bounded chunks (id order, up to the highest id when it started, so later arrivals are left
  * out) and acts on each as on a listed id: every change stays guarded by the state it read.
  */
+import { isTaskIdText } from '../base/task-id.js';
 import { isErrorKind } from '../errors.js';
 import { pendingStatus } from '../policy/status.js';
 import { planDelete, deleteTasks, retryFailed, TaskChangedError } from '../store/admin.js';
@@ -133,7 +134,7 @@ export async function actOn(store: Store, action: TaskAction, target: ActionTarg
   if ('ids' in target) {
     const ids = [...new Set(target.ids)].sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
     for (const id of ids) {
-      if (!/^[1-9][0-9]{0,18}$/.test(id)) record(item(id, null, 'notFound', null, null));
+      if (!isTaskIdText(id)) record(item(id, null, 'notFound', null, null));
       else record(await verb(store, id, now()));
     }
     return result;

@@ -3,6 +3,7 @@
  * (the same as the CLI's), mapped here to the source's types. The store may be given, or opened
  * on first use from settings (so `createDashboard` stays synchronous).
  */
+import { isTaskIdText } from '../base/task-id.js';
 import { queueMetrics, type QueueMetrics } from '../api/metrics.js';
 import { bgtasksVersion } from '../base/version.js';
 import { ValidationError } from '../errors.js';
@@ -218,7 +219,7 @@ export class DatabaseSource implements DashboardSource {
   }
 
   async getTask(id: string): Promise<TaskDetail | null> {
-    if (!/^[1-9][0-9]{0,18}$/.test(id)) return null;
+    if (!isTaskIdText(id)) return null;
     const store = await this.store();
     const now = this.now();
     let t: Awaited<ReturnType<typeof taskDetail>>;

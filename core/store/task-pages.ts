@@ -6,6 +6,7 @@
  * the rule of policy/status.ts in its SQL form (status-sql.ts): RUNNING is a live lease, and a
  * task whose lease ran out counts READY.
  */
+import { isTaskIdText } from '../base/task-id.js';
 import type { Knex } from 'knex';
 import { ValidationError } from '../errors.js';
 import { pendingStatus } from '../policy/status.js';
@@ -78,7 +79,6 @@ interface Cursor {
   w: 'after' | 'before';
 }
 
-const ID_RE = /^[1-9][0-9]{0,18}$/;
 
 export function encodeCursor(c: Cursor): string {
   return Buffer.from(JSON.stringify(c)).toString('base64url');
@@ -94,7 +94,7 @@ export function decodeCursor(text: string, sort: PageSort): Cursor {
   } catch {
     throw bad();
   }
-  if (typeof c !== 'object' || c === null || typeof c.id !== 'string' || !ID_RE.test(c.id) || (c.w !== 'after' && c.w !== 'before')) throw bad();
+  if (typeof c !== 'object' || c === null || typeof c.id !== 'string' || !isTaskIdText(c.id) || (c.w !== 'after' && c.w !== 'before')) throw bad();
   if (c.v !== null && !(typeof c.v === 'number' && Number.isSafeInteger(c.v))) throw bad();
   if (c.k !== sort.key || c.d !== sort.direction) {
     throw new ValidationError('bad cursor: it was made for another sort order (open the first page again)');

@@ -199,6 +199,8 @@ contract('dashboard database source', (db) => {
     expect(await s.getTask(second!)).to.include({ predecessorId: first, successorId: null });
     expect(await s.getTask('999999999')).to.equal(null);
     expect(await s.getTask('nope')).to.equal(null);
+    // Past the BIGINT range: not found, not PostgreSQL's "out of range for type bigint".
+    expect(await s.getTask('9223372036854775808')).to.equal(null);
   });
 
   it('groups failures by task name and last error class, largest first, with the latest message', async () => {
@@ -249,9 +251,10 @@ contract('dashboard database source', (db) => {
     const failed = await make('failed');
     const ok = await make('ok');
     const s = source();
-    const r = await s.retry({ ids: [failed, ok, '987654321'] });
-    expect(r).to.include({ action: 'retry', changed: 1, unchanged: 0, refused: 2, itemsOmitted: 0 });
-    const [a, b, c] = r.items;
+    const r = await s.retry({ ids: [failed, ok, '987654321', '9999999999999999999'] });
+    expect(r).to.include({ action: 'retry', changed: 1, unchanged: 0, refused: 3, itemsOmitted: 0 });
+    const [a, b, c, d] = r.items;
+    expect(d).to.include({ id: '9999999999999999999', outcome: 'notFound', name: null });
     expect(a).to.include({ id: failed, outcome: 'retried', before: 'FAILED', after: 'FAILED' });
     expect((await s.getTask(a!.newId!))!).to.include({ status: 'READY', attempts: 0, name: JOB });
     expect(b).to.include({ id: ok, outcome: 'wrongStatus', before: 'SUCCESSFUL' });
