@@ -50,7 +50,7 @@ export async function queuesCommand(flags: StoreFlags): Promise<number> {
 function queueArg(name: string | undefined, what: string): string {
   if (name === undefined) throw new UsageError(`Missing queue name — bgtasks queues ${what} NAME`);
   try {
-    return checkQueueName(name, what === 'pause' ? 'pauseQueue' : 'setQueueLimits');
+    return checkQueueName(name, `queues ${what}`, what === 'pause' ? 'paused' : what === 'resume' ? 'resumed' : 'limited');
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

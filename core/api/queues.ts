@@ -14,10 +14,13 @@ export type { QueueInfo };
 
 type Target = { connection?: string };
 
-/** A queue name as a command or call gives it; "no queue" cannot be paused or limited. */
-export function checkQueueName(name: unknown, what: string): string {
+/**
+ * A queue name as a call or a command gives it; "no queue" cannot be paused or limited. `what`
+ * is where it was given as the caller knows it (`pauseQueue()`, `queues pause`).
+ */
+export function checkQueueName(name: unknown, what: string, verb: 'paused' | 'resumed' | 'limited'): string {
   if (typeof name !== 'string' || name.length === 0 || name.length > 190 || name.includes('\u0000')) {
-    throw new ValidationError(`Invalid queue name ${JSON.stringify(name)} for ${what} — expected 1 to 190 characters (tasks without a queue cannot be ${what === 'pauseQueue' ? 'paused' : 'limited'}: give them a queue)`);
+    throw new ValidationError(`Invalid queue name ${JSON.stringify(name)} for ${what} — expected 1 to 190 characters (tasks without a queue cannot be ${verb}: give them a queue)`);
   }
   return name;
 }
@@ -32,13 +35,13 @@ async function store(o: Target) {
  * wait). Returns false if it was already paused.
  */
 export async function pauseQueue(name: string, options: Target & { by?: string } = {}): Promise<boolean> {
-  checkQueueName(name, 'pauseQueue');
+  checkQueueName(name, 'pauseQueue()', 'paused');
   return pauseRow(await store(options), name, options.by ?? 'api', currentClock().now());
 }
 
 /** Resumes a paused queue. Returns false if it was not paused. */
 export async function resumeQueue(name: string, options: Target & { by?: string } = {}): Promise<boolean> {
-  checkQueueName(name, 'resumeQueue');
+  checkQueueName(name, 'resumeQueue()', 'resumed');
   return resumeRow(await store(options), name, options.by ?? 'api', currentClock().now());
 }
 
@@ -52,7 +55,7 @@ export async function setQueueLimits(
   limits: { concurrency?: number | null; rateLimit?: RateLimit | null },
   options: Target & { by?: string } = {},
 ): Promise<void> {
-  checkQueueName(name, 'setQueueLimits');
+  checkQueueName(name, 'setQueueLimits()', 'limited');
   if (typeof limits !== 'object' || limits === null) throw new ValidationError('setQueueLimits: limits must be an object: { concurrency?, rateLimit? }');
   const unknown = Object.keys(limits).filter((k) => k !== 'concurrency' && k !== 'rateLimit');
   if (unknown.length > 0) throw new ValidationError(`setQueueLimits: unknown limit ${JSON.stringify(unknown[0])} — expected concurrency or rateLimit`);

@@ -151,10 +151,12 @@ for (const t of cliTargets()) {
         expectCode(r, 2);
         expect(r.stderr, flags.join(' ')).to.match(message);
       }
-      for (const args of [['pause', ''], ['set', 'x'.repeat(191), '--concurrency', '2']]) {
+      for (const args of [['pause', ''], ['resume', ''], ['set', 'x'.repeat(191), '--concurrency', '2']]) {
         const r = await cli('queues', ...args);
         expectCode(r, 2);
-        expect(r.stderr).to.match(/Invalid queue name/);
+        // Named as typed (`queues pause`), not as the API function behind it.
+        const verb = { pause: 'paused', resume: 'resumed', set: 'limited' }[args[0] as 'pause' | 'resume' | 'set'];
+        expect(r.stderr).to.match(new RegExp(`^bgtasks: Invalid queue name "x*" for queues ${args[0]} — expected 1 to 190 characters \\(tasks without a queue cannot be ${verb}: give them a queue\\)\\n$`));
       }
       expectCode(await cli('queues', 'pause'), 2);
       const r = await cli('queues', 'bogus');
