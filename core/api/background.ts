@@ -13,7 +13,7 @@ import { callerOrigin, register } from '../definition/registry.js';
 import { isSchedule, type BulkOptions, type Schedule } from './schedule.js';
 import type { CallOptions, When } from '../types.js';
 import type { TaskHandle } from './enqueue.js';
-import { declaredSchedules } from '../definition/recurring.js';
+import { declaredSchedules, type CronCall } from '../definition/recurring.js';
 import { INTERNALS, type DefinitionInternals, type TaskOptions } from '../definition/definition.js';
 import { checkValidator } from '../definition/validate.js';
 
@@ -105,11 +105,11 @@ const USING_KEYS = [...CALL_OPTION_KEYS, 'schedule'];
 
 export function background<A extends unknown[], R>(fn: ((...args: A) => R) & JsonArgsCheck<A>): TaskDefinition<A, R>;
 export function background<A extends unknown[], R>(
-  options: TaskOptions<A> & { context: true },
+  options: TaskOptions<A> & CronCall<A> & { context: true },
   fn: ((ctx: TaskContext, ...args: A) => R) & JsonArgsCheck<A>,
 ): TaskDefinition<A, R>;
 export function background<A extends unknown[], R>(
-  options: TaskOptions<A> & { context?: false },
+  options: TaskOptions<A> & CronCall<A> & { context?: false },
   fn: ((...args: A) => R) & JsonArgsCheck<A>,
 ): TaskDefinition<A, R>;
 export function background(a: unknown, b?: unknown): TaskDefinition<unknown[], unknown> {

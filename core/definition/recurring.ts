@@ -15,17 +15,35 @@ import { isValidTimeZone, timeZoneProblem } from '../policy/timezone.js';
  */
 export type CatchUp = 'skip' | 'once' | number;
 
-export interface CronSchedule<A extends unknown[] = unknown[]> {
+export type CronSchedule<A extends unknown[] = unknown[]> = {
   /** 5 fields (minute hour day month weekday) or 6 (seconds first). */
   cron: string;
   /** IANA zone; default: the task's `timezone`, then the `timezone` setting (UTC). */
   timezone?: string;
-  /** The task's arguments for this schedule. Default: none. */
-  args?: A;
   /** Identity of the schedule within its task; keep it when you change the expression. */
   key?: string;
   catchUp?: CatchUp;
-}
+} & CronArgs<A>;
+
+/**
+ * A schedule's arguments: optional only when the task takes none (or only optional ones). A task
+ * of required parameters on a schedule without `args` would run each slot with them undefined.
+ */
+export type CronArgs<A extends unknown[]> = [] extends A
+  ? {
+      /** The task's arguments for this schedule. Default: none. */
+      args?: A;
+    }
+  : {
+      /** The task's arguments for this schedule (required: the task takes arguments). */
+      args: A;
+    };
+
+/**
+ * background()'s options as the task's parameters allow them: one `cron` expression needs `args`
+ * when the task takes required arguments (a list of schedules checks each through CronSchedule).
+ */
+export type CronCall<A extends unknown[]> = [] extends A ? unknown : { cron?: readonly CronSchedule<A>[] | CronSchedule<A>[] } | { cron: string; args: A };
 
 /** A schedule as the scheduler handles it. */
 export interface DeclaredSchedule {

@@ -151,4 +151,37 @@ export async function typeTests(): Promise<void> {
   await add.bulk([[1, 2]], { idempotencyKey: 'add' });
   // @ts-expect-error the key is a call-site option only
   add.using({ idempotencyKey: 'add' });
+
+  // A cron schedule's args are checked against the parameters, and required when there are any.
+  background({ cron: '0 3 * * *', args: ['sales'] }, async function cronKind(kind: string) {
+    void kind;
+  });
+  background({ cron: '0 3 * * *' }, async function cronNone() {});
+  background({ cron: '0 3 * * *' }, async function cronOptional(kind?: string) {
+    void kind;
+  });
+  background({ queue: 'mail' }, async function noCron(kind: string) {
+    void kind;
+  });
+  background({ cron: [{ cron: '0 3 * * *', args: [1] }, { cron: '0 4 * * *', args: [2], key: 'late' }] }, async function cronList(n: number) {
+    void n;
+  });
+  // @ts-expect-error one expression without args, for a task that takes a required argument
+  background({ cron: '0 3 * * *' }, async function cronMissing(n: number) {
+    void n;
+  });
+  // @ts-expect-error args of the wrong type
+  background({ cron: '0 3 * * *', args: ['x'] }, async function cronWrong(n: number) {
+    void n;
+  });
+  // @ts-expect-error a schedule in a list without args, for a task that takes a required argument
+  background({ cron: [{ cron: '0 3 * * *' }] }, async function cronListMissing(n: number) {
+    void n;
+  });
+  // With a context first, the same.
+  // @ts-expect-error one expression without args (context)
+  background({ context: true, cron: '0 3 * * *' }, async function cronCtx(ctx: TaskContext, n: number) {
+    void ctx;
+    void n;
+  });
 }
