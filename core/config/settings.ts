@@ -6,6 +6,7 @@
  * Environment variables that bgtasks does not know are ignored; known ones with bad values are
  * errors naming the variable.
  */
+import { closestName } from '../base/suggest.js';
 import type { RateLimit } from '../policy/flow.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -327,9 +328,9 @@ function parseInput(input: SettingsInput, source: string, baseDir: string): Part
       (out as Record<string, unknown>)[key] = parseWithSpec(key as SettingName, raw, source);
       if (key === 'taskFiles') out.taskFilesBase = baseDir;
     } else {
-      throw new ConfigError(
-        `Unknown setting "${key}" (from ${source}) — expected one of: database, connections, listenUrl, ${Object.keys(SETTING_SPECS).join(', ')}`,
-      );
+      const known = ['database', 'connections', 'listenUrl', ...Object.keys(SETTING_SPECS)];
+      const meant = closestName(key, known);
+      throw new ConfigError(`Unknown setting "${key}" (from ${source}) — ${meant ? `did you mean ${meant}? ` : ''}expected one of: ${known.join(', ')}`);
     }
   }
   return out;

@@ -2,6 +2,7 @@
  * Worker options: what `createWorker()` and `bgtasks process-tasks` accept, validated in one pure
  * function so the CLI and the API reject the same values with the same words.
  */
+import { closestName } from '../base/suggest.js';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../base/clock.js';
@@ -105,7 +106,8 @@ export function checkWorkerOptions(o: WorkerOptions): void {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ConfigError(`Invalid worker options: ${shown(o)} — expected an object`);
   const unknown = Object.keys(o).filter((k) => !KNOWN.has(k));
   if (unknown.length > 0) {
-    throw new ConfigError(`Unknown worker option ${unknown.map((k) => JSON.stringify(k)).join(', ')} — expected one of ${[...KNOWN].join(', ')}`);
+    const meant = unknown.length === 1 ? closestName(unknown[0]!, [...KNOWN]) : null;
+    throw new ConfigError(`Unknown worker option ${unknown.map((k) => JSON.stringify(k)).join(', ')} — ${meant ? `did you mean ${meant}? ` : ''}expected one of ${[...KNOWN].join(', ')}`);
   }
   for (const key of ['lockTimeout', 'heartbeatInterval', 'maxAttempts', 'maxRunTime'] as const) {
     if (o[key] !== undefined) parseWithSpec(key, o[key], 'the worker options');

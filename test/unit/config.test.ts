@@ -223,7 +223,7 @@ describe('settings', () => {
     it('rejects an unknown setting in a config file, naming it and the file', async () => {
       const cwd = dir({ 'bgtasks.config.json': JSON.stringify({ maxAttemps: 3 }) });
       const err = await configErrorOf(resolveSettings({ cwd, env: {} }));
-      expect(err.message).to.match(/^Unknown setting "maxAttemps" \(from config file .*bgtasks\.config\.json\) — expected one of: database, connections, /);
+      expect(err.message).to.match(/^Unknown setting "maxAttemps" \(from config file .*bgtasks\.config\.json\) — did you mean maxAttempts\? expected one of: database, connections, /);
     });
 
     it('rejects a bad value in a config file, naming the setting, the file, the value and what is allowed', async () => {

@@ -43,7 +43,8 @@ describe('checkWorkerOptions', () => {
   });
 
   it('rejects an unknown option (a misspelt one), a negative settleFlushMs and names that are not an array of names', () => {
-    expect(messageOf({ concurency: 3 } as unknown as WorkerOptions)).to.match(/^Unknown worker option "concurency" — expected one of queues, excludeQueues, concurrency, /);
+    expect(messageOf({ concurency: 3 } as unknown as WorkerOptions)).to.match(/^Unknown worker option "concurency" — did you mean concurrency\? expected one of queues, excludeQueues, concurrency, /);
+    expect(messageOf({ zzz: 1 } as unknown as WorkerOptions)).to.match(/^Unknown worker option "zzz" — expected one of /);
     expect(messageOf({ settleFlushMs: -1 })).to.equal('Invalid settleFlushMs: -1 — expected milliseconds >= 0');
     expect(messageOf({ names: 'add' as unknown as string[] })).to.equal('Invalid names: "add" — expected an array of task names');
     expect(messageOf({ names: ['add', ''] })).to.equal('Invalid names: ["add",""] — expected an array of task names');
