@@ -11,6 +11,7 @@ import { discoverTasks } from '../../core/definition/loader.js';
 import { ensureMigrated } from '../../core/store/migrate.js';
 import { getRegistered, registeredNames } from '../../core/definition/registry.js';
 import { schedule, type ScheduleOptions } from '../../core/api/schedule.js';
+import { MAX_RUN_SECONDS } from '../../core/worker/options.js';
 import { reachableStore } from '../../core/store/open.js';
 import { flagSetting, numberFlag, overridesFrom, UsageError } from '../flags.js';
 import { EXIT } from '../exit-codes.js';
@@ -40,7 +41,8 @@ export function parseArgsFlag(value: string | undefined): unknown[] {
   return parsed;
 }
 
-const MAX_IN_SECONDS = 3_153_600_000;
+/** As far ahead as a worker's --duration goes: past it, the flag is a typo. */
+const MAX_IN_SECONDS = MAX_RUN_SECONDS;
 
 export async function enqueueCommand(name: string, flags: EnqueueFlags): Promise<number> {
   const args = parseArgsFlag(flags.args);

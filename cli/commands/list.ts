@@ -47,7 +47,7 @@ export async function listCommand(flags: ListFlags): Promise<number> {
   const queue = parseList(flags.queue, '--queue', 'queue names');
   const name = parseList(flags.name, '--name', 'task names');
   const creator = parseCreator(flags.creator);
-  const limit = numberFlag(flags.limit ?? '50', '--limit', 'an integer >= 1', (n) => Number.isInteger(n) && n >= 1)!;
+  const limit = numberFlag(flags.limit ?? '50', '--limit', `an integer from 1 to ${Number.MAX_SAFE_INTEGER}`, (n) => Number.isSafeInteger(n) && n >= 1)!;
   const { store } = await openStore(flags);
   const tasks = await findTasks(store, {
     ...(state ? { state } : {}),

@@ -4,6 +4,7 @@
  * results, `listTasks` and `cancel` call the same methods whatever the mode (oban's inline
  * engine is the model: a test mode is a backend, not a branch in every function).
  */
+import { describeValue } from '../config/settings-spec.js';
 import type { Settings } from '../config/settings.js';
 import { ValidationError, type TaskNotFoundError } from '../errors.js';
 import { cancelTask, type CancelOutcome } from '../store/cancel.js';
@@ -86,7 +87,7 @@ export function databaseBackend(store: Store): Backend {
  */
 export function checkConnectionOptions(options: unknown, where: string): void {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new ValidationError(`Invalid ${where}: expected an object such as { connection: 'reports' }`);
+    throw new ValidationError(`Invalid ${where}: ${describeValue(options)} — expected an object such as { connection: 'reports' }`);
   }
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;

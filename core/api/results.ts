@@ -2,6 +2,7 @@
  * Results: what a task is and did, found by its id in the pending table or, once it finished, in
  * the completed table (or in the test modes' memory store).
  */
+import { describeValue } from '../config/settings-spec.js';
 import { currentClock } from '../base/clock.js';
 import { getSettings } from '../config/settings.js';
 import { ValidationError, WaitTimeoutError } from '../errors.js';
@@ -45,7 +46,7 @@ const WAIT_OPTIONS = ['timeout', 'interval', 'timeoutMs', 'intervalMs', 'connect
  */
 function checkWaitOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new ValidationError('Invalid waitFor() options: expected an object such as { timeout: 60 }');
+    throw new ValidationError(`Invalid waitFor() options: ${describeValue(options)} — expected an object such as { timeout: 60 }`);
   }
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;

@@ -3,6 +3,7 @@
  * The object is branded (with a `Symbol.for` key, so copies of the package agree), so it can never
  * be taken for one of the task's own arguments.
  */
+import { describeValue } from '../config/settings-spec.js';
 import type { Knex } from 'knex';
 import { ValidationError } from '../errors.js';
 import { checkOptions, CALL_OPTION_KEYS } from '../policy/options.js';
@@ -50,7 +51,7 @@ export const SCHEDULE_OPTION_KEYS = [...CALL_OPTION_KEYS, 'db', 'connection', 'i
  */
 export function checkTarget(options: { connection?: unknown; db?: unknown }, where: string): void {
   if (options.connection !== undefined && typeof options.connection !== 'string') {
-    throw new ValidationError(`Invalid connection in ${where}: expected the name of a configured connection`);
+    throw new ValidationError(`Invalid connection in ${where}: ${describeValue(options.connection)} — expected the name of a configured connection`);
   }
   const db: unknown = options.db;
   // A knex instance and a knex transaction are both functions with transaction() and a client.

@@ -191,6 +191,10 @@ export function configure(input: SettingsInput): void {
   // are resolved), and nothing is stored: a bad pair otherwise surfaced only at a worker's start.
   const { heartbeatInterval: hb, lockTimeout: lt } = configured;
   if (hb !== undefined && lt !== undefined && hb >= lt) {
+    // Named by what this call set: the lockTimeout when it set only that.
+    if (parsed.heartbeatInterval === undefined) {
+      throw new ConfigError(`Invalid lockTimeout (from configure()): ${lt} — expected more seconds than heartbeatInterval (${hb}), or leases expire between heartbeats`);
+    }
     throw new ConfigError(`Invalid heartbeatInterval (from configure()): ${hb} — expected fewer seconds than lockTimeout (${lt}), or leases expire between heartbeats`);
   }
   state.configured = configured;

@@ -227,8 +227,8 @@ export function parseRateLimit(text: string, label: string): RateLimit {
   const unit = m[3] === 'm' ? 60 : m[3] === 'h' ? 3600 : 1;
   try {
     return checkRateLimit({ limit: Number(m[1]), period: Number(m[2]) * unit }, label);
-  } catch {
+  } catch (err) {
     // checkRateLimit names the object's fields (`--rate.period`): the text is what was typed.
-    throw new ValidationError(`Invalid ${label}: ${JSON.stringify(text)} — expected LIMIT/SECONDS with LIMIT a whole number >= 1 and SECONDS > 0 (at most a year), e.g. 50/2 or 100/1m`);
+    throw new ValidationError(`Invalid ${label}: ${JSON.stringify(text)} — expected LIMIT/SECONDS with LIMIT a whole number >= 1 and SECONDS > 0 (at most a year), e.g. 50/2 or 100/1m`, { cause: err });
   }
 }

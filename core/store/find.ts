@@ -84,7 +84,7 @@ export function checkFilter(f: TaskFilter, where = 'the task filter', fields: re
   if (f.finishedWithin !== undefined) checkFinishedWithin(f.finishedWithin, `finishedWithin in ${where}`);
   const limit = f.limit === undefined ? 100 : f.limit;
   // Every database takes a safe integer as LIMIT; PostgreSQL refuses a bigger one.
-  if (!Number.isSafeInteger(limit) || limit < 1) bad(`limit in ${where}`, f.limit, 'an integer >= 1');
+  if (!Number.isSafeInteger(limit) || limit < 1) bad(`limit in ${where}`, f.limit, `an integer from 1 to ${Number.MAX_SAFE_INTEGER}`);
   return { states, limit };
 }
 

@@ -239,7 +239,7 @@ export class Store {
   /**
    * Of those countReady counts, the tasks under no flow limit (no concurrency key, a name and a
    * queue without limits): the ones a claim takes whenever it has room. A batch run that finds
-   * none, and could claim none of the rest for a while, ends (see Worker.loop).
+   * none, and could claim none of the rest for a while, ends (see Claimer.batchLeft).
    */
   async countReadyUnlimited(f: ClaimFilter, nowMs: number, plan: FlowPlan, budget?: RunBudget, priorities: readonly number[] = []): Promise<number> {
     const names = f.names.filter((n) => !limitedName(plan, n));

@@ -9,6 +9,7 @@ import type { Clock } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
 import { getRegistered } from '../definition/registry.js';
 import { onlyOnePerKey, underFlowControl, type RunBudget } from '../store/claim.js';
+import { LOOK_EVERY_MS } from '../store/claim-plan.js';
 import type { ClaimFilter, Store } from '../store/store.js';
 import type { TaskRow } from '../types.js';
 import type { DatabaseHealth } from './db-health.js';
@@ -122,6 +123,8 @@ export class Claimer {
    */
   async batchLeft(): Promise<'none' | 'held-back' | 'claimable'> {
     const c = this.c;
+    // A window that began before an outage does not end the run at its first look after it.
+    if (c.health.down) this.heldBackSince = null;
     const nowMs = c.clock.now();
     const plan = c.flow.plan;
     const budget = this.budget(nowMs);
@@ -137,9 +140,26 @@ export class Claimer {
       this.heldBackSince = now;
       return 'claimable';
     }
-    if (now - this.heldBackSince < Math.max(c.sleepMs, 1000)) return 'held-back';
+    if (now - this.heldBackSince < this.heldBackWindowMs()) return 'held-back';
     c.log.info('batch run ends with tasks held back by flow control; they run at a later run', { worker: c.workerId, due });
     return 'none';
+  }
+
+  /**
+   * How long a batch run keeps claiming tasks that flow control holds back: a poll, at least 1 s,
+   * which also covers the 250 ms for which a claim goes by its last look for keyed tasks and
+   * queues (LOOK_EVERY_MS), so a task that the run's last task enqueued is still found.
+   */
+  heldBackWindowMs(): number {
+    return Math.max(this.c.sleepMs, 1000);
+  }
+
+  /**
+   * How often it claims them meanwhile: about five times in the window, at most once a poll. Each
+   * such claim waits its turn at the flow lock every worker shares.
+   */
+  heldBackLookMs(): number {
+    return Math.min(this.c.sleepMs, Math.max(LOOK_EVERY_MS, this.heldBackWindowMs() / 5));
   }
 
   /**

@@ -92,10 +92,14 @@ function check(ok: boolean, flag: string, value: unknown, expected: string): voi
 }
 
 /** Every option createWorker() knows: a misspelt one (`concurency`) is an error, not ignored. */
-const KNOWN: ReadonlySet<string> = new Set([
-  'queues', 'excludeQueues', 'concurrency', 'prefetch', 'sleep', 'duration', 'grace', 'runBudget', 'batch', 'maxTasks', 'workerId', 'names',
-  'connection', 'clock', 'logger', 'lockTimeout', 'heartbeatInterval', 'livenessTimeout', 'maxAttempts', 'maxRunTime', 'metrics', 'settleFlushMs',
-] satisfies Array<keyof WorkerOptions>);
+const KNOWN: ReadonlySet<string> = new Set(
+  // A record, so that an option added to WorkerOptions and not here fails to compile.
+  Object.keys({
+    queues: true, excludeQueues: true, concurrency: true, prefetch: true, sleep: true, duration: true, grace: true, runBudget: true, batch: true,
+    maxTasks: true, workerId: true, names: true, connection: true, clock: true, logger: true, lockTimeout: true, heartbeatInterval: true,
+    livenessTimeout: true, maxAttempts: true, maxRunTime: true, metrics: true, settleFlushMs: true,
+  } satisfies Record<keyof WorkerOptions, true>),
+);
 
 /**
  * Validates the options. Those without a settings counterpart are named by their CLI flags (the
@@ -153,6 +157,20 @@ export function checkWorkerOptions(o: WorkerOptions): void {
   if (o.queues && o.excludeQueues) {
     throw new ConfigError('Invalid --exclude-queues: it cannot be combined with --queue — --queue already takes only the queues it names');
   }
+}
+
+/**
+ * A name in `names` that no definition in this process registered: the worker would claim its
+ * tasks, find nothing to run them with, and give each back not due for another minute, again and
+ * again (a task file that a bundler dropped as an unused import looks just like this).
+ */
+export function checkNamesRegistered(names: readonly string[] | undefined, registered: readonly string[]): void {
+  if (!names) return;
+  const missing = names.filter((n) => !registered.includes(n));
+  if (missing.length === 0) return;
+  throw new ConfigError(
+    `Invalid names: ${missing.map((n) => JSON.stringify(n)).join(', ')} — expected tasks registered in this process (import the files that define them before the worker starts; registered: ${registered.join(', ') || 'none'})`,
+  );
 }
 
 /** Splits `a,b , c` into names; empty parts are errors. */

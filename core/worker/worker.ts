@@ -5,7 +5,7 @@
  */
 import { currentClock, OffsetClock } from '../base/clock.js';
 import { getSettings, type Settings } from '../config/settings.js';
-import { CancelledError, ConfigError, LeaseLostError, WorkerStoppedError } from '../errors.js';
+import { CancelledError, LeaseLostError, WorkerStoppedError } from '../errors.js';
 import { reportSettled, type StopReason, type WorkerSummary } from './report.js';
 import { getLogger, type Logger } from '../base/log.js';
 import { setLongTimeout, type LongTimer } from '../base/long-timer.js';
@@ -24,7 +24,7 @@ import { KeyGate } from './key-gate.js';
 import { Slots } from './slots.js';
 import { AttemptControl } from '../definition/attempt-control.js';
 import { DatabaseHealth } from './db-health.js';
-import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
+import { autoPrefetch, checkNamesRegistered, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, type WorkerOptions } from './options.js';
 import type { Maintenance } from './maintenance.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import type { Liveness } from './liveness.js';
@@ -42,23 +42,6 @@ export type { WorkerOptions };
 
 export type { StopReason, WorkerSummary };
 
-/**
- * A name in `names` that no definition in this process registered: the worker would claim its
- * tasks, find nothing to run them with, and give each back not due for another minute, again and
- * again (a task file that a bundler dropped as an unused import looks just like this).
- */
-function checkNamesRegistered(names: readonly string[] | undefined): void {
-  if (!names) return;
-  const registered = registeredNames();
-  const missing = names.filter((n) => !registered.includes(n));
-  if (missing.length === 0) return;
-  throw new ConfigError(
-    `Invalid names: ${missing.map((n) => JSON.stringify(n)).join(', ')} — expected tasks registered in this process (import the files that define them before the worker starts; registered: ${registered.join(', ') || 'none'})`,
-  );
-}
-
-/** How often a batch run whose due tasks flow control holds back claims again (at most the poll). */
-const HELD_BACK_LOOK_MS = 100;
 
 export class Worker {
   readonly id: string;
@@ -124,7 +107,7 @@ export class Worker {
     this.settings = settings ?? (await getSettings());
     const s = this.settings;
     this.lockTimeoutMs = Math.round((o.lockTimeout ?? s.lockTimeout) * 1000);
-    checkNamesRegistered(o.names);
+    checkNamesRegistered(o.names, registeredNames());
     const heartbeatMs = heartbeatIntervalMs(o.heartbeatInterval, s.heartbeatInterval, this.lockTimeoutMs);
     this.concurrency = o.concurrency ?? s.concurrency;
     // The OpenTelemetry API only once the application has set OpenTelemetry up (a cache hit then):
@@ -407,7 +390,7 @@ export class Worker {
           break;
         }
         // Only tasks held back by flow control: claim again after a short wait, not at once.
-        if (left === 'held-back') await this.idler.idle(Math.min(this.sleepMs, HELD_BACK_LOOK_MS));
+        if (left === 'held-back') await this.idler.idle(this.claimer.heldBackLookMs());
         continue;
       }
       await this.idler.idle(this.health.down ? this.health.backoffMs(this.sleepMs) : this.sleepMs);

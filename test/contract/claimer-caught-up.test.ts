@@ -78,20 +78,27 @@ contract('claimer: claims wait for a heartbeat that succeeds', (db) => {
       prefetch: () => 0,
     });
 
-    expect(await claimer.claim(10), 'claimed while a beat fails').to.deep.equal([]);
-    const waiting = await db.store.findPending(mineId!);
-    expect(waiting!.lockedBy, 'the recovered task is still READY').to.equal(null);
-    expect(waiting!.claimToken, 'and still holds the claim token this worker runs it under').to.equal(mine.claimToken);
-    expect((await db.store.findPending(otherId!))!.lockedBy, 'the other task was not claimed either').to.equal(null);
+    try {
+      await claimsWaitForABeat();
+    } finally {
+      await settler.stop();
+    }
 
-    leaseOptions.store = db.store;
-    const claimed = await claimer.claim(10);
-    expect(claimed.map((t) => t.id), 'only the other task is claimed').to.deep.equal([otherId]);
-    const back = await db.store.findPending(mineId!);
-    expect(back!.lockedBy, "the recovered task is this worker's again").to.equal('worker-a');
-    expect(back!.claimToken).to.equal(mine.claimToken);
-    expect(back!.attempts, 'claimed once').to.equal(1);
-    expect(leases.behind()).to.equal(false);
-    await settler.stop();
+    async function claimsWaitForABeat(): Promise<void> {
+      expect(await claimer.claim(10), 'claimed while a beat fails').to.deep.equal([]);
+      const waiting = await db.store.findPending(mineId!);
+      expect(waiting!.lockedBy, 'the recovered task is still READY').to.equal(null);
+      expect(waiting!.claimToken, 'and still holds the claim token this worker runs it under').to.equal(mine.claimToken);
+      expect((await db.store.findPending(otherId!))!.lockedBy, 'the other task was not claimed either').to.equal(null);
+
+      leaseOptions.store = db.store;
+      const claimed = await claimer.claim(10);
+      expect(claimed.map((t) => t.id), 'only the other task is claimed').to.deep.equal([otherId]);
+      const back = await db.store.findPending(mineId!);
+      expect(back!.lockedBy, "the recovered task is this worker's again").to.equal('worker-a');
+      expect(back!.claimToken).to.equal(mine.claimToken);
+      expect(back!.attempts, 'claimed once').to.equal(1);
+      expect(leases.behind()).to.equal(false);
+    }
   });
 });

@@ -211,6 +211,17 @@ contract('pausing and limiting queues', (db) => {
       expect(log.find('info', /batch run ends with tasks held back by flow control/)).to.have.length(1);
     });
 
+    it('claims tasks held back by a short rate window in the same run: the window reopens within its wait', async () => {
+      await setQueueLimits('fast', { rateLimit: { limit: 1, period: 0.3 } });
+      for (const tag of ['f1', 'f2', 'f3']) await job(tag, schedule(0, { queue: 'fast' }));
+      // The suite's clock, moving in real time from T0: the window must reopen while the run waits.
+      const start = performance.now();
+      const moving = { simulated: true, now: () => T0 + Math.round(performance.now() - start) };
+      const s = await drain({ clock: moving });
+      expect([s.reason, s.ran]).to.deep.equal(['batch', 3]);
+      expect([...ran].sort()).to.deep.equal(['f1', 'f2', 'f3']);
+    });
+
     it('ends when the only due task waits for a concurrency slot another worker holds', async () => {
       await setQueueLimits('one', { concurrency: 1 });
       await held('long', schedule(0, { queue: 'one' }));

@@ -434,6 +434,7 @@ describe('settings', () => {
         expect(() => configure({ heartbeatInterval: 20 })).to.throw(ConfigError, /lockTimeout \(20\)/);
         configure({ heartbeatInterval: 5 });
         expect(await resolveSettings({ cwd: dir(), env: {} })).to.include({ lockTimeout: 20, heartbeatInterval: 5 });
+        expect(() => configure({ lockTimeout: 5 })).to.throw(ConfigError, /^Invalid lockTimeout \(from configure\(\)\): 5 — expected more seconds than heartbeatInterval \(5\)/);
       } finally {
         resetConfiguration();
       }

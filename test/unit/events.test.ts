@@ -146,7 +146,8 @@ describe('TaskEventEmitter', () => {
     expect(() => emitter.on(bogus, () => {})).to.throw(ValidationError, `Unknown event "task:bogus" in events.on() — expected one of: ${names}`);
     expect(() => emitter.once(bogus, () => {})).to.throw(ValidationError, /^Unknown event "task:bogus" in events\.once\(\)/);
     expect(() => emitter.off(bogus, () => {})).to.throw(ValidationError, /^Unknown event "task:bogus" in events\.off\(\)/);
-    expect(() => emitter.listenerCount(bogus)).to.throw(ValidationError, /^Unknown event "task:bogus" in events\.listenerCount\(\)/);
+    // listenerCount is not checked (it runs per task): an unknown name has no listener.
+    expect(emitter.listenerCount(bogus)).to.equal(0);
     expect(() => emitter.on(undefined as never, () => {})).to.throw(ValidationError, /^Unknown event undefined in events\.on\(\)/);
   });
 

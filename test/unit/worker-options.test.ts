@@ -1,7 +1,7 @@
 /** core/worker/options.ts: worker option checks that name the CLI flag, queue lists, worker ids. */
 import os from 'node:os';
 import { expect } from 'chai';
-import { autoPrefetch, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, parseQueueList, WORKER_ID_MAX, type WorkerOptions } from '../../core/worker/options.js';
+import { autoPrefetch, checkNamesRegistered, checkWorkerOptions, defaultWorkerId, heartbeatIntervalMs, parseQueueList, WORKER_ID_MAX, type WorkerOptions } from '../../core/worker/options.js';
 import { ConfigError } from '../../core/errors.js';
 
 function messageOf(o: WorkerOptions): string {
@@ -49,6 +49,13 @@ describe('checkWorkerOptions', () => {
     expect(messageOf({ names: 'add' as unknown as string[] })).to.equal('Invalid names: "add" — expected an array of task names');
     expect(messageOf({ names: ['add', ''] })).to.equal('Invalid names: ["add",""] — expected an array of task names');
     expect(messageOf(null as unknown as WorkerOptions)).to.equal('Invalid worker options: null — expected an object');
+  });
+
+  it('refuses names that no definition registered, naming them and the registered ones', () => {
+    expect(() => checkNamesRegistered(['a', 'ghost', 'b'], ['a', 'b'])).to.throw(ConfigError, /^Invalid names: "ghost" — expected tasks registered in this process \(import the files that define them before the worker starts; registered: a, b\)$/);
+    expect(() => checkNamesRegistered(['x'], [])).to.throw(ConfigError, /registered: none\)$/);
+    expect(() => checkNamesRegistered(['a'], ['a', 'b'])).to.not.throw();
+    expect(() => checkNamesRegistered(undefined, [])).to.not.throw();
   });
 
   it('rejects an empty or blank --worker-id', () => {
