@@ -108,7 +108,9 @@ export class Claimer {
         }),
       [],
     );
-    if (rows.length > 0) this.heldBackSince = null;
+    // A batch run's wait for held-back tasks starts afresh after a claim that took some, or one
+    // made while the database was away: a wait begun before an outage ends no run after it.
+    if (rows.length > 0 || c.health.down) this.heldBackSince = null;
     return rows;
   }
 
@@ -123,8 +125,6 @@ export class Claimer {
    */
   async batchLeft(): Promise<'none' | 'held-back' | 'claimable'> {
     const c = this.c;
-    // A window that began before an outage does not end the run at its first look after it.
-    if (c.health.down) this.heldBackSince = null;
     const nowMs = c.clock.now();
     const plan = c.flow.plan;
     const budget = this.budget(nowMs);

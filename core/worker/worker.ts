@@ -42,7 +42,6 @@ export type { WorkerOptions };
 
 export type { StopReason, WorkerSummary };
 
-
 export class Worker {
   readonly id: string;
   private settings!: Settings;
